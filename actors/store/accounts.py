@@ -1,0 +1,38 @@
+"""Per-account state: browser storage state and per-conversation cursors. Never shared."""
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.database import Database
+
+from contracts.events import utcnow
+
+
+class Accounts:
+    def __init__(self, db: Database):
+        self.state = db["account_state"]
+        self.cursors = db["cursors"]
+
+    def ensure_indexes(self) -> None:
+        self.cursors.create_index([("account_id", ASCENDING), ("conversation_id", ASCENDING)],
+                                  unique=True, name="account_conversation")
+
+    def storage_state(self, account_id: str) -> dict[str, Any] | None:
+        doc = self.state.find_one({"_id": account_id}, {"storage_state": 1})
+        return doc.get("storage_state") if doc else None
+
+    def save_storage_state(self, account_id: str, state: dict[str, Any]) -> None:
+        self.state.update_one({"_id": account_id},
+                              {"$set": {"storage_state": state, "saved_at": utcnow()}}, upsert=True)
+
+    def clear_storage_state(self, account_id: str) -> None:
+        self.state.update_one({"_id": account_id}, {"$unset": {"storage_state": ""}})
+
+    def cursor(self, account_id: str, conversation_id: str) -> dict[str, Any] | None:
+        return self.cursors.find_one({"account_id": account_id, "conversation_id": conversation_id},
+                                     {"_id": 0})
+
+    def set_cursor(self, account_id: str, conversation_id: str, **cursor: Any) -> None:
+        self.cursors.update_one({"account_id": account_id, "conversation_id": conversation_id},
+                                {"$set": {**cursor, "updated_at": utcnow()}}, upsert=True)

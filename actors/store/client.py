@@ -1,0 +1,83 @@
+"""One MongoClient per process (bounded pool, timeouts) and the repositories over it."""
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+
+from pymongo import MongoClient, WriteConcern
+from pymongo.database import Database
+
+from actors.store.accounts import Accounts
+from actors.store.drafts import Drafts
+from actors.store.messages import Messages
+from actors.store.outbox import Outbox
+from actors.store.processed import Processed
+from actors.store.sheetrows import SheetRows
+
+_clients: dict[str, MongoClient] = {}
+_clients_lock = threading.Lock()
+
+# Writes whose loss would lose data wait for the journal.
+JOURNALED = WriteConcern(w=1, j=True)
+
+
+def client_for(uri: str) -> MongoClient:
+    """The process-wide client for `uri` (pymongo clients are thread-safe and pool connections)."""
+    with _clients_lock:
+        c = _clients.get(uri)
+        if c is None:
+            c = MongoClient(uri, maxPoolSize=32, minPoolSize=0, connectTimeoutMS=5000,
+                            serverSelectionTimeoutMS=10000, socketTimeoutMS=30000,
+                            waitQueueTimeoutMS=10000, appname="replydesk", tz_aware=True)
+            _clients[uri] = c
+        return c
+
+
+class Store:
+    """Facade over the replydesk collections of one database."""
+
+    def __init__(self, uri: str, db_name: str):
+        self.uri = uri
+        self.db_name = db_name
+        self.db: Database = client_for(uri).get_database(db_name, write_concern=JOURNALED)
+
+    @classmethod
+    def from_config(cls, config) -> "Store":
+        return cls(config.settings.mongodb_uri, config.settings.mongodb_db)
+
+    def __reduce__(self):  # picklable: rebuilt (with this process's client) on the other side
+        return (Store, (self.uri, self.db_name))
+
+    @cached_property
+    def accounts(self) -> Accounts:
+        return Accounts(self.db)
+
+    @cached_property
+    def messages(self) -> Messages:
+        return Messages(self.db)
+
+    @cached_property
+    def drafts(self) -> Drafts:
+        return Drafts(self.db)
+
+    @cached_property
+    def outbox(self) -> Outbox:
+        return Outbox(self.db)
+
+    @cached_property
+    def processed(self) -> Processed:
+        return Processed(self.db)
+
+    @cached_property
+    def sheet_rows(self) -> SheetRows:
+        return SheetRows(self.db)
+
+    def ensure_indexes(self) -> None:
+        """Create every index the queries need; idempotent, run at start-up."""
+        for repo in (self.accounts, self.messages, self.drafts, self.outbox, self.processed,
+                     self.sheet_rows):
+            repo.ensure_indexes()
+
+    def ping(self) -> bool:
+        self.db.client.admin.command("ping")
+        return True

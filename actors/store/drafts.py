@@ -1,0 +1,71 @@
+"""Drafts and their life cycle. Every transition is one atomic find_one_and_update guarded on the
+current status, so two approvals (or an approval racing a send) can never both win.
+
+pending_review -> approved | edited | rejected;  approved | edited -> sending -> sent
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from contracts.events import utcnow
+
+PENDING = "pending_review"
+APPROVABLE = (PENDING,)
+SENDABLE = ("approved", "edited")
+
+
+class Drafts:
+    def __init__(self, db: Database):
+        self.coll = db["drafts"]
+        self.decisions = db["decisions"]
+
+    def ensure_indexes(self) -> None:
+        self.coll.create_index([("status", ASCENDING), ("created_at", DESCENDING)], name="status_created")
+        self.coll.create_index([("account_id", ASCENDING), ("status", ASCENDING),
+                                ("created_at", DESCENDING)], name="account_status_created")
+        self.coll.create_index([("classification", ASCENDING), ("status", ASCENDING),
+                                ("created_at", DESCENDING)], name="class_status_created")
+        self.coll.create_index([("account_id", ASCENDING), ("conversation_id", ASCENDING),
+                                ("created_at", DESCENDING)], name="conversation_drafts")
+        self.decisions.create_index([("draft_id", ASCENDING), ("at", ASCENDING)], name="draft_decisions")
+
+    def insert(self, draft: dict[str, Any]) -> bool:
+        """Insert a new draft (its `_id` is deterministic). False if it already existed."""
+        doc = {"status": PENDING, "created_at": utcnow(), **draft}
+        try:
+            self.coll.insert_one(doc)
+            return True
+        except DuplicateKeyError:
+            return False
+
+    def get(self, draft_id: str) -> dict[str, Any] | None:
+        return self.coll.find_one({"_id": draft_id})
+
+    def transition(self, draft_id: str, from_status: tuple[str, ...] | str, to_status: str,
+                   **fields: Any) -> dict[str, Any] | None:
+        """Move a draft to `to_status` only if it is in `from_status`; the new doc, or None."""
+        allowed = (from_status,) if isinstance(from_status, str) else tuple(from_status)
+        return self.coll.find_one_and_update(
+            {"_id": draft_id, "status": {"$in": list(allowed)}},
+            {"$set": {"status": to_status, f"{to_status}_at": utcnow(), **fields}},
+            return_document=ReturnDocument.AFTER)
+
+    def record_decision(self, draft_id: str, decision: str, by: str, **extra: Any) -> None:
+        self.decisions.insert_one({"draft_id": draft_id, "decision": decision, "by": by,
+                                   "at": utcnow(), **extra})
+
+    def list(self, *, status: str = PENDING, account_id: str | None = None,
+             classification: str | None = None, skip: int = 0, limit: int = 50) -> list[dict[str, Any]]:
+        q: dict[str, Any] = {"status": status}
+        if account_id:
+            q["account_id"] = account_id
+        if classification:
+            q["classification"] = classification
+        return list(self.coll.find(q).sort("created_at", DESCENDING).skip(skip).limit(limit))
+
+    def count(self, query: dict | None = None) -> int:
+        return self.coll.count_documents(query or {})

@@ -1,0 +1,27 @@
+"""Which row ids are confirmed present in the sheet: the writer's guard against duplicates."""
+from __future__ import annotations
+
+from pymongo.database import Database
+
+from actors.store.messages import insert_new
+from contracts.events import utcnow
+
+
+class SheetRows:
+    def __init__(self, db: Database):
+        self.coll = db["sheet_rows"]
+
+    def ensure_indexes(self) -> None:  # _id is the row id
+        return None
+
+    def present(self, row_ids: list[str]) -> set[str]:
+        if not row_ids:
+            return set()
+        return {d["_id"] for d in self.coll.find({"_id": {"$in": row_ids}}, {"_id": 1})}
+
+    def mark(self, row_ids: list[str]) -> None:
+        now = utcnow()
+        insert_new(self.coll, [{"_id": r, "at": now} for r in row_ids])
+
+    def count(self) -> int:
+        return self.coll.count_documents({})

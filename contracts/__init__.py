@@ -1,0 +1,1 @@
+"""Shared contracts: event models, settings and ids. Depends on nothing in replydesk."""

@@ -1,0 +1,120 @@
+"""Chat events: versioned pydantic models with deterministic ids.
+
+An event's id is derived from what it is about, so producing it twice gives the same id and
+consumers can record processed ids under a unique key.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+SCHEMA_VERSION = 1
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class ChatMessage(BaseModel):
+    """One message as seen on the site. `text` is verbatim chat text: hostile, never markup."""
+    model_config = ConfigDict(extra="forbid")
+    message_id: str
+    account_id: str
+    site: str
+    conversation_id: str
+    site_message_id: str | None = None
+    sender: str
+    text: str
+    sent_at: str                      # as the site shows it (ISO 8601 when the site gives one)
+    direction: Literal["in", "out"] = "in"
+    seen_at: datetime = Field(default_factory=utcnow)
+
+
+Classification = Literal["needs_reply", "no_reply_needed", "spam_or_scam", "abusive"]
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event_id: str
+    account_id: str
+    conversation_id: str
+    occurred_at: datetime = Field(default_factory=utcnow)
+
+
+class MessageSeen(_Event):
+    type: Literal["message.seen"] = "message.seen"
+    message: ChatMessage
+
+    @classmethod
+    def of(cls, m: ChatMessage) -> "MessageSeen":
+        return cls(event_id=f"message.seen:{m.message_id}", account_id=m.account_id,
+                   conversation_id=m.conversation_id, message=m)
+
+
+class DraftCreated(_Event):
+    type: Literal["draft.created"] = "draft.created"
+    draft_id: str
+    message_ids: list[str]
+    classification: Classification
+    text: str
+
+    @classmethod
+    def make(cls, *, draft_id: str, account_id: str, conversation_id: str,
+             message_ids: list[str], classification: Classification, text: str) -> "DraftCreated":
+        return cls(event_id=f"draft.created:{draft_id}", draft_id=draft_id, account_id=account_id,
+                   conversation_id=conversation_id, message_ids=message_ids,
+                   classification=classification, text=text)
+
+
+class ConversationClassified(_Event):
+    type: Literal["conversation.classified"] = "conversation.classified"
+    last_message_id: str
+    classification: Classification
+
+
+class DraftApproved(_Event):
+    type: Literal["draft.approved"] = "draft.approved"
+    draft_id: str
+    text: str
+    approved_by: str
+    idempotency_key: str
+
+    @classmethod
+    def make(cls, *, draft_id: str, account_id: str, conversation_id: str, text: str,
+             approved_by: str) -> "DraftApproved":
+        return cls(event_id=f"draft.approved:{draft_id}", draft_id=draft_id, account_id=account_id,
+                   conversation_id=conversation_id, text=text, approved_by=approved_by,
+                   idempotency_key=f"send:{draft_id}")
+
+
+class ReplySent(_Event):
+    type: Literal["reply.sent"] = "reply.sent"
+    draft_id: str
+    idempotency_key: str
+    site_message_id: str | None = None
+
+    @classmethod
+    def make(cls, *, draft_id: str, account_id: str, conversation_id: str,
+             idempotency_key: str, site_message_id: str | None) -> "ReplySent":
+        return cls(event_id=f"reply.sent:{draft_id}", draft_id=draft_id, account_id=account_id,
+                   conversation_id=conversation_id, idempotency_key=idempotency_key,
+                   site_message_id=site_message_id)
+
+
+Event = Annotated[Union[MessageSeen, DraftCreated, ConversationClassified, DraftApproved, ReplySent],
+                  Field(discriminator="type")]
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+ROUTING_KEYS = ("message.seen", "draft.created", "conversation.classified", "draft.approved",
+                "reply.sent")
+
+
+def parse_event(body: bytes | str) -> Event:
+    """Validate a wire event; raises pydantic.ValidationError with the reason."""
+    return EVENT_ADAPTER.validate_json(body)
+
+
+def dump_event(event: Event) -> bytes:
+    return event.model_dump_json().encode("utf-8")

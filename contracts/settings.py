@@ -1,0 +1,372 @@
+"""Configuration: environment (and `.env`) through pydantic-settings, plus the YAML file in conf/.
+
+`load()` validates everything before any actor starts and raises `ConfigError`, whose message
+is one line naming each bad variable and what is wrong with it. Secrets are `SecretStr`.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import yaml
+from pydantic import (AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError,
+                      field_validator, model_validator)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = ROOT / "conf" / "replydesk.yaml"
+
+
+class ConfigError(ValueError):
+    """A start-up configuration error; its message is one line naming each bad variable."""
+
+
+def _check_url(value: str, schemes: tuple[str, ...], what: str) -> str:
+    parsed = urlparse(value)
+    if parsed.scheme not in schemes:
+        raise ValueError(f"must be a {what} URL (scheme {' or '.join(s + '://' for s in schemes)})")
+    if not parsed.hostname:
+        raise ValueError(f"must be a {what} URL with a host name")
+    try:
+        parsed.port
+    except ValueError as exc:
+        raise ValueError(f"has a bad port ({exc})") from None
+    return value
+
+
+class Settings(BaseSettings):
+    """Environment variables (the seed's names are kept) and `.env`."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
+                                      populate_by_name=True, hide_input_in_errors=True)
+
+    headless: bool = Field(True, validation_alias=AliasChoices("PUPPETEER_HEADLESS", "HEADLESS"))
+    rabbitmq_url: str = Field(validation_alias="RABBITMQ_URL")
+    mongodb_uri: str = Field(validation_alias="MONGODB_URI")
+    mongodb_db: str = Field("replydesk", validation_alias="MONGODB_DB")
+    google_sheet_id: str = Field(validation_alias="GOOGLE_SHEET_ID", min_length=1)
+    google_credentials_file: Path | None = Field(None, validation_alias="GOOGLE_CREDENTIALS_FILE")
+    sheets_api_url: str | None = Field(None, validation_alias="SHEETS_API_URL")
+    meetme_username: str = Field(validation_alias="MEETME_USERNAME", min_length=1)
+    meetme_password: SecretStr = Field(validation_alias="MEETME_PASSWORD")
+    meetme_url: str | None = Field(None, validation_alias="MEETME_URL")
+    ai_api_key: SecretStr = Field(validation_alias="AI_API_KEY")
+    ai_api_url: str = Field(validation_alias="AI_API_URL")
+    ai_model: str | None = Field(None, validation_alias="AI_MODEL")
+    review_token: SecretStr | None = Field(None, validation_alias="REVIEW_TOKEN")
+    config_file: Path = Field(DEFAULT_CONFIG, validation_alias="REPLYDESK_CONFIG")
+    namespace: str = Field("replydesk", validation_alias="REPLYDESK_NAMESPACE",
+                           pattern=r"^[a-z0-9][a-z0-9_-]{0,40}$")
+    chromium_path: str = Field("/usr/lib/chromium/chromium", validation_alias="CHROMIUM_PATH")
+    otel_endpoint: str | None = Field(None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
+    trace_file: Path | None = Field(None, validation_alias="REPLYDESK_TRACE_FILE")
+    log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
+
+    @field_validator("rabbitmq_url")
+    @classmethod
+    def _amqp(cls, v: str) -> str:
+        return _check_url(v, ("amqp", "amqps"), "AMQP")
+
+    @field_validator("mongodb_uri")
+    @classmethod
+    def _mongo(cls, v: str) -> str:
+        return _check_url(v, ("mongodb", "mongodb+srv"), "MongoDB")
+
+    @field_validator("ai_api_url", "meetme_url", "sheets_api_url", "otel_endpoint")
+    @classmethod
+    def _http(cls, v: str | None) -> str | None:
+        return None if v in (None, "") else _check_url(v, ("http", "https"), "HTTP").rstrip("/")
+
+    @field_validator("meetme_password", "ai_api_key")
+    @classmethod
+    def _not_empty(cls, v: SecretStr) -> SecretStr:
+        if not v.get_secret_value():
+            raise ValueError("must not be empty")
+        return v
+
+    @model_validator(mode="after")
+    def _sheets_auth(self) -> "Settings":
+        if self.sheets_api_url is None:
+            f = self.google_credentials_file
+            if f is None:
+                raise ValueError("GOOGLE_CREDENTIALS_FILE: required to reach Google Sheets "
+                                 "(or set SHEETS_API_URL to a Sheets stand-in)")
+            if not f.is_file() or not os.access(f, os.R_OK):
+                raise ValueError(f"GOOGLE_CREDENTIALS_FILE: {f} is missing or unreadable")
+        return self
+
+    @property
+    def exchange(self) -> str:
+        return f"{self.namespace}.events"
+
+
+class AccountConf(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,40}$")
+    site: str = "meetme"
+    username_env: str = "MEETME_USERNAME"
+    password_env: str = "MEETME_PASSWORD"
+    poll_interval_s: float = Field(5.0, gt=0)
+    navigations_per_minute: int = Field(30, gt=0)
+    sends_per_minute: int = Field(4, gt=0)
+    max_pages: int = Field(3, ge=1, le=50)
+
+
+class BrowserConf(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    layout: Literal["own_browser", "shared_browser"] = "own_browser"
+    max_concurrent_navigations: int = Field(4, ge=1)
+    navigation_timeout_s: float = Field(15.0, gt=0)
+    page_retries: int = Field(3, ge=0)
+    artifacts_dir: Path = Path("var/artifacts")
+
+
+class BreakerConf(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    failure_threshold: int = Field(5, ge=1)
+    cooldown_s: float = Field(30.0, gt=0)
+
+
+class AIConf(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    workers: int = Field(2, ge=1)
+    concurrency: int = Field(8, ge=1)
+    model: str = "gpt-4o-mini"
+    requests_per_minute: int = Field(600, ge=1)
+    max_concurrent_requests: int = Field(32, ge=1)
+    connect_timeout_s: float = Field(5.0, gt=0)
+    timeout_s: float = Field(60.0, gt=0)
+    max_attempts: int = Field(5, ge=1)
+    backoff_initial_s: float = Field(0.5, gt=0)
+    backoff_max_s: float = Field(20.0, gt=0)
+    history_messages: int = Field(20, ge=1)
+    prompt_file: Path = Path("conf/prompts/draft.yaml")
+    breaker: BreakerConf = BreakerConf()
+
+
+class SheetsConf(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    worksheet: str = "replydesk"
+    columns: list[str] = ["row_id", "kind", "account", "conversation", "sender", "time", "text",
+                          "classification", "status"]
+    batch_size: int = Field(200, ge=1)
+    linger_s: float = Field(1.0, ge=0)
+    max_writes_per_minute: int = Field(60, ge=1)
+    max_attempts: int = Field(8, ge=1)
+
+    @field_validator("columns")
+    @classmethod
+    def _row_id_first(cls, v: list[str]) -> list[str]:
+        if not v or v[0] != "row_id":
+            raise ValueError("the first column must be row_id (it is how the writer avoids duplicates)")
+        return v
+
+
+class RestartConf(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_restarts: int = Field(5, ge=0)
+    within_s: float = Field(60.0, gt=0)
+    backoff_initial_s: float = Field(0.5, gt=0)
+    backoff_max_s: float = Field(10.0, gt=0)
+
+
+class SupervisorConf(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    heartbeat_s: float = Field(2.0, gt=0)
+    restart: RestartConf = RestartConf()
+
+
+class BusConf(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prefetch: int = Field(64, ge=1)
+    delivery_limit: int = Field(5, ge=1)
+    confirm_batch: int = Field(200, ge=1)
+
+
+class ReviewConf(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(8088, ge=0, le=65535)
+    allowed_origins: list[str] = []
+    token_name: str = "owner"
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
+    requests_per_minute: int = Field(600, ge=1)
+
+
+class AppConfig(BaseModel):
+    """The YAML file in conf/: accounts, pool sizes, sites and the rest of the tuning."""
+    model_config = ConfigDict(extra="forbid")
+    accounts: list[AccountConf] = Field(min_length=1)
+    browser: BrowserConf = BrowserConf()
+    ai: AIConf = AIConf()
+    sheets: SheetsConf = SheetsConf()
+    supervisor: SupervisorConf = SupervisorConf()
+    bus: BusConf = BusConf()
+    review: ReviewConf = ReviewConf()
+
+    @field_validator("accounts")
+    @classmethod
+    def _unique_ids(cls, v: list[AccountConf]) -> list[AccountConf]:
+        ids = [a.id for a in v]
+        if len(ids) != len(set(ids)):
+            raise ValueError("account ids must be unique")
+        return v
+
+
+class SiteConf(BaseModel):
+    """conf/sites/<site>.yaml: where the site is and, per element, ordered fallback selectors."""
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    base_url: str
+    url_env: str | None = None
+    paths: dict[str, str]
+    selectors: dict[str, list[str]]
+    logged_out_markers: list[str] = []
+
+    @field_validator("selectors")
+    @classmethod
+    def _non_empty(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for k, lst in v.items():
+            if not lst:
+                raise ValueError(f"element {k!r} has no selectors")
+        return v
+
+
+class Credentials(BaseModel):
+    username: str
+    password: SecretStr
+
+
+class Config(BaseModel):
+    """Everything a process needs, validated: handed to actors as one picklable object."""
+    settings: Settings
+    app: AppConfig
+    sites: dict[str, SiteConf]
+
+    def site(self, name: str) -> SiteConf:
+        return self.sites[name]
+
+    def account(self, account_id: str) -> AccountConf:
+        for a in self.app.accounts:
+            if a.id == account_id:
+                return a
+        raise KeyError(account_id)
+
+    def credentials(self, account: AccountConf) -> Credentials:
+        return _credentials(account, self.settings)
+
+    def site_url(self, site: str) -> str:
+        s = self.sites[site]
+        if site == "meetme" and self.settings.meetme_url:
+            return self.settings.meetme_url
+        if s.url_env and os.environ.get(s.url_env):
+            return os.environ[s.url_env].rstrip("/")
+        return s.base_url.rstrip("/")
+
+
+def _credentials(account: AccountConf, settings: Settings) -> Credentials:
+    if account.username_env == "MEETME_USERNAME" and account.password_env == "MEETME_PASSWORD":
+        return Credentials(username=settings.meetme_username, password=settings.meetme_password)
+    env = _env_with_dotenv()
+    missing = [v for v in (account.username_env, account.password_env) if not env.get(v)]
+    if missing:
+        raise ConfigError(f"config error: {', '.join(missing)}: required for account {account.id!r}")
+    return Credentials(username=env[account.username_env], password=SecretStr(env[account.password_env]))
+
+
+def _env_with_dotenv() -> dict[str, str]:
+    env: dict[str, str] = {}
+    dotenv = Path(".env")
+    if dotenv.is_file():
+        for line in dotenv.read_text().splitlines():
+            if "=" in line and not line.lstrip().startswith("#"):
+                k, v = line.split("=", 1)
+                env[k.strip()] = v.strip().strip('"').strip("'")
+    env.update(os.environ)
+    return env
+
+
+def _env_name(field: str) -> str:
+    info = Settings.model_fields.get(field)
+    if info is None:
+        return field
+    alias = info.validation_alias
+    if isinstance(alias, str):
+        return alias
+    if isinstance(alias, AliasChoices):
+        return " or ".join(str(c) for c in alias.choices)
+    return field.upper()
+
+
+def _settings_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = [str(x) for x in err["loc"]]
+        msg = err["msg"]
+        if err["type"] == "missing":
+            msg = "required but not set"
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        if loc:
+            name = next((n for f in Settings.model_fields if (n := _env_name(f)) and
+                         (loc[0] == f or loc[0] in n.split(" or "))), loc[0])
+            parts.append(f"{name}: {msg}")
+        else:
+            parts.append(msg)
+    return "config error: " + "; ".join(parts)
+
+
+def _yaml_error(path: Path, exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}")
+    return f"config error: {path}: " + "; ".join(parts)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config error: {path}: file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config error: {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_settings_error(exc)) from None
+
+
+def load(config_file: Path | str | None = None, **overrides: Any) -> Config:
+    """Validate environment, YAML config and site files; raise ConfigError naming what is wrong."""
+    settings = load_settings(**overrides)
+    path = Path(config_file) if config_file else settings.config_file
+    if not path.is_absolute() and not path.exists():
+        path = ROOT / path
+    try:
+        app = AppConfig.model_validate(_read_yaml(path) or {})
+    except ValidationError as exc:
+        raise ConfigError(_yaml_error(path, exc)) from None
+    sites: dict[str, SiteConf] = {}
+    for name in sorted({a.site for a in app.accounts}):
+        site_path = path.parent / "sites" / f"{name}.yaml"
+        try:
+            sites[name] = SiteConf.model_validate(_read_yaml(site_path) or {})
+        except ValidationError as exc:
+            raise ConfigError(_yaml_error(site_path, exc)) from None
+    cfg = Config(settings=settings, app=app, sites=sites)
+    for account in app.accounts:
+        cfg.credentials(account)  # fail now, naming the variable, if an account has none
+    return cfg
+
+
+def resolve(path: Path) -> Path:
+    """A config-relative path (prompt file, artifacts dir) made absolute against the repo root."""
+    return path if path.is_absolute() else ROOT / path

@@ -1,0 +1,187 @@
+"""Tracing (OpenTelemetry) and structured JSON logs carrying the trace id.
+
+Every process (driver, each Ray actor) calls `setup()` once. Context crosses Ray calls and AMQP
+messages as a W3C `traceparent` carrier dict (`inject()` / `extract()`).
+Exporters: OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set; a JSON-lines file when
+REPLYDESK_TRACE_FILE is set (tests and the demo read it); otherwise tracing is off.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (BatchSpanProcessor, SimpleSpanProcessor, SpanExporter,
+                                            SpanExportResult)
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+_PROPAGATOR = TraceContextTextMapPropagator()
+_lock = threading.Lock()
+_configured: str | None = None
+_secrets: set[str] = set()
+
+
+class JsonFileSpanExporter(SpanExporter):
+    """Appends one JSON object per finished span to a file shared by all processes on the node."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+
+    def export(self, spans: "list[ReadableSpan]") -> SpanExportResult:
+        lines = []
+        for s in spans:
+            ctx = s.get_span_context()
+            lines.append(json.dumps({
+                "name": s.name,
+                "trace_id": format(ctx.trace_id, "032x"),
+                "span_id": format(ctx.span_id, "016x"),
+                "parent_id": format(s.parent.span_id, "016x") if s.parent else None,
+                "service": s.resource.attributes.get("service.name"),
+                "start": s.start_time, "end": s.end_time,
+                "status": s.status.status_code.name,
+                "attributes": {k: (v if isinstance(v, (str, int, float, bool)) else str(v))
+                               for k, v in (s.attributes or {}).items()},
+            }))
+        with self._lock, open(self.path, "a", encoding="utf-8") as f:
+            f.write("".join(line + "\n" for line in lines))
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:  # nothing buffered
+        return None
+
+
+def read_spans(path: Path | str) -> list[dict[str, Any]]:
+    p = Path(path)
+    if not p.exists():
+        return []
+    return [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def register_secret(value: str | None) -> None:
+    """Belt and braces: a registered secret value is masked in any log line that contains it."""
+    if value and len(value) >= 4:
+        _secrets.add(value)
+
+
+def _redact(text: str) -> str:
+    for s in _secrets:
+        if s in text:
+            text = text.replace(s, "**********")
+    return text
+
+
+class JsonFormatter(logging.Formatter):
+    _skip = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+    def __init__(self, service: str):
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        ctx = trace.get_current_span().get_span_context()
+        if ctx.is_valid:
+            out["trace_id"] = format(ctx.trace_id, "032x")
+            out["span_id"] = format(ctx.span_id, "016x")
+        for k, v in record.__dict__.items():
+            if k not in self._skip and not k.startswith("_"):
+                out[k] = v if isinstance(v, (str, int, float, bool, type(None))) else str(v)
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return _redact(json.dumps(out, ensure_ascii=False))
+
+
+def setup(service: str, *, trace_file: Path | str | None = None, otlp_endpoint: str | None = None,
+          log_level: str = "INFO", secrets: tuple[str | None, ...] = ()) -> None:
+    """Configure logging and tracing for this process (idempotent)."""
+    global _configured
+    for s in secrets:
+        register_secret(s)
+    with _lock:
+        if _configured is not None:
+            return
+        _configured = service
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter(service))
+        root = logging.getLogger()
+        for h in list(root.handlers):
+            root.removeHandler(h)
+        root.addHandler(handler)
+        root.setLevel(log_level.upper())
+        for noisy in ("pika", "urllib3", "asyncio", "aiohttp.access"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+        trace_file = trace_file or os.environ.get("REPLYDESK_TRACE_FILE")
+        otlp_endpoint = otlp_endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        if not (trace_file or otlp_endpoint):
+            return
+        provider = TracerProvider(resource=Resource.create({"service.name": service,
+                                                            "service.namespace": "replydesk"}))
+        if trace_file:
+            provider.add_span_processor(SimpleSpanProcessor(JsonFileSpanExporter(Path(trace_file))))
+        if otlp_endpoint:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            provider.add_span_processor(BatchSpanProcessor(
+                OTLPSpanExporter(endpoint=otlp_endpoint.rstrip("/") + "/v1/traces")))
+        trace.set_tracer_provider(provider)
+
+
+def setup_from(config: Any, service: str) -> None:
+    """setup() from a contracts.settings.Config."""
+    s = config.settings
+    setup(service, trace_file=s.trace_file, otlp_endpoint=s.otel_endpoint, log_level=s.log_level,
+          secrets=(s.meetme_password.get_secret_value(), s.ai_api_key.get_secret_value(),
+                   s.review_token.get_secret_value() if s.review_token else None))
+
+
+def tracer(name: str = "replydesk") -> trace.Tracer:
+    return trace.get_tracer(name)
+
+
+def inject() -> dict[str, str]:
+    """The current trace context as a carrier dict (for Ray call arguments and AMQP headers)."""
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier)
+    return carrier
+
+
+def extract(carrier: Mapping[str, Any] | None) -> otel_context.Context:
+    return _PROPAGATOR.extract({k: str(v) for k, v in (carrier or {}).items()})
+
+
+@contextlib.contextmanager
+def span(name: str, carrier: Mapping[str, Any] | None = None, **attributes: Any) -> Iterator[trace.Span]:
+    """A span; child of `carrier`'s context when given, else of the current context."""
+    ctx = extract(carrier) if carrier else None
+    attrs = {k: v for k, v in attributes.items() if v is not None}
+    with tracer().start_as_current_span(name, context=ctx, attributes=attrs) as s:
+        yield s
+
+
+def current_trace_id() -> str | None:
+    ctx = trace.get_current_span().get_span_context()
+    return format(ctx.trace_id, "032x") if ctx.is_valid else None
+
+
+def flush() -> None:
+    provider = trace.get_tracer_provider()
+    if hasattr(provider, "force_flush"):
+        provider.force_flush()

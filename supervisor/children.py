@@ -1,0 +1,92 @@
+"""Child specifications and their live state, as the supervisor tracks them.
+
+Children are detached, named Ray actors in the config's namespace: they outlive a supervisor
+crash, and a restarted supervisor adopts them by name instead of starting duplicates.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import ray
+
+from supervisor.policy import RestartPolicy, RestartType
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ChildSpec:
+    name: str                                   # Ray actor name (what the dashboard shows)
+    kind: str                                   # browser | ai | sheets | review
+    actor_cls: Any                              # a ray.remote actor class
+    args: tuple = ()
+    options: dict[str, Any] = field(default_factory=dict)
+    restart: RestartType = RestartType.PERMANENT
+    account_id: str | None = None
+    poll_interval_s: float | None = None        # browser sessions are polled by the supervisor
+
+
+@dataclass
+class Child:
+    spec: ChildSpec
+    policy: RestartPolicy
+    state: str = "new"                          # new|starting|running|backoff|failed|stopped
+    handle: Any = None
+    start_ref: Any = None
+    ping_ref: Any = None
+    ping_sent_at: float = 0.0
+    next_ping_at: float = 0.0
+    poll_ref: Any = None
+    next_poll_at: float = 0.0
+    restart_at: float = 0.0
+    restarts: int = 0
+    last_error: str | None = None
+    last_heartbeat: float = 0.0
+    died_at: float | None = None
+    started_at: float | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.spec.kind, "state": self.state,
+                "restarts": self.restarts, "last_error": self.last_error,
+                "account_id": self.spec.account_id, "info": self.info,
+                "actor_id": self.handle._actor_id.hex() if self.handle is not None else None}
+
+
+def find_actor(name: str, namespace: str) -> Any | None:
+    try:
+        return ray.get_actor(name, namespace=namespace)
+    except ValueError:
+        return None
+
+
+def create_actor(spec: ChildSpec, namespace: str, timeout_s: float = 20.0) -> Any:
+    """Create the named detached actor, waiting out a dead predecessor that still holds the name."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return spec.actor_cls.options(name=spec.name, namespace=namespace, lifetime="detached",
+                                          max_restarts=0, **spec.options).remote(*spec.args)
+        except ValueError as exc:  # name still registered to an actor being torn down
+            old = find_actor(spec.name, namespace)
+            if old is not None:
+                ray.kill(old, no_restart=True)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"could not create actor {spec.name}: {exc}") from exc
+            time.sleep(0.2)
+
+
+def kill_quietly(handle: Any) -> None:
+    if handle is None:
+        return
+    try:
+        ray.kill(handle, no_restart=True)
+    except Exception:  # already gone
+        log.debug("kill of a dead actor", exc_info=True)

@@ -1,0 +1,75 @@
+"""Start, watch and stop a supervisor from a driver (the job entrypoint and the demo share this)."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+import ray
+
+from actors.store import Store
+from contracts.settings import Config
+
+log = logging.getLogger("replydesk.runner")
+SUPERVISOR_NAME = "supervisor"
+
+
+def connect(address: str | None, namespace: str) -> None:
+    """Join the cluster at `address` (or RAY_ADDRESS, as `ray job submit` sets), else run locally
+    with one `browser` resource slot per local Chromium session."""
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address and address != "local":
+        ray.init(address=address, namespace=namespace, log_to_driver=True)
+    else:
+        ray.init(address="local", namespace=namespace, include_dashboard=False,
+                 resources={"browser": 64}, log_to_driver=True)
+
+
+def start(config: Config, *, detached: bool = False, max_restarts: int = 3) -> Any:
+    """Create (or adopt) the named supervisor actor and wait until its children run."""
+    from supervisor.supervisor import SupervisorActor
+    ns = config.settings.namespace
+    try:
+        handle = ray.get_actor(SUPERVISOR_NAME, namespace=ns)
+        log.info("adopting the running supervisor", extra={"namespace": ns})
+    except ValueError:
+        opts: dict[str, Any] = {"name": SUPERVISOR_NAME, "namespace": ns, "max_restarts": max_restarts,
+                                "max_task_retries": 0}
+        if detached:
+            opts["lifetime"] = "detached"
+        handle = SupervisorActor.options(**opts).remote(config)
+    status = ray.get(handle.wait_running.remote(90), timeout=180)
+    starting = [c["name"] for c in status["children"] if c["state"] not in ("running", "failed")]
+    if starting:
+        log.error("children still not running; does a node offer the `browser` resource?",
+                  extra={"children": starting})
+    return handle
+
+
+def stop(handle: Any) -> dict[str, Any]:
+    try:
+        status = ray.get(handle.shutdown.remote(), timeout=120)
+    finally:
+        ray.kill(handle, no_restart=True)
+    return status
+
+
+def summary(config: Config) -> dict[str, Any]:
+    store = Store.from_config(config)
+    return {"messages": store.messages.count(), "drafts": store.drafts.count(),
+            "drafts_pending_review": store.drafts.count({"status": "pending_review"}),
+            "sheet_rows": store.sheet_rows.count(),
+            "outbox_unpublished": store.db["outbox"].count_documents({"published": False})}
+
+
+def run_for(handle: Any, duration_s: float | None, report_every_s: float = 10.0) -> None:
+    """Keep the job alive for duration_s (None: until interrupted), logging status periodically."""
+    deadline = None if not duration_s else time.monotonic() + duration_s
+    while deadline is None or time.monotonic() < deadline:
+        time.sleep(min(report_every_s, max(0.1, (deadline or float("inf")) - time.monotonic())))
+        st = ray.get(handle.status.remote(), timeout=30)
+        log.info("supervisor status", extra={"states": st["states"], "failed": st["failed"],
+                                             "messages_seen": st["messages_seen"]})

@@ -1,0 +1,338 @@
+"""The supervisor actor.
+
+It starts every child from the config (browser sessions, AI workers, the sheets writer, the review
+desk), polls the browser sessions, watches every child with heartbeats and Ray's death errors,
+restarts them one-for-one under an intensity limit with backoff, relays the outbox to RabbitMQ and
+consumes the queues, routing each event to the actor that acts on it.
+
+Its own state is rebuilt on a restart: children are detached named actors adopted by name, the
+outbox and processed-event keys live in MongoDB, and unacked deliveries come back from RabbitMQ.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import ray
+from ray.exceptions import ActorDiedError, ActorUnavailableError, GetTimeoutError, RayActorError
+
+from actors.bus import Consumer, OutboxRelay, declare_topology
+from actors.store import Store
+from contracts import telemetry
+from contracts.errors import root_cause
+from contracts.metrics import counter, gauge
+from contracts.settings import Config
+from supervisor.children import Child, ChildSpec, create_actor, find_actor, kill_quietly
+from supervisor.policy import RestartPolicy
+from supervisor.specs import child_specs
+
+log = logging.getLogger("replydesk.supervisor")
+
+RESTARTS = counter("replydesk_restarts_total", "Child actor restarts", ("child", "kind"))
+CHILD_FAILED = counter("replydesk_children_failed_total", "Children given up on (intensity limit)",
+                       ("child", "kind"))
+CHILDREN = gauge("replydesk_children", "Children per state", ("state",))
+MESSAGES = counter("replydesk_messages_seen_total", "New chat messages extracted", ("account",))
+POLL_ERRORS = counter("replydesk_poll_errors_total", "Failed browser passes", ("child",))
+
+# Which consumer kind takes which events.
+ROUTES: dict[str, list[str]] = {
+    "ai": ["message.seen"],
+    "sheets": ["message.seen", "draft.created"],
+    "send": ["draft.approved"],
+}
+
+
+def _is_death(exc: BaseException) -> bool:
+    return isinstance(exc, (ActorDiedError, RayActorError, ActorUnavailableError))
+
+
+class Supervisor:
+    """Runs inside a Ray actor (see `SupervisorActor`); every public method is a remote method."""
+
+    TICK_S = 0.05
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.ns = config.settings.namespace
+        telemetry.setup_from(config, "supervisor")
+        self.store = Store.from_config(config)
+        self.store.ensure_indexes()
+        declare_topology(config, ROUTES)
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._stop = threading.Event()
+        self.children: dict[str, Child] = {}
+        self._ai_refs: dict[str, list] = {}
+        self._seen_messages = 0
+        for spec in child_specs(config):
+            self._add_child(spec)
+        self.relay = OutboxRelay(config)
+        self.consumers = [Consumer(config, kind, keys, getattr(self, f"_route_{kind}"))
+                          for kind, keys in ROUTES.items()]
+        self._monitor = threading.Thread(target=self._run, name="supervisor-monitor", daemon=True)
+        self._monitor.start()
+        self.relay.start()
+        for c in self.consumers:
+            c.start()
+        log.info("supervisor started", extra={"children": list(self.children), "namespace": self.ns})
+
+    # ------------------------------------------------------------------ children
+    def _add_child(self, spec: ChildSpec) -> None:
+        child = Child(spec=spec, policy=RestartPolicy.from_conf(self.config.app.supervisor.restart))
+        existing = find_actor(spec.name, self.ns)
+        if existing is not None and self._alive(existing):
+            child.handle = existing          # adopted: a restarted supervisor starts no duplicate
+            child.start_ref = existing.start.remote()
+            child.state = "starting"
+            log.info("adopted running child", extra={"child": spec.name})
+        else:
+            if existing is not None:
+                kill_quietly(existing)
+            self._spawn(child)
+        self.children[spec.name] = child
+
+    @staticmethod
+    def _alive(handle: Any) -> bool:
+        try:
+            ray.get(handle.ping.remote(), timeout=5)
+            return True
+        except Exception:
+            return False
+
+    def _spawn(self, child: Child) -> None:
+        child.handle = create_actor(child.spec, self.ns)
+        child.start_ref = child.handle.start.remote()
+        child.state = "starting"
+        child.ping_ref = child.poll_ref = None
+
+    def _on_failure(self, child: Child, exc: BaseException, died: bool) -> None:
+        child.last_error = f"{type(exc).__name__}: {str(exc)[:500]}"
+        now = time.monotonic()
+        if not died:  # alive but its start failed: it cannot work, replace it
+            kill_quietly(child.handle)
+        child.handle = None
+        child.start_ref = child.ping_ref = child.poll_ref = None
+        child.died_at = now
+        if child.policy.should_restart(child.spec.restart):
+            delay = child.policy.record_restart()
+            child.state = "backoff"
+            child.restart_at = now + delay
+            child.restarts += 1
+            RESTARTS.inc(tags={"child": child.name, "kind": child.spec.kind})
+            log.warning("child failed; restarting after backoff",
+                        extra={"child": child.name, "error": child.last_error, "delay_s": round(delay, 3),
+                               "recent_restarts": child.policy.recent_restarts})
+        else:
+            child.state = "failed"
+            CHILD_FAILED.inc(tags={"child": child.name, "kind": child.spec.kind})
+            log.error("child exceeded its restart intensity; marked failed and not restarted",
+                      extra={"child": child.name, "error": child.last_error,
+                             "max_restarts": child.policy.max_restarts,
+                             "within_s": child.policy.within_s})
+        self._changed.notify_all()
+
+    # ------------------------------------------------------------------ monitor loop
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with self._lock:
+                    self._tick()
+            except Exception:
+                log.exception("supervisor tick failed")
+            time.sleep(self.TICK_S)
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        hb = self.config.app.supervisor.heartbeat_s
+        for child in list(self.children.values()):
+            if child.state == "backoff" and now >= child.restart_at:
+                try:
+                    self._spawn(child)
+                except Exception as exc:
+                    self._on_failure(child, exc, died=True)
+                continue
+            if child.state == "starting" and child.start_ref is not None:
+                done, _ = ray.wait([child.start_ref], timeout=0)
+                if done:
+                    try:
+                        info = ray.get(done[0])
+                        child.info = info if isinstance(info, dict) else {}
+                        child.state = "running"
+                        child.started_at = now
+                        child.last_heartbeat = now
+                        child.next_poll_at = now
+                        child.start_ref = None
+                        self._changed.notify_all()
+                        log.info("child running", extra={"child": child.name})
+                    except Exception as exc:
+                        self._on_failure(child, root_cause(exc), died=_is_death(exc))
+                continue
+            if child.state != "running":
+                continue
+            # heartbeat
+            if child.ping_ref is None and now >= child.next_ping_at:
+                child.ping_ref = child.handle.ping.remote()
+                child.ping_sent_at = now
+            if child.ping_ref is not None:
+                done, _ = ray.wait([child.ping_ref], timeout=0)
+                if done:
+                    child.ping_ref = None
+                    child.next_ping_at = now + hb
+                    try:
+                        ray.get(done[0])
+                        child.last_heartbeat = now
+                    except Exception as exc:
+                        self._on_failure(child, root_cause(exc), died=_is_death(exc))
+                        continue
+                elif now - child.ping_sent_at > 3 * hb + 5:
+                    kill_quietly(child.handle)  # hung: no heartbeat
+                    self._on_failure(child, TimeoutError(f"no heartbeat for {now - child.ping_sent_at:.1f}s"),
+                                     died=True)
+                    continue
+            # browser sessions: one pass at a time, at the account's pace
+            if child.spec.poll_interval_s is not None:
+                self._poll(child, now)
+
+    def _poll(self, child: Child, now: float) -> None:
+        if child.poll_ref is None:
+            if now >= child.next_poll_at:
+                child.poll_ref = child.handle.poll.remote(None)
+            return
+        done, _ = ray.wait([child.poll_ref], timeout=0)
+        if not done:
+            return
+        child.poll_ref = None
+        child.next_poll_at = now + child.spec.poll_interval_s
+        try:
+            result = ray.get(done[0])
+            new = len(result.get("new", [])) if isinstance(result, dict) else 0
+            if new:
+                self._seen_messages += new
+                MESSAGES.inc(new, tags={"account": child.spec.account_id or ""})
+            child.info["last_poll"] = {"new": new, "at": time.time()}
+        except Exception as exc:
+            cause = root_cause(exc)
+            if _is_death(exc):
+                self._on_failure(child, cause, died=True)
+            else:  # the actor is alive; the error is logged with context and the pass retried later
+                POLL_ERRORS.inc(tags={"child": child.name})
+                child.last_error = f"{type(cause).__name__}: {str(cause)[:500]}"
+                log.error("browser pass failed", extra={"child": child.name, "error": child.last_error})
+
+    # ------------------------------------------------------------------ routing (consumer threads)
+    def _running(self, predicate, timeout_s: float = 30.0) -> list[Child]:
+        """Running children matching predicate, waiting (bounded) while they restart."""
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            while True:
+                found = [c for c in self.children.values() if predicate(c) and c.state == "running"]
+                if found:
+                    return found
+                pending = [c for c in self.children.values() if predicate(c) and c.state != "failed"]
+                left = deadline - time.monotonic()
+                if not pending or left <= 0 or self._stop.is_set():
+                    raise RuntimeError("no running child for this event (failed or restarting)")
+                self._changed.wait(min(left, 0.5))
+
+    def _route_ai(self, event, carrier):
+        workers = self._running(lambda c: c.spec.kind == "ai")
+        best, best_load = workers[0], None
+        for w in workers:  # least loaded: one slow call never blocks the rest
+            refs = self._ai_refs.setdefault(w.name, [])
+            if refs:
+                _, refs[:] = ray.wait(refs, num_returns=len(refs), timeout=0)
+            if best_load is None or len(refs) < best_load:
+                best, best_load = w, len(refs)
+        ref = best.handle.draft.remote(event.account_id, event.conversation_id, carrier)
+        self._ai_refs[best.name].append(ref)
+        return ref
+
+    def _route_sheets(self, event, carrier):
+        (writer,) = self._running(lambda c: c.spec.kind == "sheets")
+        return writer.handle.add.remote([event.model_dump(mode="json")], carrier)
+
+    def _route_send(self, event, carrier):
+        (session,) = self._running(lambda c: c.spec.kind == "browser" and c.spec.account_id == event.account_id)
+        # never replayed by Ray: the actor's own idempotency check decides after a crash
+        return session.handle.send.options(max_task_retries=0).remote(event.model_dump(mode="json"), carrier)
+
+    # ------------------------------------------------------------------ remote API
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            children = [c.snapshot() for c in self.children.values()]
+        states: dict[str, int] = {}
+        for c in children:
+            states[c["state"]] = states.get(c["state"], 0) + 1
+        for s, n in states.items():
+            CHILDREN.set(n, tags={"state": s})
+        return {"children": children, "states": states, "messages_seen": self._seen_messages,
+                "failed": [c["name"] for c in children if c["state"] == "failed"]}
+
+    def wait_running(self, timeout_s: float = 60.0) -> dict[str, Any]:
+        """Block until every child is running (or failed); returns status()."""
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            while any(c.state not in ("running", "failed") for c in self.children.values()):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._changed.wait(min(left, 0.5))
+        return self.status()
+
+    def handle_of(self, name: str) -> Any:
+        with self._lock:
+            child = self.children.get(name)
+            return child.handle if child else None
+
+    def poll_now(self) -> None:
+        """Ask every browser session for a pass as soon as its current one ends."""
+        with self._lock:
+            for c in self.children.values():
+                c.next_poll_at = 0.0
+
+    def reload(self, config: Config) -> dict[str, Any]:
+        """Apply a new config: start added accounts, stop removed ones, leave the rest running."""
+        with self._lock:
+            self.config = config
+            wanted = {s.name: s for s in child_specs(config)}
+            for name in [n for n in self.children if n not in wanted]:
+                child = self.children.pop(name)
+                self._stop_child(child)
+            for name, spec in wanted.items():
+                if name not in self.children:
+                    self._add_child(spec)
+            self._changed.notify_all()
+        return self.status()
+
+    def _stop_child(self, child: Child) -> None:
+        child.state = "stopped"
+        if child.handle is not None:
+            try:
+                ray.get(child.handle.stop.remote(), timeout=15)
+            except Exception:
+                log.warning("child did not stop cleanly", extra={"child": child.name})
+            kill_quietly(child.handle)
+        child.handle = None
+
+    def shutdown(self) -> dict[str, Any]:
+        """Stop consuming, flush, stop every child. The caller then kills this actor."""
+        self._stop.set()
+        for c in self.consumers:
+            c.stop()
+        self.relay.stop()
+        self._monitor.join(10)
+        status = self.status()
+        with self._lock:
+            for child in self.children.values():
+                self._stop_child(child)
+        telemetry.flush()
+        return status
+
+    def ping(self) -> bool:
+        return True
+
+
+SupervisorActor = ray.remote(num_cpus=0, max_concurrency=16)(Supervisor)

@@ -1,0 +1,101 @@
+"""Bad configuration stops start-up with one clear line naming the variable; secrets never print."""
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from contracts import settings, telemetry
+from tests.fixtures.infra import BASE_ENV
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env(**over):
+    env = {k: v for k, v in os.environ.items() if k not in BASE_ENV and k not in ("HEADLESS", "PUPPETEER_HEADLESS")}
+    env.update(BASE_ENV)
+    env.update(over)
+    return {k: v for k, v in env.items() if v is not None}
+
+
+def _check(**over):
+    return subprocess.run([sys.executable, "-m", "supervisor", "--check-config"], cwd=ROOT,
+                          env=_env(**over), capture_output=True, text=True, timeout=60)
+
+
+def test_valid_config_passes():
+    r = _check()
+    assert r.returncode == 0, r.stderr
+    assert "config ok" in r.stdout
+
+
+def test_missing_ai_api_url_fails_fast_naming_it():
+    r = _check(AI_API_URL=None)
+    assert r.returncode == 2
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert lines == ["config error: AI_API_URL: required but not set"]
+
+
+def test_malformed_rabbitmq_url_fails_fast_naming_it():
+    r = _check(RABBITMQ_URL="http//not-a-broker")
+    assert r.returncode == 2
+    assert r.stderr.strip().startswith("config error: RABBITMQ_URL: must be a AMQP URL")
+
+
+@pytest.mark.parametrize("var,value,expect", [
+    ("MONGODB_URI", "localhost:27017", "MONGODB_URI: must be a MongoDB URL"),
+    ("PUPPETEER_HEADLESS", "perhaps", "PUPPETEER_HEADLESS or HEADLESS"),
+    ("MEETME_PASSWORD", "", "MEETME_PASSWORD: must not be empty"),
+    ("GOOGLE_SHEET_ID", None, "GOOGLE_SHEET_ID: required but not set"),
+])
+def test_each_bad_variable_is_named(var, value, expect):
+    r = _check(**{var: value})
+    assert r.returncode == 2
+    assert expect in r.stderr
+
+
+def test_real_sheets_need_a_readable_credentials_file(tmp_path):
+    r = _check(SHEETS_API_URL=None, GOOGLE_CREDENTIALS_FILE=str(tmp_path / "missing.json"))
+    assert r.returncode == 2
+    assert "GOOGLE_CREDENTIALS_FILE" in r.stderr and "missing or unreadable" in r.stderr
+
+
+def test_bad_yaml_names_the_file_and_field(tmp_path):
+    bad = tmp_path / "replydesk.yaml"
+    bad.write_text("accounts: []\nai: {workers: 0}\n")
+    r = subprocess.run([sys.executable, "-m", "supervisor", "--check-config", "--config", str(bad)],
+                       cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert str(bad) in r.stderr and "accounts" in r.stderr and "ai.workers" in r.stderr
+
+
+def test_headless_aliases(monkeypatch):
+    for k, v in BASE_ENV.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("PUPPETEER_HEADLESS", "false")
+    assert settings.load_settings().headless is False
+    monkeypatch.delenv("PUPPETEER_HEADLESS")
+    monkeypatch.setenv("HEADLESS", "0")
+    assert settings.load_settings().headless is False
+
+
+def test_secrets_never_in_reprs_errors_or_logs(monkeypatch, capfd):
+    for k, v in BASE_ENV.items():
+        monkeypatch.setenv(k, v)
+    cfg = settings.load()
+    secrets = [BASE_ENV["MEETME_PASSWORD"], BASE_ENV["AI_API_KEY"], BASE_ENV["REVIEW_TOKEN"]]
+    text = repr(cfg) + str(cfg) + cfg.model_dump_json()
+    assert not any(s in text for s in secrets)
+    # a validation error elsewhere never echoes the secret input back
+    monkeypatch.setenv("RABBITMQ_URL", "bogus")
+    with pytest.raises(settings.ConfigError) as ei:
+        settings.load()
+    assert not any(s in str(ei.value) for s in secrets)
+    # the JSON log formatter masks registered secret values even if code logs them by mistake
+    telemetry.register_secret(BASE_ENV["AI_API_KEY"])
+    rec = logging.LogRecord("t", logging.INFO, __file__, 1, "calling with key %s",
+                            (BASE_ENV["AI_API_KEY"],), None)
+    line = telemetry.JsonFormatter("test").format(rec)
+    assert BASE_ENV["AI_API_KEY"] not in line and "**********" in line

@@ -27,6 +27,7 @@ from aiohttp import web
 from contracts.ids import stable_hash
 
 SESSION_COOKIE = "mm_sid"
+STATE = web.AppKey("state", "SiteState")
 DEFAULT_PAGE_SIZE = 20
 
 
@@ -73,6 +74,10 @@ class SiteState:
     """All state of one app instance, in memory."""
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything (the admin reset between tests)."""
         self.accounts: dict[str, str] = {}
         self.sessions: dict[str, dict[str, Any]] = {}
         self.conversations: dict[str, Conversation] = {}
@@ -222,7 +227,7 @@ def _conversation_body(conv: Conversation, before: int | None, page_size: int, m
 # ---------------------------------------------------------------- request handling
 
 def _state(request: web.Request) -> SiteState:
-    return request.app["state"]
+    return request.app[STATE]
 
 
 def _html(request: web.Request, title: str, body: str, *, logged_in: bool) -> web.Response:
@@ -338,7 +343,7 @@ async def send(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------- admin API
 
 async def admin_reset(request: web.Request) -> web.Response:
-    request.app["state"] = SiteState()
+    _state(request).reset()
     return web.json_response({"ok": True})
 
 
@@ -393,7 +398,7 @@ async def admin_faults(request: web.Request) -> web.Response:
 
 def make_app() -> web.Application:
     app = web.Application(middlewares=[_faults])
-    app["state"] = SiteState()
+    app[STATE] = SiteState()
     app.router.add_get("/login", login_page)
     app.router.add_post("/login", login_submit)
     app.router.add_get("/", lambda r: web.HTTPFound("/chat"))

@@ -154,7 +154,12 @@ class SheetsConf(BaseModel):
     batch_size: int = Field(200, ge=1)
     linger_s: float = Field(1.0, ge=0)
     max_writes_per_minute: int = Field(60, ge=1)
+    max_rows_per_request: int = Field(1000, ge=1)  # one append's payload cap when backlogged
     max_attempts: int = Field(8, ge=1)
+    backoff_initial_s: float = Field(1.0, gt=0)   # 429/5xx: exponential backoff with jitter
+    backoff_max_s: float = Field(60.0, gt=0)
+    connect_timeout_s: float = Field(10.0, gt=0)
+    timeout_s: float = Field(60.0, gt=0)
 
     @field_validator("columns")
     @classmethod

@@ -10,8 +10,9 @@ Admin API (JSON):
   POST /_admin/spreadsheets  {"id", "title"?, "sheets"?: [titles]}   create a spreadsheet
   GET  /_admin/spreadsheets/{id}/rows?sheet=TITLE      {"rows": [[...], ...]}
   GET  /_admin/requests                                {"counts": {endpoint: n}, "log": [...]}
-  POST /_admin/faults {"ratio_429", "ratio_500", "next_429", "next_500", "endpoints",
-                       "write_quota_per_minute", "seed"}   (omitted keys keep their value)
+  POST /_admin/faults {"ratio_429", "ratio_500", "next_429", "next_500", "next_500_applied",
+                       "endpoints", "write_quota_per_minute", "seed"}  (omitted keys keep their value)
+       next_500_applied: the write takes effect but the client gets a 500 (a lost response).
 
 Run alone: `python -m standins.sheetsfake --port 8303`.
 """
@@ -26,15 +27,17 @@ from typing import Any
 from aiohttp import web
 
 WRITE_ENDPOINTS = ("values_append", "values_update", "values_batch_update", "batch_update")
+FAKE: web.AppKey["SheetsFake"] = web.AppKey("fake")
 _CELL = re.compile(r"^([A-Za-z]*)(\d*)$")
 
 
 class SheetsError(Exception):
     """An error answered in Google's JSON error shape."""
 
-    def __init__(self, code: int, status: str, message: str):
+    def __init__(self, code: int, status: str, message: str, applied: bool = False):
         super().__init__(message)
         self.code, self.status, self.message = code, status, message
+        self.applied = applied  # the request takes effect, but its answer is an error
 
 
 @dataclass
@@ -182,7 +185,8 @@ class SheetsFake:
         self.spreadsheets: dict[str, Spreadsheet] = {}
         self.log: list[dict[str, Any]] = []
         self.faults: dict[str, Any] = {"ratio_429": 0.0, "ratio_500": 0.0, "next_429": 0,
-                                       "next_500": 0, "endpoints": list(WRITE_ENDPOINTS),
+                                       "next_500": 0, "next_500_applied": 0,
+                                       "endpoints": list(WRITE_ENDPOINTS),
                                        "write_quota_per_minute": None}
         self.rng = random.Random(0)
 
@@ -210,6 +214,10 @@ class SheetsFake:
         if f["next_500"] > 0:
             f["next_500"] -= 1
             return SheetsError(500, "INTERNAL", "Injected: internal error")
+        if f["next_500_applied"] > 0:
+            f["next_500_applied"] -= 1
+            return SheetsError(500, "INTERNAL", "Injected: internal error after the write applied",
+                               applied=True)
         roll = self.rng.random()
         if roll < f["ratio_429"]:
             return SheetsError(429, "RESOURCE_EXHAUSTED", "Injected: too many requests")
@@ -305,7 +313,7 @@ def _error(exc: SheetsError) -> web.Response:
 def make_app() -> web.Application:
     fake = SheetsFake()
     app = web.Application(client_max_size=64 * 1024 * 1024)
-    app["fake"] = fake
+    app[FAKE] = fake
 
     def endpoint(name: str):
         """Wrap a handler: log it with a timestamp, inject faults, map errors to Google's shape."""
@@ -317,10 +325,12 @@ def make_app() -> web.Application:
                 fake.log.append(entry)
                 try:
                     fault = fake.fault_for(name, now)
-                    if fault is not None:
+                    if fault is not None and not fault.applied:
                         raise fault
                     body = await request.json() if request.body_exists else {}
                     result = fn(request, fake.spreadsheet(request.match_info["sid"]), body)
+                    if fault is not None:
+                        raise fault
                     entry["status"] = 200
                     entry["rows"] = len(body.get("values", [])) if isinstance(body, dict) else 0
                     return web.json_response(result)

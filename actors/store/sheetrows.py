@@ -1,6 +1,10 @@
 """Which row ids are confirmed present in the sheet: the writer's guard against duplicates."""
 from __future__ import annotations
 
+from typing import Any, Iterator
+
+from pymongo import ASCENDING
+from pymongo.collection import Collection
 from pymongo.database import Database
 
 from actors.store.messages import insert_new
@@ -18,6 +22,23 @@ class SheetRows:
         if not row_ids:
             return set()
         return {d["_id"] for d in self.coll.find({"_id": {"$in": row_ids}}, {"_id": 1})}
+
+    def missing(self, source: Collection, page: int = 1000) -> Iterator[list[dict[str, Any]]]:
+        """Pages of `source` documents (messages, drafts) whose _id is not marked present.
+
+        Walks `source` in _id order by range (no skip), so it stays fast on large collections;
+        this is how the writer re-derives rows a crash kept out of the sheet."""
+        after: Any = None
+        while True:
+            query = {"_id": {"$gt": after}} if after is not None else {}
+            docs = list(source.find(query).sort("_id", ASCENDING).limit(page))
+            if not docs:
+                return
+            after = docs[-1]["_id"]
+            done = self.present([d["_id"] for d in docs])
+            todo = [d for d in docs if d["_id"] not in done]
+            if todo:
+                yield todo
 
     def mark(self, row_ids: list[str]) -> None:
         now = utcnow()

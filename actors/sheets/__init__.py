@@ -1,0 +1,1 @@
+"""Google Sheets log: rows for messages and drafts, written in batches by one writer actor."""

@@ -1,0 +1,86 @@
+"""Worker side of the gate: lease rate tokens in batches, hold the worker's concurrency share,
+and tell the gate about outcomes that matter to the breaker.
+
+The healthy path costs one gate call per `batch` requests (leased tokens expire after `ttl_s`, so
+an idle worker cannot hoard the pool's rate). Failures are always reported; successes only while
+the pool's breaker is not plainly healthy (failures counted, or a probe), which is when they
+change its state.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Awaitable, Callable, TypeVar
+
+from actors.ai.errors import BreakerOpen, TransientAIError
+
+T = TypeVar("T")
+LeaseFn = Callable[[str, int], Awaitable[dict[str, Any]]]
+RecordFn = Callable[[str, str], Awaitable[dict[str, Any]]]
+
+
+class Permits:
+    def __init__(self, worker: str, lease: LeaseFn, record: RecordFn, *, batch: int, slots: int,
+                 fail_fast: bool, ttl_s: float = 1.0):
+        self.worker = worker
+        self._lease = lease
+        self._record = record
+        self._batch = batch
+        self._slots = asyncio.Semaphore(slots)
+        self._fail_fast = fail_fast
+        self._ttl_s = ttl_s
+        self._tokens = 0
+        self._expires = 0.0
+        self._lock = asyncio.Lock()
+        self.breaker: dict[str, Any] = {"state": "closed", "failures": 0, "retry_in_s": 0.0}
+        self.leases = 0
+
+    def _take_local(self) -> bool:
+        if self._tokens > 0 and time.monotonic() < self._expires:
+            self._tokens -= 1
+            return True
+        return False
+
+    async def _token(self) -> bool:
+        """Wait for a rate token; True when it is the breaker's half-open probe."""
+        while not self._take_local():
+            async with self._lock:
+                if self._take_local():
+                    return False
+                grant = await self._lease(self.worker, self._batch)
+                self.leases += 1
+                self.breaker = grant["breaker"]
+                if grant["granted"]:
+                    if grant["probe"]:
+                        return True
+                    self._tokens, self._expires = grant["granted"], time.monotonic() + self._ttl_s
+                    continue
+                if self.breaker["state"] != "closed" and self._fail_fast:
+                    raise BreakerOpen(
+                        f"AI circuit breaker is {self.breaker['state'].replace('_', '-')} after "
+                        f"{self.breaker['failures']} consecutive failures; retry in "
+                        f"{self.breaker['retry_in_s']:.1f} s", retry_after=self.breaker["retry_in_s"])
+                await asyncio.sleep(grant["wait_s"])
+        return False
+
+    async def _report(self, outcome: str, probe: bool) -> None:
+        if outcome == "fail" or probe or self.breaker["state"] != "closed" or self.breaker["failures"]:
+            self.breaker = await self._record(self.worker, outcome)
+            if self.breaker["state"] != "closed":
+                self._tokens = 0  # stop using tokens leased before the breaker opened
+
+    async def run(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """Run one request attempt under a slot and a token, reporting its outcome."""
+        async with self._slots:
+            probe = await self._token()
+            try:
+                result = await attempt()
+            except TransientAIError as exc:
+                await self._report("fail" if exc.counts_as_failure else "neutral", probe)
+                raise
+            except BaseException:
+                if probe:
+                    await self._report("neutral", probe)
+                raise
+            await self._report("ok", probe)
+            return result

@@ -1,0 +1,153 @@
+"""AIWorker: classify a conversation and store a draft for human review. Never sends anything.
+
+The supervisor (or AIPool) calls `draft()` per conversation that got a new message. The draft id
+is derived from the conversation's newest message, so a redelivered event finds the draft and
+only re-queues its (idempotent) outbox event; the AI is not asked twice.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import ray
+
+from actors.ai.drafter import Drafter, Tally
+from actors.ai.gate import get_or_create_gate
+from actors.store import Store
+from contracts import telemetry
+from contracts.errors import DeadLetter
+from contracts.events import ChatMessage, ConversationClassified, DraftCreated
+from contracts.ids import account_hash, draft_id
+from contracts.settings import Config
+
+log = logging.getLogger(__name__)
+
+
+def answered_messages(history: list[ChatMessage]) -> list[str]:
+    """Ids of the incoming messages since our last outgoing one: what the draft replies to."""
+    ids: list[str] = []
+    for m in reversed(history):
+        if m.direction == "out":
+            break
+        ids.append(m.message_id)
+    return ids[::-1]
+
+
+@ray.remote(num_cpus=0)
+class AIWorker:
+    def __init__(self, config: Config, index: int, namespace: str | None = None):
+        self.name = f"ai:{index}"
+        telemetry.setup_from(config, self.name)
+        ai = config.app.ai
+        self.history = ai.history_messages
+        self.store = Store.from_config(config)
+        self.gate = get_or_create_gate(config, namespace or config.settings.namespace)
+        self.drafter = Drafter.from_config(config, self.name,
+                                           lease=lambda w, n: self.gate.lease.remote(w, n),
+                                           record=lambda w, o: self.gate.record.remote(w, o))
+        self.model = self.drafter.model
+        self.permits = self.drafter.permits
+        self._sem = asyncio.Semaphore(ai.concurrency)
+        self.in_flight = 0
+        self.counts = {"drafts": 0, "created": 0, "duplicates": 0, "classified": 0, "skipped": 0,
+                       "dead_letters": 0, "errors": 0, "attempts": 0, "retries": 0, "tokens": 0,
+                       "rate_limited": 0}
+
+    async def draft(self, account_id: str, conversation_id: str,
+                    carrier: dict[str, str] | None = None) -> dict[str, Any]:
+        """Classify the conversation; store a pending_review draft when it needs a reply.
+        Returns {"draft_id": str | None, "classification": str | None, "created": bool}."""
+        self.in_flight += 1
+        self.counts["drafts"] += 1
+        try:
+            async with self._sem:
+                with telemetry.span("ai.draft", carrier, **{
+                        "account.hash": account_hash(account_id), "conversation.id": conversation_id,
+                        "ai.model": self.model, "ai.worker": self.name}) as span:
+                    result = await self._draft(span, account_id, conversation_id)
+                    span.set_attribute("ai.classification", result["classification"] or "")
+                    span.set_attribute("ai.created", result["created"])
+                    return result
+        except DeadLetter as exc:
+            self.counts["dead_letters"] += 1
+            log.error("AI draft dead-lettered", extra={"conversation_id": conversation_id,
+                                                       "account": account_hash(account_id),
+                                                       "reason": exc.reason})
+            raise
+        except Exception as exc:
+            self.counts["errors"] += 1
+            log.error("AI draft failed", extra={"conversation_id": conversation_id,
+                                                "account": account_hash(account_id),
+                                                "error": f"{type(exc).__name__}: {exc}"})
+            raise
+        finally:
+            self.in_flight -= 1
+
+    async def _draft(self, span: Any, account_id: str, conversation_id: str) -> dict[str, Any]:
+        history = await asyncio.to_thread(self.store.messages.conversation, account_id,
+                                          conversation_id, self.history)
+        if not history:
+            raise DeadLetter(f"no stored messages for conversation {conversation_id!r}")
+        last = history[-1]
+        if last.direction == "out":
+            self.counts["skipped"] += 1
+            span.set_attribute("ai.skipped", "newest message is outgoing")
+            return {"draft_id": None, "classification": None, "created": False}
+        did = draft_id(account_id, conversation_id, last.message_id)
+        span.set_attribute("ai.draft_id", did)
+        existing = await asyncio.to_thread(self.store.drafts.get, did)
+        if existing is not None:  # redelivery: make sure its event is queued, do not ask again
+            self.counts["duplicates"] += 1
+            event = DraftCreated.make(draft_id=did, account_id=account_id,
+                                      conversation_id=conversation_id,
+                                      message_ids=existing["message_ids"],
+                                      classification=existing["classification"], text=existing["text"])
+            await asyncio.to_thread(self.store.outbox.add, [event], telemetry.inject())
+            return {"draft_id": did, "classification": existing["classification"], "created": False}
+
+        tally = Tally()
+        try:
+            answer = await self.drafter.classify(history, tally)
+        finally:
+            span.set_attributes(tally.attributes())
+            for k in ("attempts", "retries", "tokens", "rate_limited"):
+                self.counts[k] += getattr(tally, k)
+
+        message_ids = answered_messages(history)
+        carrier = telemetry.inject()
+        if answer.classification != "needs_reply":
+            self.counts["classified"] += 1
+            event = ConversationClassified(
+                event_id=f"conversation.classified:{did}", account_id=account_id,
+                conversation_id=conversation_id, last_message_id=last.message_id,
+                classification=answer.classification)
+            await asyncio.to_thread(self.store.outbox.add, [event], carrier)
+            return {"draft_id": None, "classification": answer.classification, "created": False}
+
+        doc = {"_id": did, "account_id": account_id, "conversation_id": conversation_id,
+               "message_ids": message_ids, "last_message_id": last.message_id,
+               "classification": answer.classification, "text": answer.reply,
+               "reason": answer.reason, "model": self.model, "status": "pending_review",
+               "ai": {"attempts": tally.attempts, "tokens": tally.tokens}}
+        created = await asyncio.to_thread(self.store.drafts.insert, doc)
+        self.counts["created" if created else "duplicates"] += 1
+        event = DraftCreated.make(draft_id=did, account_id=account_id, conversation_id=conversation_id,
+                                  message_ids=message_ids, classification=answer.classification,
+                                  text=answer.reply or "")
+        await asyncio.to_thread(self.store.outbox.add, [event], carrier)
+        log.info("draft created", extra={"draft_id": did, "conversation_id": conversation_id,
+                                         "account": account_hash(account_id)})
+        return {"draft_id": did, "classification": answer.classification, "created": created}
+
+    async def ping(self) -> dict[str, Any]:
+        return {"worker": self.name, "in_flight": self.in_flight,
+                "breaker": self.permits.breaker.get("state")}
+
+    async def stats(self) -> dict[str, Any]:
+        return {"worker": self.name, "in_flight": self.in_flight, "model": self.model,
+                "gate_leases": self.permits.leases, "breaker": dict(self.permits.breaker),
+                **self.counts}
+
+    async def stop(self) -> None:
+        await self.drafter.client.close()

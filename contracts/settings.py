@@ -121,6 +121,8 @@ class BrowserConf(BaseModel):
     navigation_timeout_s: float = Field(15.0, gt=0)
     page_retries: int = Field(3, ge=0)
     artifacts_dir: Path = Path("var/artifacts")
+    selector_timeout_s: float = Field(3.0, gt=0)  # how long a required element may take to appear
+    retry_backoff_s: float = Field(0.2, gt=0)     # first wait between page retries (exponential)
 
 
 class BreakerConf(BaseModel):

@@ -295,6 +295,10 @@ async def login_submit(request: web.Request) -> web.Response:
     raise resp
 
 
+async def root(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/chat")
+
+
 async def inbox(request: web.Request) -> web.Response:
     st = _state(request)
     if not st.session_user(request):
@@ -401,7 +405,7 @@ def make_app() -> web.Application:
     app[STATE] = SiteState()
     app.router.add_get("/login", login_page)
     app.router.add_post("/login", login_submit)
-    app.router.add_get("/", lambda r: web.HTTPFound("/chat"))
+    app.router.add_get("/", root)
     app.router.add_get("/chat", inbox)
     app.router.add_get("/chat/{cid}", conversation)
     app.router.add_post("/chat/{cid}/send", send)

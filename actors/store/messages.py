@@ -55,9 +55,22 @@ class Messages:
     def count(self, query: dict | None = None) -> int:
         return self.coll.count_documents(query or {})
 
+    def unemitted(self, message_ids: list[str]) -> set[str]:
+        """Which of these stored messages have not been flagged emitted yet (a producer that
+        crashed between storing a message and queueing its event finds them here)."""
+        if not message_ids:
+            return set()
+        return {d["_id"] for d in self.coll.find({"_id": {"$in": message_ids},
+                                                  "emitted": {"$ne": True}}, {"_id": 1})}
+
+    def mark_emitted(self, message_ids: list[str]) -> None:
+        if message_ids:
+            self.coll.update_many({"_id": {"$in": message_ids}}, {"$set": {"emitted": True}})
+
 
 def _to_model(d: dict) -> ChatMessage:
     d = dict(d)
     d.pop("_id", None)
     d.pop("seq", None)
+    d.pop("emitted", None)
     return ChatMessage.model_validate(d)

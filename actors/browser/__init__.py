@@ -1,0 +1,1 @@
+"""Browser session actors: one Playwright session per chat account (see session.py)."""

@@ -1,0 +1,217 @@
+"""One chat account's browser session: extracts only NEW messages and sends only APPROVED replies.
+
+`AccountSession` is the plain async class (tests drive it in-process); `BrowserSession` is the
+same class as a Ray actor (num_cpus=0). The supervisor creates it, one per account:
+
+    BrowserSession.options(name=f"browser:{site}:{account_id}", namespace=cfg.settings.namespace,
+                           resources={"browser": 0.01}, max_restarts=0, max_task_retries=0,
+                           max_concurrency=8).remote(cfg, account_id)
+
+and restarts it itself. Exactly-once rules:
+- poll: messages and their MessageSeen outbox rows are stored BEFORE the conversation cursor
+  moves; messages are flagged `emitted` once their outbox row exists, so a crash anywhere
+  re-extracts, the unique message ids drop duplicates and the un-emitted ones are emitted.
+- send: the draft moves approved|edited -> sending atomically; before clicking, the newest
+  message id on the page (`send_anchor`) is persisted; a draft found in `sending` with an anchor
+  is only re-sent when no outgoing message with its text appears after that anchor.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import Any
+
+import ray
+from opentelemetry import context as otel_context
+
+from actors.browser.adapter import LoggedOut, MeetMeAdapter
+from actors.browser.launcher import BrowserSessionHandle, open_session, scratch_root, session_dir
+from actors.browser.limits import NodeSlots, SlidingWindowLimiter
+from actors.browser.selectors import Selectors
+from actors.store import Store
+from actors.store.drafts import SENDABLE
+from contracts import telemetry
+from contracts.events import ChatMessage, DraftApproved, MessageSeen, ReplySent
+from contracts.ids import account_hash
+from contracts.settings import Config, resolve
+
+log = logging.getLogger(__name__)
+
+# Fault-injection point for the exactly-once send test: exit the process right after the click.
+EXIT_AFTER_SEND_CLICK = "REPLYDESK_FAULT_EXIT_AFTER_SEND_CLICK"
+
+
+class AccountSession:
+    def __init__(self, config: Config, account_id: str):
+        telemetry.setup_from(config, f"browser:{account_id}")
+        self.config = config
+        self.account = config.account(account_id)
+        self.site = config.site(self.account.site)
+        self.hash = account_hash(account_id)
+        self.store = Store.from_config(config)
+        browser = config.app.browser
+        self.selectors = Selectors(self.site, resolve(browser.artifacts_dir), browser.selector_timeout_s)
+        self.navigations = SlidingWindowLimiter(self.account.navigations_per_minute)
+        self.sends = SlidingWindowLimiter(self.account.sends_per_minute)
+        self.slots = NodeSlots(browser.max_concurrent_navigations, scratch_root() / "nav-slots")
+        self.handle: BrowserSessionHandle | None = None
+        self.adapter: MeetMeAdapter | None = None
+        self.last_poll_at: float | None = None
+        self._page_lock = asyncio.Lock()  # one page: poll and send take turns
+        self._start_lock = asyncio.Lock()
+
+    # ------------------------------------------------------------ life cycle
+
+    async def start(self) -> dict:
+        """Open the browser with the stored session; log in only when it is missing or expired."""
+        async with self._start_lock:
+            if self.adapter is None:
+                await self._open()
+            return await self.ping()
+
+    async def _open(self) -> None:
+        state = await asyncio.to_thread(self.store.accounts.storage_state, self.account.id)
+        endpoint = None
+        if self.config.app.browser.layout == "shared_browser":
+            from actors.browser.host import shared_endpoint
+            endpoint = await shared_endpoint(self.config)
+        self.handle = await open_session(self.config, session_dir(self.site.name, self.account.id),
+                                         state, endpoint)
+        try:
+            self.adapter = MeetMeAdapter(self.handle.page, self.config, self.account,
+                                         self.config.credentials(self.account), self.selectors,
+                                         self.navigations, self.slots, on_login=self._save_state)
+            async with self._page_lock:
+                await self.adapter.ensure_logged_in()
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("session started", extra={"account": self.hash, "restored": state is not None,
+                                           "logins": self.adapter.logins})
+
+    async def _save_state(self) -> None:
+        state = await self.handle.context.storage_state()
+        await asyncio.to_thread(self.store.accounts.save_storage_state, self.account.id, state)
+
+    async def ping(self) -> dict:
+        return {"account": self.account.id, "logged_in": self.adapter is not None,
+                "last_poll_at": self.last_poll_at}
+
+    async def stop(self) -> None:
+        """Close page, context and browser and delete this session's scratch directory."""
+        handle, self.handle, self.adapter = self.handle, None, None
+        if handle is not None:
+            await handle.close()
+
+    async def _adapter(self) -> MeetMeAdapter:
+        if self.adapter is None:
+            await self.start()
+        assert self.adapter is not None
+        return self.adapter
+
+    # ------------------------------------------------------------ polling
+
+    async def poll(self, carrier: dict | None = None) -> dict:
+        """One pass over the inbox; returns the ids of the messages emitted as new."""
+        adapter = await self._adapter()
+        new: list[str] = []
+        with telemetry.span("browser.poll", carrier, account=self.hash, site=self.site.name):
+            async with self._page_lock:
+                items = await adapter.inbox()
+                for item in items:
+                    cursor = await asyncio.to_thread(self.store.accounts.cursor, self.account.id,
+                                                     item.conversation_id)
+                    if cursor and cursor.get("signature") == item.signature:
+                        continue
+                    msgs = await adapter.conversation(item.conversation_id,
+                                                      (cursor or {}).get("last_message_id"),
+                                                      self.account.max_pages)
+                    new += await asyncio.to_thread(self._record, msgs)
+                    await asyncio.to_thread(
+                        self.store.accounts.set_cursor, self.account.id, item.conversation_id,
+                        signature=item.signature,
+                        last_message_id=msgs[-1].message_id if msgs else (cursor or {}).get("last_message_id"))
+        self.last_poll_at = time.time()
+        return {"new": new, "conversations": len(items)}
+
+    def _record(self, msgs: list[ChatMessage]) -> list[str]:
+        """Store messages, emit MessageSeen for incoming ones not yet emitted, flag them emitted."""
+        self.store.messages.insert(msgs)
+        pending = self.store.messages.unemitted([m.message_id for m in msgs])
+        emitted = []
+        for m in msgs:
+            if m.message_id not in pending:
+                continue
+            if m.direction == "in":
+                with telemetry.tracer().start_as_current_span(
+                        "browser.message_seen", context=otel_context.Context(),
+                        attributes={"account": self.hash, "conversation_id": m.conversation_id,
+                                    "message_id": m.message_id}):
+                    queued = self.store.outbox.add([MessageSeen.of(m)], telemetry.inject())
+                if queued:  # 0: queued before a crash, only the emitted flag was lost
+                    emitted.append(m.message_id)
+        self.store.messages.mark_emitted(list(pending))
+        return emitted
+
+    # ------------------------------------------------------------ sending
+
+    async def send(self, event: dict, carrier: dict | None = None) -> dict:
+        """Send one approved draft exactly once; see the module docstring for the rules."""
+        ev = DraftApproved.model_validate(event)
+        with telemetry.span("browser.send", carrier, account=self.hash, draft_id=ev.draft_id,
+                            conversation_id=ev.conversation_id):
+            adapter = await self._adapter()
+            async with self._page_lock:
+                try:
+                    return await self._send(adapter, ev)
+                except LoggedOut:  # the session expired as we submitted: log in, check, resend
+                    await adapter.login()
+                    return await self._send(adapter, ev)
+
+    async def _send(self, adapter: MeetMeAdapter, ev: DraftApproved) -> dict:
+        drafts = self.store.drafts
+        draft = await asyncio.to_thread(drafts.get, ev.draft_id)
+        status = (draft or {}).get("status")
+        if status == "sent":
+            return await self._acked(ev, draft.get("site_message_id"), "already_sent")
+        if status in SENDABLE:
+            draft = await asyncio.to_thread(drafts.transition, ev.draft_id, SENDABLE, "sending")
+        elif status != "sending":
+            log.warning("not sending a draft that is not approved",
+                        extra={"draft_id": ev.draft_id, "status": status})
+            return {"status": "not_approved", "site_message_id": None}
+        if draft is None:  # lost a race with another transition
+            return {"status": "not_approved", "site_message_id": None}
+
+        await adapter.visit(adapter.url("conversation", conversation_id=ev.conversation_id))
+        on_page = await adapter.read_page(ev.conversation_id)
+        if "send_anchor" in draft:  # a click may have happened before a crash
+            done = adapter.find_outgoing(on_page, ev.text, draft["send_anchor"])
+            if done is not None:
+                return await self._acked(ev, done.site_message_id, "already_sent")
+        anchor = on_page[-1].site_message_id or "" if on_page else ""
+        await asyncio.to_thread(drafts.transition, ev.draft_id, "sending", "sending", send_anchor=anchor)
+        await self.sends.acquire()
+        sent = await adapter.send(ev.conversation_id, ev.text, anchor, after_click=_fault_exit_hook)
+        return await self._acked(ev, sent.site_message_id, "sent")
+
+    async def _acked(self, ev: DraftApproved, site_message_id: str | None, status: str) -> dict:
+        """Record the reply (outbox first, then the draft), idempotently."""
+        event = ReplySent.make(draft_id=ev.draft_id, account_id=ev.account_id,
+                               conversation_id=ev.conversation_id,
+                               idempotency_key=ev.idempotency_key, site_message_id=site_message_id)
+        await asyncio.to_thread(self.store.outbox.add, [event], telemetry.inject())
+        await asyncio.to_thread(self.store.drafts.transition, ev.draft_id, "sending", "sent",
+                                site_message_id=site_message_id)
+        log.info("reply %s", status, extra={"draft_id": ev.draft_id, "account": self.hash})
+        return {"status": status, "site_message_id": site_message_id}
+
+
+def _fault_exit_hook() -> None:
+    if os.environ.get(EXIT_AFTER_SEND_CLICK) == "1":
+        os._exit(17)
+
+
+BrowserSession = ray.remote(num_cpus=0)(AccountSession)

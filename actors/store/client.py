@@ -33,6 +33,14 @@ def client_for(uri: str) -> MongoClient:
         return c
 
 
+def close_client(uri: str) -> None:
+    """Close and forget the process-wide client for `uri` (CLI exit, tests that stop a server)."""
+    with _clients_lock:
+        c = _clients.pop(uri, None)
+    if c is not None:
+        c.close()
+
+
 class Store:
     """Facade over the replydesk collections of one database."""
 

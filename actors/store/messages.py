@@ -17,8 +17,8 @@ def insert_new(coll, docs: list[dict]) -> set[str]:
         return {d["_id"] for d in docs}
     except BulkWriteError as exc:
         errors = exc.details.get("writeErrors", [])
-        if any(e.get("code") != 11000 for e in errors):
-            raise
+        if exc.details.get("writeConcernErrors") or any(e.get("code") != 11000 for e in errors):
+            raise  # not durable, or a real failure: the caller must not treat these as stored
         dup = {docs[e["index"]]["_id"] for e in errors}
         return {d["_id"] for d in docs} - dup
 

@@ -129,6 +129,7 @@ class BreakerConf(BaseModel):
     model_config = ConfigDict(extra="forbid")
     failure_threshold: int = Field(5, ge=1)
     cooldown_s: float = Field(30.0, gt=0)
+    fail_fast: bool = False        # while open: raise at once (True) or wait out the cool-down
 
 
 class AIConf(BaseModel):
@@ -144,6 +145,7 @@ class AIConf(BaseModel):
     backoff_initial_s: float = Field(0.5, gt=0)
     backoff_max_s: float = Field(20.0, gt=0)
     history_messages: int = Field(20, ge=1)
+    max_reply_chars: int = Field(2000, ge=1)
     prompt_file: Path = Path("conf/prompts/draft.yaml")
     breaker: BreakerConf = BreakerConf()
 
@@ -190,6 +192,15 @@ class BusConf(BaseModel):
     prefetch: int = Field(64, ge=1)
     delivery_limit: int = Field(5, ge=1)
     confirm_batch: int = Field(200, ge=1)
+    max_in_flight: int | None = Field(None, ge=1)       # handler calls in flight; None = prefetch
+    heartbeat_s: int = Field(30, ge=0)
+    blocked_timeout_s: float = Field(30.0, gt=0)        # broker flow control longer than this = reconnect
+    socket_timeout_s: float = Field(5.0, gt=0)
+    confirm_timeout_s: float = Field(10.0, gt=0)
+    reconnect_initial_s: float = Field(0.2, gt=0)
+    reconnect_max_s: float = Field(10.0, gt=0)
+    relay_poll_s: float = Field(0.05, gt=0)
+    depth_interval_s: float = Field(5.0, gt=0)
 
 
 class ReviewConf(BaseModel):
@@ -200,7 +211,10 @@ class ReviewConf(BaseModel):
     allowed_origins: list[str] = []
     token_name: str = "owner"
     max_body_bytes: int = Field(64 * 1024, ge=1024)
-    requests_per_minute: int = Field(600, ge=1)
+    requests_per_minute: int = Field(600, ge=1)    # per client address; bursts up to this many
+    max_text_chars: int = Field(4000, ge=1)        # longest reply a reviewer may save
+    page_size: int = Field(50, ge=1, le=200)       # default inbox page (a request may ask <= 200)
+    poll_interval_s: float = Field(1.0, gt=0)      # how often the page re-reads a draft being sent
 
 
 class AppConfig(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from actors.store.messages import insert_new
 from contracts.events import utcnow
 
 
@@ -24,3 +25,18 @@ class Processed:
             return True
         except DuplicateKeyError:
             return False
+
+    def seen_many(self, consumer: str, event_ids: list[str]) -> set[str]:
+        """The ids among `event_ids` already processed by `consumer` (one query per batch)."""
+        if not event_ids:
+            return set()
+        prefix = f"{consumer}|"
+        docs = self.coll.find({"_id": {"$in": [prefix + e for e in event_ids]}}, {"_id": 1})
+        return {d["_id"][len(prefix):] for d in docs}
+
+    def mark_many(self, consumer: str, event_ids: list[str]) -> set[str]:
+        """Record a batch as processed in one write; returns the ids that were not marked before."""
+        prefix = f"{consumer}|"
+        now = utcnow()
+        new = insert_new(self.coll, [{"_id": prefix + e, "at": now} for e in event_ids])
+        return {i[len(prefix):] for i in new}

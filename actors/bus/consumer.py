@@ -1,0 +1,339 @@
+"""A queue consumer that acks only once an event's effect is done, exactly once per event id.
+
+Per delivery: parse and validate (invalid -> dead queue with the validation error), skip ids this
+consumer kind already processed (MongoDB keys), otherwise call the handler. A handler returns None
+(effect done) or a `ray.ObjectRef` / `concurrent.futures.Future` (effect running elsewhere): many
+run at once, polled between short `process_data_events` slices on the consumer's own thread (pika
+connections are not thread-safe). Completed events are marked processed in one bulk write, then
+acked (a single multiple-ack for the contiguous prefix). `DeadLetter` goes to the dead queue with
+its reason; any other error is requeued until the delivery limit, then dead-lettered with the last
+error, so nothing is dropped silently. After a lost connection, unacked deliveries come back and
+are recognised by id; effects still running keep running and are marked when they finish.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import pika
+import ray
+from opentelemetry.trace import Status, StatusCode
+from pika.adapters.blocking_connection import BlockingChannel
+from pydantic import ValidationError
+from pymongo.errors import PyMongoError
+
+from actors.bus import deadletter, metrics
+from actors.bus.connection import CONNECTION_ERRORS, client_name, connect
+from actors.bus.topology import Topology
+from actors.store import Store
+from contracts import telemetry
+from contracts.errors import DeadLetter, root_cause
+from contracts.events import Event, parse_event
+from contracts.settings import Config
+
+log = logging.getLogger("replydesk.bus.consumer")
+
+Handler = Callable[[Event, dict[str, str]], "ray.ObjectRef | Future | None"]
+TRACE_HEADERS = ("traceparent", "tracestate")
+
+
+@dataclass
+class _Delivery:
+    tag: int
+    generation: int            # which connection delivered it: tags are only valid on that channel
+    routing_key: str
+    properties: pika.BasicProperties
+    body: bytes
+
+    @property
+    def attempt(self) -> int:
+        """1 on first delivery; quorum queues count returns in x-delivery-count."""
+        return int((self.properties.headers or {}).get("x-delivery-count", 0)) + 1
+
+    @property
+    def carrier(self) -> dict[str, str]:
+        headers = self.properties.headers or {}
+        return {k: str(headers[k]) for k in TRACE_HEADERS if k in headers}
+
+
+@dataclass
+class _Work:
+    """One event id being handled, with any duplicate deliveries of it that arrived meanwhile."""
+    event_id: str
+    delivery: _Delivery
+    result: Any = None                        # the handler's ObjectRef / Future while running
+    duplicates: list[_Delivery] = field(default_factory=list)
+
+
+class Consumer:
+    """Consumes the quorum queue of `kind` on its own thread; see the module docstring."""
+
+    def __init__(self, config: Config, kind: str, routing_keys: Iterable[str], handler: Handler, *,
+                 max_in_flight: int | None = None, store: Store | None = None):
+        bus = config.app.bus
+        self.config = config
+        self.kind = kind
+        self.routing_keys = list(routing_keys)
+        self.handler = handler
+        self.prefetch = bus.prefetch
+        self.max_in_flight = max_in_flight or bus.max_in_flight or bus.prefetch
+        self.delivery_limit = bus.delivery_limit
+        self.topology = Topology.of(config)
+        self.queue = self.topology.queue(kind)
+        self.store = store or Store.from_config(config)
+        self.name = client_name(config, f"consumer-{kind}")
+        self.ready = threading.Event()       # set while consuming (queue declared and bound)
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._conn: pika.BlockingConnection | None = None
+        self._channel: BlockingChannel | None = None
+        self._dead_channel: BlockingChannel | None = None
+        self._generation = 0
+        self._incoming: deque[_Delivery] = deque()
+        self._unsettled: dict[int, None] = {}       # current channel's unacked tags, in order
+        self._running: dict[str, _Work] = {}        # event id -> work whose result is pending
+        self._done: dict[str, _Work] = {}           # effect done: mark processed, then ack
+        self._failed: list[tuple[_Work, BaseException]] = []
+        self._depth_due = 0.0
+        # what this consumer did (ops and tests read it; written by the consumer thread only)
+        self.stats = {"handled": 0, "duplicates": 0, "requeued": 0, "dead_lettered": 0}
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self, wait_s: float = 30.0) -> None:
+        """Start the consumer thread; returns once it consumes (or after `wait_s`)."""
+        if self._thread is None:
+            self._stopping.clear()
+            self._thread = threading.Thread(target=self.run, name=f"consumer-{self.kind}", daemon=True)
+            self._thread.start()
+        self.ready.wait(wait_s)
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """Stop taking deliveries, let running effects finish (bounded), settle them, disconnect."""
+        self._stopping.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout_s)
+
+    def run(self) -> None:
+        """Consume until stop(), reconnecting with backoff; blocking (the thread's target)."""
+        try:
+            while not self._stopping.is_set():
+                try:
+                    self._open()
+                    while not self._stopping.is_set():
+                        self._step()
+                    self._drain()
+                except CONNECTION_ERRORS as exc:
+                    if not self._stopping.is_set():
+                        log.warning("consumer connection lost, reconnecting", extra={
+                            "consumer": self.kind, "error": f"{type(exc).__name__}: {exc}",
+                            "running": len(self._running)})
+                finally:
+                    self._close()
+        finally:
+            self.ready.clear()
+
+    # ------------------------------------------------------------------ connection
+    def _open(self) -> None:
+        self._conn = connect(self.config, self.name, self._stopping, give_up_after_s=None)
+        self._generation += 1
+        self._incoming.clear()        # deliveries of the old channel come back by themselves
+        self._unsettled.clear()
+        channel = self._conn.channel()
+        self.topology.declare_base(channel)
+        self.topology.declare_queue(channel, self.kind, self.routing_keys)
+        channel.basic_qos(prefetch_count=self.prefetch)
+        self._dead_channel = self._conn.channel()
+        self._dead_channel.confirm_delivery()
+        channel.basic_consume(self.queue, self._on_message, consumer_tag=self.name)
+        self._channel = channel
+        self.ready.set()
+        log.info("consuming", extra={"consumer": self.kind, "queue": self.queue,
+                                     "routing_keys": self.routing_keys})
+
+    def _close(self) -> None:
+        self.ready.clear()
+        conn, self._conn, self._channel, self._dead_channel = self._conn, None, None, None
+        if conn is not None and conn.is_open:
+            try:
+                conn.close()
+            except CONNECTION_ERRORS:
+                pass
+
+    def _on_message(self, _ch: Any, method: Any, props: pika.BasicProperties, body: bytes) -> None:
+        self._incoming.append(_Delivery(method.delivery_tag, self._generation, method.routing_key,
+                                        props, body))
+        self._unsettled[method.delivery_tag] = None
+
+    # ------------------------------------------------------------------ the loop
+    def _step(self) -> None:
+        assert self._conn is not None
+        wait = 0.0 if self._incoming else (0.002 if self._running else 0.05)
+        self._conn.process_data_events(time_limit=wait)
+        self._dispatch()
+        self._poll_running()
+        self._settle()
+        self._report_depth()
+
+    def _drain(self) -> None:
+        """On stop: no new deliveries; finish what is running so its effect is marked and acked."""
+        assert self._channel is not None and self._conn is not None
+        self._channel.basic_cancel(self.name)
+        self._incoming.clear()      # not started: requeued by the broker when we disconnect
+        deadline = time.monotonic() + 10.0
+        while (self._running or self._done or self._failed) and time.monotonic() < deadline:
+            self._conn.process_data_events(time_limit=0.01)
+            self._poll_running()
+            self._settle()
+
+    def _dispatch(self) -> None:
+        """Validate, deduplicate and hand new deliveries to the handler."""
+        room = self.max_in_flight - len(self._running)
+        if not self._incoming or room <= 0:
+            return
+        batch = [self._incoming.popleft() for _ in range(min(room, len(self._incoming)))]
+        fresh: dict[str, tuple[_Work, Event]] = {}
+        for d in batch:
+            try:
+                event = parse_event(d.body)
+            except ValidationError as exc:
+                self._dead_letter(d, deadletter.reason_of(exc))
+                continue
+            eid = event.event_id
+            work = self._running.get(eid) or self._done.get(eid) or (fresh.get(eid) or (None,))[0]
+            if work is not None:
+                work.duplicates.append(d)   # settled with the first copy, never handled twice
+                self.stats["duplicates"] += 1
+            else:
+                fresh[eid] = (_Work(eid, d), event)
+        try:
+            seen = self.store.processed.seen_many(self.kind, list(fresh))
+        except PyMongoError:
+            log.exception("dedupe lookup failed; retrying the batch", extra={"consumer": self.kind})
+            self._incoming.extendleft(reversed(batch))
+            self._stopping.wait(self.config.app.bus.reconnect_initial_s)
+            return
+        for event_id, (work, event) in fresh.items():
+            if event_id in seen:
+                self._ack([work.delivery, *work.duplicates])
+                self.stats["duplicates"] += 1
+            else:
+                self._call(work, event)
+
+    def _call(self, work: _Work, event: Event) -> None:
+        d = work.delivery
+        with telemetry.span("bus.consume", d.carrier, consumer=self.kind, event_id=work.event_id,
+                            routing_key=d.routing_key, attempt=d.attempt) as span:
+            try:
+                result = self.handler(event, telemetry.inject())
+            except Exception as exc:
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR))
+                self._failed.append((work, exc))
+                return
+        if isinstance(result, (ray.ObjectRef, Future)):
+            work.result = result
+            self._running[work.event_id] = work
+        else:
+            self._done[work.event_id] = work
+
+    def _poll_running(self) -> None:
+        if not self._running:
+            return
+        refs = [w.result for w in self._running.values() if isinstance(w.result, ray.ObjectRef)]
+        ready = set(ray.wait(refs, num_returns=len(refs), timeout=0)[0]) if refs else set()
+        for event_id, work in list(self._running.items()):
+            r = work.result
+            if (r in ready) if isinstance(r, ray.ObjectRef) else r.done():
+                del self._running[event_id]
+                try:
+                    ray.get(r) if isinstance(r, ray.ObjectRef) else r.result()
+                    self._done[event_id] = work
+                except Exception as exc:
+                    self._failed.append((work, exc))
+
+    # ------------------------------------------------------------------ settling
+    def _settle(self) -> None:
+        if self._done:
+            try:
+                self.store.processed.mark_many(self.kind, list(self._done))
+            except PyMongoError:  # effects are done: keep them and retry the mark, never re-run
+                log.exception("could not mark events processed; retrying", extra={"consumer": self.kind})
+                return
+            done, self._done = self._done, {}
+            self._ack([d for w in done.values() for d in (w.delivery, *w.duplicates)])
+            metrics.CONSUMED.inc(len(done), tags={"kind": self.kind})
+            self.stats["handled"] += len(done)
+        failed, self._failed = self._failed, []
+        for work, exc in failed:
+            self._on_failure(work, exc)
+
+    def _on_failure(self, work: _Work, exc: BaseException) -> None:
+        d, cause = work.delivery, root_cause(exc)
+        context = {"consumer": self.kind, "event_id": work.event_id, "routing_key": d.routing_key,
+                   "attempt": d.attempt, "error": deadletter.reason_of(cause)}
+        if isinstance(cause, DeadLetter):
+            log.error("handler dead-lettered event", extra=context)
+            self._dead_letter(d, deadletter.reason_of(cause))
+            self._ack(work.duplicates)
+        elif d.attempt >= self.delivery_limit:
+            log.error("event failed at the delivery limit, dead-lettering", extra=context,
+                      exc_info=cause)
+            self._dead_letter(d, f"delivery limit {self.delivery_limit} reached; last error: "
+                                 f"{deadletter.reason_of(cause)}")
+            self._ack(work.duplicates)
+        else:
+            log.warning("handler failed, requeueing", extra=context, exc_info=cause)
+            self.stats["requeued"] += 1
+            for x in (d, *work.duplicates):
+                if self._current(x):
+                    self._channel.basic_nack(x.tag, requeue=True)
+                    self._unsettled.pop(x.tag, None)
+
+    def _dead_letter(self, d: _Delivery, reason: str) -> None:
+        """Publish to the DLX with the reason (confirmed), then ack the original."""
+        if not self._current(d):
+            return  # delivered on a lost connection: it comes back and is judged again
+        self._dead_channel.basic_publish(
+            self.topology.dlx, d.routing_key, d.body,
+            deadletter.properties(d.properties, reason=reason, consumer=self.kind,
+                                  routing_key=d.routing_key))
+        self._ack([d])
+        metrics.DEAD_LETTERED.inc(tags={"kind": self.kind})
+        self.stats["dead_lettered"] += 1
+
+    def _current(self, d: _Delivery) -> bool:
+        return d.generation == self._generation and self._channel is not None
+
+    def _ack(self, deliveries: list[_Delivery]) -> None:
+        """Ack with one multiple-ack for the contiguous oldest run, singly for the rest."""
+        tags = {d.tag for d in deliveries if self._current(d)}
+        if not tags:
+            return
+        last = None
+        for tag in self._unsettled:
+            if tag not in tags:
+                break
+            last = tag
+        if last is not None:
+            self._channel.basic_ack(last, multiple=True)
+            for tag in [t for t in self._unsettled if t <= last]:
+                del self._unsettled[tag]
+                tags.discard(tag)
+        for tag in tags:
+            self._channel.basic_ack(tag)
+            self._unsettled.pop(tag, None)
+
+    def _report_depth(self) -> None:
+        now = time.monotonic()
+        if now < self._depth_due:
+            return
+        self._depth_due = now + self.config.app.bus.depth_interval_s
+        for queue in (self.queue, self.topology.dead_queue):
+            frame = self._channel.queue_declare(queue, passive=True)
+            metrics.QUEUE_DEPTH.set(frame.method.message_count, tags={"queue": queue})

@@ -1,0 +1,8 @@
+"""The bus's Ray metrics (no-ops outside Ray, see contracts.metrics)."""
+from contracts.metrics import counter, gauge
+
+PUBLISHED = counter("replydesk_events_published_total", "Outbox events confirmed by the broker")
+CONSUMED = counter("replydesk_events_consumed_total", "Events processed and acked", ("kind",))
+DEAD_LETTERED = counter("replydesk_events_dead_lettered_total", "Events sent to the dead queue",
+                        ("kind",))
+QUEUE_DEPTH = gauge("replydesk_queue_depth", "Ready messages per queue", ("queue",))

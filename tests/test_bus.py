@@ -1,0 +1,333 @@
+"""The event bus against the real broker and the real MongoDB-wire server.
+
+Every test has its own namespace (exchange, queues, database) and deletes its topology afterwards.
+Effects are recorded with random ids, so a doubled effect would show as two documents.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+from collections import Counter
+from types import SimpleNamespace
+from typing import Any, Callable
+
+import pika
+import pytest
+import ray
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from actors.bus import ConfirmPublisher, Consumer, OutboxRelay, Outgoing, Topology, dead_letters
+from actors.bus.connection import connect
+from contracts import telemetry
+from contracts.errors import DeadLetter
+from contracts.events import ChatMessage, MessageSeen, dump_event
+
+KIND = "effects"
+KEYS = ["message.seen"]
+
+
+def event(i: int) -> MessageSeen:
+    return MessageSeen.of(ChatMessage(message_id=f"m{i}", account_id="acc", site="meetme",
+                                      conversation_id="c1", sender="them", text=f"hello {i}",
+                                      sent_at="2026-01-01T00:00:00Z"))
+
+
+def wait_until(predicate: Callable[[], Any], what: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def bus(make_config, store):
+    cfg = make_config(app={"bus": {"delivery_limit": 3, "prefetch": 32, "reconnect_initial_s": 0.05,
+                                   "reconnect_max_s": 0.5, "relay_poll_s": 0.02,
+                                   "confirm_timeout_s": 5}})
+    running: list[Any] = []
+    effects = store.db["effects"]
+
+    def effect(e, _carrier=None) -> None:
+        effects.insert_one({"event_id": e.event_id})
+
+    def consumer(handler=effect, **kw) -> Consumer:
+        c = Consumer(cfg, KIND, KEYS, handler, store=store, **kw)
+        c.start()
+        assert c.ready.is_set(), "consumer did not start"
+        running.append(c)
+        return c
+
+    def relay() -> OutboxRelay:
+        r = OutboxRelay(cfg, store=store)
+        r.start()
+        running.append(r)
+        return r
+
+    def effect_counts() -> Counter:
+        return Counter(d["event_id"] for d in effects.find({}, {"event_id": 1}))
+
+    yield SimpleNamespace(config=cfg, store=store, effect=effect, consumer=consumer, relay=relay,
+                          effect_counts=effect_counts, topology=Topology.of(cfg))
+    for r in reversed(running):
+        r.stop()
+    conn = connect(cfg, "test-teardown")
+    try:
+        Topology.of(cfg).delete(conn.channel(), [KIND])
+    finally:
+        conn.close()
+
+
+def publish_raw(cfg, messages: list[Outgoing]) -> None:
+    p = ConfirmPublisher(cfg, "test")
+    try:
+        assert all(p.publish(messages))
+    finally:
+        p.close()
+
+
+def raw(event_or_body, message_id: str = "raw") -> Outgoing:
+    body = event_or_body if isinstance(event_or_body, bytes) else dump_event(event_or_body)
+    return Outgoing(routing_key="message.seen", body=body, message_id=message_id)
+
+
+# ---------------------------------------------------------------------------- happy path
+def test_outbox_relay_consumer_each_event_once(bus):
+    c = bus.consumer()
+    events = [event(i) for i in range(120)]
+    assert bus.store.outbox.add(events) == 120
+    bus.relay()
+    wait_until(lambda: c.stats["handled"] == 120, "120 handled events")
+    counts = bus.effect_counts()
+    assert counts == {e.event_id: 1 for e in events}
+    assert bus.store.outbox.pending() == []
+    assert bus.store.processed.seen_many(KIND, [e.event_id for e in events]) == {e.event_id for e in events}
+
+
+def test_run_once_publishes_a_batch_with_confirms_and_headers(bus):
+    received: list[tuple[Any, dict]] = []
+    bus.consumer(lambda e, carrier: received.append((e, carrier)))
+    bus.store.outbox.add([event(1), event(2)])
+    relay = OutboxRelay(bus.config, store=bus.store)
+    try:
+        assert relay.run_once() == 2
+        assert relay.run_once() == 0
+    finally:
+        relay.stop()
+    wait_until(lambda: len(received) == 2, "2 deliveries")
+    assert sorted(e.event_id for e, _ in received) == ["message.seen:m1", "message.seen:m2"]
+
+
+def test_message_properties_persistent_with_id_type_and_schema(bus):
+    bus.store.outbox.add([event(7)])
+    conn = connect(bus.config, "test-probe")
+    try:
+        ch = conn.channel()
+        bus.topology.declare_base(ch)
+        probe = bus.topology.declare_queue(ch, "probe", KEYS)
+        OutboxRelay(bus.config, store=bus.store).run_once()
+        wait_until(lambda: ch.queue_declare(probe, passive=True).method.message_count == 1, "probe msg")
+        method, props, body = ch.basic_get(probe, auto_ack=True)
+        assert props.delivery_mode == 2
+        assert props.message_id == "message.seen:m7" and props.type == "message.seen"
+        assert props.headers["schema_version"] == 1
+        assert json.loads(body)["event_id"] == "message.seen:m7"
+        ch.queue_delete(probe)
+    finally:
+        conn.close()
+
+
+# ---------------------------------------------------------------------------- dedupe
+def test_duplicate_event_has_no_second_effect(bus):
+    c = bus.consumer()
+    e = event(1)
+    publish_raw(bus.config, [raw(e, "a"), raw(e, "b")])        # same event id twice, one batch
+    wait_until(lambda: c.stats["handled"] == 1 and c.stats["duplicates"] == 1, "dup settled")
+    publish_raw(bus.config, [raw(e, "c")])                      # and once more, after it was marked
+    wait_until(lambda: c.stats["duplicates"] == 2, "second duplicate skipped")
+    assert bus.effect_counts() == {e.event_id: 1}
+
+
+# ---------------------------------------------------------------------------- dead letters
+def test_malformed_events_dead_lettered_with_reason(bus):
+    c = bus.consumer()
+    bad_schema = dump_event(event(1)).replace(b'"account_id":"acc"', b'"account_id":42', 1)
+    publish_raw(bus.config, [raw(b"{not json", "bad-json"), raw(bad_schema, "bad-schema"),
+                             raw(b'{"type":"no.such.event"}', "bad-type")])
+    wait_until(lambda: c.stats["dead_lettered"] == 3, "3 dead letters")
+    dead = {d["message_id"]: d for d in dead_letters(bus.config)}
+    assert set(dead) == {"bad-json", "bad-schema", "bad-type"}
+    assert "Invalid JSON" in dead["bad-json"]["reason"]
+    assert "account_id" in dead["bad-schema"]["reason"] and "valid string" in dead["bad-schema"]["reason"]
+    assert "no.such.event" in dead["bad-type"]["reason"] or "tag" in dead["bad-type"]["reason"]
+    assert all(d["consumer"] == KIND and d["routing_key"] == "message.seen" for d in dead.values())
+    assert dead["bad-json"]["body"] == "{not json"
+    assert len(dead_letters(bus.config)) == 3            # reading does not consume them
+    assert bus.effect_counts() == {}
+
+
+def test_handler_dead_letter_is_dead_lettered_with_reason(bus):
+    def handler(e, _carrier):
+        raise DeadLetter(f"cannot draft for {e.event_id}: conversation gone")
+
+    c = bus.consumer(handler)
+    bus.store.outbox.add([event(3)])
+    bus.relay()
+    wait_until(lambda: c.stats["dead_lettered"] == 1, "dead letter")
+    (dead,) = dead_letters(bus.config)
+    assert dead["reason"] == "cannot draft for message.seen:m3: conversation gone"
+    assert dead["routing_key"] == "message.seen" and dead["consumer"] == KIND
+    assert dead["message_id"] == "message.seen:m3"
+    assert c.stats["requeued"] == 0
+    assert not bus.store.processed.seen(KIND, "message.seen:m3")
+
+
+def test_transient_failure_retried_then_succeeds(bus):
+    attempts: Counter = Counter()
+
+    def flaky(e, carrier):
+        attempts[e.event_id] += 1
+        if attempts[e.event_id] < 3:
+            raise ConnectionError("AI endpoint reset the connection")
+        bus.effect(e)
+
+    c = bus.consumer(flaky)
+    bus.store.outbox.add([event(1), event(2)])
+    bus.relay()
+    wait_until(lambda: c.stats["handled"] == 2, "both handled after retries")
+    assert attempts == {"message.seen:m1": 3, "message.seen:m2": 3}
+    assert c.stats["requeued"] == 4 and c.stats["dead_lettered"] == 0
+    assert bus.effect_counts() == {"message.seen:m1": 1, "message.seen:m2": 1}
+
+
+def test_poison_message_stops_at_delivery_limit_and_is_kept(bus):
+    calls: Counter = Counter()
+
+    def poison(e, carrier):
+        calls[e.event_id] += 1
+        raise RuntimeError(f"boom {calls[e.event_id]}")
+
+    c = bus.consumer(poison)
+    bus.store.outbox.add([event(9)])
+    bus.relay()
+    wait_until(lambda: c.stats["dead_lettered"] == 1, "poison dead-lettered")
+    assert calls == {"message.seen:m9": 3}                       # delivery_limit: 3
+    (dead,) = dead_letters(bus.config)
+    assert dead["reason"] == "delivery limit 3 reached; last error: RuntimeError: boom 3"
+    assert dead["message_id"] == "message.seen:m9"
+    assert dead["headers"]["x-delivery-count"] == 2
+
+
+# ---------------------------------------------------------------------------- faults
+def _close_connections(cfg, role: str) -> int:
+    """Force-close this process's connections of `role` in the test's namespace, as the broker."""
+    out = subprocess.run(["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
+                         capture_output=True, text=True, check=True).stdout
+    wanted = f'"replydesk:{cfg.settings.namespace}:{role}:'
+    pids = [line.split("\t", 1)[0] for line in out.splitlines()
+            if wanted in line and f':{os.getpid()}"' in line]
+    for pid in pids:
+        subprocess.run(["rabbitmqctl", "-q", "close_connection", pid, "test: connection dropped"],
+                       capture_output=True, text=True, check=True)
+    return len(pids)
+
+
+def test_connection_dropped_mid_stream_no_loss_no_double(bus):
+    def slow_effect(e, carrier):
+        time.sleep(0.003)
+        bus.effect(e)
+
+    c = bus.consumer(slow_effect)
+    bus.relay()
+    n, chunk = 400, 100
+    closed = 0
+    for start in range(0, n, chunk):
+        bus.store.outbox.add([event(i) for i in range(start, start + chunk)])
+        wait_until(lambda: c.stats["handled"] >= start + chunk // 3, "progress")
+        closed += _close_connections(bus.config, f"consumer-{KIND}")
+        closed += _close_connections(bus.config, "relay")
+    assert closed >= 6
+    wait_until(lambda: c.stats["handled"] == n, f"{n} handled", timeout_s=60)
+    counts = bus.effect_counts()
+    assert len(counts) == n and set(counts.values()) == {1}
+    assert bus.store.outbox.pending() == []
+
+
+@ray.remote(num_cpus=0, max_concurrency=8)
+class Gate:
+    """A tiny effect actor whose calls block until released."""
+
+    def __init__(self):
+        self._open = threading.Event()
+        self.applied: list[str] = []
+
+    def apply(self, event_id: str) -> str:
+        self._open.wait(30)
+        if event_id.endswith(":m666"):
+            raise DeadLetter("actor refused m666")
+        self.applied.append(event_id)
+        return event_id
+
+    def release(self) -> None:
+        self._open.set()
+
+    def get_applied(self) -> list[str]:
+        return self.applied
+
+
+def _unacked(queue: str) -> int:
+    out = subprocess.run(["rabbitmqctl", "-q", "list_queues", "name", "messages_unacknowledged"],
+                         capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        name, _, count = line.partition("\t")
+        if name == queue:
+            return int(count)
+    raise AssertionError(f"queue {queue} not listed")
+
+
+def test_object_ref_handler_acked_only_after_completion(bus, ray_session):
+    gate = Gate.remote()
+    c = bus.consumer(lambda e, carrier: gate.apply.remote(e.event_id))
+    ids = [event(i).event_id for i in range(5)] + ["message.seen:m666"]
+    bus.store.outbox.add([event(i) for i in range(5)] + [event(666)])
+    bus.relay()
+    wait_until(lambda: len(c._running) == 6, "6 effects running")
+    # nothing is acked while the effects run (the broker's queue stats lag a few seconds)
+    wait_until(lambda: _unacked(c.queue) == 6, "6 unacked deliveries")
+    assert bus.store.processed.seen_many(KIND, ids) == set()
+    ray.get(gate.release.remote())
+    wait_until(lambda: c.stats["handled"] == 5 and c.stats["dead_lettered"] == 1, "settled")
+    assert sorted(ray.get(gate.get_applied.remote())) == sorted(ids[:5])
+    wait_until(lambda: _unacked(c.queue) == 0, "all acked")
+    (dead,) = dead_letters(bus.config)
+    assert dead["reason"] == "actor refused m666"
+
+
+def test_trace_carrier_preserved_from_outbox_row_to_handler(bus):
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        telemetry.setup_from(bus.config, "test-bus")
+        provider = trace.get_tracer_provider()
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    got: list[dict] = []
+    c = bus.consumer(lambda e, carrier: got.append(carrier))
+    with telemetry.span("origin") as origin:
+        bus.store.outbox.add([event(1)], telemetry.inject())
+    bus.relay()
+    wait_until(lambda: got, "delivery")
+    trace_id = format(origin.get_span_context().trace_id, "032x")
+    assert got[0]["traceparent"].split("-")[1] == trace_id
+    wait_until(lambda: {"bus.publish", "bus.consume"} <= {s.name for s in exporter.get_finished_spans()},
+               "bus spans")
+    spans = {s.name: s for s in exporter.get_finished_spans() if s.context.trace_id == origin.get_span_context().trace_id}
+    assert spans["bus.publish"].parent.span_id == origin.get_span_context().span_id
+    assert spans["bus.consume"].parent.span_id == spans["bus.publish"].context.span_id
+    assert got[0]["traceparent"].split("-")[2] == format(spans["bus.consume"].context.span_id, "016x")
+    assert spans["bus.consume"].attributes["event_id"] == "message.seen:m1"

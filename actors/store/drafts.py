@@ -5,6 +5,7 @@ pending_review -> approved | edited | rejected;  approved | edited -> sending ->
 """
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
@@ -16,6 +17,9 @@ from contracts.events import utcnow
 PENDING = "pending_review"
 APPROVABLE = (PENDING,)
 SENDABLE = ("approved", "edited")
+
+_FIRST_WINDOW = timedelta(minutes=10)                 # see Drafts.page
+_FLOOR = datetime(2020, 1, 1, tzinfo=timezone.utc)    # no draft is older than the project
 
 
 class Drafts:
@@ -69,3 +73,49 @@ class Drafts:
 
     def count(self, query: dict | None = None) -> int:
         return self.coll.count_documents(query or {})
+
+    def page(self, *, status: str = PENDING, account_id: str | None = None,
+             classification: str | None = None, limit: int = 50,
+             after: tuple[datetime, str] | None = None) -> list[dict[str, Any]]:
+        """Newest first, keyset-paged: `after` is the (created_at, _id) of the previous page's last
+        draft, so a page costs the same however deep it is and nothing is shown twice or skipped
+        while new drafts arrive.
+
+        The wire server sorts every document matching the filter before applying the limit (it
+        does not walk the index in order), so one sorted query over 10k pending drafts costs
+        ~130 ms. Scanning back in time windows that grow 4x (10 min, 40 min, ... until the page
+        is full) keeps each query to the few documents of a window."""
+        q: dict[str, Any] = {"status": status}
+        if account_id:
+            q["account_id"] = account_id
+        if classification:
+            q["classification"] = classification
+        newest_first = [("created_at", DESCENDING), ("_id", DESCENDING)]
+        out: list[dict[str, Any]] = []
+        upper: datetime | None = None
+        if after is not None:
+            upper, last_id = after
+            out = list(self.coll.find({**q, "created_at": upper, "_id": {"$lt": last_id}})
+                       .sort("_id", DESCENDING).limit(limit))
+        top = upper or utcnow()
+        width = _FIRST_WINDOW
+        while len(out) < limit:
+            lower = max(top - width, _FLOOR)
+            created: dict[str, Any] = {"$gte": lower}
+            if upper is not None:
+                created["$lt"] = upper
+            out += self.coll.find({**q, "created_at": created}).sort(newest_first).limit(limit - len(out))
+            if lower <= _FLOOR:
+                break
+            upper, width = lower, width * 4
+        return out
+
+    def latest_for_conversation(self, account_id: str, conversation_id: str) -> dict[str, Any] | None:
+        """The newest draft of a conversation, whatever its status (uses conversation_drafts)."""
+        return self.coll.find_one({"account_id": account_id, "conversation_id": conversation_id},
+                                  sort=[("created_at", DESCENDING)])
+
+    def in_status(self, statuses: tuple[str, ...], limit: int = 1000) -> list[dict[str, Any]]:
+        """Drafts in any of `statuses`, oldest first (for start-up reconciliation sweeps)."""
+        return list(self.coll.find({"status": {"$in": list(statuses)}})
+                    .sort("created_at", ASCENDING).limit(limit))

@@ -1,0 +1,42 @@
+"""`make_app(config, store)`: the review desk's aiohttp application, without Ray, so tests and
+the demo can serve it directly (standins.serve.ServedApp) and the actor just runs it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from actors.review import api
+from actors.review.decisions import Reviewer
+from actors.review.errors import errors_middleware
+from actors.review.security import (auth_middleware, body_limit_middleware, cors_middleware,
+                                    rate_limit_middleware, require_token, security_headers)
+from actors.store import Store
+from contracts.settings import Config
+
+STATIC = Path(__file__).with_name("static")
+
+
+async def _index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "index.html")
+
+
+def make_app(config: Config, store: Store) -> web.Application:
+    """Raises ConfigError naming REVIEW_TOKEN when there is no usable token."""
+    conf = config.app.review
+    token = require_token(config)
+    app = web.Application(client_max_size=conf.max_body_bytes, middlewares=[
+        cors_middleware(conf),            # outermost: CORS headers on every answer, errors too
+        errors_middleware,                # everything below leaves as {"error": ...}
+        rate_limit_middleware(conf),      # before auth: token guessing is rate limited too
+        body_limit_middleware(conf),
+        auth_middleware(token),
+    ])
+    app[api.CONFIG] = config
+    app[api.STORE] = store
+    app[api.REVIEWER] = Reviewer(store, conf.token_name)
+    app.router.add_get("/", _index)
+    app.router.add_routes(api.routes)
+    app.router.add_static("/static/", STATIC, show_index=False, follow_symlinks=False)
+    app.on_response_prepare.append(security_headers)
+    return app

@@ -1,0 +1,107 @@
+"""What a reviewer's decision does, apart from HTTP: one atomic status transition, the decision
+record, and for approvals the `draft.approved` event in the outbox (the browser actor sends).
+
+The transition comes first so that only the winner of two concurrent approvals queues an event
+(with its own text). Should the process die between the transition and the outbox write, the
+event is queued again idempotently (same event id) by the next loser of the race and by
+`requeue_approved()` at start-up, so an approved draft is never stranded.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from actors.store import Store
+from actors.store.drafts import PENDING, SENDABLE
+from contracts import telemetry
+from contracts.events import DraftApproved
+from contracts.ids import account_hash
+from contracts.metrics import counter
+
+log = logging.getLogger("replydesk.review")
+
+DECISIONS = counter("replydesk_review_decisions_total", "Reviewer decisions", ("decision",))
+CONFLICTS = counter("replydesk_review_conflicts_total", "Decisions on drafts no longer pending")
+
+
+class NotFound(LookupError):
+    pass
+
+
+class Conflict(Exception):
+    """The draft is no longer pending review: someone (or something) decided first."""
+
+    def __init__(self, draft_id: str, status: str, by: str | None = None):
+        who = f" by {by}" if by and status in ("approved", "edited", "rejected") else ""
+        super().__init__(f"draft {draft_id} is no longer pending review: it was already "
+                         f"{status}{who}; reload to see its current state")
+        self.status = status
+
+
+def approved_event(doc: dict[str, Any]) -> DraftApproved:
+    return DraftApproved.make(draft_id=doc["_id"], account_id=doc["account_id"],
+                              conversation_id=doc["conversation_id"], text=doc["text"],
+                              approved_by=doc.get("decided_by") or "unknown")
+
+
+class Reviewer:
+    """Decisions taken in the name of `who` (config.app.review.token_name)."""
+
+    def __init__(self, store: Store, who: str):
+        self.store = store
+        self.who = who
+
+    def approve(self, draft_id: str, text: str | None = None) -> dict[str, Any]:
+        """Approve as drafted, or (with `text`) edit-and-approve: status "edited", new text."""
+        current = self._pending(draft_id)
+        to = "approved" if text is None else "edited"
+        fields: dict[str, Any] = {"decided_by": self.who}
+        if text is not None:
+            fields.update(text=text, original_text=current.get("text", ""))
+        with telemetry.span("review.approve", draft_id=draft_id, decision=to,
+                            account=account_hash(current["account_id"])):
+            doc = self.store.drafts.transition(draft_id, PENDING, to, **fields)
+            if doc is None:
+                raise self._conflict(draft_id)
+            self.store.outbox.add([approved_event(doc)], telemetry.inject())
+            self.store.drafts.record_decision(draft_id, to, self.who,
+                                              **({"text": text} if text is not None else {}))
+        DECISIONS.inc(tags={"decision": to})
+        log.info("draft approved", extra={"draft_id": draft_id, "decision": to,
+                                          "account": account_hash(doc["account_id"])})
+        return doc
+
+    def reject(self, draft_id: str, reason: str | None) -> dict[str, Any]:
+        current = self._pending(draft_id)
+        with telemetry.span("review.reject", draft_id=draft_id,
+                            account=account_hash(current["account_id"])):
+            doc = self.store.drafts.transition(draft_id, PENDING, "rejected", decided_by=self.who,
+                                               reject_reason=reason)
+            if doc is None:
+                raise self._conflict(draft_id)
+            self.store.drafts.record_decision(draft_id, "rejected", self.who, reason=reason)
+        DECISIONS.inc(tags={"decision": "rejected"})
+        log.info("draft rejected", extra={"draft_id": draft_id,
+                                          "account": account_hash(doc["account_id"])})
+        return doc
+
+    def requeue_approved(self) -> int:
+        """Queue (idempotently) the send event of every approved draft not yet being sent."""
+        docs = self.store.drafts.in_status(SENDABLE)
+        return self.store.outbox.add([approved_event(d) for d in docs]) if docs else 0
+
+    def _pending(self, draft_id: str) -> dict[str, Any]:
+        doc = self.store.drafts.get(draft_id)
+        if doc is None:
+            raise NotFound(draft_id)
+        if doc.get("status") != PENDING:
+            raise self._conflict(draft_id, doc)
+        return doc
+
+    def _conflict(self, draft_id: str, doc: dict[str, Any] | None = None) -> Conflict:
+        """The loser's answer; if the winner approved, make sure its event is queued."""
+        doc = doc or self.store.drafts.get(draft_id) or {"status": "gone"}
+        if doc.get("status") in SENDABLE:
+            self.store.outbox.add([approved_event(doc)])
+        CONFLICTS.inc()
+        return Conflict(draft_id, doc["status"], doc.get("decided_by"))

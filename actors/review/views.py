@@ -1,0 +1,56 @@
+"""The JSON shapes the API returns. Chat and draft text is passed through verbatim as JSON
+strings: it is data, and the page renders it with textContent only."""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from typing import Any
+
+from contracts.events import ChatMessage
+
+# Status timestamps a draft may carry (`<status>_at`, set by Drafts.transition).
+STATUSES = ("pending_review", "approved", "edited", "rejected", "sending", "sent")
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def draft_json(doc: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": doc["_id"],
+        "account_id": doc.get("account_id"),
+        "conversation_id": doc.get("conversation_id"),
+        "classification": doc.get("classification"),
+        "status": doc.get("status"),
+        "text": doc.get("text", ""),
+        "original_text": doc.get("original_text"),
+        "message_ids": doc.get("message_ids", []),
+        "decided_by": doc.get("decided_by"),
+        "reject_reason": doc.get("reject_reason"),
+        "send_error": doc.get("send_error") or doc.get("error"),
+        "created_at": _iso(doc.get("created_at")),
+        "times": {s: _iso(doc[f"{s}_at"]) for s in STATUSES if doc.get(f"{s}_at")},
+    }
+
+
+def message_json(m: ChatMessage) -> dict[str, Any]:
+    return {"message_id": m.message_id, "sender": m.sender, "text": m.text, "sent_at": m.sent_at,
+            "direction": m.direction}
+
+
+def encode_cursor(doc: dict[str, Any]) -> str:
+    """An opaque cursor naming the last draft of a page: its creation time and id."""
+    raw = json.dumps([doc["created_at"].isoformat(), doc["_id"]]).encode("utf-8")
+    return base64.urlsafe_b64encode(raw).decode("ascii")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Raises ValueError with a reason when the cursor was not made by `encode_cursor`."""
+    try:
+        at, draft_id = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
+        return datetime.fromisoformat(at), str(draft_id)
+    except (ValueError, TypeError, binascii.Error, UnicodeError) as exc:
+        raise ValueError("cursor is not valid (use next_cursor from the previous page)") from exc

@@ -4,7 +4,8 @@ and tell the gate about outcomes that matter to the breaker.
 The healthy path costs one gate call per `batch` requests (leased tokens expire after `ttl_s`, so
 an idle worker cannot hoard the pool's rate). Failures are always reported; successes only while
 the pool's breaker is not plainly healthy (failures counted, or a probe), which is when they
-change its state.
+change its state. While unhealthy, every request leases its own token, so an opening breaker is
+seen at once; a worker that has seen no failure may finish its leased batch (at most `ttl_s`).
 """
 from __future__ import annotations
 
@@ -35,8 +36,14 @@ class Permits:
         self.breaker: dict[str, Any] = {"state": "closed", "failures": 0, "retry_in_s": 0.0}
         self.leases = 0
 
+    @property
+    def _healthy(self) -> bool:
+        return self.breaker["state"] == "closed" and not self.breaker["failures"]
+
     def _take_local(self) -> bool:
-        if self._tokens > 0 and time.monotonic() < self._expires:
+        """Use a leased token; only while the pool looked healthy at the last contact (once
+        failures are counted, every request asks the gate, so an opening breaker is seen)."""
+        if self._healthy and self._tokens > 0 and time.monotonic() < self._expires:
             self._tokens -= 1
             return True
         return False
@@ -47,12 +54,12 @@ class Permits:
             async with self._lock:
                 if self._take_local():
                     return False
-                grant = await self._lease(self.worker, self._batch)
+                grant = await self._lease(self.worker, self._batch if self._healthy else 1)
                 self.leases += 1
                 self.breaker = grant["breaker"]
                 if grant["granted"]:
-                    if grant["probe"]:
-                        return True
+                    if grant["probe"] or not self._healthy:
+                        return grant["probe"]
                     self._tokens, self._expires = grant["granted"], time.monotonic() + self._ttl_s
                     continue
                 if self.breaker["state"] != "closed" and self._fail_fast:

@@ -8,10 +8,11 @@ from aiohttp import web
 
 from actors.review import api
 from actors.review.decisions import Reviewer
-from actors.review.errors import errors_middleware
+from actors.review.errors import Handler, errors_middleware
 from actors.review.security import (auth_middleware, body_limit_middleware, cors_middleware,
                                     rate_limit_middleware, require_token, security_headers)
 from actors.store import Store
+from contracts import telemetry
 from contracts.settings import Config
 
 STATIC = Path(__file__).with_name("static")
@@ -21,12 +22,24 @@ async def _index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "index.html")
 
 
+@web.middleware
+async def _trace(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """One server span per request, so a 500's trace id leads to its log lines and spans."""
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource else "unmatched"
+    with telemetry.span(f"review {request.method} {route}", method=request.method) as span:
+        response = await handler(request)
+        span.set_attribute("http.status_code", response.status)
+        return response
+
+
 def make_app(config: Config, store: Store) -> web.Application:
     """Raises ConfigError naming REVIEW_TOKEN when there is no usable token."""
     conf = config.app.review
     token = require_token(config)
     app = web.Application(client_max_size=conf.max_body_bytes, middlewares=[
         cors_middleware(conf),            # outermost: CORS headers on every answer, errors too
+        _trace,
         errors_middleware,                # everything below leaves as {"error": ...}
         rate_limit_middleware(conf),      # before auth: token guessing is rate limited too
         body_limit_middleware(conf),

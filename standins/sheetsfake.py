@@ -204,7 +204,7 @@ class SheetsFake:
         quota = f["write_quota_per_minute"]
         if quota and endpoint in WRITE_ENDPOINTS:
             recent = sum(1 for e in self.log if e["endpoint"] in WRITE_ENDPOINTS
-                         and e["status"] < 400 and now - e["t"] < 60)
+                         and e.get("applied") and now - e["t"] < 60)
             if recent >= quota:
                 return SheetsError(429, "RESOURCE_EXHAUSTED", "Quota exceeded for quota metric "
                                    "'Write requests' and limit 'Write requests per minute per user'")
@@ -329,6 +329,7 @@ def make_app() -> web.Application:
                         raise fault
                     body = await request.json() if request.body_exists else {}
                     result = fn(request, fake.spreadsheet(request.match_info["sid"]), body)
+                    entry["applied"] = True
                     if fault is not None:
                         raise fault
                     entry["status"] = 200

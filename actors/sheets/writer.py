@@ -81,6 +81,7 @@ class SheetsWriter:
         self.task: asyncio.Task | None = None
         self.last_error: str | None = None
         self.counts = {"rows_written": 0, "requests": 0, "rate_limited": 0, "server_errors": 0,
+                       "request_errors": 0,
                        "retries": 0, "duplicates_skipped": 0, "reconciled": 0, "rederived": 0,
                        "rejected": 0, "flush_failures": 0}
 
@@ -218,9 +219,10 @@ class SheetsWriter:
         try:
             await asyncio.to_thread(self.ws.append_rows, [p.row.values for p in chunk],
                                     value_input_option="RAW", insert_data_option="INSERT_ROWS")
-        except Exception as exc:
+        except BaseException as exc:  # also cancellation: the thread's request may still land
             code = _status(exc)
-            self.counts["rate_limited" if code == 429 else "server_errors"] += 1
+            self.counts["rate_limited" if code == 429 else
+                        "server_errors" if code and code >= 500 else "request_errors"] += 1
             REQUESTS.inc(tags={"outcome": str(code or type(exc).__name__)})
             self.ambiguous = code != 429  # a 429 was refused; anything else may have landed
             raise

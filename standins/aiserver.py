@@ -27,6 +27,7 @@ import os
 import random
 import re
 import time
+import urllib.request
 from collections import deque
 from typing import Any
 
@@ -143,15 +144,16 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     st["count"] += 1
     st["bodies"].append(body)
     fault = _next_fault(st)
+    kind = fault["kind"] if fault else None
+    if kind == "429":  # rate limiting happens at the front door: answered at once
+        return _error(429, "Rate limit reached", "rate_limit_error", _retry_headers(fault))
     delay = st["latency_ms"] + (st["rng"].uniform(0, st["jitter_ms"]) if st["jitter_ms"] else 0)
     if delay:
         await asyncio.sleep(delay / 1000)
-    kind = fault["kind"] if fault else None
     if kind == "timeout":
         await asyncio.sleep(float(fault.get("seconds", 30)))
-    if kind in ("429", "503"):
-        return _error(int(kind), "Rate limit reached" if kind == "429" else "Service unavailable",
-                      "rate_limit_error" if kind == "429" else "server_error", _retry_headers(fault))
+    if kind == "503":
+        return _error(503, "Service unavailable", "server_error", _retry_headers(fault))
     if kind == "500":
         return _error(500, "The server had an error while processing your request.", "server_error")
     if kind == "401":
@@ -208,6 +210,44 @@ async def admin_fault_ratio(request: web.Request) -> web.Response:
 async def admin_requests(request: web.Request) -> web.Response:
     st = request.app[STATE]
     return web.json_response({"count": st["count"], "bodies": st["bodies"]})
+
+
+class AdminClient:
+    """Drives a running stand-in's /_admin API (tests, benchmarks). `.url` is what AI_API_URL
+    should be; `.key` the key the server accepts."""
+
+    def __init__(self, url: str, key: str):
+        self.url = url.rstrip("/")
+        self.key = key
+
+    def _call(self, method: str, path: str, data: Any = None) -> Any:
+        body = None if data is None else json.dumps(data).encode()
+        req = urllib.request.Request(self.url + path, data=body, method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def reset(self) -> None:
+        self._call("POST", "/_admin/reset", {})
+
+    def latency(self, ms: float, jitter_ms: float = 0) -> None:
+        self._call("POST", "/_admin/latency", {"ms": ms, "jitter_ms": jitter_ms})
+
+    def faults(self, *faults: str | dict[str, Any]) -> None:
+        """Queue faults for the next calls: "500" or {"kind": "429", "retry_after": 1}."""
+        items = [f if isinstance(f, dict) else {"kind": f} for f in faults]
+        self._call("POST", "/_admin/faults", {"faults": items})
+
+    def fault_ratio(self, kind: str, ratio: float, **extra: Any) -> None:
+        """Answer `ratio` of the calls with fault `kind` (0 turns it off); seeded, so repeatable."""
+        self._call("POST", "/_admin/fault_ratio", {"kind": kind, "ratio": ratio, **extra})
+
+    def requests(self) -> dict[str, Any]:
+        return self._call("GET", "/_admin/requests")
+
+    @property
+    def count(self) -> int:
+        return self.requests()["count"]
 
 
 def make_app(api_key: str | None = None) -> web.Application:

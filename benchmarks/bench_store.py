@@ -1,0 +1,96 @@
+"""Store insert throughput against its own MongoDB-wire server: `store.messages.insert` (pydantic
+dump + duplicate-tolerant insert_many, journaled) vs raw `insert_many` of the same documents
+(w=1 and j=true), measured in the same run; plus re-delivery (every message already stored).
+
+    .venv/bin/python benchmarks/bench_store.py [--quick] [--docs N]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pymongo import MongoClient, WriteConcern  # noqa: E402
+
+from actors.store import Store  # noqa: E402
+from actors.store.client import close_client  # noqa: E402
+from contracts.events import ChatMessage  # noqa: E402
+from contracts.ids import message_id  # noqa: E402
+from standins.mongo import MongoServer  # noqa: E402
+
+
+def messages(n: int, tag: str) -> list[ChatMessage]:
+    return [ChatMessage(message_id=message_id("bench", f"c{i // 20}", f"{tag}{i}", "alice", "t", "x"),
+                        account_id="bench", site="meetme", conversation_id=f"c{i // 20}",
+                        site_message_id=f"{tag}{i}", sender="alice", sent_at="2026-01-01T00:00:00Z",
+                        text=f"message {i}: " + "lorem ipsum " * 8) for i in range(n)]
+
+
+def docs_of(msgs: list[ChatMessage]) -> list[dict]:
+    out = []
+    for m in msgs:
+        d = m.model_dump(mode="json")
+        d["_id"], d["seq"] = m.message_id, m.seen_at.timestamp()
+        out.append(d)
+    return out
+
+
+def timed(fn, batches) -> float:
+    t0 = time.perf_counter()
+    for b in batches:
+        fn(b)
+    return time.perf_counter() - t0
+
+
+def chunks(items: list, size: int) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="2,000 documents")
+    p.add_argument("--docs", type=int)
+    p.add_argument("--batch", type=int, default=100, help="messages per insert call (a page)")
+    a = p.parse_args()
+    n = a.docs or (2000 if a.quick else 20_000)
+    n_single = min(n, 500)
+
+    with tempfile.TemporaryDirectory() as tmp, MongoServer(Path(tmp) / "db") as server:
+        raw_db = MongoClient(server.uri).get_database("bench_raw")
+        store = Store(server.uri, "bench_store")
+        store.ensure_indexes()
+        raw_db["messages"].create_index([("account_id", 1), ("conversation_id", 1), ("seq", 1)])
+        rows = []
+
+        def run(label: str, fn, batches, count: int) -> None:
+            s = timed(fn, batches)
+            rows.append((label, count, s))
+
+        raw_w1 = raw_db.get_collection("messages", write_concern=WriteConcern(w=1))
+        raw_j = raw_db.get_collection("messages_j", write_concern=WriteConcern(w=1, j=True))
+        run(f"raw insert_many w=1 (batch {a.batch})",
+            lambda b: raw_w1.insert_many(b, ordered=False), chunks(docs_of(messages(n, "r")), a.batch), n)
+        run(f"raw insert_many j=true (batch {a.batch})",
+            lambda b: raw_j.insert_many(b, ordered=False), chunks(docs_of(messages(n, "j")), a.batch), n)
+        msgs = messages(n, "s")
+        run(f"store.messages.insert (batch {a.batch})", store.messages.insert, chunks(msgs, a.batch), n)
+        run(f"store.messages.insert re-delivery, all duplicates (batch {a.batch})",
+            store.messages.insert, chunks(msgs, a.batch), n)
+        run("store.messages.insert one at a time", store.messages.insert,
+            chunks(messages(n_single, "o"), 1), n_single)
+        close_client(server.uri)
+
+    base = rows[0][1] / rows[0][2]
+    print(f"{n} messages, server: secantusd-py (MongoDB wire), journaled store writes")
+    for label, count, secs in rows:
+        rate = count / secs
+        print(f"{label:<62} {rate:>9,.0f} docs/s  ({rate / base:5.2f}x raw w=1)")
+
+
+if __name__ == "__main__":
+    main()

@@ -75,28 +75,31 @@ class Drafter:
         """A validated answer for the conversation; DeadLetter when it cannot get one."""
         messages = self.prompt.messages(conversation)
         try:
-            for corrective in (False, True):
-                completion = await self._call(messages, tally)
-                try:
-                    answer = parse_answer(completion.content, self.conf.max_reply_chars)
-                    leak = self.guard.problem(answer.reply)
-                    if leak:
-                        raise InvalidAnswer(leak, leak=True)
-                except InvalidAnswer as exc:
-                    if corrective:
-                        raise DeadLetter(f"AI answer invalid after a corrective retry: {exc.problem}") from None
-                    log.warning("AI answer rejected, asking once more", extra={"problem": exc.problem})
-                    tally.corrected = True
-                    messages = self.prompt.corrected(
-                        messages, None if exc.leak else completion.content, exc.problem)
-                    continue
-                metrics.observe_latency(tally.latency_s, self.model)
-                return answer
-            raise AssertionError("unreachable")
+            completion = await self._call(messages, tally)
+            try:
+                return self._validated(completion, tally)
+            except InvalidAnswer as exc:
+                log.warning("AI answer rejected, asking once more", extra={"problem": exc.problem})
+                tally.corrected = True
+                messages = self.prompt.corrected(
+                    messages, None if exc.leak else completion.content, exc.problem)
+            completion = await self._call(messages, tally)
+            try:
+                return self._validated(completion, tally)
+            except InvalidAnswer as exc:
+                raise DeadLetter(f"AI answer invalid after a corrective retry: {exc.problem}") from None
         finally:
             metrics.count("tokens", tally.tokens, self.model)
             metrics.count("retries", tally.retries, self.model)
             metrics.count("rate_limited", tally.rate_limited, self.model)
+
+    def _validated(self, completion: Completion, tally: Tally) -> AIAnswer:
+        answer = parse_answer(completion.content, self.conf.max_reply_chars)
+        leak = self.guard.problem(answer.reply)
+        if leak:
+            raise InvalidAnswer(leak, leak=True)
+        metrics.observe_latency(tally.latency_s, self.model)
+        return answer
 
     async def _call(self, messages: list[dict[str, str]], tally: Tally) -> Completion:
         body = {"model": self.model, "messages": messages, "temperature": 0.2,

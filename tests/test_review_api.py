@@ -51,6 +51,10 @@ def test_list_filters_and_cursor_paging(desk, store, auth):
                              classification=("abusive" if i % 3 == 0 else "needs_reply"))
             for i in range(7)]
     store.drafts.transition(made[0]["_id"], "pending_review", "rejected")
+    tie = made[2]["created_at"]              # drafts created in the same millisecond
+    store.drafts.coll.update_many({"_id": {"$in": [d["_id"] for d in made[2:5]]}},
+                                  {"$set": {"created_at": tie}})
+    made = [store.drafts.get(d["_id"]) for d in made]
     pending = sorted(made[1:], key=lambda d: (d["created_at"], d["_id"]), reverse=True)
 
     r = _get(desk, "/api/drafts", auth)

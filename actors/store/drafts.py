@@ -33,6 +33,9 @@ class Drafts:
                                 ("created_at", DESCENDING)], name="account_status_created")
         self.coll.create_index([("classification", ASCENDING), ("status", ASCENDING),
                                 ("created_at", DESCENDING)], name="class_status_created")
+        self.coll.create_index([("account_id", ASCENDING), ("classification", ASCENDING),
+                                ("status", ASCENDING), ("created_at", DESCENDING)],
+                               name="account_class_status_created")
         self.coll.create_index([("account_id", ASCENDING), ("conversation_id", ASCENDING),
                                 ("created_at", DESCENDING)], name="conversation_drafts")
         self.decisions.create_index([("draft_id", ASCENDING), ("at", ASCENDING)], name="draft_decisions")
@@ -84,7 +87,8 @@ class Drafts:
         The wire server sorts every document matching the filter before applying the limit (it
         does not walk the index in order), so one sorted query over 10k pending drafts costs
         ~130 ms. Scanning back in time windows that grow 4x (10 min, 40 min, ... until the page
-        is full) keeps each query to the few documents of a window."""
+        is full) keeps each query to the few documents of a window. Every filter combination
+        has an index holding all its fields (else the server scans the collection)."""
         q: dict[str, Any] = {"status": status}
         if account_id:
             q["account_id"] = account_id
@@ -95,8 +99,10 @@ class Drafts:
         upper: datetime | None = None
         if after is not None:
             upper, last_id = after
-            out = list(self.coll.find({**q, "created_at": upper, "_id": {"$lt": last_id}})
-                       .sort("_id", DESCENDING).limit(limit))
+            # drafts sharing the boundary's timestamp (rare): _id filtered here, because a
+            # filter field that no index holds makes the wire server scan the whole collection
+            ties = self.coll.find({**q, "created_at": upper}).sort("_id", DESCENDING)
+            out = [d for d in ties if d["_id"] < last_id][:limit]
         top = upper or utcnow()
         width = _FIRST_WINDOW
         while len(out) < limit:

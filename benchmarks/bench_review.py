@@ -1,0 +1,129 @@
+"""Review desk list endpoint: p50/p99 latency over HTTP vs the raw store query, 10,000 drafts.
+
+Baselines measured in the same run on the same data:
+  raw page   -- Drafts.page() called directly (the query the endpoint runs), so endpoint/raw is
+                the cost of HTTP + auth + JSON;
+  naive list -- Drafts.list(): one sort+skip+limit query, what paging would cost without the
+                time-window scan (see Drafts.page).
+Run: .venv/bin/python benchmarks/bench_review.py [--quick] [--drafts N]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import statistics
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from actors.review import make_app  # noqa: E402
+from actors.store import Store  # noqa: E402
+from actors.store.messages import insert_new  # noqa: E402
+from contracts import settings  # noqa: E402
+from contracts.events import utcnow  # noqa: E402
+from standins.mongo import MongoServer  # noqa: E402
+from standins.serve import ServedApp  # noqa: E402
+
+ACCOUNTS = ["acc-a", "acc-b", "acc-c", "acc-d"]
+CLASSES = ["needs_reply", "no_reply_needed", "spam_or_scam", "abusive"]
+
+
+def config(mongo_uri: str, token: str):
+    env = {"RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:5672/%2F", "MONGODB_URI": mongo_uri,
+           "MONGODB_DB": "bench_review", "GOOGLE_SHEET_ID": "bench", "SHEETS_API_URL": "http://127.0.0.1:9/",
+           "MEETME_USERNAME": "bench", "MEETME_PASSWORD": "bench-password", "AI_API_KEY": "bench-key",
+           "AI_API_URL": "http://127.0.0.1:9/", "REVIEW_TOKEN": token}
+    os.environ.update(env)
+    cfg = settings.load()
+    review = cfg.app.review.model_copy(update={"requests_per_minute": 10**9})
+    return cfg.model_copy(update={"app": cfg.app.model_copy(update={"review": review})})
+
+
+def seed(store: Store, n: int) -> None:
+    """n drafts spread over 30 days (about 14 an hour), two thirds pending review."""
+    now = utcnow()
+    step = timedelta(days=30) / n
+    docs = [{"_id": f"d{i:07d}", "account_id": ACCOUNTS[i % 4], "conversation_id": f"c{i % 2000}",
+             "classification": CLASSES[(i // 4) % 4], "text": f"draft reply number {i} " * 4,
+             "message_ids": [f"m{i}"], "status": "pending_review" if i % 3 else "sent",
+             "created_at": now - step * i} for i in range(n)]
+    for k in range(0, n, 2000):     # duplicate-tolerant: a retried batch may have landed already
+        insert_new(store.drafts.coll, docs[k:k + 2000])
+
+
+def pct(samples: list[float], q: float) -> float:
+    s = sorted(samples)
+    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))] * 1000
+
+
+def timed(fn, n: int) -> list[float]:
+    fn()                                                    # warm-up
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="fewer repetitions (about 20 s)")
+    p.add_argument("--drafts", type=int, default=10_000)
+    a = p.parse_args()
+    reps = 30 if a.quick else 200
+    token = secrets.token_urlsafe(24)
+    with MongoServer() as mongo:
+        cfg = config(mongo.uri, token)
+        store = Store.from_config(cfg)
+        store.ensure_indexes()
+        t0 = time.perf_counter()
+        seed(store, a.drafts)
+        print(f"seeded {a.drafts} drafts in {time.perf_counter() - t0:.1f} s "
+              f"({store.drafts.count({'status': 'pending_review'})} pending)")
+        desk = ServedApp(make_app(cfg, store)).start()
+        http = requests.Session()
+        http.headers["Authorization"] = f"Bearer {token}"
+
+        # page 20 of the unfiltered inbox: the cursor the endpoint hands out after 19 pages
+        cursor, after = None, None
+        for _ in range(19):
+            body = http.get(desk.url + "/api/drafts", params={"limit": 50, **({"cursor": cursor} if cursor else {})}).json()
+            cursor = body["next_cursor"]
+        last = store.drafts.page(limit=50 * 19)[-1]
+        after = (last["created_at"], last["_id"])
+
+        scenarios = [
+            ("first page", {}, {}),
+            ("account", {"account": "acc-b"}, {"account_id": "acc-b"}),
+            ("classification", {"classification": "abusive"}, {"classification": "abusive"}),
+            ("account+class", {"account": "acc-c", "classification": "spam_or_scam"},
+             {"account_id": "acc-c", "classification": "spam_or_scam"}),
+            ("page 20 (cursor)", {"cursor": cursor}, {"after": after}),
+            ("status=sent", {"status": "sent"}, {"status": "sent"}),
+        ]
+        print(f"\n{reps} requests each, limit=50, sequential keep-alive client; times in ms")
+        print(f"{'scenario':18} {'endpoint p50':>12} {'p99':>7} {'raw page p50':>13} {'p99':>7} "
+              f"{'ratio p50':>9} {'naive list p50':>15}")
+        for name, params, kw in scenarios:
+            def call(params=params):
+                r = http.get(desk.url + "/api/drafts", params={"limit": 50, **params})
+                assert r.status_code == 200, r.text
+            ep = timed(call, reps)
+            raw = timed(lambda kw=kw: store.drafts.page(limit=51, **kw), reps)
+            list_kw = {k: v for k, v in kw.items() if k != "after"}
+            skip = 50 * 19 if "after" in kw else 0
+            naive = timed(lambda: store.drafts.list(limit=50, skip=skip, **list_kw), max(5, reps // 10))
+            print(f"{name:18} {pct(ep, .5):12.1f} {pct(ep, .99):7.1f} {pct(raw, .5):13.1f} "
+                  f"{pct(raw, .99):7.1f} {pct(ep, .5) / pct(raw, .5):9.2f} {pct(naive, .5):15.1f}")
+        desk.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -382,6 +382,8 @@ def load(config_file: Path | str | None = None, **overrides: Any) -> Config:
             sites[name] = SiteConf.model_validate(_read_yaml(site_path) or {})
         except ValidationError as exc:
             raise ConfigError(_yaml_error(site_path, exc)) from None
+    if app.review.enabled and settings.review_token is None:
+        raise ConfigError("config error: REVIEW_TOKEN: required when the review desk is enabled")
     cfg = Config(settings=settings, app=app, sites=sites)
     for account in app.accounts:
         cfg.credentials(account)  # fail now, naming the variable, if an account has none

@@ -27,6 +27,7 @@ class ChildSpec:
     restart: RestartType = RestartType.PERMANENT
     account_id: str | None = None
     poll_interval_s: float | None = None        # browser sessions are polled by the supervisor
+    start_method: str = "start"                 # called once after creation (and on adoption)
 
 
 @dataclass

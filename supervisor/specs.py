@@ -25,12 +25,13 @@ def child_specs(config: Config) -> list[ChildSpec]:
             name=f"browser:{account.site}:{account.id}", kind="browser",
             actor_cls=_remote(BrowserSession), args=(config, account.id),
             # a `browser` resource marks the nodes that have Chromium (see ray_cluster.yaml)
-            options={"num_cpus": 0, "resources": {"browser": 0.01}},
+            options={"num_cpus": 0, "resources": {"browser": 0.01}, "max_concurrency": 8},
             restart=RestartType.PERMANENT, account_id=account.id,
             poll_interval_s=account.poll_interval_s))
     for i in range(config.app.ai.workers):
         specs.append(ChildSpec(name=f"ai:{i}", kind="ai", actor_cls=_remote(AIWorker),
-                               args=(config, i), options={"num_cpus": 0}))
+                               args=(config, i, config.settings.namespace), options={"num_cpus": 0},
+                               start_method="ping"))
     specs.append(ChildSpec(name="sheets:writer", kind="sheets", actor_cls=_remote(SheetsWriter),
                            args=(config,), options={"num_cpus": 0}))
     if config.app.review.enabled:

@@ -18,6 +18,7 @@ from typing import Any
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, GetTimeoutError, RayActorError
 
+from actors.ai.gate import GATE_NAME
 from actors.bus import Consumer, OutboxRelay, declare_topology
 from actors.store import Store
 from contracts import telemetry
@@ -85,7 +86,7 @@ class Supervisor:
         existing = find_actor(spec.name, self.ns)
         if existing is not None and self._alive(existing):
             child.handle = existing          # adopted: a restarted supervisor starts no duplicate
-            child.start_ref = existing.start.remote()
+            child.start_ref = getattr(existing, spec.start_method).remote()
             child.state = "starting"
             log.info("adopted running child", extra={"child": spec.name})
         else:
@@ -104,7 +105,7 @@ class Supervisor:
 
     def _spawn(self, child: Child) -> None:
         child.handle = create_actor(child.spec, self.ns)
-        child.start_ref = child.handle.start.remote()
+        child.start_ref = getattr(child.handle, child.spec.start_method).remote()
         child.state = "starting"
         child.ping_ref = child.poll_ref = None
 
@@ -328,6 +329,7 @@ class Supervisor:
         with self._lock:
             for child in self.children.values():
                 self._stop_child(child)
+        kill_quietly(find_actor(GATE_NAME, self.ns))  # the AI workers' shared gate
         telemetry.flush()
         return status
 

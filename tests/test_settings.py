@@ -99,3 +99,9 @@ def test_secrets_never_in_reprs_errors_or_logs(monkeypatch, capfd):
                             (BASE_ENV["AI_API_KEY"],), None)
     line = telemetry.JsonFormatter("test").format(rec)
     assert BASE_ENV["AI_API_KEY"] not in line and "**********" in line
+
+
+def test_review_desk_needs_its_token():
+    r = _check(REVIEW_TOKEN=None)
+    assert r.returncode == 2
+    assert "REVIEW_TOKEN: required when the review desk is enabled" in r.stderr

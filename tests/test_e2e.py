@@ -1,0 +1,95 @@
+"""The walking skeleton, end to end under the supervisor in Ray, against the real stand-ins,
+RabbitMQ and the MongoDB-wire server: page -> MongoDB -> broker -> AI draft -> sheet -> review
+-> approved send -> the site, with one trace per message."""
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+
+import pytest
+import ray
+
+from actors.store import Store
+from contracts.telemetry import read_spans
+from supervisor import runner
+from tests.fixtures.infra import BASE_ENV
+
+
+def wait_for(predicate, timeout=60.0, interval=0.2, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture
+def pipeline(ray_session, make_config, chat_site, ai_server, sheets):
+    cfg = make_config(
+        app={"accounts": [{"id": "meetme-main", "site": "meetme", "poll_interval_s": 0.3,
+                           "navigations_per_minute": 600, "sends_per_minute": 60}],
+             "ai": {"workers": 1, "concurrency": 4},
+             "sheets": {"linger_s": 0.2},
+             "review": {"port": 0}},
+        MEETME_URL=chat_site.url, AI_API_URL=ai_server.url, SHEETS_API_URL=sheets.url)
+    handle = runner.start(cfg)
+    status = ray.get(handle.status.remote())
+    assert status["states"] == {"running": len(status["children"])}, status
+    yield cfg, handle
+    runner.stop(handle)
+    Store.from_config(cfg).db.client.drop_database(cfg.settings.mongodb_db)
+
+
+def _review(url, path, token, body=None):
+    req = urllib.request.Request(url + path, method="POST" if body is not None else "GET",
+                                 data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Authorization": f"Bearer {token}",
+                                          "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def test_one_message_end_to_end(pipeline, chat_site, sheets):
+    cfg, handle = pipeline
+    store = Store.from_config(cfg)
+    site_id = chat_site.inject("c-alice", "Alice", "Hi! Are you free for coffee on Saturday?")
+
+    msg = wait_for(lambda: store.messages.coll.find_one({"site_message_id": site_id}),
+                   what="message stored")
+    draft = wait_for(lambda: store.drafts.coll.find_one({"message_ids": msg["_id"]}), what="draft stored")
+    wait_for(lambda: {msg["_id"], draft["_id"]} <= {r[0] for r in sheets.rows()[1:]}, what="sheet rows")
+    time.sleep(1.0)  # let any duplicate delivery surface before counting
+
+    assert store.messages.count({"site_message_id": site_id}) == 1
+    drafts = list(store.drafts.coll.find({"conversation_id": "c-alice"}))
+    assert len(drafts) == 1 and drafts[0]["status"] == "pending_review"
+    rows = sheets.rows()
+    assert rows[0][0] == "row_id"
+    ids = [r[0] for r in rows[1:]]
+    assert ids.count(msg["_id"]) == 1 and ids.count(draft["_id"]) == 1
+
+    # one trace: the message's spans, in every process, share its trace id with parents intact
+    spans = read_spans(cfg.settings.trace_file)
+    root = [s for s in spans if s["name"] == "browser.message_seen"
+            and s["attributes"].get("message.id") == msg["_id"]]
+    assert len(root) == 1, [s["name"] for s in spans]
+    trace_id = root[0]["trace_id"]
+    flow = [s for s in spans if s["trace_id"] == trace_id]
+    names = {s["name"] for s in flow}
+    assert {"browser.message_seen", "bus.consume", "ai.draft", "sheets.add"} <= names, names
+    by_id = {s["span_id"]: s for s in flow}
+    assert [s for s in flow if s["parent_id"] is None] == root
+    assert all(s["parent_id"] in by_id for s in flow if s["parent_id"]), "broken parent link"
+    services = {s["service"] for s in flow}
+    assert len(services) >= 3, services  # browser actor, supervisor, AI worker, sheets writer
+
+    # a person approves: the browser session sends it exactly once
+    desk = next(c for c in ray.get(handle.status.remote())["children"] if c["kind"] == "review")
+    url = desk["info"]["url"]
+    _review(url, f"/api/drafts/{draft['_id']}/approve", BASE_ENV["REVIEW_TOKEN"], {})
+    wait_for(lambda: (store.drafts.get(draft["_id"]) or {}).get("status") == "sent", what="sent")
+    sent = [m for m in chat_site.messages("c-alice") if m.get("direction") == "out"]
+    assert len(sent) == 1 and sent[0]["text"] == draft["text"]

@@ -105,6 +105,9 @@ def test_same_events_three_times_and_after_restart_written_once(cfg, sheets, sto
     assert store.messages.count() == 120 and store.drafts.count() == 1
     added = [ray.get(w.add.remote(events)) for _ in range(3)]
     assert added[0] == len(events) and added[1:] == [0, 0]
+    ignored = {"type": "reply.sent", "event_id": "reply.sent:x"}
+    assert ray.get(w.add.remote([{"type": "message.seen", "event_id": "bad"}, ignored])) == 0
+    assert ray.get(w.stats.remote())["rejected"] == 1  # logged with its event id, not fatal
     ray.get(w.flush.remote())
     assert_once(sheets, events)
     assert ray.get(w.add.remote(events)) == 0  # already in the sheet: never buffered again

@@ -1,0 +1,63 @@
+"""All stand-ins at once (chat site, AI endpoint, Sheets fake, MongoDB-wire server when
+MONGODB_URI is unset), for the demo, the job-submission test and the node-loss test."""
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from standins import aiserver, chatsite, sheetsfake
+from standins.mongo import MongoServer
+from standins.serve import ServedApp
+
+
+@dataclass
+class Stack:
+    site: chatsite.ChatSiteAdmin
+    ai: aiserver.AdminClient
+    sheets: sheetsfake.SheetsAdmin
+    env: dict[str, str]
+    _exit: contextlib.ExitStack = field(repr=False, default_factory=contextlib.ExitStack)
+
+    def close(self) -> None:
+        self._exit.close()
+
+    def __enter__(self) -> "Stack":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def start_stack(namespace: str | None = None, *, host: str = "127.0.0.1") -> Stack:
+    """Start every stand-in on a free port; `env` holds the variables that point replydesk at
+    them (embedded demo credentials, never real ones)."""
+    ns = namespace or "demo" + uuid.uuid4().hex[:6]
+    username, password = "owner@demo.replydesk.test", "demo-" + uuid.uuid4().hex
+    api_key, sheet_id = "sk-demo-" + uuid.uuid4().hex, "replydesk-demo-sheet"
+    ex = contextlib.ExitStack()
+    try:
+        mongo_uri = os.environ.get("MONGODB_URI")
+        if not mongo_uri:
+            mongo_uri = ex.enter_context(MongoServer()).uri
+        site = ex.enter_context(ServedApp(chatsite.make_app(), host=host))
+        ai = ex.enter_context(ServedApp(aiserver.make_app(api_key=api_key), host=host))
+        sheets = ex.enter_context(ServedApp(sheetsfake.make_app(), host=host))
+        site_admin = chatsite.ChatSiteAdmin(site.url)
+        site_admin.add_account(username, password)
+        sheets_admin = sheetsfake.SheetsAdmin(sheets.url, sheet_id)
+        sheets_admin.create()
+        env = {
+            "RABBITMQ_URL": os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
+            "MONGODB_URI": mongo_uri, "MONGODB_DB": ns, "REPLYDESK_NAMESPACE": ns,
+            "GOOGLE_SHEET_ID": sheet_id, "SHEETS_API_URL": sheets.url,
+            "MEETME_USERNAME": username, "MEETME_PASSWORD": password, "MEETME_URL": site.url,
+            "AI_API_KEY": api_key, "AI_API_URL": ai.url, "REVIEW_TOKEN": "review-" + uuid.uuid4().hex,
+        }
+        return Stack(site=site_admin, ai=aiserver.AdminClient(ai.url, api_key), sheets=sheets_admin,
+                     env=env, _exit=ex)
+    except BaseException:
+        ex.close()
+        raise

@@ -1,0 +1,247 @@
+"""Bus throughput: outbox -> relay (batched confirms) -> broker -> consumer (dedupe) -> MongoDB effect,
+against raw pika publish (batched confirms) + consume (multi-ack) on the same kind of quorum queue,
+measured in the same run on the same broker.
+
+    .venv/bin/python benchmarks/bench_bus.py [--quick] [--events N]
+
+The replydesk path is measured twice: with a per-event `insert_one` effect (what a naive handler
+does) and with a group-committing effect writer (the handler returns a Future; effects are written
+with one insert_many per batch), which is how a high-rate consumer should write.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import Future
+from pathlib import Path
+
+import pika
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from actors.bus import ConfirmPublisher, Consumer, OutboxRelay, Outgoing, Topology  # noqa: E402
+from actors.bus.connection import connect  # noqa: E402
+from actors.store import Store  # noqa: E402
+from contracts import settings as settings_mod  # noqa: E402
+from contracts.events import ChatMessage, MessageSeen, dump_event  # noqa: E402
+from standins.mongo import MongoServer  # noqa: E402
+
+ENV = {
+    "RABBITMQ_URL": os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
+    "GOOGLE_SHEET_ID": "bench", "SHEETS_API_URL": "http://127.0.0.1:9/",
+    "MEETME_USERNAME": "bench", "MEETME_PASSWORD": "bench-password", "AI_API_KEY": "bench-key",
+    "AI_API_URL": "http://127.0.0.1:9/", "REVIEW_TOKEN": "bench-review-token",
+}
+BATCH = 500
+
+
+def make_config(mongo_uri: str, ns: str):
+    os.environ.update({**ENV, "MONGODB_URI": mongo_uri, "MONGODB_DB": ns, "REPLYDESK_NAMESPACE": ns})
+    os.environ.pop("REPLYDESK_TRACE_FILE", None)
+    cfg = settings_mod.load()
+    cfg.app.bus = cfg.app.bus.model_copy(update={"prefetch": BATCH, "confirm_batch": BATCH,
+                                                 "relay_poll_s": 0.005})
+    return cfg
+
+
+def events(n: int, run: str) -> list[MessageSeen]:
+    return [MessageSeen.of(ChatMessage(message_id=f"{run}-{i}", account_id="acc", site="meetme",
+                                       conversation_id=f"c{i % 50}", sender="them", text=f"hello {i}",
+                                       sent_at="2026-01-01T00:00:00Z")) for i in range(n)]
+
+
+def wait_for(predicate, timeout_s: float = 600) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("benchmark stalled")
+        time.sleep(0.002)
+
+
+# ---------------------------------------------------------------------------- raw pika baseline
+def bench_raw(cfg, n: int) -> float:
+    """Publish n event bodies with batched confirms while a plain consumer multi-acks them."""
+    topo = Topology.of(cfg)
+    conn = connect(cfg, "bench-raw-consumer")
+    ch = conn.channel()
+    topo.declare_base(ch)
+    queue = topo.declare_queue(ch, "raw", ["message.seen"])
+    ch.basic_qos(prefetch_count=BATCH)
+    bodies = [dump_event(e) for e in events(n, "raw")]
+    got = 0
+
+    def on_message(channel, method, _props, _body):
+        nonlocal got
+        got += 1
+        if got % (BATCH // 2) == 0 or got == n:
+            channel.basic_ack(method.delivery_tag, multiple=True)
+
+    ch.basic_consume(queue, on_message)
+
+    def publish():
+        p = ConfirmPublisher(cfg, "bench-raw")
+        for i in range(0, n, BATCH):
+            msgs = [Outgoing("message.seen", b, f"raw-{i + j}") for j, b in enumerate(bodies[i:i + BATCH])]
+            assert all(p.publish(msgs))
+        p.close()
+
+    t0 = time.perf_counter()
+    publisher = threading.Thread(target=publish)
+    publisher.start()
+    while got < n:
+        conn.process_data_events(time_limit=0.05)
+    elapsed = time.perf_counter() - t0
+    publisher.join()
+    ch.queue_delete(queue)
+    conn.close()
+    return n / elapsed
+
+
+# ---------------------------------------------------------------------------- replydesk path
+class GroupCommit:
+    """Effect writer: queues docs, writes them with one insert_many per batch, resolves futures."""
+
+    def __init__(self, coll, max_batch: int = BATCH):
+        self.coll, self.max_batch = coll, max_batch
+        self._items: list[tuple[dict, Future]] = []
+        self._cv = threading.Condition()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def submit(self, doc: dict) -> Future:
+        f: Future = Future()
+        with self._cv:
+            self._items.append((doc, f))
+            self._cv.notify()
+        return f
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._items and not self._stop:
+                    self._cv.wait()
+                if self._stop and not self._items:
+                    return
+                batch, self._items = self._items[:self.max_batch], self._items[self.max_batch:]
+            try:
+                self.coll.insert_many([d for d, _ in batch], ordered=False)
+                for _, f in batch:
+                    f.set_result(None)
+            except Exception as exc:  # every waiting delivery learns the failure and is retried
+                for _, f in batch:
+                    f.set_exception(exc)
+
+    def close(self) -> None:
+        with self._cv:
+            self._stop = True
+            self._cv.notify()
+        self._thread.join()
+
+
+def bench_replydesk(cfg, n: int, effect: str) -> float:
+    store = Store.from_config(cfg)
+    store.ensure_indexes()
+    effects = store.db[f"effects_{effect}"]
+    writer = GroupCommit(effects) if effect == "bulk" else None
+
+    def handler(e, _carrier):
+        if writer is not None:
+            return writer.submit({"event_id": e.event_id})
+        effects.insert_one({"event_id": e.event_id})
+        return None
+
+    kind = f"bench-{effect}"
+    consumer = Consumer(cfg, kind, ["message.seen"], handler, store=store)
+    consumer.start()
+    relay = OutboxRelay(cfg, store=store)
+    evs = events(n, effect)
+    t0 = time.perf_counter()
+    relay.start()
+    for i in range(0, n, BATCH):
+        store.outbox.add(evs[i:i + BATCH])
+    wait_for(lambda: consumer.stats["handled"] >= n)
+    elapsed = time.perf_counter() - t0
+    relay.stop()
+    consumer.stop()
+    if writer is not None:
+        writer.close()
+    assert effects.count_documents({}) == n, "an effect was lost or doubled"
+    conn = connect(cfg, "bench-cleanup")
+    conn.channel().queue_delete(Topology.of(cfg).queue(kind))
+    conn.close()
+    return n / elapsed
+
+
+def bench_stages(cfg, n: int) -> tuple[float, float]:
+    """Where the time goes: relay alone (outbox rows -> confirmed + marked published), then the
+    consumer alone (queue already full -> dedupe -> group-commit effect -> mark -> ack)."""
+    store = Store.from_config(cfg)
+    kind = "bench-stages"
+    consumer = Consumer(cfg, kind, ["message.seen"], lambda e, c: None, store=store)
+    consumer.start()
+    consumer.stop()                               # queue declared and bound, nothing consumed yet
+    evs = events(n, "stages")
+    for i in range(0, n, BATCH):
+        store.outbox.add(evs[i:i + BATCH])
+    relay = OutboxRelay(cfg, store=store)
+    t0 = time.perf_counter()
+    published = 0
+    while published < n:
+        published += relay.run_once()
+    relay_rate = n / (time.perf_counter() - t0)
+    relay.stop()
+    writer = GroupCommit(store.db["effects_stages"])
+    consumer = Consumer(cfg, kind, ["message.seen"],
+                        lambda e, _c: writer.submit({"event_id": e.event_id}), store=store)
+    t0 = time.perf_counter()
+    consumer.start()
+    wait_for(lambda: consumer.stats["handled"] >= n)
+    consume_rate = n / (time.perf_counter() - t0)
+    consumer.stop()
+    writer.close()
+    conn = connect(cfg, "bench-cleanup")
+    conn.channel().queue_delete(Topology.of(cfg).queue(kind))
+    conn.close()
+    return relay_rate, consume_rate
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="2,000 events instead of 10,000")
+    ap.add_argument("--events", type=int, default=None)
+    args = ap.parse_args()
+    n = args.events or (2000 if args.quick else 10_000)
+    ns = "bench" + uuid.uuid4().hex[:8]
+    server = None if os.environ.get("MONGODB_URI") else MongoServer().start()
+    cfg = make_config(os.environ.get("MONGODB_URI") or server.uri, ns)
+    try:
+        raw = bench_raw(cfg, n)
+        bulk = bench_replydesk(cfg, n, "bulk")
+        single = bench_replydesk(cfg, n, "single")
+        relay_rate, consume_rate = bench_stages(cfg, n)
+        print(f"events: {n}  (quorum queues, persistent, publisher confirms in batches of {BATCH})")
+        print(f"raw pika publish+consume (no outbox, no dedupe, no Mongo): {raw:9.0f} events/s")
+        print(f"replydesk, group-commit effect (Future handler):           {bulk:9.0f} events/s"
+              f"  = {bulk / raw:5.1%} of raw")
+        print(f"replydesk, insert_one effect per event (sync handler):     {single:9.0f} events/s"
+              f"  = {single / raw:5.1%} of raw")
+        print(f"  stage: relay alone (outbox -> confirmed -> marked published): {relay_rate:9.0f} events/s")
+        print(f"  stage: consumer alone (dedupe -> group-commit effect -> ack): {consume_rate:9.0f} events/s"
+              f"  = {consume_rate / raw:5.1%} of raw")
+        print(f"goal >= 50% of raw: {'met' if bulk / raw >= 0.5 else 'NOT met'} (group-commit path)")
+    finally:
+        conn = connect(cfg, "bench-cleanup")
+        Topology.of(cfg).delete(conn.channel(), [])
+        conn.close()
+        Store.from_config(cfg).db.client.drop_database(ns)
+        if server is not None:
+            server.close()
+
+
+if __name__ == "__main__":
+    main()

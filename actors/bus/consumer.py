@@ -215,7 +215,8 @@ class Consumer:
             seen = self.store.processed.seen_many(self.kind, list(fresh))
         except PyMongoError:
             log.exception("dedupe lookup failed; retrying the batch", extra={"consumer": self.kind})
-            self._incoming.extendleft(reversed(batch))
+            retry = [d for w, _ in fresh.values() for d in (w.delivery, *w.duplicates)]
+            self._incoming.extendleft(reversed(sorted(retry, key=lambda d: d.tag)))
             self._stopping.wait(self.config.app.bus.reconnect_initial_s)
             return
         for event_id, (work, event) in fresh.items():

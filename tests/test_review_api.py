@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import aiohttp
 import pytest
@@ -179,7 +180,8 @@ async def test_concurrent_approvals_one_wins(desk, store, auth):
             assert store.drafts.decisions.count_documents({"draft_id": d["_id"]}) == 1
 
 
-def test_token_is_required(desk, auth):
+def test_token_is_required(desk, auth, caplog):
+    caplog.set_level(logging.INFO)
     for headers in ({}, {"Authorization": "Bearer wrong-token-wrong-token"},
                     {"Authorization": "Basic " + auth["Authorization"].split()[1]}):
         r = requests.get(desk.url + "/api/drafts", headers=headers, timeout=10)
@@ -188,6 +190,10 @@ def test_token_is_required(desk, auth):
         assert requests.post(desk.url + "/api/drafts/x/approve", headers=headers, timeout=10).status_code == 401
     assert requests.get(desk.url + "/", timeout=10).status_code == 200          # the page holds no data
     assert requests.get(desk.url + "/api/openapi.yaml", timeout=10).status_code == 200
+    assert _get(desk, "/api/drafts", auth).status_code == 200
+    assert "wrong review token" in caplog.text                       # refused attempts are logged
+    secret = auth["Authorization"].split()[1]
+    assert secret not in caplog.text and "wrong-token-wrong-token" not in caplog.text
 
 
 def test_origins(make_config, store, auth):

@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.chatsite",
     "tests.fixtures.aiserver",
     "tests.fixtures.sheets",
+    "tests.fixtures.pipeline",
 ]

@@ -2,6 +2,8 @@
 for the same account emits nothing twice, misses nothing and never sends twice."""
 from __future__ import annotations
 
+import os
+
 import time
 
 import pytest
@@ -118,9 +120,11 @@ def test_reply_sent_once_when_actor_dies_right_after_click(ray_session, actors, 
 def test_stop_removes_the_scratch_dir(ray_session, actors, config, chat_site):
     from actors.browser.launcher import scratch_root
     from contracts.ids import stable_hash
-    scratch = scratch_root() / f"meetme-{stable_hash('meetme', ACCOUNT, length=12)}"
+    prefix = f"meetme-{stable_hash('meetme', ACCOUNT, length=12)}-"
     a = actors(config, "stop")
     ray_session.get(a.start.remote(), timeout=60)
+    pid = ray_session.get(a.__ray_call__.remote(lambda self: os.getpid()), timeout=30)
+    scratch = scratch_root() / f"{prefix}{pid}"   # one directory per actor process
     assert any(scratch.iterdir())  # the driver's and Chromium's temp files live here
     ray_session.get(a.stop.remote(), timeout=30)
     assert not scratch.exists()

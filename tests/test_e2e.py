@@ -12,35 +12,16 @@ import ray
 
 from actors.store import Store
 from contracts.telemetry import read_spans
-from supervisor import runner
 from tests.fixtures.infra import BASE_ENV
-
-
-def wait_for(predicate, timeout=60.0, interval=0.2, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+from tests.helpers import wait_for
 
 
 @pytest.fixture
-def pipeline(ray_session, make_config, chat_site, ai_server, sheets):
-    cfg = make_config(
-        app={"accounts": [{"id": "meetme-main", "site": "meetme", "poll_interval_s": 0.3,
-                           "navigations_per_minute": 600, "sends_per_minute": 60}],
-             "ai": {"workers": 1, "concurrency": 4},
-             "sheets": {"linger_s": 0.2},
-             "review": {"port": 0}},
-        MEETME_URL=chat_site.url, AI_API_URL=ai_server.url, SHEETS_API_URL=sheets.url)
-    handle = runner.start(cfg)
+def pipeline(start_pipeline):
+    cfg, handle = start_pipeline()
     status = ray.get(handle.status.remote())
     assert status["states"] == {"running": len(status["children"])}, status
-    yield cfg, handle
-    runner.stop(handle)
-    Store.from_config(cfg).db.client.drop_database(cfg.settings.mongodb_db)
+    return cfg, handle
 
 
 def _review(url, path, token, body=None):

@@ -31,11 +31,32 @@ def scratch_root() -> Path:
 
 
 def session_dir(site: str, account_id: str) -> Path:
-    """A fresh per-account scratch directory (a killed predecessor's leftovers are wiped)."""
-    d = scratch_root() / f"{site}-{stable_hash(site, account_id, length=12)}"
+    """A fresh scratch directory for this process's session of the account.
+
+    It is unique per process: a killed predecessor may still be tearing down and deleting its own
+    directory while its successor starts. Leftovers of predecessors whose process is gone are wiped.
+    """
+    prefix = f"{site}-{stable_hash(site, account_id, length=12)}-"
+    root = scratch_root()
+    root.mkdir(parents=True, exist_ok=True)
+    for old in root.glob(prefix + "*"):
+        pid = old.name[len(prefix):]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    d = root / f"{prefix}{os.getpid()}"
     shutil.rmtree(d, ignore_errors=True)
     d.mkdir(parents=True)
     return d
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
 
 
 @dataclass

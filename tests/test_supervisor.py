@@ -1,0 +1,98 @@
+"""The supervisor keeps the pipeline alive: restarts (ray.kill and a killed process) with backoff,
+gives up on a child that crashes in a loop, and survives its own restart without duplicates."""
+from __future__ import annotations
+
+import os
+import signal
+
+import ray
+from ray.util.state import list_actors
+
+from actors.store import Store
+from tests.helpers import wait_for
+
+BROWSER = "browser:meetme:meetme-main"
+
+
+def _child(handle, name):
+    return next(c for c in ray.get(handle.status.remote())["children"] if c["name"] == name)
+
+
+def _alive(ns, name):
+    return [a for a in list_actors(filters=[("name", "=", name), ("state", "=", "ALIVE")])
+            if a.get("ray_namespace", ns) == ns]
+
+
+def _draft_for(store, site_id, chat_site_conv):
+    msg = store.messages.coll.find_one({"site_message_id": site_id, "conversation_id": chat_site_conv})
+    return msg and store.drafts.coll.find_one({"last_message_id": msg["_id"]})
+
+
+def test_killed_children_are_restarted_and_the_flow_resumes(start_pipeline, chat_site):
+    cfg, handle = start_pipeline()
+    store = Store.from_config(cfg)
+    first = chat_site.inject("c-1", "Ann", "Hello there, how was your weekend?")
+    wait_for(lambda: _draft_for(store, first, "c-1"), what="first draft")
+
+    # 1) ray.kill of the browser session
+    before = _child(handle, BROWSER)
+    ray.kill(ray.get_actor(BROWSER, namespace=cfg.settings.namespace), no_restart=True)
+    after = wait_for(lambda: (c := _child(handle, BROWSER))["state"] == "running"
+                     and c["actor_id"] != before["actor_id"] and c, timeout=30, what="browser restart")
+    assert after["restarts"] == 1
+    second = chat_site.inject("c-1", "Ann", "Are you around on Sunday?")
+    wait_for(lambda: _draft_for(store, second, "c-1"), what="draft after the browser restart")
+
+    # 2) the AI worker's process killed with SIGKILL
+    (ai,) = _alive(cfg.settings.namespace, "ai:0")
+    os.kill(ai["pid"], signal.SIGKILL)
+    wait_for(lambda: (c := _child(handle, "ai:0"))["state"] == "running" and c["restarts"] == 1,
+             timeout=30, what="AI worker restart")
+    third = chat_site.inject("c-2", "Ben", "Hi! Do you like board games?")
+    wait_for(lambda: _draft_for(store, third, "c-2"), what="draft after the AI worker restart")
+
+    # nothing was extracted twice across the restarts
+    assert store.messages.count() == 3
+    assert store.drafts.count() == 3
+
+
+def test_a_child_crashing_in_a_loop_is_stopped_and_reported(start_pipeline):
+    cfg, handle = start_pipeline(
+        app={"supervisor": {"heartbeat_s": 0.5, "restart": {"max_restarts": 2, "within_s": 120,
+                                                            "backoff_initial_s": 0.1,
+                                                            "backoff_max_s": 0.5}}},
+        MEETME_PASSWORD="wrong-password-on-purpose")  # every login fails: start() raises
+    status = wait_for(lambda: (s := ray.get(handle.status.remote()))["failed"] and s, timeout=90,
+                      what="the child to be marked failed")
+    child = next(c for c in status["children"] if c["name"] == BROWSER)
+    assert status["failed"] == [BROWSER]
+    assert child["state"] == "failed" and child["restarts"] == 2
+    assert child["last_error"] and "wrong-password-on-purpose" not in child["last_error"]
+    others = [c for c in status["children"] if c["name"] != BROWSER]
+    assert all(c["state"] == "running" for c in others)
+    assert not _alive(cfg.settings.namespace, BROWSER)  # not restarted forever
+
+
+def test_supervisor_restart_adopts_children_without_duplicates(start_pipeline, chat_site):
+    cfg, handle = start_pipeline()
+    ns = cfg.settings.namespace
+    store = Store.from_config(cfg)
+    ids = {c["name"]: c["actor_id"] for c in ray.get(handle.status.remote())["children"]}
+
+    ray.kill(handle, no_restart=False)  # Ray restarts it (max_restarts); __init__ runs again
+    status = wait_for(lambda: _try_status(handle), timeout=60, what="the supervisor to come back")
+    status = ray.get(handle.wait_running.remote(60))
+    assert {c["name"]: c["actor_id"] for c in status["children"]} == ids
+    for name in ids:
+        assert len(_alive(ns, name)) == 1, name
+
+    site_id = chat_site.inject("c-9", "Cleo", "Hey, nice profile! What music do you like?")
+    wait_for(lambda: _draft_for(store, site_id, "c-9"), what="draft after the supervisor restart")
+    assert store.messages.count() == 1
+
+
+def _try_status(handle):
+    try:
+        return ray.get(handle.status.remote(), timeout=5)
+    except Exception:
+        return None

@@ -12,7 +12,7 @@ import logging
 import re
 from dataclasses import dataclass
 from typing import Awaitable, Callable
-from urllib.parse import urlparse
+from urllib.parse import urljoin, urlparse
 
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page
@@ -48,7 +48,7 @@ class SendNotConfirmed(RuntimeError):
 @dataclass(frozen=True)
 class InboxItem:
     conversation_id: str
-    signature: str  # the item's visible text: changes when a message arrives
+    signature: str  # the item's visible text (preview, time, unread badge): changes on arrival
 
 
 # Reads every message of a page in one round trip; field selectors are tried in order.
@@ -67,7 +67,7 @@ _EXTRACT_JS = """
 
 _INBOX_JS = """
 els => els.map(el => { const a = el.matches('a[href]') ? el : el.querySelector('a[href]');
-  return a ? {href: new URL(a.getAttribute('href'), location.href).pathname, text: a.textContent} : null; })
+  return a ? {href: new URL(a.getAttribute('href'), location.href).pathname, text: el.textContent} : null; })
 """
 
 
@@ -238,7 +238,7 @@ class MeetMeAdapter:
             if not older:
                 break
             href = await older[0].first.get_attribute("href")
-            await self.visit(self.base_url + href if href.startswith("/") else href)
+            await self.visit(urljoin(self.page.url, href))
         return collected
 
     # ------------------------------------------------------------ sending

@@ -26,8 +26,13 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
+# Resolved at import: tempfile caches its answer on first use, and start_playwright() briefly
+# points TMPDIR at a session's own directory.
+_SCRATCH_ROOT = Path(tempfile.gettempdir()) / "replydesk-browser"
+
+
 def scratch_root() -> Path:
-    return Path(tempfile.gettempdir()) / "replydesk-browser"
+    return _SCRATCH_ROOT
 
 
 def session_dir(site: str, account_id: str) -> Path:

@@ -1,0 +1,179 @@
+"""Browser layouts compared: own Chromium per session vs one shared Chromium per node (each
+session its own context over CDP). For N sessions: PSS per session (actor process, Playwright
+driver, Chromium processes -- the shared browser divided by N), time from actor creation to the
+first extracted message, and CPU used while polling.
+
+    .venv/bin/python benchmarks/bench_browser.py [--quick] [--poll-seconds 6]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import ray  # noqa: E402
+import yaml  # noqa: E402
+
+from contracts import settings  # noqa: E402
+from standins.chatsite import ChatSiteAdmin, make_app  # noqa: E402
+from standins.mongo import MongoServer  # noqa: E402
+from standins.serve import ServedApp  # noqa: E402
+
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                ppid = int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            kids.setdefault(ppid, []).append(int(p.name))
+    return kids
+
+
+def tree(pid: int, kids: dict[int, list[int]]) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += kids.get(p, [])
+    return out
+
+
+def pss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def cpu_ticks(pid: int) -> int:
+    try:
+        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(f[11]) + int(f[12])
+    except OSError:
+        return 0
+
+
+def make_config(site_url: str, mongo_uri: str, layout: str, n: int, db: str):
+    conf_dir = Path(os.environ["BENCH_TMP"]) / f"conf-{layout}-{n}"
+    (conf_dir / "sites").mkdir(parents=True, exist_ok=True)
+    base = yaml.safe_load((ROOT / "conf" / "replydesk.yaml").read_text())
+    base["browser"]["layout"] = layout
+    base["accounts"] = [{"id": f"bench-{i}", "navigations_per_minute": 10000,
+                         "sends_per_minute": 100, "max_pages": 3} for i in range(n)]
+    (conf_dir / "replydesk.yaml").write_text(yaml.safe_dump(base))
+    (conf_dir / "sites" / "meetme.yaml").write_text((ROOT / "conf/sites/meetme.yaml").read_text())
+    os.environ.update({"MEETME_URL": site_url, "MONGODB_URI": mongo_uri, "MONGODB_DB": db})
+    return settings.load(conf_dir / "replydesk.yaml")
+
+
+def run(layout: str, n: int, site: ChatSiteAdmin, mongo_uri: str, poll_s: float) -> dict:
+    from actors.browser.session import BrowserSession
+    site.reset()
+    site.add_account(os.environ["MEETME_USERNAME"], os.environ["MEETME_PASSWORD"])
+    for c in range(3):
+        for i in range(5):
+            site.inject(f"c{c}", f"Sender {c}", f"message {i} in conversation {c}")
+    cfg = make_config(site.url, mongo_uri, layout, n, f"bench_{layout}_{n}")
+    t0 = time.monotonic()
+    actors = [BrowserSession.options(name=f"browser:meetme:bench-{i}", resources={"browser": 0.01},
+                                     max_restarts=0, max_task_retries=0).remote(cfg, f"bench-{i}")
+              for i in range(n)]
+    firsts = []
+    refs = {a.poll.remote(): i for i, a in enumerate(actors)}
+    pending = list(refs)
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1, timeout=300)
+        for r in done:
+            assert ray.get(r)["new"], "a session extracted nothing"
+            firsts.append(time.monotonic() - t0)
+    pids = ray.get([a.__ray_call__.remote(lambda self: os.getpid()) for a in actors])
+    host_pids = []
+    if layout == "shared_browser":
+        node = ray.get_runtime_context().get_node_id()[:12]
+        host = ray.get_actor(f"browser-host:{node}")
+        host_pids = [ray.get(host.__ray_call__.remote(lambda self: os.getpid()))]
+    kids = children()
+    procs = [p for pid in pids + host_pids for p in tree(pid, kids)]
+    pss = sum(pss_kib(p) for p in procs)
+
+    # CPU while polling: every session polls in a loop while messages keep arriving.
+    c0 = sum(cpu_ticks(p) for p in procs)
+    w0 = time.monotonic()
+    k = 0
+    while time.monotonic() - w0 < poll_s:
+        site.inject(f"c{k % 3}", "Sender", f"live {k}")
+        ray.get([a.poll.remote() for a in actors])
+        k += 1
+    wall = time.monotonic() - w0
+    cpu = (sum(cpu_ticks(p) for p in procs) - c0) / CLK
+    ray.get([a.stop.remote() for a in actors])
+    for a in actors:
+        ray.kill(a)
+    if layout == "shared_browser":
+        ray.kill(host)
+    firsts.sort()
+    return {"layout": layout, "n": n, "pss_mib": pss / 1024 / n, "first_s": firsts[0],
+            "median_first_s": firsts[len(firsts) // 2], "all_first_s": firsts[-1],
+            "cpu_pct": 100 * cpu / wall, "cpu_pct_per_session": 100 * cpu / wall / n,
+            "poll_rounds": k}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="N = 1, 5 only")
+    ap.add_argument("--poll-seconds", type=float, default=6.0)
+    a = ap.parse_args()
+    sizes = [1, 5] if a.quick else [1, 5, 10, 20]
+    import tempfile
+    os.environ["BENCH_TMP"] = tempfile.mkdtemp(prefix="bench-browser-")
+    os.environ.update({"RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:5672/%2F",
+                       "GOOGLE_SHEET_ID": "bench", "SHEETS_API_URL": "http://127.0.0.1:9/",
+                       "MEETME_USERNAME": "owner@example.com", "MEETME_PASSWORD": "bench-password",
+                       "AI_API_KEY": "sk-bench", "AI_API_URL": "http://127.0.0.1:9/",
+                       "REPLYDESK_NAMESPACE": "bench"})
+    served = ServedApp(make_app()).start()
+    mongo = MongoServer().start()
+    ray.init(address="local", num_cpus=2, resources={"browser": 64}, include_dashboard=False,
+             namespace="bench-browser", runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},
+             log_to_driver=False)
+    rows = []
+    try:
+        for n in sizes:
+            for layout in ("own_browser", "shared_browser"):
+                r = run(layout, n, ChatSiteAdmin(served.url), mongo.uri, a.poll_seconds)
+                rows.append(r)
+                print(f"  {layout:15s} N={n:2d} done", flush=True)
+    finally:
+        ray.shutdown()
+        mongo.close()
+        served.stop()
+    print(f"\n{'layout':15s} {'N':>3s} {'PSS MiB/session':>16s} {'first msg s':>12s} "
+          f"{'median s':>9s} {'all s':>7s} {'CPU % total':>12s} {'CPU %/session':>14s} {'rounds':>7s}")
+    for r in rows:
+        print(f"{r['layout']:15s} {r['n']:3d} {r['pss_mib']:16.1f} {r['first_s']:12.2f} "
+              f"{r['median_first_s']:9.2f} {r['all_first_s']:7.2f} {r['cpu_pct']:12.1f} "
+              f"{r['cpu_pct_per_session']:14.1f} {r['poll_rounds']:7d}")
+    print("\nshared vs own (ratio, <1 = shared better):")
+    for n in sizes:
+        own = next(r for r in rows if r["n"] == n and r["layout"] == "own_browser")
+        sh = next(r for r in rows if r["n"] == n and r["layout"] == "shared_browser")
+        print(f"  N={n:2d}: PSS {sh['pss_mib'] / own['pss_mib']:.2f}  "
+              f"all-first {sh['all_first_s'] / own['all_first_s']:.2f}  "
+              f"CPU/round {(sh['cpu_pct'] / max(sh['poll_rounds'], 1)) / (own['cpu_pct'] / max(own['poll_rounds'], 1)):.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -167,12 +167,26 @@ def extract(carrier: Mapping[str, Any] | None) -> otel_context.Context:
     return _PROPAGATOR.extract({k: str(v) for k, v in (carrier or {}).items()})
 
 
+# One name per concept on every span, whichever module sets it (keyword arguments can't hold dots).
+ATTRIBUTE_NAMES = {"account": "account.hash", "account_hash": "account.hash",
+                   "conversation_id": "conversation.id", "message_id": "message.id",
+                   "event_id": "event.id", "draft_id": "draft.id", "routing_key": "messaging.routing_key",
+                   "consumer": "messaging.consumer", "site": "site.name"}
+
+
+def attributes(**kw: Any) -> dict[str, Any]:
+    """Span attributes under their canonical names; None values dropped."""
+    return {ATTRIBUTE_NAMES.get(k, k): v for k, v in kw.items() if v is not None}
+
+
 @contextlib.contextmanager
-def span(name: str, carrier: Mapping[str, Any] | None = None, **attributes: Any) -> Iterator[trace.Span]:
-    """A span; child of `carrier`'s context when given, else of the current context."""
-    ctx = extract(carrier) if carrier else None
-    attrs = {k: v for k, v in attributes.items() if v is not None}
-    with tracer().start_as_current_span(name, context=ctx, attributes=attrs) as s:
+def span(name: str, carrier: Mapping[str, Any] | None = None, *, root: bool = False,
+         **attrs: Any) -> Iterator[trace.Span]:
+    """A span: a new trace when `root`, else a child of `carrier`'s context when given, else of
+    the current context. Common keywords (account, conversation_id, message_id, event_id...) get
+    their dotted names."""
+    ctx = otel_context.Context() if root else (extract(carrier) if carrier else None)
+    with tracer().start_as_current_span(name, context=ctx, attributes=attributes(**attrs)) as s:
         yield s
 
 

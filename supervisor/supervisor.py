@@ -22,7 +22,7 @@ from actors.ai.gate import GATE_NAME
 from actors.bus import Consumer, OutboxRelay, declare_topology
 from actors.store import Store
 from contracts import telemetry
-from contracts.errors import root_cause
+from contracts.errors import PermanentError, root_cause
 from contracts.metrics import counter, gauge
 from contracts.settings import Config
 from supervisor.children import Child, ChildSpec, create_actor, find_actor, kill_quietly
@@ -117,7 +117,9 @@ class Supervisor:
         child.handle = None
         child.start_ref = child.ping_ref = child.poll_ref = None
         child.died_at = now
-        if child.policy.should_restart(child.spec.restart):
+        # A permanent error (bad credentials...) would fail the same way again: restarting it
+        # only hammers the site, so the child is failed and reported at once.
+        if not isinstance(exc, PermanentError) and child.policy.should_restart(child.spec.restart):
             delay = child.policy.record_restart()
             child.state = "backoff"
             child.restart_at = now + delay
@@ -129,7 +131,7 @@ class Supervisor:
         else:
             child.state = "failed"
             CHILD_FAILED.inc(tags={"child": child.name, "kind": child.spec.kind})
-            log.error("child exceeded its restart intensity; marked failed and not restarted",
+            log.error("child failed permanently or exceeded its restart intensity; not restarted",
                       extra={"child": child.name, "error": child.last_error,
                              "max_restarts": child.policy.max_restarts,
                              "within_s": child.policy.within_s})

@@ -81,7 +81,7 @@ def test_actor_killed_mid_pass_then_replaced_emits_each_message_once(ray_session
     ping = ray_session.get(second.ping.remote())
     assert ping["account"] == ACCOUNT and ping["logged_in"] and ping["last_poll_at"]
     spans = [s for s in telemetry.read_spans(config.settings.trace_file) if s["name"] == "browser.message_seen"]
-    assert {s["attributes"]["message_id"] for s in spans} >= {e.split(":", 1)[1] for e in expected}
+    assert {s["attributes"]["message.id"] for s in spans} >= {e.split(":", 1)[1] for e in expected}
     assert all(s["parent_id"] is None for s in spans)
 
 

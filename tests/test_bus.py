@@ -330,4 +330,4 @@ def test_trace_carrier_preserved_from_outbox_row_to_handler(bus):
     assert spans["bus.publish"].parent.span_id == origin.get_span_context().span_id
     assert spans["bus.consume"].parent.span_id == spans["bus.publish"].context.span_id
     assert got[0]["traceparent"].split("-")[2] == format(spans["bus.consume"].context.span_id, "016x")
-    assert spans["bus.consume"].attributes["event_id"] == "message.seen:m1"
+    assert spans["bus.consume"].attributes["event.id"] == "message.seen:m1"

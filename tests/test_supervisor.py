@@ -59,21 +59,35 @@ def test_killed_children_are_restarted_and_the_flow_resumes(start_pipeline, chat
     assert store.drafts.count() == 3
 
 
-def test_a_child_crashing_in_a_loop_is_stopped_and_reported(start_pipeline):
+def _failed_status(handle):
+    return wait_for(lambda: (s := ray.get(handle.status.remote()))["failed"] and s, timeout=120,
+                    what="the child to be marked failed")
+
+
+def test_a_child_crashing_in_a_loop_is_stopped_and_reported(start_pipeline, chat_site):
+    chat_site.faults(http500=100000)  # the site is down: every start() fails after its retries
     cfg, handle = start_pipeline(
-        app={"supervisor": {"heartbeat_s": 0.5, "restart": {"max_restarts": 2, "within_s": 120,
+        app={"browser": {"page_retries": 1, "retry_backoff_s": 0.05},
+             "supervisor": {"heartbeat_s": 0.5, "restart": {"max_restarts": 2, "within_s": 300,
                                                             "backoff_initial_s": 0.1,
-                                                            "backoff_max_s": 0.5}}},
-        MEETME_PASSWORD="wrong-password-on-purpose")  # every login fails: start() raises
-    status = wait_for(lambda: (s := ray.get(handle.status.remote()))["failed"] and s, timeout=90,
-                      what="the child to be marked failed")
+                                                            "backoff_max_s": 0.5}}})
+    status = _failed_status(handle)
     child = next(c for c in status["children"] if c["name"] == BROWSER)
     assert status["failed"] == [BROWSER]
-    assert child["state"] == "failed" and child["restarts"] == 2
-    assert child["last_error"] and "wrong-password-on-purpose" not in child["last_error"]
+    assert child["state"] == "failed" and child["restarts"] == 2   # the intensity limit
+    assert "500" in child["last_error"]
     others = [c for c in status["children"] if c["name"] != BROWSER]
     assert all(c["state"] == "running" for c in others)
     assert not _alive(cfg.settings.namespace, BROWSER)  # not restarted forever
+
+
+def test_a_permanent_error_is_not_retried(start_pipeline):
+    cfg, handle = start_pipeline(MEETME_PASSWORD="wrong-password-on-purpose")
+    status = _failed_status(handle)
+    child = next(c for c in status["children"] if c["name"] == BROWSER)
+    assert child["state"] == "failed" and child["restarts"] == 0  # no hammering the login form
+    assert "LoginFailed" in child["last_error"]
+    assert "wrong-password-on-purpose" not in child["last_error"]
 
 
 def test_supervisor_restart_adopts_children_without_duplicates(start_pipeline, chat_site):

@@ -145,10 +145,8 @@ class AccountSession:
             if m.message_id not in pending:
                 continue
             if m.direction == "in":
-                with telemetry.tracer().start_as_current_span(
-                        "browser.message_seen", context=otel_context.Context(),
-                        attributes={"account": self.hash, "conversation_id": m.conversation_id,
-                                    "message_id": m.message_id}):
+                with telemetry.span("browser.message_seen", root=True, account=self.hash,
+                                    conversation_id=m.conversation_id, message_id=m.message_id):
                     queued = self.store.outbox.add([MessageSeen.of(m)], telemetry.inject())
                 if queued:  # 0: queued before a crash, only the emitted flag was lost
                     emitted.append(m.message_id)

@@ -94,8 +94,8 @@ def _publish_span(row: dict[str, Any]) -> trace.Span | None:
     if "traceparent" not in carrier:
         return None
     return telemetry.tracer().start_span("bus.publish", context=telemetry.extract(carrier),
-                                         attributes={"event_id": row["_id"],
-                                                     "routing_key": row["routing_key"]})
+                                         attributes=telemetry.attributes(
+                                             event_id=row["_id"], routing_key=row["routing_key"]))
 
 
 def _outgoing(row: dict[str, Any], span: trace.Span | None) -> Outgoing:

@@ -16,7 +16,6 @@ import asyncio
 import json
 import secrets
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from html import escape
@@ -25,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from contracts.ids import stable_hash
+from standins.admin import AdminClient
 
 SESSION_COOKIE = "mm_sid"
 STATE = web.AppKey("state", "SiteState")
@@ -419,18 +419,8 @@ def make_app() -> web.Application:
     return app
 
 
-class ChatSiteAdmin:
-    """Blocking client for the admin API (tests, demo, benchmarks)."""
-
-    def __init__(self, url: str):
-        self.url = url.rstrip("/")
-
-    def _call(self, method: str, path: str, body: Any = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + "/_admin" + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return json.loads(r.read())
+class ChatSiteAdmin(AdminClient):
+    """Blocking client for the chat site's admin API."""
 
     def reset(self) -> None:
         self._call("POST", "/reset", {})

@@ -24,8 +24,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import requests
 from aiohttp import web
+
+from standins.admin import AdminClient
 
 WRITE_ENDPOINTS = ("values_append", "values_update", "values_batch_update", "batch_update")
 FAKE: web.AppKey["SheetsFake"] = web.AppKey("fake")
@@ -431,39 +432,33 @@ def make_app() -> web.Application:
     return app
 
 
-class SheetsAdmin:
-    """Client for the fake's /_admin API; `.url` is what SHEETS_API_URL should be set to."""
+class SheetsAdmin(AdminClient):
+    """Client for the fake's admin API; `.url` is what SHEETS_API_URL should be set to."""
 
     def __init__(self, url: str, sheet_id: str):
-        self.url = url
+        super().__init__(url)
         self.sheet_id = sheet_id
-        self.http = requests.Session()
-
-    def _call(self, method: str, path: str, **kw: Any) -> Any:
-        r = self.http.request(method, self.url + path, timeout=10, **kw)
-        r.raise_for_status()
-        return r.json()
 
     def reset(self) -> None:
-        self._call("post", "/_admin/reset")
+        self._call("POST", "/reset", {})
 
     def create(self, sheet_id: str | None = None, sheets: list[str] | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"id": sheet_id or self.sheet_id}
         if sheets is not None:
             body["sheets"] = sheets
-        return self._call("post", "/_admin/spreadsheets", json=body)
+        return self._call("POST", "/spreadsheets", body)
 
     def rows(self, worksheet: str = "replydesk", sheet_id: str | None = None) -> list[list[Any]]:
-        return self._call("get", f"/_admin/spreadsheets/{sheet_id or self.sheet_id}/rows",
+        return self._call("GET", f"/spreadsheets/{sheet_id or self.sheet_id}/rows",
                           params={"sheet": worksheet})["rows"]
 
     def requests(self) -> dict[str, Any]:
         """{"counts": {endpoint: n}, "log": [{"t", "endpoint", "status", "rows", ...}]}"""
-        return self._call("get", "/_admin/requests")
+        return self._call("GET", "/requests")
 
     def faults(self, **settings: Any) -> dict[str, Any]:
         """ratio_429, ratio_500, next_429, next_500, endpoints, write_quota_per_minute, seed."""
-        return self._call("post", "/_admin/faults", json=settings)
+        return self._call("POST", "/faults", settings)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ Run alone: `python -m standins.chatsite --port 8301`.
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import time
 from dataclasses import dataclass, field

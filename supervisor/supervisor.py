@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 import ray
-from ray.exceptions import ActorDiedError, ActorUnavailableError, GetTimeoutError, RayActorError
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
 from actors.ai.gate import GATE_NAME
 from actors.bus import Consumer, OutboxRelay, declare_topology

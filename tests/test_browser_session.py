@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from opentelemetry import trace
 
 from actors.browser.selectors import MATCHES, SelectorNotFound
 from actors.browser.session import AccountSession

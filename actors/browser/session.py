@@ -21,10 +21,8 @@ import asyncio
 import logging
 import os
 import time
-from typing import Any
 
 import ray
-from opentelemetry import context as otel_context
 
 from actors.browser.adapter import LoggedOut, MeetMeAdapter
 from actors.browser.launcher import BrowserSessionHandle, open_session, scratch_root, session_dir

@@ -21,7 +21,6 @@ from typing import Any, Callable
 import gspread
 import ray
 import requests
-from opentelemetry import trace
 from opentelemetry.trace import Link, SpanContext
 from tenacity import (AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt,
                       wait_random_exponential)

@@ -121,3 +121,11 @@ def test_leak_guard_catches_reflowed_fragments_of_the_system_prompt():
     assert guard.problem("Hello! Nice to hear from you.") is None
     assert guard.problem("my key: sk-secret-123456") and "sk-secret" not in guard.problem("sk-secret-123456")
     assert guard.problem("Sure:  " + line.upper().replace(" ", "\n  ")) is not None
+
+
+def test_metrics_never_break_the_caller():
+    from actors.ai import metrics
+    metrics.observe_latency(0.2, "m")
+    metrics.count("tokens", 10, "m")
+    metrics.count("retries", 0, "m")
+    metrics.breaker_state(1.0)

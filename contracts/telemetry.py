@@ -128,6 +128,7 @@ def setup(service: str, *, trace_file: Path | str | None = None, otlp_endpoint: 
         root.setLevel(log_level.upper())
         for noisy in ("pika", "urllib3", "asyncio", "aiohttp.access"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+        _install_excepthooks()
 
         trace_file = trace_file or os.environ.get("REPLYDESK_TRACE_FILE")
         otlp_endpoint = otlp_endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -142,6 +143,27 @@ def setup(service: str, *, trace_file: Path | str | None = None, otlp_endpoint: 
             provider.add_span_processor(BatchSpanProcessor(
                 OTLPSpanExporter(endpoint=otlp_endpoint.rstrip("/") + "/v1/traces")))
         trace.set_tracer_provider(provider)
+
+
+def _install_excepthooks() -> None:
+    """The global error handler: anything unhandled, in any thread, is logged as one JSON line
+    with its stack and trace id before the default behaviour runs."""
+    crash_log = logging.getLogger("replydesk.unhandled")
+    previous_sys, previous_thread = sys.excepthook, threading.excepthook
+
+    def on_exception(exc_type, exc, tb):
+        if not issubclass(exc_type, KeyboardInterrupt):
+            crash_log.critical("unhandled exception", exc_info=(exc_type, exc, tb))
+        previous_sys(exc_type, exc, tb)
+
+    def on_thread_exception(args):
+        crash_log.critical("unhandled exception in thread",
+                           exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+                           extra={"thread_name": args.thread.name if args.thread else None})
+        previous_thread(args)
+
+    sys.excepthook = on_exception
+    threading.excepthook = on_thread_exception
 
 
 def setup_from(config: Any, service: str) -> None:

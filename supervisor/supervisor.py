@@ -332,8 +332,21 @@ class Supervisor:
             for child in self.children.values():
                 self._stop_child(child)
         kill_quietly(find_actor(GATE_NAME, self.ns))  # the AI workers' shared gate
+        self._stop_browser_hosts()
         telemetry.flush()
         return status
+
+    def _stop_browser_hosts(self) -> None:
+        """The shared-browser layout starts one Chromium host actor per node: stop them too."""
+        for node in ray.nodes():
+            host = find_actor(f"browser-host:{node['NodeID'][:12]}", self.ns)
+            if host is None:
+                continue
+            try:
+                ray.get(host.stop.remote(), timeout=15)
+            except Exception:
+                log.warning("browser host did not stop cleanly", extra={"node": node["NodeID"][:12]})
+            kill_quietly(host)
 
     def ping(self) -> bool:
         return True

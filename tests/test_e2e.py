@@ -74,3 +74,5 @@ def test_one_message_end_to_end(pipeline, chat_site, sheets):
     wait_for(lambda: (store.drafts.get(draft["_id"]) or {}).get("status") == "sent", what="sent")
     sent = [m for m in chat_site.messages("c-alice") if m.get("direction") == "out"]
     assert len(sent) == 1 and sent[0]["text"] == draft["text"]
+    send = store.sends.get(f"send:{draft['_id']}")
+    assert send["site_message_id"] == sent[0]["id"] and store.sends.count() == 1

@@ -194,7 +194,11 @@ class AccountSession:
         return await self._acked(ev, sent.site_message_id, "sent")
 
     async def _acked(self, ev: DraftApproved, site_message_id: str | None, status: str) -> dict:
-        """Record the reply (outbox first, then the draft), idempotently."""
+        """Record the reply (the send, its outbox event, then the draft), idempotently."""
+        await asyncio.to_thread(self.store.sends.record, idempotency_key=ev.idempotency_key,
+                                draft_id=ev.draft_id, account_id=ev.account_id,
+                                conversation_id=ev.conversation_id,
+                                site_message_id=site_message_id, text=ev.text)
         event = ReplySent.make(draft_id=ev.draft_id, account_id=ev.account_id,
                                conversation_id=ev.conversation_id,
                                idempotency_key=ev.idempotency_key, site_message_id=site_message_id)

@@ -12,6 +12,7 @@ from actors.store.drafts import Drafts
 from actors.store.messages import Messages
 from actors.store.outbox import Outbox
 from actors.store.processed import Processed
+from actors.store.sends import Sends
 from actors.store.sheetrows import SheetRows
 
 _clients: dict[str, MongoClient] = {}
@@ -77,13 +78,17 @@ class Store:
         return Processed(self.db)
 
     @cached_property
+    def sends(self) -> Sends:
+        return Sends(self.db)
+
+    @cached_property
     def sheet_rows(self) -> SheetRows:
         return SheetRows(self.db)
 
     def ensure_indexes(self) -> None:
         """Create every index the queries need; idempotent, run at start-up."""
         for repo in (self.accounts, self.messages, self.drafts, self.outbox, self.processed,
-                     self.sheet_rows):
+                     self.sends, self.sheet_rows):
             repo.ensure_indexes()
 
     def ping(self) -> bool:

@@ -200,6 +200,8 @@ class BusConf(BaseModel):
     reconnect_initial_s: float = Field(0.2, gt=0)
     reconnect_max_s: float = Field(10.0, gt=0)
     relay_poll_s: float = Field(0.05, gt=0)
+    relay_rescan_s: float = Field(600.0, gt=0)         # replayed on a lost change-stream position
+    relay_idle_save_s: float = Field(10.0, gt=0)       # idle relay saves its position this often
     depth_interval_s: float = Field(5.0, gt=0)
 
 

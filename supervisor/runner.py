@@ -30,6 +30,7 @@ def connect(address: str | None, namespace: str) -> None:
 
 def start(config: Config, *, detached: bool = False, max_restarts: int = 3) -> Any:
     """Create (or adopt) the named supervisor actor and wait until its children run."""
+    from supervisor.specs import near
     from supervisor.supervisor import SupervisorActor
     ns = config.settings.namespace
     try:
@@ -37,7 +38,9 @@ def start(config: Config, *, detached: bool = False, max_restarts: int = 3) -> A
         log.info("adopting the running supervisor", extra={"namespace": ns})
     except ValueError:
         opts: dict[str, Any] = {"name": SUPERVISOR_NAME, "namespace": ns, "max_restarts": max_restarts,
-                                "max_task_retries": 0}
+                                "max_task_retries": 0,
+                                # the driver's node (the head under `ray job submit`), not a browser node
+                                **near(ray.get_runtime_context().get_node_id())}
         if detached:
             opts["lifetime"] = "detached"
         handle = SupervisorActor.options(**opts).remote(config)
@@ -62,7 +65,7 @@ def summary(config: Config) -> dict[str, Any]:
     return {"messages": store.messages.count(), "drafts": store.drafts.count(),
             "drafts_pending_review": store.drafts.count({"status": "pending_review"}),
             "sheet_rows": store.sheet_rows.count(),
-            "outbox_unpublished": store.db["outbox"].count_documents({"published": False})}
+            "outbox_unpublished": store.outbox.count_pending()}
 
 
 def run_for(handle: Any, duration_s: float | None, report_every_s: float = 10.0) -> None:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -23,10 +25,16 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from actors.bus import ConfirmPublisher, Consumer, OutboxRelay, Outgoing, Topology, dead_letters
+from pymongo.errors import OperationFailure
+
 from actors.bus.connection import connect
+from actors.store import Store
+from actors.store.client import close_client
 from contracts import telemetry
 from contracts.errors import DeadLetter
 from contracts.events import ChatMessage, MessageSeen, dump_event
+from standins.mongo import _server_binary, free_port
+from tests.fixtures.infra import ROOT
 
 KIND = "effects"
 KEYS = ["message.seen"]
@@ -331,3 +339,141 @@ def test_trace_carrier_preserved_from_outbox_row_to_handler(bus):
     assert spans["bus.consume"].parent.span_id == spans["bus.publish"].context.span_id
     assert got[0]["traceparent"].split("-")[2] == format(spans["bus.consume"].context.span_id, "016x")
     assert spans["bus.consume"].attributes["event.id"] == "message.seen:m1"
+
+
+# ---------------------------------------------------------------------------- relay recovery
+@pytest.fixture
+def probe(bus):
+    """A plain queue bound to the event exchange: every publish of every event, counted by id."""
+    conn = connect(bus.config, "test-probe")
+    ch = conn.channel()
+    bus.topology.declare_base(ch)
+    name = bus.topology.declare_queue(ch, "probe", KEYS)
+
+    def drain(expected: int) -> Counter:
+        wait_until(lambda: ch.queue_declare(name, passive=True).method.message_count >= expected,
+                   f"{expected} published messages")
+        got: Counter = Counter()
+        while True:
+            method, props, _body = ch.basic_get(name, auto_ack=True)
+            if method is None:
+                return got
+            got[props.message_id] += 1
+
+    yield drain
+    ch.queue_delete(name)
+    conn.close()
+
+
+def _drain_relay(relay: OutboxRelay) -> int:
+    total = 0
+    while (n := relay.run_once()) > 0:
+        total += n
+    return total
+
+
+def test_relay_killed_mid_batch_resumes_after_last_confirmed_batch(bus, probe, make_config, monkeypatch):
+    cfg = make_config(app={"bus": {"confirm_batch": 10}})
+    first = OutboxRelay(cfg, store=Store(bus.store.uri, bus.store.db_name))   # its own repos
+    assert first.run_once() == 0 and first.store.outbox.position() is not None   # stream start saved
+    ids = [event(i).event_id for i in range(30)]
+    bus.store.outbox.add([event(i) for i in range(30)])
+    assert len(bus.store.outbox.pending()) == 30
+    assert first.run_once() == 10 and first.run_once() == 10
+    assert len(bus.store.outbox.pending()) == 10
+
+    def killed(_position):
+        raise RuntimeError("relay process killed before saving its position")
+
+    monkeypatch.setattr(first.store.outbox, "save_position", killed)
+    with pytest.raises(RuntimeError):
+        first.run_once()                   # third batch confirmed by the broker, position not saved
+    first.stop()
+    second = OutboxRelay(cfg, store=bus.store)
+    try:
+        assert _drain_relay(second) == 10  # resumes after the second batch, not from the start
+    finally:
+        second.stop()
+    got = probe(40)
+    assert set(got) == set(ids) and sum(got.values()) == 40
+    assert sorted(got.values()) == [1] * 20 + [2] * 10   # the unsaved batch twice, nothing lost
+    assert bus.store.outbox.pending() == []
+
+
+def test_relay_sigkilled_restarts_and_everything_is_handled_once(bus, tmp_path):
+    c = bus.consumer()
+    script = ("import sys, time\nfrom contracts.settings import load\nfrom actors.bus import OutboxRelay\n"
+              "OutboxRelay(load(sys.argv[1])).start()\nprint('started', flush=True)\ntime.sleep(600)\n")
+    cfg_file = tmp_path / "conf" / "replydesk.yaml"
+    child = subprocess.Popen([sys.executable, "-c", script, str(cfg_file)], cwd=ROOT,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "started"
+        for start in range(0, 150, 10):          # a trickle, so the kill lands mid-stream
+            bus.store.outbox.add([event(i) for i in range(start, start + 10)])
+            if start == 70:
+                wait_until(lambda: c.stats["handled"] >= 30, "progress before the kill")
+                child.kill()
+                child.wait(10)
+    finally:
+        child.kill()
+        child.wait(10)
+    assert c.stats["handled"] < 150
+    bus.relay()
+    wait_until(lambda: c.stats["handled"] == 150, "150 handled after the restart", timeout_s=60)
+    counts = bus.effect_counts()
+    assert len(counts) == 150 and set(counts.values()) == {1}
+
+
+@pytest.fixture
+def short_oplog_uri():
+    """A server of its own whose oplog keeps 20 entries, so a saved resume token can expire."""
+    port = free_port()
+    proc = subprocess.Popen([_server_binary(), "--host", "127.0.0.1", "--port", str(port),
+                             "--storage-path", ":memory:", "--oplog-max-entries", "20"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    uri = f"mongodb://127.0.0.1:{port}/"
+    try:
+        wait_until(lambda: _port_open(port), "short-oplog server")
+        yield uri
+    finally:
+        close_client(uri)
+        proc.terminate()
+        proc.wait(15)
+
+
+def _port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), 0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_expired_position_falls_back_to_rescan(bus, probe, make_config, short_oplog_uri, caplog):
+    cfg = make_config(MONGODB_URI=short_oplog_uri, app={"bus": {"confirm_batch": 50}})
+    store = Store.from_config(cfg)
+    store.ensure_indexes()
+    store.outbox.add([event(i) for i in range(10)])
+    relay = OutboxRelay(cfg, store=store)
+    assert _drain_relay(relay) == 10
+    relay.stop()
+    saved = store.outbox.position()
+    assert saved is not None and saved.token is not None
+    store.db["noise"].insert_many([{"i": i} for i in range(50)])   # other writes roll the oplog
+    store.outbox.add([event(i) for i in range(10, 20)])
+    store.db.client.admin.command("secantusAdmin.pruneOplog")
+    with pytest.raises(OperationFailure) as lost:
+        store.outbox.watch(saved.token, 10)
+    assert lost.value.code == 286
+    relay = OutboxRelay(cfg, store=store)
+    try:
+        with caplog.at_level("WARNING", logger="replydesk.store.outbox"):
+            published = _drain_relay(relay)
+    finally:
+        relay.stop()
+    assert "position lost" in caplog.text
+    got = probe(30)
+    # rows 10-19 were never published; rows 0-9 are within the rescan window and come again
+    assert published == 20 and got == Counter({event(i).event_id: 1 if i >= 10 else 2 for i in range(20)})
+    assert store.outbox.pending() == [] and store.outbox.position().token != saved.token

@@ -103,7 +103,7 @@ def test_indexes_created_idempotently_and_cover_queries(store):
     assert idx["class_status_created"][:2] == ["classification", "status"]
     assert idx["conversation_drafts"][:2] == ["account_id", "conversation_id"]
     assert idx["draft_decisions"][0] == "draft_id"
-    assert idx["pending"] == ["published", "created_at"]
+    assert idx["created"] == ["created_at"]
     assert store.db["cursors"].index_information()["account_conversation"].get("unique") is True
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from contracts.settings import Config
 from supervisor.children import ChildSpec
@@ -14,7 +15,22 @@ def _remote(cls: Any) -> Any:
     return cls if hasattr(cls, "options") else ray.remote(cls)
 
 
-def child_specs(config: Config) -> list[ChildSpec]:
+def near(node_id: str | None) -> dict[str, Any]:
+    """Actor options pinning an actor to `node_id`: the control plane stays off browser nodes.
+
+    Ray places 0-CPU actors on any node (a soft affinity spilled about half of them in
+    tests/scenarios/node_loss.py), so without this the supervisor, AI workers, sheets writer and
+    review desk land on browser nodes, and losing one browser node takes them down with it. The pin
+    is hard: children are pinned to the supervisor's own node, which is alive while the supervisor
+    is (a supervisor restarted elsewhere pins new children to its new node); the supervisor is
+    pinned to the driver's node, the head under `ray job submit`, whose loss ends the cluster."""
+    if node_id is None:
+        return {}
+    return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)}
+
+
+def child_specs(config: Config, home_node: str | None = None) -> list[ChildSpec]:
+    """The children `config` asks for; all but the browser sessions are pinned to `home_node`."""
     from actors.ai.worker import AIWorker
     from actors.browser.session import BrowserSession
     from actors.sheets.writer import SheetsWriter
@@ -30,12 +46,13 @@ def child_specs(config: Config) -> list[ChildSpec]:
             poll_interval_s=account.poll_interval_s))
     for i in range(config.app.ai.workers):
         specs.append(ChildSpec(name=f"ai:{i}", kind="ai", actor_cls=_remote(AIWorker),
-                               args=(config, i, config.settings.namespace), options={"num_cpus": 0},
+                               args=(config, i, config.settings.namespace),
+                               options={"num_cpus": 0, **near(home_node)},
                                start_method="ping"))
     specs.append(ChildSpec(name="sheets:writer", kind="sheets", actor_cls=_remote(SheetsWriter),
-                           args=(config,), options={"num_cpus": 0}))
+                           args=(config,), options={"num_cpus": 0, **near(home_node)}))
     if config.app.review.enabled:
         from actors.review.server import ReviewDesk
         specs.append(ChildSpec(name="review:desk", kind="review", actor_cls=_remote(ReviewDesk),
-                               args=(config,), options={"num_cpus": 0}))
+                               args=(config,), options={"num_cpus": 0, **near(home_node)}))
     return specs

@@ -68,7 +68,8 @@ class Supervisor:
         self.children: dict[str, Child] = {}
         self._ai_refs: dict[str, list] = {}
         self._seen_messages = 0
-        for spec in child_specs(config):
+        self.home_node = ray.get_runtime_context().get_node_id()  # where the control plane stays
+        for spec in child_specs(config, self.home_node):
             self._add_child(spec)
         self.relay = OutboxRelay(config)
         self.consumers = [Consumer(config, kind, keys, getattr(self, f"_route_{kind}"))
@@ -300,7 +301,7 @@ class Supervisor:
         """Apply a new config: start added accounts, stop removed ones, leave the rest running."""
         with self._lock:
             self.config = config
-            wanted = {s.name: s for s in child_specs(config)}
+            wanted = {s.name: s for s in child_specs(config, self.home_node)}
             for name in [n for n in self.children if n not in wanted]:
                 child = self.children.pop(name)
                 self._stop_child(child)

@@ -55,7 +55,7 @@ def _pids() -> list[int]:
     return [int(p) for p in os.listdir("/proc") if p.isdigit()]
 
 
-def related_processes(root_pid: int, marker: str) -> set[int]:
+def related_processes(root_pid: int, marker: str | None = None) -> set[int]:
     """Descendants of root_pid plus any process whose command line names `marker` (the temp dir:
     raylet, GCS, agents and workers all carry it, even once re-parented)."""
     parents = {pid: _ppid(pid) for pid in _pids()}
@@ -65,12 +65,13 @@ def related_processes(root_pid: int, marker: str) -> set[int]:
         new = {pid for pid, pp in parents.items() if pp in found and pid not in found}
         found |= new
         grew = bool(new)
-    found |= {pid for pid in parents if marker in _cmdline(pid)}
+    if marker:
+        found |= {pid for pid in parents if marker in _cmdline(pid)}
     found.discard(os.getpid())
     return {pid for pid in found if Path(f"/proc/{pid}").exists()}
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
@@ -115,11 +116,11 @@ class RayHead:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(5)
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and any(_alive(p) for p in procs):
+        while time.monotonic() < deadline and any(alive(p) for p in procs):
             time.sleep(0.2)
-        left = [f"{p}: {_cmdline(p)[:160]}" for p in procs if _alive(p)]
+        left = [f"{p}: {_cmdline(p)[:160]}" for p in procs if alive(p)]
         for p in procs:
-            if _alive(p):
+            if alive(p):
                 os.kill(p, signal.SIGKILL)
         shutil.rmtree(self.temp_dir, ignore_errors=True)
         return left

@@ -1,8 +1,12 @@
 """Helpers shared by the review desk tests: drafts and messages put in the store the way the AI
-worker and the browser actor put them there."""
+worker and the browser actor put them there, and driving the page in headless Chromium."""
 from __future__ import annotations
 
-from typing import Any
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 from actors.review import make_app
 from contracts.events import ChatMessage
@@ -37,3 +41,66 @@ def send_as_browser(store, draft_id: str) -> None:
     """What the browser actor does once it has sent an approved reply."""
     assert store.drafts.transition(draft_id, ("approved", "edited"), "sending") is not None
     assert store.drafts.transition(draft_id, "sending", "sent", site_message_id="m-1") is not None
+
+
+CHROMIUM = "/usr/lib/chromium/chromium"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    """The Debian Chromium, headless (one per test module: launching costs about a second)."""
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def sign_in(page: Page, token: str) -> None:
+    page.get_by_label("Review token").fill(token)
+    page.get_by_role("button", name="Connect").click()
+
+
+class HeldRequests:
+    """Requests to `pattern` held in the browser until `release()`, so a test can look at the page
+    while the request is in flight (the spinner), then let it go through to the real server."""
+
+    def __init__(self, page: Page, pattern: str):
+        self.page = page
+        self.pattern = pattern
+        self.routes: list[Route] = []
+        page.route(pattern, self._hold)
+
+    def _hold(self, route: Route) -> None:
+        self.routes.append(route)
+
+    def wait(self, count: int = 1, timeout_ms: int = 5000) -> None:
+        """Until `count` requests are held; page.wait_for_timeout lets Playwright dispatch them."""
+        waited = 0
+        while len(self.routes) < count and waited < timeout_ms:
+            self.page.wait_for_timeout(10)
+            waited += 10
+        assert len(self.routes) == count, f"{len(self.routes)} requests to {self.pattern} held, wanted {count}"
+
+    def release(self) -> None:
+        """Send the held requests on and stop holding new ones."""
+        for route in self.routes:
+            route.continue_()
+        self.page.unroute(self.pattern, self._hold)
+
+
+def wait_in_inbox(page: Page, conversation_id: str, timeout_s: float = 60.0):
+    """The inbox item of `conversation_id`'s draft, pressing Refresh (as a reviewer would) until the
+    pipeline has made it; the inbox does not reload on its own."""
+    item = page.locator(".draft-item").filter(has_text=conversation_id)
+    inbox = page.locator("#inbox")
+    deadline = time.monotonic() + timeout_s
+    while item.count() == 0:
+        assert time.monotonic() < deadline, f"no draft for {conversation_id} in the inbox after {timeout_s}s"
+        page.wait_for_timeout(300)
+        page.get_by_role("button", name="Refresh").click()
+        expect(inbox).to_have_attribute("aria-busy", "false")
+    return item

@@ -3,23 +3,19 @@ from __future__ import annotations
 
 import pytest
 import requests
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import expect
 
 from contracts import telemetry
-from tests.review_helpers import add_conversation, send_as_browser, serve
+from tests.review_helpers import (HeldRequests, add_conversation, chromium, send_as_browser, serve,
+                                  sign_in)
 
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=1">'
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path="/usr/lib/chromium/chromium", headless=True,
-                               args=CHROMIUM_FLAGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
@@ -45,11 +41,6 @@ def page(browser, desk):
     context.close()
 
 
-def _sign_in(page: Page, token: str) -> None:
-    page.get_by_label("Review token").fill(token)
-    page.get_by_role("button", name="Connect").click()
-
-
 def _token(config) -> str:
     return config.settings.review_token.get_secret_value()
 
@@ -57,7 +48,7 @@ def _token(config) -> str:
 def test_edit_approve_then_sent(page, desk, store, config, artifacts_dir):
     first = add_conversation(store, "c1", ["hi!", "are you around this weekend?"], draft="Yes, Saturday works.")
     second = add_conversation(store, "c2", ["hello"], draft="Hello there")
-    _sign_in(page, _token(config))
+    sign_in(page, _token(config))
     items = page.locator(".draft-item")
     expect(items).to_have_count(2)
     expect(page.locator("#reviewer")).to_have_text("owner")
@@ -71,19 +62,14 @@ def test_edit_approve_then_sent(page, desk, store, config, artifacts_dir):
     expect(page.get_by_role("button", name="Save & Approve")).to_be_disabled()
 
     page.get_by_label("Reply draft", exact=False).fill("Yes, Saturday at 3 works for me.")
-    held = []                                    # hold the real request to observe the spinner
-    page.route("**/api/drafts/*/edit", lambda route: held.append(route))
+    held = HeldRequests(page, "**/api/drafts/*/edit")   # hold the real request: see the spinner
     page.get_by_role("button", name="Save & Approve").click()
     conversation = page.locator("#conversation")
     expect(conversation).to_have_attribute("aria-busy", "true")
     expect(conversation.locator(".spinner")).to_be_visible()
     expect(page.get_by_role("button", name="Approve", exact=True)).to_be_disabled()
-    for _ in range(200):                         # let Playwright dispatch the route event
-        if held:
-            break
-        page.wait_for_timeout(10)
-    assert len(held) == 1
-    held[0].continue_()
+    held.wait(1)
+    held.release()
     status = page.locator("#draft-status")
     expect(status).to_contain_text("Edited and approved by owner")
     expect(conversation).to_have_attribute("aria-busy", "false")
@@ -106,7 +92,7 @@ def test_edit_approve_then_sent(page, desk, store, config, artifacts_dir):
 
 def test_hostile_text_is_shown_as_text(page, store, config, artifacts_dir):
     add_conversation(store, "c1", [HOSTILE], draft=HOSTILE)
-    _sign_in(page, _token(config))
+    sign_in(page, _token(config))
     page.locator(".draft-item").first.click()
     message = page.locator("#messages .text").first
     expect(message).to_have_text(HOSTILE)
@@ -119,12 +105,12 @@ def test_hostile_text_is_shown_as_text(page, store, config, artifacts_dir):
 
 def test_wrong_token_and_conflict_show_readable_errors(page, desk, store, config):
     d = add_conversation(store, "c1", ["hi"], draft="hello")
-    _sign_in(page, "not-the-right-token-at-all")
+    sign_in(page, "not-the-right-token-at-all")
     error = page.get_by_role("alert")
     expect(error).to_contain_text("the review token was not accepted (401)")
     expect(page.get_by_label("Review token")).to_be_focused()
 
-    _sign_in(page, _token(config))
+    sign_in(page, _token(config))
     expect(error).to_be_hidden()
     page.locator(".draft-item").first.click()
     expect(page.get_by_role("button", name="Approve", exact=True)).to_be_enabled()
@@ -140,7 +126,7 @@ def test_wrong_token_and_conflict_show_readable_errors(page, desk, store, config
 
 def test_server_failure_shows_readable_error_and_retry_works(page, store, config, artifacts_dir):
     d = add_conversation(store, "c1", ["hi"], draft="hello")
-    _sign_in(page, _token(config))
+    sign_in(page, _token(config))
     page.locator(".draft-item").first.click()
     # A real failure inside the database: a unique index that the approval's update violates.
     store.drafts.coll.insert_one({"_id": "blocker", "decided_by": "owner", "status": "sent"})

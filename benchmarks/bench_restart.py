@@ -1,0 +1,163 @@
+"""Restart time of a browser session under the supervisor, against the stand-ins.
+
+Per repetition the session is killed (alternately `ray.kill` and SIGKILL of its process) and a
+message is injected right after; measured: kill -> the supervisor reports a new session running
+("restart") and kill -> that message's draft is stored ("next event"). Compared with, in the same
+run: the supervisor's configured backoff, a raw Ray actor's creation + first call, and the same
+inject -> draft latency with no kill (steady state). Goal: restart <= 3 s.
+
+    .venv/bin/python benchmarks/bench_restart.py [--quick] [--reps N]
+
+The restart intensity window is shortened to 1 s so every repetition is a FIRST restart (backoff
+= backoff_initial_s); with the configured 60 s window, back-to-back kills would double the backoff
+each time, as they should in production.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+BROWSER = "browser:meetme:meetme-main"
+
+
+def _wait(predicate, timeout: float = 60.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def _stats(xs: list[float]) -> str:
+    return f"median {statistics.median(xs):.2f}s  max {max(xs):.2f}s  (n={len(xs)})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="2 repetitions")
+    p.add_argument("--reps", type=int, default=6)
+    args = p.parse_args(argv)
+    reps = 2 if args.quick else args.reps
+
+    from standins.stack import start_stack
+    stack = start_stack()
+    os.environ.update(stack.env)
+    import ray
+
+    from actors.store import Store
+    from contracts import settings
+    from supervisor import runner
+
+    handle = None
+    try:
+        config = settings.load()
+        config.app.accounts[0].poll_interval_s = 0.5
+        config.app.review.port = 0
+        config.app.supervisor.restart.within_s = 1.0
+        backoff = config.app.supervisor.restart.backoff_initial_s
+        ray.init(address="local", num_cpus=2, resources={"browser": 64}, include_dashboard=False,
+                 namespace=config.settings.namespace, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+        store = Store.from_config(config)
+        handle = runner.start(config)
+        ns = config.settings.namespace
+
+        def child() -> dict:
+            return next(c for c in ray.get(handle.status.remote())["children"] if c["name"] == BROWSER)
+
+        def draft_of(site_id: str):
+            msg = store.messages.coll.find_one({"site_message_id": site_id})
+            return msg and store.drafts.coll.find_one({"last_message_id": msg["_id"]})
+
+        # baseline 1: a raw Ray actor, created and called once
+        @ray.remote(num_cpus=0)
+        class Noop:
+            def ping(self) -> bool:
+                return True
+
+        raw = []
+        for _ in range(3):
+            t = time.monotonic()
+            a = Noop.remote()
+            ray.get(a.ping.remote())
+            raw.append(time.monotonic() - t)
+            ray.kill(a)
+
+        # baseline 2: inject -> draft with no kill
+        steady = []
+        for i in range(2):
+            t = time.monotonic()
+            sid = stack.site.inject(f"c-steady-{i}", "Ann", "Hi! Do you like hiking?")
+            _wait(lambda: draft_of(sid), what="steady draft")
+            steady.append(time.monotonic() - t)
+
+        restart, event, phases = [], [], []
+        for i in range(reps):
+            before = child()
+            session = ray.get_actor(BROWSER, namespace=ns)
+            how = "ray.kill" if i % 2 == 0 else "SIGKILL"
+            pid = ray.get(session.__ray_call__.remote(lambda self: os.getpid())) if how == "SIGKILL" else None
+            time.sleep(1.2)   # past the 1 s intensity window: each kill is a first restart
+            t0 = time.monotonic()
+            if pid is None:
+                ray.kill(session, no_restart=True)
+            else:
+                os.kill(pid, signal.SIGKILL)
+            sid = stack.site.inject(f"c-restart-{i}", "Ben", "Hello, what music do you like?")
+            seen: dict[str, float] = {}   # first time each state was observed (breakdown)
+
+            def back() -> bool:
+                c = child()
+                seen.setdefault(c["state"] if c["actor_id"] != before["actor_id"] or c["state"] != "running"
+                                else "old", time.monotonic() - t0)
+                return c["state"] == "running" and c["actor_id"] != before["actor_id"]
+            _wait(back, what="the session to restart")
+            restart.append(time.monotonic() - t0)
+            phases.append(seen)
+            _wait(lambda: draft_of(sid), what="the draft after the restart")
+            event.append(time.monotonic() - t0)
+            print(f"  rep {i + 1} ({how}): restart {restart[-1]:.2f}s, next event {event[-1]:.2f}s; "
+                  f"first seen: " + ", ".join(f"{k} {v:.2f}s" for k, v in seen.items() if k != "old"),
+                  flush=True)
+
+        msgs = store.messages.count()
+        med = lambda k: statistics.median(ph[k] for ph in phases if k in ph)  # noqa: E731
+        print(f"breakdown (median): death noticed {med('backoff'):.2f}s, re-created after backoff "
+              f"{med('starting'):.2f}s, started (worker + Chromium + stored session) {med('running'):.2f}s")
+        print(f"raw Ray actor create + first call: {_stats(raw)}")
+        print(f"steady inject -> draft (no kill):   {_stats(steady)}")
+        print(f"configured backoff (first restart): {backoff:.2f}s (+-20% jitter)")
+        print(f"kill -> session running again:      {_stats(restart)}   "
+              f"{statistics.median(restart) / statistics.median(raw):.1f}x a raw actor start")
+        print(f"kill -> next message drafted:       {_stats(event)}   "
+              f"goal <= 3 s: {'met' if max(event) <= 3 else 'NOT met'}")
+        print(json.dumps({"raw_actor_s": statistics.median(raw), "steady_s": statistics.median(steady),
+                          "backoff_s": backoff, "restart_median_s": statistics.median(restart),
+                          "restart_max_s": max(restart), "event_median_s": statistics.median(event),
+                          "event_max_s": max(event), "messages": msgs,
+                          "messages_expected": 2 + reps}))
+        return 0 if msgs == 2 + reps else 1
+    finally:
+        if handle is not None:
+            runner.stop(handle)
+        try:
+            Store(stack.env["MONGODB_URI"], stack.env["MONGODB_DB"]).db.client.drop_database(
+                stack.env["MONGODB_DB"])
+        finally:
+            import ray
+            ray.shutdown()
+            stack.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

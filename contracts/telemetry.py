@@ -8,6 +8,7 @@ REPLYDESK_TRACE_FILE is set (tests and the demo read it); otherwise tracing is o
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -174,7 +175,9 @@ def setup_from(config: Any, service: str) -> None:
                    s.review_token.get_secret_value() if s.review_token else None))
 
 
+@functools.lru_cache(maxsize=None)
 def tracer(name: str = "replydesk") -> trace.Tracer:
+    """Cached: get_tracer is costly per span, and the proxy it returns follows a provider set later."""
     return trace.get_tracer(name)
 
 

@@ -85,6 +85,7 @@ class RayHead:
     port: int
     dashboard_port: int
     env: dict[str, str]
+    metrics_port: int = 0
     proc: subprocess.Popen | None = None
     log_path: Path | None = None
     _stopped: bool = field(default=False, repr=False)
@@ -97,6 +98,11 @@ class RayHead:
         """Run a `ray` subcommand against this head (RAY_ADDRESS pins the dashboard)."""
         return subprocess.run([RAY, *args], env={**self.env, "RAY_ADDRESS": self.dashboard_url},
                               capture_output=True, text=True, timeout=timeout)
+
+    def metrics(self) -> str:
+        """The node's Prometheus metrics endpoint (what the dashboard's Grafana/Prometheus scrape)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as r:
+            return r.read().decode()
 
     def job(self, job_id: str) -> dict:
         """The job's record from the dashboard's REST API (status, message, entrypoint...)."""
@@ -133,7 +139,7 @@ def start_head(resources: dict[str, float], num_cpus: int = 2, timeout: float = 
     port, dash, client, agent, agent_grpc, metrics, rt_agent = free_ports(7)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     env.update(RAY_AUTH_MODE="disabled", PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}")
-    head = RayHead(temp_dir=temp, port=port, dashboard_port=dash, env=env,
+    head = RayHead(temp_dir=temp, port=port, dashboard_port=dash, env=env, metrics_port=metrics,
                    log_path=temp / "ray-start.log")
     cmd = [RAY, "start", "--head", "--block", "--disable-usage-stats", f"--temp-dir={temp}",
            "--node-ip-address=127.0.0.1", f"--port={port}", "--include-dashboard=true",

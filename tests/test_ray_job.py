@@ -12,6 +12,7 @@ import pytest
 from actors.store import Store
 from contracts.telemetry import read_spans
 from standins.stack import start_stack
+from tests.helpers import wait_for
 from tests.raycli import start_head
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,10 +51,22 @@ def test_job_submit_runs_the_demo_flow(head, stack, tmp_path):
     runtime_env = {"env_vars": {**stack.env, "REPLYDESK_TRACE_FILE": str(trace_file)},
                    "excludes": EXCLUDES}
 
-    submit = head.cli("job", "submit", "--address", head.dashboard_url, "--submission-id", job_id,
-                      "--working-dir", str(ROOT), "--runtime-env-json", json.dumps(runtime_env),
+    submit = head.cli("job", "submit", "--no-wait", "--address", head.dashboard_url,
+                      "--submission-id", job_id, "--working-dir", str(ROOT),
+                      "--runtime-env-json", json.dumps(runtime_env),
                       "--", "python", "-m", "supervisor", "--duration", str(DURATION_S), timeout=150)
-    logs = submit.stdout + submit.stderr
+    assert submit.returncode == 0, submit.stdout + submit.stderr
+
+    # while it runs, replydesk's Ray metrics show up on the node's metrics endpoint
+    wanted_metrics = ("ray_replydesk_messages_seen_total", "ray_replydesk_queue_depth",
+                      "ray_replydesk_events_consumed_total", "ray_replydesk_ai_latency_seconds")
+    exported = wait_for(lambda: (text := head.metrics()) and all(m in text for m in wanted_metrics)
+                        and text, timeout=DURATION_S + 20, interval=1.0,
+                        what="replydesk metrics on the metrics endpoint")
+    assert 'ray_replydesk_messages_seen_total{' in exported
+
+    follow = head.cli("job", "logs", "--follow", "--address", head.dashboard_url, job_id, timeout=150)
+    logs = follow.stdout + follow.stderr
     assert head.job(job_id)["status"] == "SUCCEEDED", logs[-4000:]
     for secret in ("MEETME_PASSWORD", "AI_API_KEY", "REVIEW_TOKEN"):
         assert stack.env[secret] not in logs, f"{secret} leaked into the job's logs"

@@ -147,3 +147,23 @@ def test_reattach_by_name(pool_for, store, ai_server, ns):
     assert [h._actor_id for h in again.handles] == [h._actor_id for h in pool.handles]
     assert ray.get(again.submit("acct", "c1"), timeout=30)["created"] is True
     assert json.dumps(again.status()["gate"]["breaker"])
+
+
+def test_classification_is_stored_and_a_redelivery_costs_no_ai_call(pool_for, store, ai_server):
+    pool, _ = pool_for()
+    spam = seed(store, "c-spam", "Send bitcoin now and earn crypto 10x")
+    first = ray.get(pool.submit("acct", "c-spam", CARRIER), timeout=30)
+    assert first["classification"] == "spam_or_scam" and first["draft_id"] is None
+    conv = store.conversations.get("acct", "c-spam")
+    assert conv["classification"] == "spam_or_scam" and conv["draft_id"] is None
+    assert conv["last_message_id"] == spam[-1].message_id
+    calls = ai_server.count
+
+    again = ray.get(pool.submit("acct", "c-spam", CARRIER), timeout=30)  # a redelivered event
+    assert again == first
+    assert ai_server.count == calls  # answered from the store, not by asking the AI again
+    assert store.outbox.coll.count_documents({"routing_key": "conversation.classified"}) == 1
+
+    seed(store, "c-ok", "Fancy a walk on Sunday?")
+    made = ray.get(pool.submit("acct", "c-ok", CARRIER), timeout=30)
+    assert store.conversations.get("acct", "c-ok")["draft_id"] == made["draft_id"]

@@ -120,6 +120,14 @@ class AIWorker:
                                       classification=existing["classification"], text=existing["text"])
             await self._db(self.store.outbox.add, [event], telemetry.inject())
             return {"draft_id": did, "classification": existing["classification"], "created": False}
+        known = await self._db(self.store.conversations.get, account_id, conversation_id)
+        if known and known["last_message_id"] == last.message_id and known["draft_id"] is None:
+            # redelivery of a conversation already classified as needing no reply
+            self.counts["duplicates"] += 1
+            await self._db(self.store.outbox.add, [self._classified(
+                did, account_id, conversation_id, last.message_id, known["classification"])],
+                telemetry.inject())
+            return {"draft_id": None, "classification": known["classification"], "created": False}
 
         tally = Tally()
         try:
@@ -133,10 +141,12 @@ class AIWorker:
         carrier = telemetry.inject()
         if answer.classification != "needs_reply":
             self.counts["classified"] += 1
-            event = ConversationClassified(
-                event_id=f"conversation.classified:{did}", account_id=account_id,
+            await self._db(functools.partial(
+                self.store.conversations.record_classification, account_id=account_id,
                 conversation_id=conversation_id, last_message_id=last.message_id,
-                classification=answer.classification)
+                classification=answer.classification, draft_id=None))
+            event = self._classified(did, account_id, conversation_id, last.message_id,
+                                     answer.classification)
             await self._db(self.store.outbox.add, [event], carrier)
             return {"draft_id": None, "classification": answer.classification, "created": False}
 
@@ -147,6 +157,10 @@ class AIWorker:
                "ai": {"attempts": tally.attempts, "tokens": tally.tokens}}
         created = await self._db(self.store.drafts.insert, doc)
         self.counts["created" if created else "duplicates"] += 1
+        await self._db(functools.partial(
+            self.store.conversations.record_classification, account_id=account_id,
+            conversation_id=conversation_id, last_message_id=last.message_id,
+            classification=answer.classification, draft_id=did))
         event = DraftCreated.make(draft_id=did, account_id=account_id, conversation_id=conversation_id,
                                   message_ids=message_ids, classification=answer.classification,
                                   text=answer.reply or "")
@@ -154,6 +168,14 @@ class AIWorker:
         log.info("draft created", extra={"draft_id": did, "conversation_id": conversation_id,
                                          "account": account_hash(account_id)})
         return {"draft_id": did, "classification": answer.classification, "created": created}
+
+    @staticmethod
+    def _classified(did: str, account_id: str, conversation_id: str, last_message_id: str,
+                    classification: str) -> ConversationClassified:
+        return ConversationClassified(
+            event_id=f"conversation.classified:{did}", account_id=account_id,
+            conversation_id=conversation_id, last_message_id=last_message_id,
+            classification=classification)
 
     async def ping(self) -> dict[str, Any]:
         return {"worker": self.name, "in_flight": self.in_flight,

@@ -8,6 +8,7 @@ from pymongo import MongoClient, WriteConcern
 from pymongo.database import Database
 
 from actors.store.accounts import Accounts
+from actors.store.conversations import Conversations
 from actors.store.drafts import Drafts
 from actors.store.messages import Messages
 from actors.store.outbox import Outbox
@@ -62,6 +63,10 @@ class Store:
         return Accounts(self.db)
 
     @cached_property
+    def conversations(self) -> Conversations:
+        return Conversations(self.db)
+
+    @cached_property
     def messages(self) -> Messages:
         return Messages(self.db)
 
@@ -87,7 +92,7 @@ class Store:
 
     def ensure_indexes(self) -> None:
         """Create every index the queries need; idempotent, run at start-up."""
-        for repo in (self.accounts, self.messages, self.drafts, self.outbox, self.processed,
+        for repo in (self.accounts, self.conversations, self.messages, self.drafts, self.outbox, self.processed,
                      self.sends, self.sheet_rows):
             repo.ensure_indexes()
 

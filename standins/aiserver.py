@@ -9,7 +9,8 @@ Admin API (tests and benchmarks drive it; no auth, localhost only):
   POST /_admin/latency  {"ms": 200, "jitter_ms": 0}
   POST /_admin/faults   {"faults": [{"kind": "429", "retry_after": 1}, ...]}  queued for next calls
   POST /_admin/fault_ratio {"kind": "429", "ratio": 0.3, "retry_after_ms": 50, "seed": 1}
-  GET  /_admin/requests                 {"count": n, "bodies": [...]} (what the client sent)
+  GET  /_admin/requests                 {"count": n, "bodies": [...] (what the client sent),
+                                         "mean_in_flight": time-weighted concurrency seen}
 Fault kinds: 429 / 503 (with Retry-After seconds, or retry-after-ms like OpenAI), 500,
 timeout (sleep `seconds`, longer than the client timeout), malformed (content not JSON),
 wrong_shape (valid JSON missing fields), leak (reply echoes the system prompt and the key), 401.
@@ -45,7 +46,19 @@ STATE = web.AppKey("state", dict)
 
 def _fresh_state(key: str) -> dict[str, Any]:
     return {"key": key, "latency_ms": 0.0, "jitter_ms": 0.0, "faults": deque(), "ratio": None,
-            "rng": random.Random(0), "bodies": [], "count": 0}
+            "rng": random.Random(0), "bodies": [], "count": 0,
+            "in_flight": 0, "area": 0.0, "first": None, "last": None}
+
+
+def _track(st: dict[str, Any], delta: int) -> None:
+    """Time-weighted number of requests in flight: how well a client keeps the server busy."""
+    now = time.monotonic()
+    if st["first"] is None:
+        st["first"] = now
+    if st["last"] is not None:
+        st["area"] += st["in_flight"] * (now - st["last"])
+    st["last"] = now
+    st["in_flight"] += delta
 
 
 def _conversation(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -143,6 +156,14 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         return _error(400, "'messages' is required", "invalid_request_error")
     st["count"] += 1
     st["bodies"].append(body)
+    _track(st, +1)
+    try:
+        return await _answer(st, body)
+    finally:
+        _track(st, -1)
+
+
+async def _answer(st: dict[str, Any], body: dict[str, Any]) -> web.Response:
     fault = _next_fault(st)
     kind = fault["kind"] if fault else None
     if kind == "429":  # rate limiting happens at the front door: answered at once
@@ -209,7 +230,9 @@ async def admin_fault_ratio(request: web.Request) -> web.Response:
 
 async def admin_requests(request: web.Request) -> web.Response:
     st = request.app[STATE]
-    return web.json_response({"count": st["count"], "bodies": st["bodies"]})
+    span = (st["last"] - st["first"]) if st["first"] is not None else 0.0
+    return web.json_response({"count": st["count"], "bodies": st["bodies"],
+                              "mean_in_flight": st["area"] / span if span else 0.0})
 
 
 class AdminClient:

@@ -1,8 +1,9 @@
 """Worker side of the gate: lease rate tokens in batches, hold the worker's concurrency share,
 and tell the gate about outcomes that matter to the breaker.
 
-The healthy path costs one gate call per `batch` requests (leased tokens expire after `ttl_s`, so
-an idle worker cannot hoard the pool's rate). Failures are always reported; successes only while
+The healthy path costs one gate call per `batch` requests, made in the background when half the
+batch is used, so requests do not wait for the gate (leased tokens expire after `ttl_s`, so an
+idle worker cannot hoard the pool's rate). Failures are always reported; successes only while
 the pool's breaker is not plainly healthy (failures counted, or a probe), which is when they
 change its state. While unhealthy, every request leases its own token, so an opening breaker is
 seen at once; a worker that has seen no failure may finish its leased batch (at most `ttl_s`).
@@ -10,11 +11,13 @@ seen at once; a worker that has seen no failure may finish its leased batch (at 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any, Awaitable, Callable, TypeVar
 
 from actors.ai.errors import BreakerOpen, TransientAIError
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 LeaseFn = Callable[[str, int], Awaitable[dict[str, Any]]]
 RecordFn = Callable[[str, str], Awaitable[dict[str, Any]]]
@@ -33,6 +36,7 @@ class Permits:
         self._tokens = 0
         self._expires = 0.0
         self._lock = asyncio.Lock()
+        self._refill: asyncio.Task | None = None
         self.breaker: dict[str, Any] = {"state": "closed", "failures": 0, "retry_in_s": 0.0}
         self.leases = 0
 
@@ -45,8 +49,26 @@ class Permits:
         failures are counted, every request asks the gate, so an opening breaker is seen)."""
         if self._healthy and self._tokens > 0 and time.monotonic() < self._expires:
             self._tokens -= 1
+            if self._tokens <= self._batch // 2 and not self._lock.locked() and \
+                    (self._refill is None or self._refill.done()):
+                self._refill = asyncio.ensure_future(self._prefetch())
             return True
         return False
+
+    async def _prefetch(self) -> None:
+        """Lease the next batch before this one runs out, so no request waits for the gate."""
+        try:
+            async with self._lock:
+                grant = await self._lease(self.worker, self._batch)
+                self.leases += 1
+                self.breaker = grant["breaker"]
+                if grant["probe"]:  # nobody here is waiting to probe: hand it back
+                    self.breaker = await self._record(self.worker, "neutral")
+                elif grant["granted"] and self._healthy:
+                    self._tokens += grant["granted"]
+                    self._expires = time.monotonic() + self._ttl_s
+        except Exception as exc:  # a request that needs a token will lease (and fail) itself
+            log.warning("AI gate prefetch failed", extra={"error": f"{type(exc).__name__}: {exc}"})
 
     async def _token(self) -> bool:
         """Wait for a rate token; True when it is the breaker's half-open probe."""

@@ -36,14 +36,20 @@ class _Lazy:
                 return _Noop()
         return self._metric
 
+    def _record(self, method: str, value: float, tags: dict[str, str] | None) -> None:
+        try:
+            getattr(self._get(), method)(value, tags=tags)
+        except Exception:  # e.g. a tag the metric does not declare: log, never break the work
+            log.debug("metric %s not recorded", self._args[1], exc_info=True)
+
     def inc(self, value: float = 1.0, tags: dict[str, str] | None = None) -> None:
-        self._get().inc(value, tags=tags)
+        self._record("inc", value, tags)
 
     def set(self, value: float, tags: dict[str, str] | None = None) -> None:
-        self._get().set(value, tags=tags)
+        self._record("set", value, tags)
 
     def observe(self, value: float, tags: dict[str, str] | None = None) -> None:
-        self._get().observe(value, tags=tags)
+        self._record("observe", value, tags)
 
 
 def counter(name: str, description: str, tag_keys: tuple[str, ...] = ()) -> _Lazy:

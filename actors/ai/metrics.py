@@ -1,67 +1,30 @@
-"""Ray metrics of the AI pool, safe to use anywhere.
-
-ray.util.metrics needs a connected Ray worker; unit tests and tools use the same code outside
-Ray, so each metric is created lazily and becomes a no-op (with the values still kept in the
-callers' own stats) when Ray metrics are not available.
-"""
+"""Ray metrics of the AI pool (no-ops outside Ray, see contracts.metrics); the same values are
+kept in the callers' own stats and span attributes."""
 from __future__ import annotations
 
-import logging
-from typing import Any
-
-log = logging.getLogger(__name__)
+from contracts.metrics import counter, gauge, histogram
 
 _LATENCY_BUCKETS = [0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60]
-_SPECS: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "latency": ("Histogram", "replydesk_ai_latency_seconds",
-                {"description": "Time to a validated AI answer, retries included",
-                 "boundaries": _LATENCY_BUCKETS, "tag_keys": ("model",)}),
-    "tokens": ("Counter", "replydesk_ai_tokens_total",
-               {"description": "Tokens used (prompt + completion)", "tag_keys": ("model",)}),
-    "retries": ("Counter", "replydesk_ai_retries_total",
-                {"description": "AI request attempts that were retried", "tag_keys": ("model",)}),
-    "rate_limited": ("Counter", "replydesk_ai_429_total",
-                     {"description": "HTTP 429 answers from the AI endpoint", "tag_keys": ("model",)}),
-    "breaker_open": ("Gauge", "replydesk_ai_breaker_open",
-                     {"description": "Shared AI circuit breaker: 0 closed, 0.5 half-open, 1 open"}),
+LATENCY = histogram("replydesk_ai_latency_seconds", "Time to a validated AI answer, retries included",
+                    _LATENCY_BUCKETS, ("model",))
+_COUNTERS = {
+    "tokens": counter("replydesk_ai_tokens_total", "Tokens used (prompt + completion)", ("model",)),
+    "retries": counter("replydesk_ai_retries_total", "AI request attempts that were retried", ("model",)),
+    "rate_limited": counter("replydesk_ai_429_total", "HTTP 429 answers from the AI endpoint", ("model",)),
+    "drafts": counter("replydesk_drafts_total", "Drafts stored for review", ("model",)),
 }
-_made: dict[str, Any] = {}
-
-
-def _metric(key: str) -> Any | None:
-    if key not in _made:
-        kind, name, kwargs = _SPECS[key]
-        try:
-            import ray
-            if not ray.is_initialized():
-                return None  # not cached: Ray may be initialised later in this process
-            from ray.util import metrics
-            _made[key] = getattr(metrics, kind)(name, **kwargs)
-        except Exception as exc:  # metrics are best effort; the work must go on
-            log.debug("metric %s unavailable: %s", name, exc)
-            _made[key] = None
-    return _made[key]
-
-
-def _apply(key: str, method: str, value: float, tags: dict[str, str] | None) -> None:
-    m = _metric(key)
-    if m is None:
-        return
-    try:
-        getattr(m, method)(value, tags=tags or None)
-    except Exception as exc:
-        log.debug("metric %s not recorded: %s", key, exc)
+BREAKER_OPEN = gauge("replydesk_ai_breaker_open", "Shared AI circuit breaker: 0 closed, 0.5 half-open, 1 open")
 
 
 def observe_latency(seconds: float, model: str) -> None:
-    _apply("latency", "observe", seconds, {"model": model})
+    LATENCY.observe(seconds, {"model": model})
 
 
 def count(key: str, n: float, model: str) -> None:
-    """key: tokens | retries | rate_limited."""
+    """key: tokens | retries | rate_limited | drafts."""
     if n:
-        _apply(key, "inc", n, {"model": model})
+        _COUNTERS[key].inc(n, {"model": model})
 
 
 def breaker_state(value: float) -> None:
-    _apply("breaker_open", "set", value, None)
+    BREAKER_OPEN.set(value)

@@ -19,6 +19,7 @@ from typing import Any, Callable, TypeVar
 
 import ray
 
+from actors.ai import metrics
 from actors.ai.drafter import Drafter, Tally
 from actors.ai.gate import get_or_create_gate
 from actors.store import Store
@@ -157,6 +158,8 @@ class AIWorker:
                "ai": {"attempts": tally.attempts, "tokens": tally.tokens}}
         created = await self._db(self.store.drafts.insert, doc)
         self.counts["created" if created else "duplicates"] += 1
+        if created:
+            metrics.count("drafts", 1, self.model)
         await self._db(functools.partial(
             self.store.conversations.record_classification, account_id=account_id,
             conversation_id=conversation_id, last_message_id=last.message_id,

@@ -15,6 +15,7 @@ each time, as they should in production.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import signal
@@ -28,14 +29,6 @@ sys.path.insert(0, str(ROOT))
 BROWSER = "browser:meetme:meetme-main"
 
 
-def _wait(predicate, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def _stats(xs: list[float]) -> str:
@@ -49,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     reps = 2 if args.quick else args.reps
 
-    from standins.stack import start_stack
+    from standins.stack import start_stack, wait_for
+    wait = functools.partial(wait_for, interval=0.02)  # fine-grained: this measures restarts
     stack = start_stack()
     os.environ.update(stack.env)
     import ray
@@ -98,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(2):
             t = time.monotonic()
             sid = stack.site.inject(f"c-steady-{i}", "Ann", "Hi! Do you like hiking?")
-            _wait(lambda: draft_of(sid), what="steady draft")
+            wait(lambda: draft_of(sid), what="steady draft")
             steady.append(time.monotonic() - t)
 
         restart, event, phases = [], [], []
@@ -121,10 +115,10 @@ def main(argv: list[str] | None = None) -> int:
                 seen.setdefault(c["state"] if c["actor_id"] != before["actor_id"] or c["state"] != "running"
                                 else "old", time.monotonic() - t0)
                 return c["state"] == "running" and c["actor_id"] != before["actor_id"]
-            _wait(back, what="the session to restart")
+            wait(back, what="the session to restart")
             restart.append(time.monotonic() - t0)
             phases.append(seen)
-            _wait(lambda: draft_of(sid), what="the draft after the restart")
+            wait(lambda: draft_of(sid), what="the draft after the restart")
             event.append(time.monotonic() - t0)
             print(f"  rep {i + 1} ({how}): restart {restart[-1]:.2f}s, next event {event[-1]:.2f}s; "
                   f"first seen: " + ", ".join(f"{k} {v:.2f}s" for k, v in seen.items() if k != "old"),

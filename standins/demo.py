@@ -23,14 +23,6 @@ CONVERSATIONS = [
 ]
 
 
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise TimeoutError(f"demo: timed out after {timeout:.0f}s waiting for {what}")
 
 
 def _stray_chromium() -> list[str]:
@@ -44,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     t0 = time.monotonic()
 
-    from standins.stack import start_stack
+    from standins.stack import start_stack, wait_for
     stack = start_stack()
     trace_file = Path("var/demo") / f"{stack.env['REPLYDESK_NAMESPACE']}-spans.jsonl"
     os.environ.update(stack.env, REPLYDESK_TRACE_FILE=str(trace_file.resolve()))
@@ -72,21 +64,21 @@ def main(argv: list[str] | None = None) -> int:
         handle = runner.start(config)
 
         n = len(CONVERSATIONS)
-        _wait(lambda: store.messages.count() >= n, args.timeout, "messages to be extracted")
-        _wait(lambda: store.db["outbox"].count_documents(
+        wait_for(lambda: store.messages.count() >= n, args.timeout, "messages to be extracted")
+        wait_for(lambda: store.db["outbox"].count_documents(
             {"routing_key": {"$in": ["draft.created", "conversation.classified"]}}) >= n,
             args.timeout, "every conversation to be classified")
         rows_wanted = lambda: store.messages.count() + store.drafts.count()  # noqa: E731
-        _wait(lambda: len(stack.sheets.rows()) - 1 >= rows_wanted(), args.timeout, "sheet rows")
+        wait_for(lambda: len(stack.sheets.rows()) - 1 >= rows_wanted(), args.timeout, "sheet rows")
 
         # end-to-end latency of one message: injected on the site -> draft stored -> row in sheet
         t_inject = time.monotonic()
         site_id = stack.site.inject("c-alice", "Alice", "Also, would Saturday morning work for you?")
-        msg = _wait(lambda: store.messages.coll.find_one({"site_message_id": site_id}), 60, "new message")
+        msg = wait_for(lambda: store.messages.coll.find_one({"site_message_id": site_id}), 60, "new message")
         t_seen = time.monotonic()
-        draft = _wait(lambda: store.drafts.coll.find_one({"last_message_id": msg["_id"]}), 60, "draft")
+        draft = wait_for(lambda: store.drafts.coll.find_one({"last_message_id": msg["_id"]}), 60, "draft")
         t_draft = time.monotonic()
-        _wait(lambda: draft["_id"] in {r[0] for r in stack.sheets.rows()}, 60, "draft row")
+        wait_for(lambda: draft["_id"] in {r[0] for r in stack.sheets.rows()}, 60, "draft row")
         t_row = time.monotonic()
 
         spans = telemetry.read_spans(trace_file)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +12,18 @@ from typing import Any
 from standins import aiserver, chatsite, sheetsfake
 from standins.mongo import MongoServer
 from standins.serve import ServedApp
+
+
+def wait_for(predicate, timeout: float = 60.0, what: str = "condition", interval: float = 0.1):
+    """Poll `predicate` until it returns something truthy (returned); TimeoutError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
 
 
 @dataclass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-import time
 
 import pytest
 
@@ -13,6 +12,7 @@ from contracts import telemetry
 from contracts.events import DraftApproved
 from contracts.ids import draft_id
 from tests.fixtures.infra import ROOT
+from tests.helpers import wait_for
 
 ACCOUNT = "meetme-main"
 PARENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -49,13 +49,6 @@ def actors(ray_session, ns):
         ray_session.kill(a)
 
 
-def _wait_for(cond, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 def test_actor_killed_mid_pass_then_replaced_emits_each_message_once(ray_session, actors, config,
@@ -66,7 +59,7 @@ def test_actor_killed_mid_pass_then_replaced_emits_each_message_once(ray_session
     ray_session.get(first.start.remote(), timeout=60)
     chat_site.faults(slow_ms=300)  # each page takes a while: the kill lands mid-pass
     first.poll.remote()
-    _wait_for(lambda: store.messages.count() >= 3)
+    wait_for(lambda: store.messages.count() >= 3, timeout=30, what="3 messages stored")
     ray_session.kill(first)
     assert store.accounts.cursors.count_documents({}) < 3  # the pass really was cut short
     chat_site.faults(slow_ms=0)

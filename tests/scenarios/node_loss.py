@@ -24,14 +24,6 @@ ROOT = Path(__file__).resolve().parents[2]
 BROWSER = "browser:meetme:meetme-main"
 
 
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def _actor_node(name: str, namespace: str) -> str | None:
@@ -47,7 +39,7 @@ def run(result: dict) -> None:
 
     from actors.store import Store
     from contracts import settings
-    from standins.stack import start_stack
+    from standins.stack import start_stack, wait_for
     from supervisor import runner
     from tests.raycli import alive, free_ports, related_processes
 
@@ -80,12 +72,12 @@ def run(result: dict) -> None:
         result["supervisor_backoff_initial_s"] = config.app.supervisor.restart.backoff_initial_s
 
         first = stack.site.inject("c-1", "Ann", "Hi! Do you like hiking? Any favourite trails?")
-        _wait(lambda: _draft_for(store, first), 60, "the first draft")
+        wait_for(lambda: _draft_for(store, first), 60, "the first draft")
 
         by_id = {w.node_id: w for w in workers}
         head_id = cluster.head_node.node_id
         before = _child(ray, handle)
-        lost_id = _wait(lambda: _actor_node(BROWSER, ns), 10, "the browser actor's node")
+        lost_id = wait_for(lambda: _actor_node(BROWSER, ns), 10, "the browser actor's node")
         where = {head_id: "head", **{w.node_id: f"browser-node-{k}" for k, w in enumerate(workers)}}
         result["placement_before"] = {n: where.get(i, i) for n, i in _nodes(ns).items()}
         result["browser_node_was_worker"] = lost_id in by_id
@@ -96,11 +88,11 @@ def run(result: dict) -> None:
         t_loss = time.monotonic()
         cluster.remove_node(by_id[lost_id], allow_graceful=False)
         second = stack.site.inject("c-1", "Ann", "Are you around on Sunday afternoon?")
-        after = _wait(lambda: (c := _child(ray, handle))["state"] == "running"
+        after = wait_for(lambda: (c := _child(ray, handle))["state"] == "running"
                       and c["actor_id"] != before["actor_id"] and c, 60, "the browser session back")
         result["recreated_s"] = round(time.monotonic() - t_loss, 2)
-        new_node = _wait(lambda: _actor_node(BROWSER, ns), 10, "the new browser actor's node")
-        _wait(lambda: _draft_for(store, second), 60, "the draft of the message sent after the loss")
+        new_node = wait_for(lambda: _actor_node(BROWSER, ns), 10, "the new browser actor's node")
+        wait_for(lambda: _draft_for(store, second), 60, "the draft of the message sent after the loss")
         result["resumed_s"] = round(time.monotonic() - t_loss, 2)
 
         result.update(

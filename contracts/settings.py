@@ -217,6 +217,7 @@ class ReviewConf(BaseModel):
     max_text_chars: int = Field(4000, ge=1)        # longest reply a reviewer may save
     page_size: int = Field(50, ge=1, le=200)       # default inbox page (a request may ask <= 200)
     poll_interval_s: float = Field(1.0, gt=0)      # how often the page re-reads a draft being sent
+    inbox_poll_interval_s: float = Field(5.0, gt=0)  # how often the page re-reads its inbox list
 
 
 class AppConfig(BaseModel):

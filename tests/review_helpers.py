@@ -2,7 +2,6 @@
 worker and the browser actor put them there, and driving the page in headless Chromium."""
 from __future__ import annotations
 
-import time
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -93,14 +92,18 @@ class HeldRequests:
 
 
 def wait_in_inbox(page: Page, conversation_id: str, timeout_s: float = 60.0):
-    """The inbox item of `conversation_id`'s draft, pressing Refresh (as a reviewer would) until the
-    pipeline has made it; the inbox does not reload on its own."""
+    """The inbox item of `conversation_id`'s draft, once the pipeline has made it: the inbox
+    re-reads itself (app.review.inbox_poll_interval_s), so nobody presses Refresh."""
     item = page.locator(".draft-item").filter(has_text=conversation_id)
-    inbox = page.locator("#inbox")
-    deadline = time.monotonic() + timeout_s
-    while item.count() == 0:
-        assert time.monotonic() < deadline, f"no draft for {conversation_id} in the inbox after {timeout_s}s"
-        page.wait_for_timeout(300)
-        page.get_by_role("button", name="Refresh").click()
-        expect(inbox).to_have_attribute("aria-busy", "false")
+    expect(item).to_have_count(1, timeout=timeout_s * 1000)
     return item
+
+
+def add_sent_reply(store, draft: dict[str, Any], site_message_id: str = "m-1") -> None:
+    """What the browser session's next pass stores after sending: its own outgoing message."""
+    account_id, conversation_id = draft["account_id"], draft["conversation_id"]
+    store.messages.insert([ChatMessage(
+        message_id=message_id(account_id, conversation_id, site_message_id, "me", "t-out", draft["text"]),
+        account_id=account_id, site="meetme", conversation_id=conversation_id,
+        site_message_id=site_message_id, sender="me", text=draft["text"],
+        sent_at="2026-11-25T10:30:00Z", direction="out")])

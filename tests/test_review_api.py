@@ -14,7 +14,7 @@ from actors.review.api import routes
 from contracts import telemetry
 from contracts.events import parse_event
 from contracts.settings import ConfigError
-from tests.review_helpers import ACCOUNT, add_conversation, serve
+from tests.review_helpers import ACCOUNT, add_conversation, add_sent_reply, send_as_browser, serve
 
 HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=1">'
 
@@ -97,6 +97,18 @@ def test_conversation_shows_messages_and_latest_draft(desk, store, auth):
     assert [m["text"] for m in body["messages"]] == ["hi there", "are you free?"]
     assert body["draft"]["id"] == d["_id"] and body["draft"]["text"] == "Yes, I am."
     assert body["draft"]["status"] == "pending_review"
+    assert [m["site_message_id"] for m in body["messages"]] == ["s0", "s1"]
+    assert body["draft"]["site_message_id"] is None
+    send_as_browser(store, store.drafts.transition(d["_id"], "pending_review", "approved")["_id"])
+    add_sent_reply(store, store.drafts.get(d["_id"]))           # the page matches the two ids
+    body = _get(desk, f"/api/conversations/{ACCOUNT}/conv%2Fwith%20slash", auth).json()
+    assert body["draft"]["status"] == "sent" and body["draft"]["site_message_id"] == "m-1"
+    assert (body["messages"][-1]["direction"], body["messages"][-1]["site_message_id"]) == ("out", "m-1")
+    sent = _get(desk, "/api/drafts", auth, params={"status": "sent"}).json()["drafts"]
+    assert [x["id"] for x in sent] == [d["_id"]]
+    assert _get(desk, "/api/drafts", auth).json()["drafts"] == []
+    meta = _get(desk, "/api/meta", auth).json()
+    assert meta["inbox_poll_interval_ms"] == 5000 and "sent" in meta["statuses"]
     missing = _get(desk, f"/api/conversations/{ACCOUNT}/nope", auth)
     assert missing.status_code == 404 and missing.json() == {"error": "no such conversation"}
 

@@ -24,7 +24,8 @@ def browser():
 @pytest.fixture
 def desk(start_pipeline, browser):
     """(config, supervisor, page on the desk) with the whole pipeline running."""
-    cfg, handle = start_pipeline(app={"review": {"poll_interval_s": 0.2}})
+    cfg, handle = start_pipeline(app={"review": {"poll_interval_s": 0.2,
+                                                    "inbox_poll_interval_s": 0.5}})
     children = ray.get(handle.status.remote())["children"]
     url = next(c for c in children if c["kind"] == "review")["info"]["url"]
     context = browser.new_context(viewport={"width": 1200, "height": 800})

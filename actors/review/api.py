@@ -97,13 +97,15 @@ async def _decide(fn, *args) -> dict[str, Any]:
 
 @routes.get("/api/meta")
 async def meta(request: web.Request) -> web.Response:
-    """What the page needs to build its filters and how often to poll."""
+    """What the page needs to build its filters and how often to poll (a draft being sent; the
+    inbox list, so new drafts appear without a reload)."""
     config = request.app[CONFIG]
     conf = config.app.review
     return web.json_response({
         "accounts": [a.id for a in config.app.accounts], "classifications": list(CLASSIFICATIONS),
         "statuses": list(STATUSES), "reviewer": conf.token_name, "page_size": conf.page_size,
-        "max_text_chars": conf.max_text_chars, "poll_interval_ms": int(conf.poll_interval_s * 1000)})
+        "max_text_chars": conf.max_text_chars, "poll_interval_ms": int(conf.poll_interval_s * 1000),
+        "inbox_poll_interval_ms": int(conf.inbox_poll_interval_s * 1000)})
 
 
 @routes.get("/api/drafts")

@@ -31,14 +31,15 @@ def draft_json(doc: dict[str, Any]) -> dict[str, Any]:
         "decided_by": doc.get("decided_by"),
         "reject_reason": doc.get("reject_reason"),
         "send_error": doc.get("send_error") or doc.get("error"),
+        "site_message_id": doc.get("site_message_id"),
         "created_at": _iso(doc.get("created_at")),
         "times": {s: _iso(doc[f"{s}_at"]) for s in STATUSES if doc.get(f"{s}_at")},
     }
 
 
 def message_json(m: ChatMessage) -> dict[str, Any]:
-    return {"message_id": m.message_id, "sender": m.sender, "text": m.text, "sent_at": m.sent_at,
-            "direction": m.direction}
+    return {"message_id": m.message_id, "site_message_id": m.site_message_id, "sender": m.sender,
+            "text": m.text, "sent_at": m.sent_at, "direction": m.direction}
 
 
 def encode_cursor(doc: dict[str, Any]) -> str:

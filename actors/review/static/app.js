@@ -7,10 +7,19 @@
   const $ = (id) => document.getElementById(id);
   const state = {
     token: sessionStorage.getItem(TOKEN_KEY) || "",
-    meta: null, drafts: [], cursor: null, selected: null, current: null, original: "",
+    meta: null, drafts: [], cursor: null, pages: 0, selected: null, current: null, original: "",
     busy: false, pollTimer: null,
+    // live inbox: `inboxSeq` changes with every user load or decision, so an older background
+    // answer is dropped; `known` = ids already shown in this view, `fresh` = those marked "New".
+    inboxTimer: null, inboxSeq: 0, known: new Set(), fresh: new Set(), inboxPollError: "",
+    // the open conversation: its path and last messages; `convTimer` waits for a sent reply
+    convPath: null, messages: [], convTimer: null,
   };
   const WAITING = new Set(["approved", "edited", "sending"]);
+  const STATUS_LABELS = {
+    pending_review: "Pending", approved: "Approved", edited: "Edited", sending: "Sending",
+    sent: "Sent", rejected: "Rejected",
+  };
 
   class ApiFailure extends Error {
     constructor(status, message) { super(message); this.status = status; }
@@ -102,6 +111,7 @@
     $("reviewer").textContent = meta.reviewer;
     fillSelect($("f-account"), meta.accounts);
     fillSelect($("f-class"), meta.classifications);
+    fillStatuses($("f-status"), meta.statuses);
     $("token-form").hidden = true;
     $("session").hidden = false;
     $("desk").hidden = false;
@@ -111,6 +121,8 @@
 
   function signOut(clearMessage) {
     stopPolling();
+    stopInboxPolling();
+    stopReplyWatch();
     state.token = "";
     sessionStorage.removeItem(TOKEN_KEY);
     $("desk").hidden = true;
@@ -131,42 +143,188 @@
     }
   }
 
-  // ------------------------------------------------------------------ inbox
-  async function loadInbox(append) {
-    const params = new URLSearchParams();
-    if ($("f-account").value) params.set("account", $("f-account").value);
-    if ($("f-class").value) params.set("classification", $("f-class").value);
-    if (append && state.cursor) params.set("cursor", state.cursor);
-    const page = await run($("inbox"), "Loading the inbox", () => api("GET", "/api/drafts?" + params));
-    if (!page) return;
-    state.drafts = append ? state.drafts.concat(page.drafts) : page.drafts;
-    state.cursor = page.next_cursor;
-    renderInbox();
+  function fillStatuses(select, statuses) {
+    select.replaceChildren();
+    for (const s of statuses) {
+      const opt = el("option", null, STATUS_LABELS[s] || s);
+      opt.value = s;
+      select.append(opt);
+    }
+    select.value = "pending_review";
   }
 
+  // ------------------------------------------------------------------ inbox
+  function inboxQuery() {
+    const params = new URLSearchParams({ status: $("f-status").value || "pending_review" });
+    if ($("f-account").value) params.set("account", $("f-account").value);
+    if ($("f-class").value) params.set("classification", $("f-class").value);
+    return params;
+  }
+
+  /** A load the reviewer asked for (sign-in, Refresh, a filter, Load more): spinner, errors shown. */
+  async function loadInbox(append) {
+    const params = inboxQuery();
+    if (append && state.cursor) params.set("cursor", state.cursor);
+    const seq = ++state.inboxSeq;
+    stopInboxPolling();
+    const page = await run($("inbox"), "Loading the inbox", () => api("GET", "/api/drafts?" + params));
+    if (seq !== state.inboxSeq || !state.token) return;
+    if (page) {
+      if (!append) {
+        state.known = new Set();
+        state.fresh = new Set();
+        $("inbox-news").textContent = "";
+      }
+      state.drafts = append ? state.drafts.concat(page.drafts) : page.drafts;
+      state.pages = append ? state.pages + 1 : 1;
+      state.cursor = page.next_cursor;
+      for (const d of page.drafts) state.known.add(d.id);
+      renderInbox();
+    }
+    scheduleInboxPoll();
+  }
+
+  // ------------------------------------------------------------------ live inbox
+  /** Re-read the first page in the background (no spinner) and merge it in: new drafts appear,
+   * decided ones go. The selection, the focus and the editor are left alone. */
+  async function pollInbox() {
+    state.inboxTimer = null;
+    if (!state.token) return;
+    if (document.hidden) { scheduleInboxPoll(); return; }   // nobody looking: wait, poll on return
+    const seq = state.inboxSeq;
+    try {
+      const page = await api("GET", "/api/drafts?" + inboxQuery());
+      if (seq !== state.inboxSeq || !state.token) return;  // a newer load or a decision won
+      mergeFirstPage(page);
+      if (state.inboxPollError && $("error-text").textContent === state.inboxPollError) clearError();
+      state.inboxPollError = "";
+    } catch (err) {
+      if (err instanceof ApiFailure && err.status === 401) {
+        showError(explain("Checking for new drafts", err));
+        signOut(false);
+        return;
+      }
+      if (seq !== state.inboxSeq) return;
+      const text = explain("Checking for new drafts", err) + " Retrying on its own.";
+      if ($("error").hidden || $("error-text").textContent !== text) showError(text);   // once, not every tick
+      state.inboxPollError = text;
+    }
+    scheduleInboxPoll();
+  }
+
+  function scheduleInboxPoll() {
+    stopInboxPolling();
+    if (state.token && state.meta) state.inboxTimer = setTimeout(pollInbox, state.meta.inbox_poll_interval_ms);
+  }
+
+  function stopInboxPolling() {
+    if (state.inboxTimer) clearTimeout(state.inboxTimer);
+    state.inboxTimer = null;
+  }
+
+  /** True when draft `a` sorts after `b` in the newest-first list (created_at, then id). */
+  function olderThan(a, b) {
+    return a.created_at < b.created_at || (a.created_at === b.created_at && a.id < b.id);
+  }
+
+  function mergeFirstPage(page) {
+    const head = page.drafts;
+    let older = [];
+    if (state.pages > 1 && page.next_cursor && head.length) {
+      const last = head[head.length - 1];          // keep the pages loaded with "Load more"
+      older = state.drafts.filter((d) => olderThan(d, last));
+    } else {
+      state.cursor = page.next_cursor;
+      state.pages = 1;
+    }
+    const arrived = head.filter((d) => !state.known.has(d.id));
+    for (const d of arrived) { state.known.add(d.id); state.fresh.add(d.id); }
+    state.drafts = head.concat(older);
+    renderInbox();
+    if (arrived.length) {
+      const n = arrived.length;
+      $("inbox-news").textContent = `${n} new ${n === 1 ? "draft" : "drafts"} arrived (${inboxTitle()}: ${countText()}).`;
+    }
+  }
+
+  function inboxTitle() {
+    return `${STATUS_LABELS[$("f-status").value] || "Pending"} drafts`;
+  }
+
+  function countText() {
+    return `${state.drafts.length}${state.cursor ? "+" : ""}`;
+  }
+
+  /** Keyed rendering: an item keeps its element from one render to the next and only new items
+   * are inserted, so a focused item keeps the focus while the list changes around it. */
   function renderInbox() {
     const list = $("draft-list");
-    list.replaceChildren();
+    const active = document.activeElement;
+    const focusedId = active && active.classList.contains("draft-item") ? active.dataset.id : null;
+    const items = new Map([...list.children].map((li) => [li.dataset.id, li]));
+    const wanted = new Set(state.drafts.map((d) => d.id));
+    for (const [id, li] of items) if (!wanted.has(id)) li.remove();
+    let at = list.firstElementChild;
     for (const d of state.drafts) {
-      const li = el("li");
-      const btn = el("button", "draft-item");
-      btn.type = "button";
-      btn.dataset.id = d.id;
-      if (state.selected === d.id) btn.setAttribute("aria-current", "true");
-      const line1 = el("span", "line1");
-      line1.append(el("span", null, `${d.account_id} · ${d.conversation_id}`), el("span", "badge", d.classification));
-      btn.append(line1, el("span", "snippet", d.text));
-      btn.addEventListener("click", () => openDraft(d.id));
-      li.append(btn);
-      list.append(li);
+      const li = items.get(d.id) || newItem(d.id);
+      fillItem(li, d);
+      if (li === at) at = at.nextElementSibling;
+      else list.insertBefore(li, at);
     }
+    if (focusedId && document.activeElement !== active) {     // its item was removed (decided elsewhere)
+      if (wanted.has(focusedId)) active.focus();
+      else $("inbox").focus();
+    }
+    const status = $("f-status").value || "pending_review";
+    $("inbox-label").textContent = inboxTitle();
+    $("inbox-count").textContent = `(${countText()})`;
+    list.setAttribute("aria-label", status === "pending_review" ? "Drafts waiting for review" : inboxTitle());
+    $("inbox-empty").textContent = status === "pending_review" ? "No drafts are waiting for review."
+      : `No ${inboxTitle().toLowerCase()}.`;
     $("inbox-empty").hidden = state.drafts.length > 0;
     $("more").hidden = !state.cursor;
   }
 
-  function removeFromInbox(id) {
-    state.drafts = state.drafts.filter((d) => d.id !== id);
+  function newItem(id) {
+    const li = el("li");
+    li.dataset.id = id;
+    const btn = el("button", "draft-item");
+    btn.type = "button";
+    btn.dataset.id = id;
+    btn.addEventListener("click", () => openDraft(id));
+    li.append(btn);
+    return li;
+  }
+
+  function fillItem(li, d) {
+    const btn = li.firstElementChild;
+    const isNew = state.fresh.has(d.id);
+    const key = JSON.stringify([d.account_id, d.conversation_id, d.classification, d.status, d.text, isNew]);
+    if (state.selected === d.id) btn.setAttribute("aria-current", "true");
+    else btn.removeAttribute("aria-current");
+    if (btn.dataset.key === key) return;                       // unchanged: leave the DOM alone
+    btn.dataset.key = key;
+    btn.classList.toggle("new", isNew);
+    const line1 = el("span", "line1");
+    const badges = el("span", "badges");
+    if (isNew) badges.append(el("span", "badge new-badge", "New"));
+    badges.append(el("span", "badge", d.classification));
+    if (d.status !== "pending_review") badges.append(el("span", "badge status-badge", STATUS_LABELS[d.status] || d.status));
+    line1.append(el("span", null, `${d.account_id} · ${d.conversation_id}`), badges);
+    btn.replaceChildren(line1, el("span", "snippet", d.text));
+  }
+
+  /** After a decision: the list view no longer matches (or shows the new status). */
+  function afterDecision(draft) {
+    state.inboxSeq++;                      // a background answer read before the decision is stale
+    state.fresh.delete(draft.id);
+    if (draft.status === ($("f-status").value || "pending_review")) {
+      state.drafts = state.drafts.map((d) => (d.id === draft.id ? draft : d));
+    } else {
+      state.drafts = state.drafts.filter((d) => d.id !== draft.id);
+    }
     renderInbox();
+    scheduleInboxPoll();
   }
 
   // ------------------------------------------------------------------ conversation
@@ -174,27 +332,86 @@
     const draft = state.drafts.find((d) => d.id === id) || (state.current && state.current.id === id ? state.current : null);
     if (!draft) return;
     stopPolling();
+    stopReplyWatch();
     state.selected = id;
+    state.fresh.delete(id);
     renderInbox();
     const path = `/api/conversations/${encodeURIComponent(draft.account_id)}/${encodeURIComponent(draft.conversation_id)}`;
     const conv = await run($("conversation"), "Opening the conversation", () => api("GET", path));
     if (!conv || state.selected !== id) return;
+    state.convPath = path;
     $("conv-placeholder").hidden = true;
     $("conv-body").hidden = false;
     $("conv-account").textContent = conv.account_id;
     $("conv-id").textContent = conv.conversation_id;
     $("conv-class").textContent = draft.classification || "";
+    const latest = conv.draft && conv.draft.id === id ? conv.draft : draft;
+    state.messages = conv.messages;
+    renderMessages(latest);
+    setDraft(latest, true);
+    follow(latest, state.meta.inbox_poll_interval_ms);
+  }
+
+  /** Whether `m` is the chat's copy of the sent draft `d` (the browser session stores its own
+   * outgoing message on its next pass, with the site's id it got when sending). */
+  function isReply(m, d) {
+    if (m.direction !== "out") return false;
+    return d.site_message_id ? m.site_message_id === d.site_message_id : m.text === d.text;
+  }
+
+  /** The conversation's messages; a sent reply the chat does not show yet is shown as sent text
+   * with its status until the conversation is reloaded with it. */
+  function renderMessages(draft) {
     const list = $("messages");
     list.replaceChildren();
-    for (const m of conv.messages) {
-      const li = el("li", "msg " + (m.direction === "out" ? "out" : "in"));
+    const sent = draft && draft.status === "sent";
+    for (const m of state.messages) {
+      const mine = sent && isReply(m, draft);
+      const li = el("li", "msg " + (m.direction === "out" ? "out" : "in") + (mine ? " reply" : ""));
       li.append(el("div", "who", `${m.sender} · ${m.sent_at}`), el("div", "text", m.text));
+      if (mine) li.append(el("div", "state", "This reply was sent ✓"));
+      list.append(li);
+    }
+    if (sent && !state.messages.some((m) => isReply(m, draft))) {
+      const li = el("li", "msg out reply provisional");
+      li.append(el("div", "who", `You · sent ${when(draft.times && draft.times.sent)}`), el("div", "text", draft.text),
+        el("div", "state", "Sent ✓ · waiting for the chat to show it"));
       list.append(li);
     }
     list.scrollTop = list.scrollHeight;
-    const fresh = conv.draft && conv.draft.id === id ? conv.draft : draft;
-    setDraft(fresh, true);
-    if (WAITING.has(fresh.status)) startPolling(id);
+  }
+
+  /** Keep watching the open draft: its send status while it waits, then its reply in the chat. */
+  function follow(draft, replyDelayMs) {
+    if (WAITING.has(draft.status)) startPolling(draft.id);
+    else if (draft.status === "sent" && !state.messages.some((m) => isReply(m, draft))) watchReply(draft, replyDelayMs);
+  }
+
+  /** Reload the conversation until it holds the sent reply (the provisional one is shown meanwhile). */
+  function watchReply(draft, delayMs) {
+    stopReplyWatch();
+    const path = state.convPath;
+    const tick = async () => {
+      state.convTimer = null;
+      if (!state.token || !state.current || state.current.id !== draft.id) return;
+      try {
+        const conv = await api("GET", path);
+        if (!state.current || state.current.id !== draft.id) return;
+        state.messages = conv.messages;
+        renderMessages(draft);
+        if (state.messages.some((m) => isReply(m, draft))) return;
+      } catch (err) {
+        showError(explain("Reloading the conversation", err));
+        if (err instanceof ApiFailure && err.status === 401) { signOut(false); return; }
+      }
+      state.convTimer = setTimeout(tick, state.meta.inbox_poll_interval_ms);
+    };
+    state.convTimer = setTimeout(tick, delayMs);
+  }
+
+  function stopReplyWatch() {
+    if (state.convTimer) clearTimeout(state.convTimer);
+    state.convTimer = null;
   }
 
   function setDraft(draft, replaceText) {
@@ -258,9 +475,9 @@
       }
     });
     if (result) {
-      removeFromInbox(id);
+      afterDecision(result.draft);
       setDraft(result.draft, true);
-      if (WAITING.has(result.draft.status)) startPolling(id);
+      follow(result.draft, 0);
     } else if (conflict) {
       refreshDraft(id);          // show what the other decision was, keep the error visible
     }
@@ -271,8 +488,9 @@
       const r = await api("GET", `/api/drafts/${encodeURIComponent(id)}`);
       if (state.current && state.current.id === id) {
         setDraft(r.draft, true);
-        if (r.draft.status !== "pending_review") removeFromInbox(id);
-        if (WAITING.has(r.draft.status)) startPolling(id);
+        if (r.draft.status !== "pending_review") afterDecision(r.draft);
+        renderMessages(r.draft);
+        follow(r.draft, 0);
       }
     } catch (err) {
       showError(explain("Reloading the draft", err));
@@ -288,6 +506,11 @@
         const r = await api("GET", `/api/drafts/${encodeURIComponent(id)}`);
         if (!state.current || state.current.id !== id) return;
         setDraft(r.draft, false);
+        if (r.draft.status === "sent") {            // show the sent text now, then the chat's copy
+          renderMessages(r.draft);
+          watchReply(r.draft, 0);
+          return;
+        }
         if (!WAITING.has(r.draft.status) || r.draft.send_error) return;
       } catch (err) {
         showError(explain("Checking the send status", err));
@@ -310,6 +533,7 @@
     i = i < 0 ? (step > 0 ? 0 : state.drafts.length - 1) : Math.min(state.drafts.length - 1, Math.max(0, i + step));
     const id = state.drafts[i].id;
     openDraft(id).then(() => {
+      if (state.selected !== id) return;            // a later j/k press moved on: its item gets the focus
       const btn = [...document.querySelectorAll(".draft-item")].find((b) => b.dataset.id === id);
       if (btn) btn.focus();
     });
@@ -347,6 +571,10 @@
     $("more").addEventListener("click", () => loadInbox(true));
     $("f-account").addEventListener("change", () => loadInbox(false));
     $("f-class").addEventListener("change", () => loadInbox(false));
+    $("f-status").addEventListener("change", () => loadInbox(false));
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden && state.inboxTimer) { stopInboxPolling(); pollInbox(); }
+    });
     $("draft-text").addEventListener("input", updateButtons);
     $("approve").addEventListener("click", () => decide("approve"));
     $("draft-form").addEventListener("submit", (ev) => { ev.preventDefault(); decide("edit"); });

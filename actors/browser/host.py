@@ -72,8 +72,11 @@ class BrowserHost:
 async def shared_endpoint(config: Config) -> str:
     """The CDP endpoint of this node's shared Chromium, starting the host if there is none."""
     node_id = ray.get_runtime_context().get_node_id()
+    # in the config's namespace, where the supervisor's shutdown looks for it (an actor created
+    # by an actor otherwise lands in the job's namespace)
     host = BrowserHost.options(
-        name=f"browser-host:{node_id[:12]}", get_if_exists=True, lifetime="detached",
+        name=f"browser-host:{node_id[:12]}", namespace=config.settings.namespace,
+        get_if_exists=True, lifetime="detached",
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
     ).remote(config)
     return await host.cdp_endpoint.remote()

@@ -69,14 +69,16 @@ def wait_for(predicate, timeout_s: float = 600) -> None:
 
 # ---------------------------------------------------------------------------- raw pika baseline
 def bench_raw(cfg, n: int, run: str = "raw") -> float:
-    """Publish n event bodies with batched confirms while a plain consumer multi-acks them."""
+    """Publish n event bodies with batched confirms while a plain consumer multi-acks them: the
+    same bodies, headers, batch size and prefetch as the replydesk run, so only the system differs."""
     topo = Topology.of(cfg)
     conn = connect(cfg, "bench-raw-consumer")
     ch = conn.channel()
     topo.declare_base(ch)
     queue = topo.declare_queue(ch, run, ["message.seen"])
-    ch.basic_qos(prefetch_count=BATCH)
-    bodies = [dump_event(e) for e in events(n, run)]
+    ch.basic_qos(prefetch_count=PREFETCH)
+    msgs = [Outgoing("message.seen", dump_event(e), e.event_id, {"schema_version": e.schema_version})
+            for e in events(n, run)]
     got = 0
 
     def on_message(channel, method, _props, _body):
@@ -90,8 +92,7 @@ def bench_raw(cfg, n: int, run: str = "raw") -> float:
     def publish():
         p = ConfirmPublisher(cfg, "bench-raw")
         for i in range(0, n, BATCH):
-            msgs = [Outgoing("message.seen", b, f"{run}-{i + j}") for j, b in enumerate(bodies[i:i + BATCH])]
-            assert all(p.publish(msgs))
+            assert all(p.publish(msgs[i:i + BATCH]))
         p.close()
 
     t0 = time.perf_counter()

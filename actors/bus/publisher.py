@@ -5,6 +5,10 @@ asynchronous SelectConnection lets us publish a whole batch, then wait once whil
 delivery tags (often many at a time with `multiple`). The ioloop is driven from the caller's thread
 (start until the batch is settled or a timeout fires), so the publisher reads as synchronous code
 and needs no thread of its own. One ConfirmPublisher belongs to one thread.
+
+`send()` puts a batch on the wire and returns at once, so a caller can prepare the next batch (the
+relay reads MongoDB) while the broker confirms this one; `wait()` settles a sent batch. Several
+batches may be in flight; a timeout or a lost connection fails every unsettled one.
 """
 from __future__ import annotations
 
@@ -39,6 +43,19 @@ class Outgoing:
                                     headers=self.headers, timestamp=int(time.time()), app_id="replydesk")
 
 
+class Sent:
+    """A batch on the wire: `ok[i]` becomes True when the broker confirms message i."""
+
+    def __init__(self, size: int):
+        self.ok = [False] * size
+        self.waiting = size
+        self.failed = False
+
+    @property
+    def settled(self) -> bool:
+        return self.waiting == 0 or self.failed
+
+
 class ConfirmPublisher:
     """Publishes batches to the event exchange and reports which messages the broker confirmed."""
 
@@ -51,8 +68,7 @@ class ConfirmPublisher:
         self._ready = False
         self._error: BaseException | None = None
         self._seq = 0                       # the broker numbers confirms per channel from 1
-        self._pending: dict[int, int] = {}  # delivery tag -> index in the current batch
-        self._acked: list[int] = []
+        self._pending: dict[int, tuple[Sent, int]] = {}  # delivery tag -> (batch, index in it)
         self._until: Callable[[], bool] | None = None
 
     @property
@@ -65,6 +81,7 @@ class ConfirmPublisher:
         if self.is_open:
             return
         self.close()
+        self._drop_pending()
         self._error, self._ready, self._seq = None, False, 0
         self._conn = pika.SelectConnection(self._params, on_open_callback=self._on_open,
                                            on_open_error_callback=self._on_open_error,
@@ -76,30 +93,65 @@ class ConfirmPublisher:
             raise error
 
     def publish(self, messages: Sequence[Outgoing]) -> list[bool]:
-        """Publish all, wait once for their confirms; True where the broker confirmed the message.
+        """Publish all, wait once for their confirms; True where the broker confirmed the message."""
+        return self.wait(self.send(messages))
 
-        On a timeout or a lost connection the rest stay False and the connection is dropped (a
-        late confirm must never be matched to a later batch); the next call reconnects."""
+    def send(self, messages: Sequence[Outgoing]) -> Sent:
+        """Publish and flush to the socket without waiting for confirms; settle with `wait()`."""
         self.open()
-        self._pending.clear()
-        self._acked = []
+        batch = Sent(len(messages))
         try:
             for i, m in enumerate(messages):
                 self._channel.basic_publish(self._exchange, m.routing_key, m.body, m.properties())
                 self._seq += 1
-                self._pending[self._seq] = i
-            self._run(lambda: not self._pending or self._error is not None, self._confirm_timeout_s)
+                self._pending[self._seq] = (batch, i)
+            self._flush()
         except AMQPError as exc:
             self._error = exc
-        ok = [False] * len(messages)
-        for i in self._acked:
-            ok[i] = True
-        if self._pending or self._error is not None:
+        if self._error is not None:
+            self._fail(len(messages))
+        return batch
+
+    def wait(self, batch: Sent) -> list[bool]:
+        """Drive the connection until `batch` is confirmed; on a timeout or a lost connection the
+        rest stay False and the connection is dropped, failing every batch still in flight (a
+        late confirm must never be matched to a later batch); the next send reconnects."""
+        self._run(lambda: batch.settled or self._error is not None, self._confirm_timeout_s)
+        if not batch.settled or self._error is not None:
+            self._fail(len(batch.ok))
+        return batch.ok
+
+    def _flush(self) -> None:
+        """Write the buffered frames to the socket (what BlockingConnection does after a publish):
+        SelectConnection only writes from its ioloop, so without this nothing leaves until `wait`."""
+        conn = self._conn
+        if conn is None or not conn.is_open or not conn._get_write_buffer_size():
+            return
+        deadline = time.monotonic() + self._confirm_timeout_s
+        ioloop = conn.ioloop
+        ioloop.activate_poller()
+        try:
+            while (conn.is_open and self._error is None and conn._get_write_buffer_size()
+                   and time.monotonic() < deadline):
+                ioloop.poll()
+                ioloop.process_timeouts()
+        finally:
+            ioloop.deactivate_poller()
+
+    def _fail(self, size: int) -> None:
+        unconfirmed = len(self._pending)
+        if unconfirmed or self._error is not None:
             log.warning("publish batch not fully confirmed", extra={
-                "confirmed": len(self._acked), "batch": len(messages),
+                "unconfirmed": unconfirmed, "batch": size,
                 "error": f"{type(self._error).__name__}: {self._error}" if self._error else "timeout"})
-            self.close()
-        return ok
+        self._drop_pending()
+        self.close()
+
+    def _drop_pending(self) -> None:
+        """Fail every batch still in flight: its confirms can no longer arrive on a new channel."""
+        for batch, _ in self._pending.values():
+            batch.failed = True
+        self._pending.clear()
 
     def pump(self, seconds: float) -> None:
         """Idle for `seconds` while serving heartbeats (instead of sleeping with a silent socket)."""
@@ -174,9 +226,11 @@ class ConfirmPublisher:
             tags = [method.delivery_tag]
         acked = isinstance(method, Basic.Ack)
         for tag in tags:
-            index = self._pending.pop(tag, None)
-            if index is not None and acked:
-                self._acked.append(index)
+            entry = self._pending.pop(tag, None)
+            if entry is not None:
+                batch, index = entry
+                batch.ok[index] = acked
+                batch.waiting -= 1
         if not acked:
             log.warning("broker nacked published messages", extra={"count": len(tags)})
         self._wake()

@@ -1,11 +1,13 @@
 """The outbox relay: the one path from MongoDB's outbox to the broker.
 
 It tails the outbox (see actors.store.outbox: change stream in commit order, a fallback scan when
-the saved position cannot be resumed) and publishes batches with publisher confirms. Only when a
-whole batch is confirmed does it save its position, one small write per batch, so a crash or a
-lost connection at any point resumes before the unconfirmed rows and publishes them again
-(at-least-once; consumers deduplicate by event id). A batch that is not fully confirmed is kept
-and its unconfirmed rows are republished before anything newer is read.
+the saved position cannot be resumed) and publishes batches with publisher confirms. Up to
+IN_FLIGHT batches are on the wire at once: the next batch is read from MongoDB and published while
+the broker confirms the previous ones, so the relay never idles on either. Positions are saved in
+read order and only for the oldest batch once it is wholly confirmed (one small write per batch),
+so a crash or a lost connection at any point resumes before every unconfirmed row and publishes
+it again (at-least-once; consumers deduplicate by event id). Rows of a batch that were not
+confirmed stay in place in the window and are republished before its position can be saved.
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ import json
 import logging
 import threading
 import time
+from collections import deque
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -21,7 +25,7 @@ from pymongo.errors import PyMongoError
 
 from actors.bus import metrics
 from actors.bus.connection import CONNECTION_ERRORS, retrying
-from actors.bus.publisher import ConfirmPublisher, Outgoing
+from actors.bus.publisher import ConfirmPublisher, Outgoing, Sent
 from actors.store import Store
 from actors.store.outbox import OutboxReader, Position
 from contracts import telemetry
@@ -30,6 +34,18 @@ from contracts.settings import Config
 log = logging.getLogger("replydesk.bus.relay")
 
 RELAY_ERRORS: tuple[type[BaseException], ...] = CONNECTION_ERRORS + (PyMongoError,)
+# Batches on the wire at once: two already hide the confirm round trip behind the next read; a
+# third absorbs jitter. More only grows what a lost connection makes us republish.
+IN_FLIGHT = 3
+
+
+@dataclass
+class _Batch:
+    """Outbox rows read together and the position that covers them (and everything before)."""
+    rows: list[dict[str, Any]]
+    position: Position
+    sent: Sent | None = None                       # None: (re)publish before waiting on it
+    spans: list[trace.Span | None] = field(default_factory=list)
 
 
 class OutboxRelay:
@@ -45,42 +61,81 @@ class OutboxRelay:
         self._idle_save_s = bus.relay_idle_save_s
         self._publisher = ConfirmPublisher(config, "relay")
         self._reader: OutboxReader | None = None
-        self._batch: list[dict[str, Any]] = []     # read, not yet all confirmed
-        self._batch_position: Position | None = None
+        self._window: deque[_Batch] = deque()       # oldest first; positions saved in this order
+        self._idle_position: Position | None = None  # read position while nothing is in flight
         self._saved: Position | None = None
         self._saved_at = 0.0
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
     def run_once(self) -> int:
-        """Publish one batch of pending rows; returns how many the broker confirmed."""
+        """Fill the window with pending rows, then settle its oldest batch; returns how many rows
+        of that batch the broker confirmed (0 when nothing is pending)."""
         try:
-            if not self._batch:
-                self._read()
-            confirmed = self._publish(self._batch) if self._batch else 0
+            self._fill()
+            if not self._window:
+                if self._idle_position is not None:
+                    self._save(self._idle_position, idle=True)
+                return 0
+            return self._settle_oldest()
         except PyMongoError:
             self._reset()   # resume from the saved position: the rows read since come again
             raise
-        if not self._batch and self._batch_position is not None:
-            self._save(self._batch_position, idle=confirmed == 0)
+
+    def _fill(self) -> None:
+        """Republish unconfirmed batches, then read and publish new ones until the window is full
+        or the outbox is drained (a short read means nothing more is committed yet)."""
+        for batch in self._window:
+            if batch.sent is None:
+                self._send(batch)
+        while len(self._window) < IN_FLIGHT:
+            if self._reader is None:
+                self._reader = self.store.outbox.reader(self._rescan, self.batch_size)
+            rows, position = self._reader.read(self.batch_size)
+            if not rows:
+                self._idle_position = position
+                return
+            batch = _Batch(rows, position)
+            self._window.append(batch)
+            self._idle_position = None
+            self._send(batch)
+            if len(rows) < self.batch_size:
+                return
+
+    def _send(self, batch: _Batch) -> None:
+        self._publisher.open()      # a broker outage raises here, before any span is started
+        batch.spans = [_publish_span(row) for row in batch.rows]
+        batch.sent = self._publisher.send([_outgoing(row, span) for row, span in zip(batch.rows, batch.spans)])
+
+    def _settle_oldest(self) -> int:
+        """Wait for the oldest batch; save its position when whole, else keep what is unconfirmed
+        (of it and of any later batch a lost connection failed) for republishing. Returns how
+        many rows these batches had confirmed."""
+        oldest = self._window[0]
+        assert oldest.sent is not None
+        self._publisher.wait(oldest.sent)
+        confirmed = self._close_spans(oldest)
+        for batch in self._window:
+            if batch is not oldest and batch.sent is not None and batch.sent.failed:
+                confirmed += self._close_spans(batch)
+        metrics.PUBLISHED.inc(confirmed)
+        if not oldest.rows:
+            self._window.popleft()
+            self._save(oldest.position, idle=False)
         return confirmed
 
-    def _read(self) -> None:
-        if self._reader is None:
-            self._reader = self.store.outbox.reader(self._rescan, self.batch_size)
-        self._batch, self._batch_position = self._reader.read(self.batch_size)
-
-    def _publish(self, rows: list[dict[str, Any]]) -> int:
-        """Publish `rows`; keep the unconfirmed ones in the batch for the next pass."""
-        spans = [_publish_span(row) for row in rows]
-        ok = self._publisher.publish([_outgoing(row, span) for row, span in zip(rows, spans)])
-        for span, good in zip(spans, ok):
+    @staticmethod
+    def _close_spans(batch: _Batch) -> int:
+        """End the batch's publish spans; keep only its unconfirmed rows, marked for republishing."""
+        assert batch.sent is not None
+        ok = batch.sent.ok
+        for span, good in zip(batch.spans, ok):
             if span is not None:
                 span.set_attribute("confirmed", good)
                 span.end()
-        self._batch = [row for row, good in zip(rows, ok) if not good]
-        confirmed = len(rows) - len(self._batch)
-        metrics.PUBLISHED.inc(confirmed)
+        confirmed = sum(ok)
+        batch.rows = [row for row, good in zip(batch.rows, ok) if not good]
+        batch.sent, batch.spans = None, []
         return confirmed
 
     def _save(self, position: Position, idle: bool) -> None:
@@ -93,7 +148,12 @@ class OutboxRelay:
 
     def _reset(self) -> None:
         reader, self._reader = self._reader, None
-        self._batch, self._batch_position = [], None
+        for batch in self._window:      # still on the wire: their confirms no longer matter
+            for span in batch.spans:
+                if span is not None:
+                    span.end()
+        self._window.clear()
+        self._idle_position = None
         if reader is not None:
             try:
                 reader.close()

@@ -23,7 +23,6 @@ import uuid
 from concurrent.futures import Future
 from pathlib import Path
 
-import pika
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 

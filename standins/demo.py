@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if handle is not None:
             runner.stop(handle)
+            runner.decommission(config)  # leave no queues behind on the broker
         if ray.is_initialized():
             ray.shutdown()
         stack.close()

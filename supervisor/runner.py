@@ -76,3 +76,10 @@ def run_for(handle: Any, duration_s: float | None, report_every_s: float = 10.0)
         st = ray.get(handle.status.remote(), timeout=30)
         log.info("supervisor status", extra={"states": st["states"], "failed": st["failed"],
                                              "messages_seen": st["messages_seen"]})
+
+
+def decommission(config: Config) -> None:
+    """Delete the namespace's queues and exchanges (a finished demo or test environment)."""
+    from actors.bus import delete_topology
+    from supervisor.supervisor import ROUTES
+    delete_topology(config, ROUTES)

@@ -16,17 +16,22 @@ from collections import Counter
 from types import SimpleNamespace
 from typing import Any, Callable
 
-import pika
 import pytest
 import ray
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-from actors.bus import ConfirmPublisher, Consumer, OutboxRelay, Outgoing, Topology, dead_letters
 from pymongo.errors import OperationFailure
 
+from actors.bus import (
+    ConfirmPublisher,
+    Consumer,
+    OutboxRelay,
+    Outgoing,
+    Topology,
+    dead_letters,
+)
 from actors.bus.connection import connect
 from actors.store import Store
 from actors.store.client import close_client
@@ -35,6 +40,7 @@ from contracts.errors import DeadLetter
 from contracts.events import ChatMessage, MessageSeen, dump_event
 from standins.mongo import _server_binary, free_port
 from tests.fixtures.infra import ROOT
+from tests.helpers import wait_for
 
 KIND = "effects"
 KEYS = ["message.seen"]
@@ -47,11 +53,7 @@ def event(i: int) -> MessageSeen:
 
 
 def wait_until(predicate: Callable[[], Any], what: str, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+    wait_for(predicate, timeout_s, what, interval=0.02)
 
 
 @pytest.fixture
@@ -325,7 +327,7 @@ def test_trace_carrier_preserved_from_outbox_row_to_handler(bus):
     exporter = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     got: list[dict] = []
-    c = bus.consumer(lambda e, carrier: got.append(carrier))
+    bus.consumer(lambda e, carrier: got.append(carrier))
     with telemetry.span("origin") as origin:
         bus.store.outbox.add([event(1)], telemetry.inject())
     bus.relay()

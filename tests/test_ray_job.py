@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from actors.store import Store
+from contracts import settings
 from contracts.telemetry import read_spans
 from standins.stack import start_stack
+from supervisor import runner
 from tests.helpers import wait_for
 from tests.raycli import start_head
 
@@ -33,6 +35,9 @@ def stack(monkeypatch, mongo_uri, rabbit_url):
     s = start_stack("job" + uuid.uuid4().hex[:8])
     yield s
     Store(s.env["MONGODB_URI"], s.env["MONGODB_DB"]).db.client.drop_database(s.env["MONGODB_DB"])
+    for k, v in s.env.items():
+        monkeypatch.setenv(k, v)
+    runner.decommission(settings.load())   # the job's queues and exchanges
     s.close()
 
 

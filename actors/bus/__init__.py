@@ -4,7 +4,7 @@ from actors.bus.consumer import Consumer
 from actors.bus.deadletter import dead_letters
 from actors.bus.publisher import ConfirmPublisher, Outgoing
 from actors.bus.relay import OutboxRelay
-from actors.bus.topology import Topology, declare, declare_topology
+from actors.bus.topology import Topology, declare, declare_topology, delete_topology
 
 __all__ = ["ConfirmPublisher", "Consumer", "OutboxRelay", "Outgoing", "Topology", "dead_letters",
-           "declare", "declare_topology"]
+           "declare", "declare_topology", "delete_topology"]

@@ -91,3 +91,12 @@ def declare_topology(config: Config, routes: Mapping[str, Iterable[str]]) -> Top
         return topo
     finally:
         conn.close()
+
+
+def delete_topology(config: Config, kinds: Iterable[str]) -> None:
+    """Remove a namespace's queues and exchanges (decommissioning an environment, test teardown)."""
+    conn = connect(config, client_name(config, "topology"))
+    try:
+        Topology.of(config).delete(conn.channel(), kinds)
+    finally:
+        conn.close()

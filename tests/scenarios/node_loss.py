@@ -111,6 +111,7 @@ def run(result: dict) -> None:
         if handle is not None:
             try:
                 runner.stop(handle)
+                runner.decommission(config)
             except Exception as exc:  # reported, never hides the scenario's own outcome
                 result.setdefault("teardown_error", repr(exc))
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, WriteConcern
 from pymongo.database import Database
 
 from contracts.events import utcnow
@@ -13,7 +13,9 @@ from contracts.events import utcnow
 
 class Conversations:
     def __init__(self, db: Database):
-        self.coll = db["conversations"]
+        # Derived state (the drafts and outbox rows are the journaled truth; losing this only
+        # costs one repeated AI call), so it need not wait for the journal on the hot path.
+        self.coll = db.get_collection("conversations", write_concern=WriteConcern(w=1))
 
     def ensure_indexes(self) -> None:
         self.coll.create_index([("account_id", ASCENDING), ("classification", ASCENDING),

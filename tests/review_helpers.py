@@ -5,9 +5,11 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+import pytest
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 from actors.review import make_app
+from contracts import telemetry
 from contracts.events import ChatMessage
 from contracts.ids import draft_id as make_draft_id
 from contracts.ids import message_id
@@ -34,6 +36,26 @@ def add_conversation(store, conversation_id: str, texts: list[str], *, account_i
 
 def serve(config, store) -> ServedApp:
     return ServedApp(make_app(config, store)).start()
+
+
+def desk_fixtures(review: dict | None = None):
+    """The `config` and `desk` fixtures of a review test module: a config (with `review`
+    overrides) whose process traces approvals, and the desk served on it over the test's store.
+    Use as `config, desk = desk_fixtures({...})` at module level."""
+
+    @pytest.fixture
+    def config(make_config):
+        cfg = make_config(app={"review": review} if review else None)
+        telemetry.setup_from(cfg, "review-test")     # so approvals carry a trace context
+        return cfg
+
+    @pytest.fixture
+    def desk(config, store):
+        served = serve(config, store)
+        yield served
+        served.stop()
+
+    return config, desk
 
 
 def send_as_browser(store, draft_id: str) -> None:

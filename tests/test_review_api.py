@@ -11,26 +11,21 @@ import yaml
 
 from actors.review import make_app
 from actors.review.api import routes
-from contracts import telemetry
 from contracts.events import parse_event
 from contracts.settings import ConfigError
-from tests.review_helpers import ACCOUNT, add_conversation, add_sent_reply, send_as_browser, serve
+from tests.review_helpers import (
+    ACCOUNT,
+    add_conversation,
+    add_sent_reply,
+    desk_fixtures,
+    send_as_browser,
+    serve,
+)
 
 HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=1">'
 
 
-@pytest.fixture
-def config(make_config):
-    cfg = make_config()
-    telemetry.setup_from(cfg, "review-test")     # so approvals carry a trace context
-    return cfg
-
-
-@pytest.fixture
-def desk(config, store):
-    served = serve(config, store)
-    yield served
-    served.stop()
+config, desk = desk_fixtures()
 
 
 @pytest.fixture
@@ -323,8 +318,9 @@ def test_openapi_describes_every_route(desk):
 
 
 def test_review_desk_actor_serves_and_requeues_stranded_approvals(ray_session, make_config, store, auth):
-    from actors.review.server import ReviewDesk
     import ray
+
+    from actors.review.server import ReviewDesk
 
     cfg = make_config(app={"review": {"port": 0}})
     stranded = add_conversation(store, "c9", ["hello?"], draft="approved before a crash")

@@ -5,9 +5,15 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from contracts import telemetry
-from tests.review_helpers import (HeldRequests, add_conversation, add_sent_reply, chromium,
-                                  send_as_browser, serve, sign_in)
+from tests.review_helpers import (
+    HeldRequests,
+    add_conversation,
+    add_sent_reply,
+    chromium,
+    desk_fixtures,
+    send_as_browser,
+    sign_in,
+)
 
 HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=1">'
 
@@ -18,18 +24,7 @@ def browser():
         yield b
 
 
-@pytest.fixture
-def config(make_config):
-    cfg = make_config(app={"review": {"poll_interval_s": 0.2, "inbox_poll_interval_s": 0.3}})
-    telemetry.setup_from(cfg, "review-test")
-    return cfg
-
-
-@pytest.fixture
-def desk(config, store):
-    served = serve(config, store)
-    yield served
-    served.stop()
+config, desk = desk_fixtures({"poll_interval_s": 0.2, "inbox_poll_interval_s": 0.3})
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.ai import metrics
 from contracts.settings import Config
@@ -165,6 +166,11 @@ class AIGate:
 
 
 def get_or_create_gate(config: Config, namespace: str) -> Any:
-    """The namespace's gate, created (detached, so it outlives any one worker) if missing."""
+    """The namespace's gate, created (detached, so it outlives any one worker) if missing, on the
+    creating worker's node: the AI workers are pinned to the supervisor's node, so the gate stays
+    with the rest of the control plane instead of landing on a browser node that may be lost."""
+    node = ray.get_runtime_context().get_node_id()
     return AIGate.options(name=GATE_NAME, namespace=namespace, get_if_exists=True,
-                          lifetime="detached").remote(config)
+                          lifetime="detached",
+                          scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=True)
+                          ).remote(config)

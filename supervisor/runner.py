@@ -52,11 +52,22 @@ def start(config: Config, *, detached: bool = False, max_restarts: int = 3) -> A
     return handle
 
 
-def stop(handle: Any) -> dict[str, Any]:
+def stop(handle: Any, wait_s: float = 15.0) -> dict[str, Any]:
+    """Shut the supervisor down cleanly, kill it, and return once it is really gone (ray.kill is
+    asynchronous: a dying supervisor could otherwise still touch the broker after we return)."""
     try:
         status = ray.get(handle.shutdown.remote(), timeout=120)
     finally:
         ray.kill(handle, no_restart=True)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            try:
+                ray.get(handle.ping.remote(), timeout=2)
+            except ray.exceptions.RayActorError:
+                break
+            except Exception:  # still going away (unavailable, timeout): look again
+                pass
+            time.sleep(0.1)
     return status
 
 

@@ -28,11 +28,12 @@ import os
 import random
 import re
 import time
-import urllib.request
 from collections import deque
 from typing import Any
 
 from aiohttp import web
+
+from standins import admin
 
 DEFAULT_KEY = "sk-standin-key"
 FAULT_KINDS = {"429", "503", "500", "timeout", "malformed", "wrong_shape", "leak", "401"}
@@ -235,38 +236,31 @@ async def admin_requests(request: web.Request) -> web.Response:
                               "mean_in_flight": st["area"] / span if span else 0.0})
 
 
-class AdminClient:
+class AdminClient(admin.AdminClient):
     """Drives a running stand-in's /_admin API (tests, benchmarks). `.url` is what AI_API_URL
     should be; `.key` the key the server accepts."""
 
     def __init__(self, url: str, key: str):
-        self.url = url.rstrip("/")
+        super().__init__(url)
         self.key = key
 
-    def _call(self, method: str, path: str, data: Any = None) -> Any:
-        body = None if data is None else json.dumps(data).encode()
-        req = urllib.request.Request(self.url + path, data=body, method=method,
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.loads(resp.read())
-
     def reset(self) -> None:
-        self._call("POST", "/_admin/reset", {})
+        self._call("POST", "/reset", {})
 
     def latency(self, ms: float, jitter_ms: float = 0) -> None:
-        self._call("POST", "/_admin/latency", {"ms": ms, "jitter_ms": jitter_ms})
+        self._call("POST", "/latency", {"ms": ms, "jitter_ms": jitter_ms})
 
     def faults(self, *faults: str | dict[str, Any]) -> None:
         """Queue faults for the next calls: "500" or {"kind": "429", "retry_after": 1}."""
         items = [f if isinstance(f, dict) else {"kind": f} for f in faults]
-        self._call("POST", "/_admin/faults", {"faults": items})
+        self._call("POST", "/faults", {"faults": items})
 
     def fault_ratio(self, kind: str, ratio: float, **extra: Any) -> None:
         """Answer `ratio` of the calls with fault `kind` (0 turns it off); seeded, so repeatable."""
-        self._call("POST", "/_admin/fault_ratio", {"kind": kind, "ratio": ratio, **extra})
+        self._call("POST", "/fault_ratio", {"kind": kind, "ratio": ratio, **extra})
 
     def requests(self) -> dict[str, Any]:
-        return self._call("GET", "/_admin/requests")
+        return self._call("GET", "/requests")
 
     @property
     def count(self) -> int:

@@ -16,12 +16,15 @@ from pathlib import Path
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Locator, Page
 
+from contracts.metrics import counter
 from contracts.settings import SiteConf
 
 log = logging.getLogger(__name__)
 
 MATCHES: collections.Counter[tuple[str, str, int]] = collections.Counter()
-_metric = None
+SELECTOR_MATCHES = counter("replydesk_selector_match_total",
+                           "Which fallback selector matched, per site and element",
+                           ("site", "element", "index"))
 
 
 class SelectorNotFound(RuntimeError):
@@ -38,22 +41,13 @@ class SelectorNotFound(RuntimeError):
 
 
 def record_match(site: str, element: str, index: int) -> None:
-    """Count which fallback matched; the Ray metric only exists inside a Ray worker/driver."""
-    global _metric
+    """Count which fallback matched (log + Ray metric, a no-op outside Ray)."""
     MATCHES[(site, element, index)] += 1
     if index > 0:
         log.warning("selector fallback used", extra={"site": site, "element": element, "index": index})
     else:
         log.debug("selector matched", extra={"site": site, "element": element, "index": index})
-    import ray
-    if not ray.is_initialized():
-        return
-    if _metric is None:
-        from ray.util.metrics import Counter
-        _metric = Counter("replydesk_selector_match_total",
-                          description="Which fallback selector matched, per site and element",
-                          tag_keys=("site", "element", "index"))
-    _metric.inc(tags={"site": site, "element": element, "index": str(index)})
+    SELECTOR_MATCHES.inc(tags={"site": site, "element": element, "index": str(index)})
 
 
 class Selectors:

@@ -42,6 +42,7 @@ class Child:
     next_ping_at: float = 0.0
     poll_ref: Any = None
     next_poll_at: float = 0.0
+    poll_again: bool = False                    # poll_now() asked while a pass was running
     restart_at: float = 0.0
     restarts: int = 0
     last_error: str | None = None

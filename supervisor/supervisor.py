@@ -204,12 +204,15 @@ class Supervisor:
         if child.poll_ref is None:
             if now >= child.next_poll_at:
                 child.poll_ref = child.handle.poll.remote(None)
+                child.poll_again = False
             return
         done, _ = ray.wait([child.poll_ref], timeout=0)
         if not done:
             return
         child.poll_ref = None
-        child.next_poll_at = now + child.spec.poll_interval_s
+        # a pass asked for while this one ran may have come after the page was read: run it now
+        child.next_poll_at = now if child.poll_again else now + child.spec.poll_interval_s
+        child.poll_again = False
         try:
             result = ray.get(done[0])
             new = len(result.get("new", [])) if isinstance(result, dict) else 0
@@ -292,10 +295,11 @@ class Supervisor:
             return child.handle if child else None
 
     def poll_now(self) -> None:
-        """Ask every browser session for a pass as soon as its current one ends."""
+        """Ask every browser session for a pass now, or as soon as its current one ends."""
         with self._lock:
             for c in self.children.values():
                 c.next_poll_at = 0.0
+                c.poll_again = c.poll_ref is not None
 
     def reload(self, config: Config) -> dict[str, Any]:
         """Apply a new config: start added accounts, stop removed ones, leave the rest running."""

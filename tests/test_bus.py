@@ -22,7 +22,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from pymongo.errors import OperationFailure
+from pymongo.errors import AutoReconnect, OperationFailure
 
 from actors.bus import (
     ConfirmPublisher,
@@ -162,6 +162,38 @@ def test_duplicate_event_has_no_second_effect(bus):
     publish_raw(bus.config, [raw(e, "c")])                      # and once more, after it was marked
     wait_until(lambda: c.stats["duplicates"] == 2, "second duplicate skipped")
     assert bus.effect_counts() == {e.event_id: 1}
+
+
+def test_mark_failure_holds_the_ack_and_never_reruns_the_effect(bus):
+    """Marks are written by the consumer's marker thread: while MongoDB refuses them the event stays
+    unacked, a duplicate arriving meanwhile joins it, and the effect is not run again."""
+    c = bus.consumer()
+    store_up = threading.Event()
+    real_mark, refused = bus.store.processed.mark_many, Counter()
+
+    def mark_many(kind, ids):
+        if not store_up.is_set():
+            refused["calls"] += 1
+            raise AutoReconnect("connection refused (test)")
+        return real_mark(kind, ids)
+
+    bus.store.processed.mark_many = mark_many
+    e = event(7)
+    publish_raw(bus.config, [raw(e, "first")])
+    wait_until(lambda: refused["calls"] >= 2, "marking refused twice")
+    publish_raw(bus.config, [raw(e, "again")])                  # arrives while the mark is retried
+    wait_until(lambda: c.stats["duplicates"] == 1, "duplicate joined the unmarked event")
+    assert c.stats["handled"] == 0 and not bus.store.processed.seen(KIND, e.event_id)
+    store_up.set()
+    wait_until(lambda: c.stats["handled"] == 1, "marked, then acked")
+    assert bus.store.processed.seen(KIND, e.event_id)
+    assert bus.effect_counts() == {e.event_id: 1}
+    conn = connect(bus.config, "test-depth")
+    try:                                                        # both copies acked, none requeued
+        frame = conn.channel().queue_declare(bus.topology.queue(KIND), passive=True)
+        assert frame.method.message_count == 0 and c.stats["requeued"] == 0
+    finally:
+        conn.close()
 
 
 # ---------------------------------------------------------------------------- dead letters

@@ -4,8 +4,10 @@ Per delivery: parse and validate (invalid -> dead queue with the validation erro
 consumer kind already processed (MongoDB keys), otherwise call the handler. A handler returns None
 (effect done) or a `ray.ObjectRef` / `concurrent.futures.Future` (effect running elsewhere): many
 run at once, polled between short `process_data_events` slices on the consumer's own thread (pika
-connections are not thread-safe). Completed events are marked processed in one bulk write, then
-acked (a single multiple-ack for the contiguous prefix). `DeadLetter` goes to the dead queue with
+connections are not thread-safe). Completed events are marked processed in one bulk write per
+batch by a marker thread, so the consumer keeps receiving and dispatching while MongoDB writes;
+once a batch's marks are stored the consumer thread acks it (a single multiple-ack for the
+contiguous prefix). `DeadLetter` goes to the dead queue with
 its reason; any other error is requeued until the delivery limit, then dead-lettered with the last
 error, so nothing is dropped silently. After a lost connection, unacked deliveries come back and
 are recognised by id; effects still running keep running and are marked when they finish.
@@ -13,6 +15,7 @@ are recognised by id; effects still running keep running and are marked when the
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import deque
@@ -98,6 +101,10 @@ class Consumer:
         self._unsettled: dict[int, None] = {}       # current channel's unacked tags, in order
         self._running: dict[str, _Work] = {}        # event id -> work whose result is pending
         self._done: dict[str, _Work] = {}           # effect done: mark processed, then ack
+        self._marking: dict[str, _Work] = {}        # handed to the marker thread, not yet stored
+        self._to_mark: queue.SimpleQueue[list[_Work] | None] = queue.SimpleQueue()
+        self._marked: deque[list[_Work]] = deque()  # stored by the marker: ack them (our thread)
+        self._marker: threading.Thread | None = None
         self._failed: list[tuple[_Work, BaseException]] = []
         self._depth_due = 0.0
         # what this consumer did (ops and tests read it; written by the consumer thread only)
@@ -121,6 +128,8 @@ class Consumer:
 
     def run(self) -> None:
         """Consume until stop(), reconnecting with backoff; blocking (the thread's target)."""
+        self._marker = threading.Thread(target=self._mark_loop, name=f"marker-{self.kind}", daemon=True)
+        self._marker.start()
         try:
             while not self._stopping.is_set():
                 try:
@@ -137,6 +146,8 @@ class Consumer:
                     self._close()
         finally:
             self.ready.clear()
+            self._to_mark.put(None)
+            self._marker.join(10.0)
 
     # ------------------------------------------------------------------ connection
     def _open(self) -> None:
@@ -173,7 +184,7 @@ class Consumer:
     # ------------------------------------------------------------------ the loop
     def _step(self) -> None:
         assert self._conn is not None
-        wait = 0.0 if self._incoming else (0.002 if self._running else 0.05)
+        wait = 0.0 if self._incoming else (0.002 if self._running or self._marking else 0.05)
         self._conn.process_data_events(time_limit=wait)
         self._dispatch()
         self._poll_running()
@@ -186,7 +197,8 @@ class Consumer:
         self._channel.basic_cancel(self.name)
         self._incoming.clear()      # not started: requeued by the broker when we disconnect
         deadline = time.monotonic() + 10.0
-        while (self._running or self._done or self._failed) and time.monotonic() < deadline:
+        while (self._running or self._done or self._marking or self._failed) \
+                and time.monotonic() < deadline:
             self._conn.process_data_events(time_limit=0.01)
             self._poll_running()
             self._settle()
@@ -205,7 +217,8 @@ class Consumer:
                 self._dead_letter(d, deadletter.reason_of(exc))
                 continue
             eid = event.event_id
-            work = self._running.get(eid) or self._done.get(eid) or (fresh.get(eid) or (None,))[0]
+            work = (self._running.get(eid) or self._done.get(eid) or self._marking.get(eid)
+                    or (fresh.get(eid) or (None,))[0])
             if work is not None:
                 work.duplicates.append(d)   # settled with the first copy, never handled twice
                 self.stats["duplicates"] += 1
@@ -260,19 +273,36 @@ class Consumer:
 
     # ------------------------------------------------------------------ settling
     def _settle(self) -> None:
-        if self._done:
-            try:
-                self.store.processed.mark_many(self.kind, list(self._done))
-            except PyMongoError:  # effects are done: keep them and retry the mark, never re-run
-                log.exception("could not mark events processed; retrying", extra={"consumer": self.kind})
-                return
+        if self._done:                     # hand the batch to the marker; ack once it is stored
             done, self._done = self._done, {}
-            self._ack([d for w in done.values() for d in (w.delivery, *w.duplicates)])
-            metrics.CONSUMED.inc(len(done), tags={"kind": self.kind})
-            self.stats["handled"] += len(done)
+            self._marking.update(done)
+            self._to_mark.put(list(done.values()))
+        while self._marked:
+            batch = self._marked.popleft()
+            for w in batch:
+                del self._marking[w.event_id]
+            self._ack([d for w in batch for d in (w.delivery, *w.duplicates)])
+            metrics.CONSUMED.inc(len(batch), tags={"kind": self.kind})
+            self.stats["handled"] += len(batch)
         failed, self._failed = self._failed, []
         for work, exc in failed:
             self._on_failure(work, exc)
+
+    def _mark_loop(self) -> None:
+        """Marker thread: store each batch's processed marks (retrying: the effects are done and
+        must never run again), then queue the batch for the consumer thread to ack."""
+        delay = self.config.app.bus.reconnect_initial_s
+        while (batch := self._to_mark.get()) is not None:
+            while True:
+                try:
+                    self.store.processed.mark_many(self.kind, [w.event_id for w in batch])
+                    self._marked.append(batch)
+                    break
+                except PyMongoError:
+                    log.exception("could not mark events processed; retrying",
+                                  extra={"consumer": self.kind, "events": len(batch)})
+                    if self._stopping.wait(delay):
+                        break   # never acked: redelivered after restart, recognised or re-run
 
     def _on_failure(self, work: _Work, exc: BaseException) -> None:
         d, cause = work.delivery, root_cause(exc)

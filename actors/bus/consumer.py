@@ -15,7 +15,7 @@ are recognised by id; effects still running keep running and are marked when the
 from __future__ import annotations
 
 import logging
-import queue
+from queue import SimpleQueue
 import threading
 import time
 from collections import deque
@@ -102,7 +102,7 @@ class Consumer:
         self._running: dict[str, _Work] = {}        # event id -> work whose result is pending
         self._done: dict[str, _Work] = {}           # effect done: mark processed, then ack
         self._marking: dict[str, _Work] = {}        # handed to the marker thread, not yet stored
-        self._to_mark: queue.SimpleQueue[list[_Work] | None] = queue.SimpleQueue()
+        self._to_mark: SimpleQueue[list[_Work] | None] = SimpleQueue()
         self._marked: deque[list[_Work]] = deque()  # stored by the marker: ack them (our thread)
         self._marker: threading.Thread | None = None
         self._failed: list[tuple[_Work, BaseException]] = []

@@ -28,15 +28,22 @@ def _server_binary() -> str:
     return found
 
 
+# SecantusDB caps its oplog at 100,000 entries by default; past the cap every write also deletes the
+# oldest entries (decoding each), so a long test or benchmark run slows down as it goes. mongod sizes
+# its oplog in gigabytes; this keeps about an hour of this project's writes (retention is 1 h).
+OPLOG_MAX_ENTRIES = 2_000_000
+
+
 class MongoServer:
     """Start `secantusd-py` on a free port with its own storage dir; restartable on the same data."""
 
     def __init__(self, storage: Path | str | None = None, port: int | None = None,
-                 sync_on_commit: bool = False):
+                 sync_on_commit: bool = False, oplog_max_entries: int = OPLOG_MAX_ENTRIES):
         self._own_dir = storage is None
         self.storage = Path(storage or tempfile.mkdtemp(prefix="replydesk-mongo-"))
         self.port = port or free_port()
         self.sync_on_commit = sync_on_commit
+        self.oplog_max_entries = oplog_max_entries
         self.proc: subprocess.Popen | None = None
         self.log = self.storage.parent / f"{self.storage.name}.log"
 
@@ -46,7 +53,8 @@ class MongoServer:
 
     def start(self, timeout: float = 30) -> "MongoServer":
         cmd = [_server_binary(), "--host", "127.0.0.1", "--port", str(self.port),
-               "--storage-path", str(self.storage)]
+               "--storage-path", str(self.storage),
+               "--oplog-max-entries", str(self.oplog_max_entries)]
         if self.sync_on_commit:
             cmd.append("--sync-on-commit")
         self.proc = subprocess.Popen(cmd, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,

@@ -196,6 +196,31 @@ def test_mark_failure_holds_the_ack_and_never_reruns_the_effect(bus):
         conn.close()
 
 
+def test_consumer_restarted_after_unstored_marks_handles_the_redelivery(bus):
+    """Stopped while MongoDB refuses the marks, then started again (same object): the unacked
+    event comes back and is handled afresh (at least once), never left waiting on the old run."""
+    c = bus.consumer()
+    store_up = threading.Event()
+    real_mark = bus.store.processed.mark_many
+
+    def mark_many(kind, ids):
+        if not store_up.is_set():
+            raise AutoReconnect("connection refused (test)")
+        return real_mark(kind, ids)
+
+    bus.store.processed.mark_many = mark_many
+    e = event(8)
+    publish_raw(bus.config, [raw(e, "first")])
+    wait_until(lambda: bus.effect_counts() == {e.event_id: 1}, "effect done, mark refused")
+    c.stop()
+    store_up.set()
+    c.start()
+    assert c.ready.is_set()
+    wait_until(lambda: c.stats["handled"] == 1, "redelivered event handled and marked")
+    assert bus.store.processed.seen(KIND, e.event_id)
+    assert bus.effect_counts() == {e.event_id: 2}   # the unmarked effect ran once more
+
+
 # ---------------------------------------------------------------------------- dead letters
 def test_malformed_events_dead_lettered_with_reason(bus):
     c = bus.consumer()

@@ -128,7 +128,14 @@ class Consumer:
 
     def run(self) -> None:
         """Consume until stop(), reconnecting with backoff; blocking (the thread's target)."""
-        self._marker = threading.Thread(target=self._mark_loop, name=f"marker-{self.kind}", daemon=True)
+        # What an earlier run left unsettled was never acked: the broker redelivers it, and it
+        # must be handled afresh rather than wait on work that no longer exists.
+        for pending in (self._running, self._done, self._marking):
+            pending.clear()
+        self._failed.clear()
+        self._to_mark, self._marked = SimpleQueue(), deque()
+        self._marker = threading.Thread(target=self._mark_loop, args=(self._to_mark, self._marked),
+                                        name=f"marker-{self.kind}", daemon=True)
         self._marker.start()
         try:
             while not self._stopping.is_set():
@@ -288,15 +295,15 @@ class Consumer:
         for work, exc in failed:
             self._on_failure(work, exc)
 
-    def _mark_loop(self) -> None:
+    def _mark_loop(self, to_mark: SimpleQueue, marked: deque) -> None:
         """Marker thread: store each batch's processed marks (retrying: the effects are done and
         must never run again), then queue the batch for the consumer thread to ack."""
         delay = self.config.app.bus.reconnect_initial_s
-        while (batch := self._to_mark.get()) is not None:
+        while (batch := to_mark.get()) is not None:
             while True:
                 try:
                     self.store.processed.mark_many(self.kind, [w.event_id for w in batch])
-                    self._marked.append(batch)
+                    marked.append(batch)
                     break
                 except PyMongoError:
                     log.exception("could not mark events processed; retrying",

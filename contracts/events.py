@@ -90,25 +90,39 @@ class DraftApproved(_Event):
                    idempotency_key=f"send:{draft_id}")
 
 
+class DraftRejected(_Event):
+    type: Literal["draft.rejected"] = "draft.rejected"
+    draft_id: str
+    rejected_by: str
+    reason: str | None = None
+
+    @classmethod
+    def make(cls, *, draft_id: str, account_id: str, conversation_id: str, rejected_by: str,
+             reason: str | None) -> "DraftRejected":
+        return cls(event_id=f"draft.rejected:{draft_id}", draft_id=draft_id, account_id=account_id,
+                   conversation_id=conversation_id, rejected_by=rejected_by, reason=reason)
+
+
 class ReplySent(_Event):
     type: Literal["reply.sent"] = "reply.sent"
     draft_id: str
     idempotency_key: str
     site_message_id: str | None = None
+    text: str | None = None           # what was sent (events queued before it was added lack it)
 
     @classmethod
     def make(cls, *, draft_id: str, account_id: str, conversation_id: str,
-             idempotency_key: str, site_message_id: str | None) -> "ReplySent":
+             idempotency_key: str, site_message_id: str | None, text: str | None = None) -> "ReplySent":
         return cls(event_id=f"reply.sent:{draft_id}", draft_id=draft_id, account_id=account_id,
                    conversation_id=conversation_id, idempotency_key=idempotency_key,
-                   site_message_id=site_message_id)
+                   site_message_id=site_message_id, text=text)
 
 
-Event = Annotated[Union[MessageSeen, DraftCreated, ConversationClassified, DraftApproved, ReplySent],
-                  Field(discriminator="type")]
+Event = Annotated[Union[MessageSeen, DraftCreated, ConversationClassified, DraftApproved,
+                        DraftRejected, ReplySent], Field(discriminator="type")]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 ROUTING_KEYS = ("message.seen", "draft.created", "conversation.classified", "draft.approved",
-                "reply.sent")
+                "draft.rejected", "reply.sent")
 
 
 def parse_event(body: bytes | str) -> Event:

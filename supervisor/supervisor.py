@@ -41,7 +41,7 @@ POLL_ERRORS = counter("replydesk_poll_errors_total", "Failed browser passes", ("
 # Which consumer kind takes which events.
 ROUTES: dict[str, list[str]] = {
     "ai": ["message.seen"],
-    "sheets": ["message.seen", "draft.created"],
+    "sheets": ["message.seen", "draft.created", "draft.approved", "draft.rejected", "reply.sent"],
     "send": ["draft.approved"],
 }
 

@@ -76,3 +76,14 @@ def test_one_message_end_to_end(pipeline, chat_site, sheets):
     assert len(sent) == 1 and sent[0]["text"] == draft["text"]
     send = store.sends.get(f"send:{draft['_id']}")
     assert send["site_message_id"] == sent[0]["id"] and store.sends.count() == 1
+
+    # the sheet logs the decision (with the reviewer's token name) and the reply, once each
+    approved_row, sent_row = f"draft.approved:{draft['_id']}", f"reply.sent:{draft['_id']}"
+    wait_for(lambda: {approved_row, sent_row} <= {r[0] for r in sheets.rows()[1:]},
+             what="decision and reply rows in the sheet")
+    header, *rows = sheets.rows()
+    by_id = {r[0]: dict(zip(header, r)) for r in rows}
+    assert [r[0] for r in rows].count(approved_row) == 1 and [r[0] for r in rows].count(sent_row) == 1
+    assert by_id[approved_row]["status"] == "approved" and by_id[approved_row]["text"] == draft["text"]
+    assert by_id[approved_row]["sender"] == cfg.app.review.token_name
+    assert by_id[sent_row]["status"] == "sent" and by_id[sent_row]["text"] == draft["text"]

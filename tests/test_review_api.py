@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 import aiohttp
@@ -150,14 +151,16 @@ def test_edit_and_approve_sends_the_new_text(desk, store, auth):
     assert store.drafts.decisions.find_one({"draft_id": d["_id"]})["decision"] == "edited"
 
 
-def test_reject_queues_nothing(desk, store, auth):
+def test_reject_queues_no_send_only_the_rejection(desk, store, auth):
     d = add_conversation(store, "c1", ["buy crypto now"], classification="spam_or_scam")
     r = _post(desk, f"/api/drafts/{d['_id']}/reject", auth, {"reason": "  spam  "})
     assert r.status_code == 200
     assert (r.json()["draft"]["status"], r.json()["draft"]["reject_reason"]) == ("rejected", "spam")
     late = _post(desk, f"/api/drafts/{d['_id']}/approve", auth)
     assert late.status_code == 409 and "rejected" in late.json()["error"]
-    assert store.outbox.coll.count_documents({}) == 0
+    queued = [json.loads(row["body"]) for row in store.outbox.coll.find({})]
+    assert [(e["type"], e["rejected_by"], e["reason"]) for e in queued] == \
+        [("draft.rejected", "owner", "spam")]                  # for the sheet; nothing to send
     assert store.drafts.decisions.find_one({"draft_id": d["_id"]})["reason"] == "spam"
 
 

@@ -10,7 +10,9 @@ import ray
 from actors.sheets.http import open_client
 from actors.sheets.writer import SheetsWriter
 from contracts.errors import PermanentError, root_cause
-from contracts.events import ChatMessage, DraftCreated, MessageSeen
+from actors.review.decisions import Reviewer, approved_event, rejected_event
+from actors.store.drafts import SENDABLE
+from contracts.events import ChatMessage, DraftCreated, MessageSeen, ReplySent
 from contracts.ids import draft_id, message_id
 from contracts.telemetry import read_spans
 
@@ -105,7 +107,7 @@ def test_same_events_three_times_and_after_restart_written_once(cfg, sheets, sto
     assert store.messages.count() == 120 and store.drafts.count() == 1
     added = [ray.get(w.add.remote(events)) for _ in range(3)]
     assert added[0] == len(events) and added[1:] == [0, 0]
-    ignored = {"type": "reply.sent", "event_id": "reply.sent:x"}
+    ignored = {"type": "conversation.classified", "event_id": "conversation.classified:x"}
     assert ray.get(w.add.remote([{"type": "message.seen", "event_id": "bad"}, ignored])) == 0
     assert ray.get(w.stats.remote())["rejected"] == 1  # logged with its event id, not fatal
     ray.get(w.flush.remote())
@@ -134,6 +136,69 @@ def test_killed_writer_loses_no_buffered_row(cfg, sheets, store, writers):
     assert ray.get(w2.start.remote())["rederived"] == len(events)
     ray.get(w2.flush.remote())
     assert_once(sheets, events)
+
+
+def decided(store) -> list[dict]:
+    """Two drafts: one edited-and-approved then sent, one rejected; the events of all three steps."""
+    events = stored_events(store, 2)
+    first = events[-1]["draft_id"]
+    second = draft_id("acct", "c1", "other")
+    store.drafts.insert({"_id": second, "account_id": "acct", "conversation_id": "c1",
+                         "message_ids": [], "classification": "spam_or_scam", "text": "no"})
+    reviewer = Reviewer(store, "desk-alice")
+    approved = approved_event(reviewer.approve(first, text="See you at 8?"))
+    rejected = rejected_event(reviewer.reject(second, "looks like a scam"))
+    store.drafts.transition(first, SENDABLE, "sending")
+    store.sends.record(idempotency_key=approved.idempotency_key, draft_id=first, account_id="acct",
+                       conversation_id="c1", site_message_id="site-77", text=approved.text)
+    store.drafts.transition(first, "sending", "sent", site_message_id="site-77")
+    sent = ReplySent.make(draft_id=first, account_id="acct", conversation_id="c1",
+                          idempotency_key=approved.idempotency_key, site_message_id="site-77",
+                          text=approved.text)
+    return [*events, *(e.model_dump(mode="json") for e in (approved, rejected, sent))]
+
+
+def decision_rows(sheets) -> dict[str, list[str]]:
+    """row id -> [kind, sender, text, status] of the decision and reply rows."""
+    cols = ["row_id", "kind", "sender", "text", "status"]
+    header, *rows = sheets.rows("replydesk")
+    at = [header.index(c) for c in cols]
+    return {r[0]: [r[i] if i < len(r) else "" for i in at[1:]] for r in rows
+            if r[at[1]] in ("decision", "reply")}
+
+
+def wanted_decisions(events: list[dict]) -> dict[str, list[str]]:
+    first, second = events[2]["draft_id"], draft_id("acct", "c1", "other")
+    return {f"draft.approved:{first}": ["decision", "desk-alice", "See you at 8?", "approved"],
+            f"draft.rejected:{second}": ["decision", "desk-alice", "looks like a scam", "rejected"],
+            f"reply.sent:{first}": ["reply", "", "See you at 8?", "sent"]}
+
+
+def test_decision_and_send_events_are_logged_with_reviewer_and_text(cfg, sheets, store, writers):
+    w = writers(cfg())
+    assert ray.get(w.start.remote())["rederived"] == 0    # nothing stored yet
+    events = decided(store)
+    assert ray.get(w.add.remote(events)) == len(events)
+    assert ray.get(w.add.remote(events[-3:])) == 0         # redelivered: not buffered again
+    ray.get(w.flush.remote())
+    assert decision_rows(sheets) == wanted_decisions(events)
+    assert sorted(row_ids(sheets)) == sorted(set(row_ids(sheets)))
+
+
+def test_decisions_and_sends_a_crash_kept_out_are_rederived_alike(cfg, sheets, store, writers):
+    config = cfg(batch_size=100_000, linger_s=600)        # nothing flushes by itself
+    events = decided(store)
+    w = writers(config)
+    ray.get(w.start.remote())
+    ray.kill(w)                                           # killed with every row still buffered
+    assert row_ids(sheets) == []
+    w2 = writers(config)
+    assert ray.get(w2.start.remote())["rederived"] == len(events) + 1   # + the 2nd draft's row
+    assert ray.get(w2.add.remote(events)) == 0            # the event path maps to the same ids
+    ray.get(w2.flush.remote())
+    assert decision_rows(sheets) == wanted_decisions(events)
+    ids = row_ids(sheets)
+    assert len(ids) == len(set(ids)) == len(events) + 1
 
 
 def test_crash_between_append_and_mark_does_not_double(cfg, sheets, store, writers):

@@ -201,7 +201,8 @@ class AccountSession:
                                 site_message_id=site_message_id, text=ev.text)
         event = ReplySent.make(draft_id=ev.draft_id, account_id=ev.account_id,
                                conversation_id=ev.conversation_id,
-                               idempotency_key=ev.idempotency_key, site_message_id=site_message_id)
+                               idempotency_key=ev.idempotency_key, site_message_id=site_message_id,
+                               text=ev.text)
         await asyncio.to_thread(self.store.outbox.add, [event], telemetry.inject())
         await asyncio.to_thread(self.store.drafts.transition, ev.draft_id, "sending", "sent",
                                 site_message_id=site_message_id)

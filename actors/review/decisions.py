@@ -1,5 +1,6 @@
 """What a reviewer's decision does, apart from HTTP: one atomic status transition, the decision
-record, and for approvals the `draft.approved` event in the outbox (the browser actor sends).
+record, and its event in the outbox: `draft.approved` (the browser actor sends) or `draft.rejected`
+(the sheet logs it).
 
 The transition comes first so that only the winner of two concurrent approvals queues an event
 (with its own text). Should the process die between the transition and the outbox write, the
@@ -14,7 +15,7 @@ from typing import Any
 from actors.store import Store
 from actors.store.drafts import PENDING, SENDABLE
 from contracts import telemetry
-from contracts.events import DraftApproved
+from contracts.events import DraftApproved, DraftRejected
 from contracts.ids import account_hash
 from contracts.metrics import counter
 
@@ -42,6 +43,13 @@ def approved_event(doc: dict[str, Any]) -> DraftApproved:
     return DraftApproved.make(draft_id=doc["_id"], account_id=doc["account_id"],
                               conversation_id=doc["conversation_id"], text=doc["text"],
                               approved_by=doc.get("decided_by") or "unknown")
+
+
+def rejected_event(doc: dict[str, Any]) -> DraftRejected:
+    return DraftRejected.make(draft_id=doc["_id"], account_id=doc["account_id"],
+                              conversation_id=doc["conversation_id"],
+                              rejected_by=doc.get("decided_by") or "unknown",
+                              reason=doc.get("reject_reason"))
 
 
 class Reviewer:
@@ -79,6 +87,7 @@ class Reviewer:
                                                reject_reason=reason)
             if doc is None:
                 raise self._conflict(draft_id)
+            self.store.outbox.add([rejected_event(doc)], telemetry.inject())
             self.store.drafts.record_decision(draft_id, "rejected", self.who, reason=reason)
         DECISIONS.inc(tags={"decision": "rejected"})
         log.info("draft rejected", extra={"draft_id": draft_id,

@@ -1,8 +1,15 @@
-"""What a sheet row says: one row per message and per draft, keyed by its row id (column 1).
+"""What a sheet row says, keyed by its row id (column 1). The sheet is a log, one row per:
+
+- message received (row id: the message id), status "received";
+- draft (the draft id), status "pending_review" as created;
+- decision on a draft (`draft.approved:<draft>` / `draft.rejected:<draft>`): status "approved"
+  with the text to send, or "rejected" with the reason; sender is the reviewer's token name;
+- reply sent (`reply.sent:<draft>`), status "sent" with the text sent.
 
 Rows come from two places that share one mapping: events as they arrive (`from_event`) and the
-MongoDB documents the writer re-derives at start-up (`from_message_doc`, `from_draft_doc`). Only a
-draft's time differs slightly by path (event time vs insert time); the row id never does.
+MongoDB documents the writer re-derives at start-up (`from_message_doc`, `draft_rows`,
+`from_send_doc`). Only times differ slightly by path (event time vs stored time); the row id and
+the text never do.
 
 Values are written with valueInputOption=RAW: chat text such as "=IMPORTXML(...)" stays text and
 is never evaluated as a formula.
@@ -70,6 +77,37 @@ class RowMapper:
                           "status": "pending_review",
                           "message_ids": " ".join(d.get("message_ids") or [])})
 
+    def _decision(self, draft_id: str, d: Mapping[str, Any], approved: bool, by: Any, at: Any,
+                  text: Any) -> Row:
+        kind = "draft.approved" if approved else "draft.rejected"
+        return self._row({"row_id": f"{kind}:{draft_id}", "kind": "decision",
+                          "account": d.get("account_id"), "conversation": d.get("conversation_id"),
+                          "sender": by, "time": at, "text": text,
+                          "status": "approved" if approved else "rejected",
+                          "message_ids": draft_id})
+
+    def _sent(self, d: Mapping[str, Any], at: Any) -> Row:
+        return self._row({"row_id": f"reply.sent:{d['draft_id']}", "kind": "reply",
+                          "account": d.get("account_id"), "conversation": d.get("conversation_id"),
+                          "sender": "", "time": at, "text": d.get("text"), "status": "sent",
+                          "message_ids": d.get("site_message_id") or ""})
+
+    def draft_rows(self, d: Mapping[str, Any]) -> list[Row]:
+        """A stored draft's rows: as created, plus its decision once a reviewer took one."""
+        rows = [self.from_draft_doc(d)]
+        status = d.get("status")
+        if status in ("approved", "edited", "sending", "sent"):
+            rows.append(self._decision(d["_id"], d, True, d.get("decided_by"),
+                                       d.get("approved_at") or d.get("edited_at"), d.get("text")))
+        elif status == "rejected":
+            rows.append(self._decision(d["_id"], d, False, d.get("decided_by"), d.get("rejected_at"),
+                                       d.get("reject_reason")))
+        return rows
+
+    def from_send_doc(self, s: Mapping[str, Any]) -> Row:
+        """A reply recorded in `sends`."""
+        return self._sent(s, s.get("sent_at"))
+
     def from_event(self, event: Mapping[str, Any]) -> Row | None:
         """The row an event JSON dict stands for; None for event types the sheet does not log."""
         kind = event.get("type")
@@ -77,4 +115,12 @@ class RowMapper:
             return self.from_message_doc(event["message"])
         if kind == "draft.created":
             return self.from_draft_doc(event)
+        if kind == "draft.approved":
+            return self._decision(event["draft_id"], event, True, event["approved_by"],
+                                  event.get("occurred_at"), event["text"])
+        if kind == "draft.rejected":
+            return self._decision(event["draft_id"], event, False, event["rejected_by"],
+                                  event.get("occurred_at"), event.get("reason"))
+        if kind == "reply.sent":
+            return self._sent(event, event.get("occurred_at"))
         return None

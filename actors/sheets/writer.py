@@ -1,8 +1,9 @@
 """SheetsWriter: the one Ray actor that appends rows to the Google Sheet.
 
 Correctness rests on MongoDB, not on the actor's memory:
-- the buffer is only a cache: every row comes from a message or draft already stored, so after a
-  crash `start()` re-derives whatever the sheet lacks (documents with no `sheet_rows` entry);
+- the buffer is only a cache: every row stands for a message, draft, decision or send already
+  stored, so after a crash `start()` re-derives whatever the sheet lacks (rows with no
+  `sheet_rows` entry);
 - `sheet_rows` (unique row ids) is marked only after Google confirmed the append, and `start()`
   first reads the sheet's row-id column and marks what is there, which closes the window between
   an append and its mark; a write whose outcome is unknown (timeout, 5xx) triggers the same read
@@ -125,7 +126,7 @@ class SheetsWriter:
     # --- intake ------------------------------------------------------------------------------
 
     async def add(self, events: list[dict[str, Any]], carrier: dict[str, str] | None = None) -> int:
-        """Buffer the rows of message.seen / draft.created events (others are ignored).
+        """Buffer the rows of the events the sheet logs (see actors/sheets/rows.py; others are ignored).
 
         Rows already buffered or already in the sheet are skipped; returns how many were new.
         A malformed event is logged and counted, never fatal: its row comes back from MongoDB
@@ -321,10 +322,19 @@ class SheetsWriter:
         return len(ids)
 
     def _missing_rows(self) -> list[Row]:
-        """Rows of every stored message and draft with no sheet_rows entry (what a crash lost)."""
+        """Every row the stored messages, drafts (and their decisions) and sends stand for that
+        has no sheet_rows entry: what a crash kept out of the sheet. Outgoing messages have no
+        row of their own (their send has), as on the event path."""
+        m = self.mapper
+        sources: list[tuple[Any, dict | None, Callable[[dict], list[Row]]]] = [
+            (self.store.messages.coll, {"direction": {"$ne": "out"}}, lambda d: [m.from_message_doc(d)]),
+            (self.store.drafts.coll, None, m.draft_rows),
+            (self.store.sends.coll, None, lambda d: [m.from_send_doc(d)]),
+        ]
         rows: list[Row] = []
-        for source, to_row in ((self.store.messages.coll, self.mapper.from_message_doc),
-                               (self.store.drafts.coll, self.mapper.from_draft_doc)):
-            for page in self.store.sheet_rows.missing(source):
-                rows.extend(to_row(d) for d in page)
+        for coll, query, to_rows in sources:
+            for docs in self.store.sheet_rows.pages(coll, query):
+                page = [r for d in docs for r in to_rows(d)]
+                done = self.store.sheet_rows.present([r.row_id for r in page])
+                rows.extend(r for r in page if r.row_id not in done)
         return rows

@@ -23,18 +23,22 @@ class SheetRows:
             return set()
         return {d["_id"] for d in self.coll.find({"_id": {"$in": row_ids}}, {"_id": 1})}
 
-    def missing(self, source: Collection, page: int = 1000) -> Iterator[list[dict[str, Any]]]:
-        """Pages of `source` documents (messages, drafts) whose _id is not marked present.
-
-        Walks `source` in _id order by range (no skip), so it stays fast on large collections;
-        this is how the writer re-derives rows a crash kept out of the sheet."""
+    def pages(self, source: Collection, query: dict[str, Any] | None = None,
+              page: int = 1000) -> Iterator[list[dict[str, Any]]]:
+        """Pages of `source` documents matching `query`, in _id order by range (no skip), so a
+        walk stays fast on large collections."""
         after: Any = None
         while True:
-            query = {"_id": {"$gt": after}} if after is not None else {}
-            docs = list(source.find(query).sort("_id", ASCENDING).limit(page))
+            where = {**(query or {}), **({"_id": {"$gt": after}} if after is not None else {})}
+            docs = list(source.find(where).sort("_id", ASCENDING).limit(page))
             if not docs:
                 return
             after = docs[-1]["_id"]
+            yield docs
+
+    def missing(self, source: Collection, page: int = 1000) -> Iterator[list[dict[str, Any]]]:
+        """Pages of `source` documents whose _id is not marked present."""
+        for docs in self.pages(source, page=page):
             done = self.present([d["_id"] for d in docs])
             todo = [d for d in docs if d["_id"] not in done]
             if todo:

@@ -5,6 +5,7 @@ is one line naming each bad variable and what is wrong with it. Secrets are `Sec
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -218,6 +219,41 @@ class ReviewConf(BaseModel):
     page_size: int = Field(50, ge=1, le=200)       # default inbox page (a request may ask <= 200)
     poll_interval_s: float = Field(1.0, gt=0)      # how often the page re-reads a draft being sent
     inbox_poll_interval_s: float = Field(5.0, gt=0)  # how often the page re-reads its inbox list
+    # HTTPS: the desk serves TLS itself with a PEM certificate chain and key, or sits behind a
+    # TLS-terminating proxy. Off loopback one of the two is required: the bearer token and the
+    # chat text must not cross a network in clear.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    behind_tls_proxy: bool = False
+
+    @model_validator(mode="after")
+    def _https_off_loopback(self) -> "ReviewConf":
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file: set both or neither")
+        for name in ("tls_cert_file", "tls_key_file"):
+            f = getattr(self, name)
+            if f is not None and not (resolve(f).is_file() and os.access(resolve(f), os.R_OK)):
+                raise ValueError(f"{name}: {f} is missing or unreadable")
+        if self.enabled and not is_loopback(self.host) and self.tls_cert_file is None \
+                and not self.behind_tls_proxy:
+            raise ValueError(
+                f"host {self.host!r} is reachable from other machines, and the review token must "
+                "not travel in clear: set tls_cert_file and tls_key_file (HTTPS), or "
+                "behind_tls_proxy: true when a TLS-terminating proxy fronts the desk")
+        return self
+
+    @property
+    def https(self) -> bool:
+        return self.tls_cert_file is not None
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class AppConfig(BaseModel):

@@ -344,3 +344,55 @@ def test_review_desk_actor_serves_and_requeues_stranded_approvals(ray_session, m
             requests.get(info["url"] + "/", timeout=5)
     finally:
         ray.kill(desk)
+
+
+def _self_signed(tmp_path) -> tuple[str, str]:
+    """A certificate and key for 127.0.0.1 (PEM files), as an operator's CA would issue."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "review desk test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "desk.pem", tmp_path / "desk.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+def test_review_desk_actor_serves_https_only_with_a_certificate(ray_session, make_config, store, auth,
+                                                                tmp_path):
+    import ray
+
+    from actors.review.server import ReviewDesk
+
+    cert, key = _self_signed(tmp_path)
+    cfg = make_config(app={"review": {"port": 0, "tls_cert_file": cert, "tls_key_file": key}})
+    add_conversation(store, "c-tls", ["hello over TLS?"])
+    desk = ReviewDesk.options(name=f"review:desk:{cfg.settings.namespace}").remote(cfg)
+    try:
+        url = ray.get(desk.start.remote(), timeout=60)["url"]
+        assert url.startswith("https://127.0.0.1:")
+        r = requests.get(url + "/api/drafts", headers=auth, timeout=10, verify=cert)
+        assert r.status_code == 200 and [d["conversation_id"] for d in r.json()["drafts"]] == ["c-tls"]
+        assert r.headers["Strict-Transport-Security"] == "max-age=31536000"
+        with pytest.raises(requests.exceptions.SSLError):       # an unknown certificate is refused
+            requests.get(url + "/api/drafts", headers=auth, timeout=10)
+        with pytest.raises(requests.ConnectionError):           # and plain HTTP is not served
+            requests.get(url.replace("https://", "http://") + "/api/drafts", headers=auth, timeout=10)
+    finally:
+        ray.kill(desk)

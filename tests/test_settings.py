@@ -105,3 +105,33 @@ def test_review_desk_needs_its_token():
     r = _check(REVIEW_TOKEN=None)
     assert r.returncode == 2
     assert "REVIEW_TOKEN: required when the review desk is enabled" in r.stderr
+
+
+def _conf_with_review(tmp_path, review: dict) -> Path:
+    """conf/ copied with `review` settings merged into the YAML file."""
+    import shutil
+
+    import yaml
+    conf = tmp_path / "conf"
+    shutil.copytree(ROOT / "conf", conf)
+    data = yaml.safe_load((conf / "replydesk.yaml").read_text())
+    data["review"] = {**(data.get("review") or {}), **review}
+    (conf / "replydesk.yaml").write_text(yaml.safe_dump(data))
+    return conf / "replydesk.yaml"
+
+
+def _check_file(path: Path):
+    return subprocess.run([sys.executable, "-m", "supervisor", "--check-config", "--config", str(path)],
+                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60)
+
+
+def test_review_desk_off_loopback_needs_https(tmp_path):
+    r = _check_file(_conf_with_review(tmp_path / "a", {"host": "0.0.0.0"}))
+    assert r.returncode == 2
+    assert "review: host '0.0.0.0' is reachable from other machines" in r.stderr
+    assert "tls_cert_file" in r.stderr and "behind_tls_proxy" in r.stderr
+    r = _check_file(_conf_with_review(tmp_path / "b", {"host": "0.0.0.0", "behind_tls_proxy": True}))
+    assert r.returncode == 0, r.stderr
+    r = _check_file(_conf_with_review(tmp_path / "c", {"tls_cert_file": str(tmp_path / "nope.pem"),
+                                                       "tls_key_file": str(tmp_path / "nope.key")}))
+    assert r.returncode == 2 and "tls_cert_file" in r.stderr and "missing or unreadable" in r.stderr

@@ -127,3 +127,5 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
     h["Referrer-Policy"] = "no-referrer"
     h["Cross-Origin-Opener-Policy"] = "same-origin"
     h["Cache-Control"] = "no-store" if request.path.startswith("/api/") else "no-cache"
+    if request.secure:              # served over HTTPS: browsers must never fall back to HTTP
+        h["Strict-Transport-Security"] = "max-age=31536000"

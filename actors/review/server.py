@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from typing import Any
 
@@ -21,7 +22,7 @@ from actors.review.security import require_token
 from actors.store import Store
 from contracts import telemetry
 from contracts.metrics import histogram
-from contracts.settings import Config
+from contracts.settings import Config, ReviewConf, resolve
 
 log = logging.getLogger("replydesk.review")
 
@@ -39,6 +40,16 @@ async def _measure(request: web.Request, handler: Handler) -> web.StreamResponse
                     tags={"route": route.canonical if route else "unmatched",
                           "status": str(response.status)})
     return response
+
+
+def tls_context(conf: ReviewConf) -> ssl.SSLContext | None:
+    """The server's TLS context (TLS 1.2 or newer) when the config names a certificate."""
+    if conf.tls_cert_file is None or conf.tls_key_file is None:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(resolve(conf.tls_cert_file), resolve(conf.tls_key_file))
+    return ctx
 
 
 @ray.remote(num_cpus=0)
@@ -63,7 +74,7 @@ class ReviewDesk:
         app.middlewares.insert(0, _measure)
         runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await runner.setup()
-        site = web.TCPSite(runner, self.conf.host, self.conf.port)
+        site = web.TCPSite(runner, self.conf.host, self.conf.port, ssl_context=tls_context(self.conf))
         try:
             await site.start()
         except OSError:
@@ -71,7 +82,8 @@ class ReviewDesk:
             raise
         self._runner = runner
         host, port = site._server.sockets[0].getsockname()[:2]  # type: ignore[union-attr]
-        self.url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+        scheme = "https" if self.conf.https else "http"
+        self.url = f"{scheme}://{host if ':' not in host else f'[{host}]'}:{port}"
         log.info("review desk serving", extra={"url": self.url, "requeued_sends": requeued})
         return {"url": self.url, "enabled": True, "requeued_sends": requeued}
 

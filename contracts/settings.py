@@ -37,6 +37,22 @@ def _check_url(value: str, schemes: tuple[str, ...], what: str) -> str:
     return value
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+# URLs whose requests carry a secret (the AI key, the site password, Google's OAuth token): plain
+# http:// is refused for them unless the host is this machine or REPLYDESK_ALLOW_INSECURE_HTTP says so.
+SECRET_CARRYING_URLS = {"ai_api_url": ("AI_API_URL", "AI_API_KEY"),
+                        "meetme_url": ("MEETME_URL", "MEETME_PASSWORD"),
+                        "sheets_api_url": ("SHEETS_API_URL", "Google's access token")}
+
+
 class Settings(BaseSettings):
     """Environment variables (the seed's names are kept) and `.env`."""
 
@@ -64,6 +80,7 @@ class Settings(BaseSettings):
     otel_endpoint: str | None = Field(None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
     trace_file: Path | None = Field(None, validation_alias="REPLYDESK_TRACE_FILE")
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
+    allow_insecure_http: bool = Field(False, validation_alias="REPLYDESK_ALLOW_INSECURE_HTTP")
 
     @field_validator("rabbitmq_url")
     @classmethod
@@ -86,6 +103,18 @@ class Settings(BaseSettings):
         if not v.get_secret_value():
             raise ValueError("must not be empty")
         return v
+
+    @model_validator(mode="after")
+    def _no_secrets_in_clear(self) -> "Settings":
+        if self.allow_insecure_http:
+            return self
+        for field, (var, secret) in SECRET_CARRYING_URLS.items():
+            url = urlparse(getattr(self, field) or "")
+            if url.scheme == "http" and not is_loopback(url.hostname or ""):
+                raise ValueError(f"{var}: http:// to {url.hostname} would send {secret} in clear; "
+                                 "use https://, or set REPLYDESK_ALLOW_INSECURE_HTTP=true for a "
+                                 "trusted private network")
+        return self
 
     @model_validator(mode="after")
     def _sheets_auth(self) -> "Settings":
@@ -246,14 +275,6 @@ class ReviewConf(BaseModel):
     def https(self) -> bool:
         return self.tls_cert_file is not None
 
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class AppConfig(BaseModel):

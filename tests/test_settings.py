@@ -135,3 +135,15 @@ def test_review_desk_off_loopback_needs_https(tmp_path):
     r = _check_file(_conf_with_review(tmp_path / "c", {"tls_cert_file": str(tmp_path / "nope.pem"),
                                                        "tls_key_file": str(tmp_path / "nope.key")}))
     assert r.returncode == 2 and "tls_cert_file" in r.stderr and "missing or unreadable" in r.stderr
+
+
+@pytest.mark.parametrize("var,secret", [("AI_API_URL", "AI_API_KEY"), ("MEETME_URL", "MEETME_PASSWORD")])
+def test_secrets_never_sent_over_plain_http_off_this_machine(var, secret):
+    r = _check(**{var: "http://inference.example.net:8000"})
+    assert r.returncode == 2
+    assert f"{var}: http:// to inference.example.net would send {secret} in clear" in r.stderr
+    assert "REPLYDESK_ALLOW_INSECURE_HTTP" in r.stderr
+    assert _check(**{var: "https://inference.example.net:8000"}).returncode == 0
+    assert _check(**{var: "http://inference.example.net:8000",
+                     "REPLYDESK_ALLOW_INSECURE_HTTP": "true"}).returncode == 0
+    assert _check(**{var: "http://localhost:8000"}).returncode == 0

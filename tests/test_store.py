@@ -117,12 +117,14 @@ def test_writes_are_journaled_and_one_client_per_process(make_config, store):
     assert opts.max_pool_size == 32 and opts.connect_timeout and opts.socket_timeout
 
 
-def test_sheet_rows_missing_pages_past_marked_ids(store):
+def test_sheet_rows_pages_walk_a_collection_by_id_and_know_marked_ids(store):
     store.messages.insert([msg(i) for i in range(25)])
     ids = sorted(d["_id"] for d in store.messages.coll.find({}, {"_id": 1}))
+    pages = list(store.sheet_rows.pages(store.messages.coll, page=4))
+    assert [len(p) for p in pages] == [4] * 6 + [1]
+    assert [d["_id"] for p in pages for d in p] == ids
     store.sheet_rows.mark(ids[::2])
-    got = [d["_id"] for page in store.sheet_rows.missing(store.messages.coll, page=4) for d in page]
-    assert got == ids[1::2]
+    assert store.sheet_rows.present(ids) == set(ids[::2])
 
 
 def test_cursor_and_storage_state_upserts(store):

@@ -15,12 +15,12 @@ are recognised by id; effects still running keep running and are marked when the
 from __future__ import annotations
 
 import logging
-from queue import SimpleQueue
 import threading
 import time
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from queue import SimpleQueue
 from typing import Any, Callable, Iterable
 
 import pika

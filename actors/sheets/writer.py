@@ -326,14 +326,15 @@ class SheetsWriter:
         has no sheet_rows entry: what a crash kept out of the sheet. Outgoing messages have no
         row of their own (their send has), as on the event path."""
         m = self.mapper
-        sources: list[tuple[Any, dict | None, Callable[[dict], list[Row]]]] = [
-            (self.store.messages.coll, {"direction": {"$ne": "out"}}, lambda d: [m.from_message_doc(d)]),
-            (self.store.drafts.coll, None, m.draft_rows),
-            (self.store.sends.coll, None, lambda d: [m.from_send_doc(d)]),
+        sources: list[tuple[Any, Callable[[dict], list[Row]]]] = [
+            (self.store.messages.coll,
+             lambda d: [] if d.get("direction") == "out" else [m.from_message_doc(d)]),
+            (self.store.drafts.coll, m.draft_rows),
+            (self.store.sends.coll, lambda d: [m.from_send_doc(d)]),
         ]
         rows: list[Row] = []
-        for coll, query, to_rows in sources:
-            for docs in self.store.sheet_rows.pages(coll, query):
+        for coll, to_rows in sources:
+            for docs in self.store.sheet_rows.pages(coll):
                 page = [r for d in docs for r in to_rows(d)]
                 done = self.store.sheet_rows.present([r.row_id for r in page])
                 rows.extend(r for r in page if r.row_id not in done)

@@ -23,26 +23,18 @@ class SheetRows:
             return set()
         return {d["_id"] for d in self.coll.find({"_id": {"$in": row_ids}}, {"_id": 1})}
 
-    def pages(self, source: Collection, query: dict[str, Any] | None = None,
-              page: int = 1000) -> Iterator[list[dict[str, Any]]]:
-        """Pages of `source` documents matching `query`, in _id order by range (no skip), so a
-        walk stays fast on large collections."""
+    def pages(self, source: Collection, page: int = 1000) -> Iterator[list[dict[str, Any]]]:
+        """Pages of `source` documents in _id order, by _id range (no skip, so on MongoDB a page
+        costs the same however deep it is). Callers filter in Python: a filter on another field
+        would make the query planner give up the _id index."""
         after: Any = None
         while True:
-            where = {**(query or {}), **({"_id": {"$gt": after}} if after is not None else {})}
-            docs = list(source.find(where).sort("_id", ASCENDING).limit(page))
+            docs = list(source.find({"_id": {"$gt": after}} if after is not None else {})
+                        .sort("_id", ASCENDING).limit(page))
             if not docs:
                 return
             after = docs[-1]["_id"]
             yield docs
-
-    def missing(self, source: Collection, page: int = 1000) -> Iterator[list[dict[str, Any]]]:
-        """Pages of `source` documents whose _id is not marked present."""
-        for docs in self.pages(source, page=page):
-            done = self.present([d["_id"] for d in docs])
-            todo = [d for d in docs if d["_id"] not in done]
-            if todo:
-                yield todo
 
     def mark(self, row_ids: list[str]) -> None:
         now = utcnow()

@@ -43,6 +43,7 @@ ENV = {
     "AI_API_URL": "http://127.0.0.1:9/", "REVIEW_TOKEN": "bench-review-token",
 }
 BATCH = 500
+KINDS: set[str] = set()   # every consumer kind (queue) this run declares: all deleted at the end
 PREFETCH = 4 * BATCH   # the consumer keeps several batches in flight: dedupe, effect and mark overlap
 
 
@@ -95,6 +96,7 @@ def bench_raw(cfg, n: int, run: str = "raw") -> float:
     conn = connect(cfg, "bench-raw-consumer")
     ch = conn.channel()
     topo.declare_base(ch)
+    KINDS.add(run)
     queue = topo.declare_queue(ch, run, ["message.seen"])
     ch.basic_qos(prefetch_count=PREFETCH)
     msgs = outgoing(n, run)
@@ -173,6 +175,7 @@ def bench_replydesk(cfg, n: int, effect: str, run: str) -> float:
         return None
 
     kind = f"bench-{run}"
+    KINDS.add(kind)
     consumer = Consumer(cfg, kind, ["message.seen"], handler, store=store)
     consumer.start()
     relay = OutboxRelay(cfg, store=store)
@@ -202,6 +205,7 @@ def bench_broker_path(cfg, n: int, run: str) -> float:
     effects = store.db[f"effects_{run}"]
     writer = GroupCommit(effects)
     kind = f"bench-{run}"
+    KINDS.add(kind)
     consumer = Consumer(cfg, kind, ["message.seen"], lambda e, _c: writer.submit({"event_id": e.event_id}),
                         store=store)
     consumer.start()
@@ -238,6 +242,7 @@ def bench_stages(cfg, n: int) -> tuple[float, float]:
     consumer alone (queue already full -> dedupe -> group-commit effect -> mark -> ack)."""
     store = Store.from_config(cfg)
     kind = "bench-stages"
+    KINDS.add(kind)
     consumer = Consumer(cfg, kind, ["message.seen"], lambda e, c: None, store=store)
     consumer.start()
     consumer.stop()                               # queue declared and bound, nothing consumed yet
@@ -310,7 +315,7 @@ def main() -> None:
         print(f"goal >= 50% of raw: {'met' if ratio >= 0.5 else 'NOT met'} (broker path)")
     finally:
         conn = connect(cfg, "bench-cleanup")
-        Topology.of(cfg).delete(conn.channel(), [])
+        Topology.of(cfg).delete(conn.channel(), sorted(KINDS))
         conn.close()
         Store.from_config(cfg).db.client.drop_database(ns)
         if server is not None:

@@ -144,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if handle is not None:
             runner.stop(handle)
+            runner.decommission(config)  # leave no queues behind on the broker
         try:
             Store(stack.env["MONGODB_URI"], stack.env["MONGODB_DB"]).db.client.drop_database(
                 stack.env["MONGODB_DB"])

@@ -162,7 +162,20 @@ class GroupCommit:
         self._thread.join()
 
 
-def bench_replydesk(cfg, n: int, effect: str, run: str) -> float:
+def delete_queue(cfg, kind: str) -> None:
+    """Free the broker of a finished run's queue (all of KINDS also go at the end)."""
+    conn = connect(cfg, "bench-cleanup")
+    conn.channel().queue_delete(Topology.of(cfg).queue(kind))
+    conn.close()
+
+
+def bench_replydesk(cfg, n: int, run: str, *, via: str = "broker", effect: str = "bulk") -> float:
+    """Events through the broker -> consumer with dedupe -> MongoDB effect + processed mark.
+
+    via="broker": published with batched confirms while consumed, exactly like the raw run (the
+    issue's path); via="outbox": written to the outbox and published by the change-stream relay
+    (how the pipeline's producers publish). effect="bulk": a group-committing effect writer (the
+    handler returns a Future); "single": one insert_one per event in the handler."""
     store = Store.from_config(cfg)
     store.ensure_indexes()
     effects = store.db[f"effects_{run}"]
@@ -178,50 +191,28 @@ def bench_replydesk(cfg, n: int, effect: str, run: str) -> float:
     KINDS.add(kind)
     consumer = Consumer(cfg, kind, ["message.seen"], handler, store=store)
     consumer.start()
-    relay = OutboxRelay(cfg, store=store)
-    evs = events(n, run)
+    relay = OutboxRelay(cfg, store=store) if via == "outbox" else None
+    evs = events(n, run) if relay is not None else []
+    msgs = outgoing(n, run) if relay is None else []
     t0 = time.perf_counter()
-    relay.start()
-    for i in range(0, n, BATCH):
-        store.outbox.add(evs[i:i + BATCH])
+    if relay is None:
+        publisher = start_publishing(cfg, msgs, kind)
+    else:
+        relay.start()
+        for i in range(0, n, BATCH):
+            store.outbox.add(evs[i:i + BATCH])
     wait_for(lambda: consumer.stats["handled"] >= n)
     elapsed = time.perf_counter() - t0
-    relay.stop()
+    if relay is None:
+        publisher.join()
+    else:
+        relay.stop()
     consumer.stop()
     if writer is not None:
         writer.close()
     assert effects.count_documents({}) == n, "an effect was lost or doubled"
-    conn = connect(cfg, "bench-cleanup")
-    conn.channel().queue_delete(Topology.of(cfg).queue(kind))
-    conn.close()
-    return n / elapsed
-
-
-def bench_broker_path(cfg, n: int, run: str) -> float:
-    """The issue's path: publish (batched confirms) -> broker -> consumer with dedupe -> MongoDB,
-    publisher and consumer running at once exactly like the raw run."""
-    store = Store.from_config(cfg)
-    store.ensure_indexes()
-    effects = store.db[f"effects_{run}"]
-    writer = GroupCommit(effects)
-    kind = f"bench-{run}"
-    KINDS.add(kind)
-    consumer = Consumer(cfg, kind, ["message.seen"], lambda e, _c: writer.submit({"event_id": e.event_id}),
-                        store=store)
-    consumer.start()
-    msgs = outgoing(n, run)
-    t0 = time.perf_counter()
-    publisher = start_publishing(cfg, msgs, f"bench-{run}")
-    wait_for(lambda: consumer.stats["handled"] >= n)
-    elapsed = time.perf_counter() - t0
-    publisher.join()
-    consumer.stop()
-    writer.close()
-    assert effects.count_documents({}) == n, "an effect was lost or doubled"
     assert store.processed.coll.count_documents({"_id": {"$regex": f"^{kind}\\|"}}) == n
-    conn = connect(cfg, "bench-cleanup")
-    conn.channel().queue_delete(Topology.of(cfg).queue(kind))
-    conn.close()
+    delete_queue(cfg, kind)
     return n / elapsed
 
 
@@ -265,9 +256,7 @@ def bench_stages(cfg, n: int) -> tuple[float, float]:
     consume_rate = n / (time.perf_counter() - t0)
     consumer.stop()
     writer.close()
-    conn = connect(cfg, "bench-cleanup")
-    conn.channel().queue_delete(Topology.of(cfg).queue(kind))
-    conn.close()
+    delete_queue(cfg, kind)
     return relay_rate, consume_rate
 
 
@@ -285,8 +274,8 @@ def main() -> None:
         raws, brokers, fulls = [], [], []
         for r in range(args.rounds):
             raws.append(bench_raw(cfg, n, f"raw{r}"))
-            brokers.append(bench_broker_path(cfg, n, f"broker{r}"))
-            fulls.append(bench_replydesk(cfg, n, "bulk", f"bulk{r}"))
+            brokers.append(bench_replydesk(cfg, n, f"broker{r}"))
+            fulls.append(bench_replydesk(cfg, n, f"bulk{r}", via="outbox"))
             print(f"  round {r + 1}: raw {raws[-1]:7.0f}/s  broker path {brokers[-1]:7.0f}/s "
                   f"= {brokers[-1] / raws[-1]:5.1%}  with outbox {fulls[-1]:7.0f}/s "
                   f"= {fulls[-1] / raws[-1]:5.1%}", flush=True)
@@ -294,7 +283,7 @@ def main() -> None:
         broker, full = statistics.median(brokers), statistics.median(fulls)
         ratio = statistics.median(b / r for b, r in zip(brokers, raws))
         full_ratio = statistics.median(b / r for b, r in zip(fulls, raws))
-        single = bench_replydesk(cfg, n, "single", "single")
+        single = bench_replydesk(cfg, n, "single", via="outbox", effect="single")
         relay_rate, consume_rate = bench_stages(cfg, n)
         inserts = bench_db_inserts(cfg, n)
         print(f"events: {n}, rounds: {args.rounds}  (quorum queues, persistent, publisher confirms in "

@@ -27,8 +27,9 @@ class ChatMessage(BaseModel):
     site_message_id: str | None = None
     sender: str
     text: str
-    sent_at: str                      # as the site shows it (ISO 8601 when the site gives one)
+    sent_at: str                      # ISO 8601 (UTC), resolved from what the site shows
     direction: Literal["in", "out"] = "in"
+    content_key: str | None = None    # who/when/what/occurrence: the same message under any markup
     seen_at: datetime = Field(default_factory=utcnow)
 
 

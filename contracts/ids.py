@@ -14,12 +14,20 @@ def stable_hash(*parts: object, length: int = 24) -> str:
     return h.hexdigest()[:length]
 
 
+def content_key(sender: str, sent_at: str, text: str, occurrence: int = 0) -> str:
+    """What a message is when the site gives it no id: who, when (to the minute, as most sites
+    show it), what, and its occurrence index among identical messages (two "ok" in one minute are
+    occurrences 0 and 1, never one message)."""
+    return "h" + stable_hash(" ".join(sender.split()), sent_at, text.replace("\r\n", "\n").strip(),
+                             occurrence)
+
+
 def message_id(account_id: str, conversation_id: str, site_id: str | None,
-               sender: str, sent_at: str, text: str) -> str:
-    """The site's own id when it has one, else a content hash."""
+               sender: str, sent_at: str, text: str, occurrence: int = 0) -> str:
+    """The site's own id when it has one, else the content key."""
     if site_id:
         return f"{account_id}:{conversation_id}:{site_id}"
-    return f"{account_id}:{conversation_id}:h{stable_hash(sender, sent_at, text)}"
+    return f"{account_id}:{conversation_id}:{content_key(sender, sent_at, text, occurrence)}"
 
 
 def draft_id(account_id: str, conversation_id: str, last_message_id: str) -> str:

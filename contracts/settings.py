@@ -16,6 +16,8 @@ from pydantic import (AliasChoices, BaseModel, ConfigDict, Field, SecretStr, Val
                       field_validator, model_validator)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contracts.sitespec import SiteConf
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "conf" / "replydesk.yaml"
 
@@ -37,6 +39,14 @@ def _check_url(value: str, schemes: tuple[str, ...], what: str) -> str:
     return value
 
 
+def _no_clear_secret(var: str, value: str | None, secret: str) -> None:
+    url = urlparse(value or "")
+    if url.scheme == "http" and not is_loopback(url.hostname or ""):
+        raise ValueError(f"{var}: http:// to {url.hostname} would send {secret} in clear; "
+                         "use https://, or set REPLYDESK_ALLOW_INSECURE_HTTP=true for a "
+                         "trusted private network")
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -48,8 +58,8 @@ def is_loopback(host: str) -> bool:
 
 # URLs whose requests carry a secret (the AI key, the site password, Google's OAuth token): plain
 # http:// is refused for them unless the host is this machine or REPLYDESK_ALLOW_INSECURE_HTTP says so.
+# (Each site's own URL variable carries its accounts' passwords: checked in load().)
 SECRET_CARRYING_URLS = {"ai_api_url": ("AI_API_URL", "AI_API_KEY"),
-                        "meetme_url": ("MEETME_URL", "MEETME_PASSWORD"),
                         "sheets_api_url": ("SHEETS_API_URL", "Google's access token")}
 
 
@@ -66,9 +76,6 @@ class Settings(BaseSettings):
     google_sheet_id: str = Field(validation_alias="GOOGLE_SHEET_ID", min_length=1)
     google_credentials_file: Path | None = Field(None, validation_alias="GOOGLE_CREDENTIALS_FILE")
     sheets_api_url: str | None = Field(None, validation_alias="SHEETS_API_URL")
-    meetme_username: str = Field(validation_alias="MEETME_USERNAME", min_length=1)
-    meetme_password: SecretStr = Field(validation_alias="MEETME_PASSWORD")
-    meetme_url: str | None = Field(None, validation_alias="MEETME_URL")
     ai_api_key: SecretStr = Field(validation_alias="AI_API_KEY")
     ai_api_url: str = Field(validation_alias="AI_API_URL")
     ai_model: str | None = Field(None, validation_alias="AI_MODEL")
@@ -92,12 +99,12 @@ class Settings(BaseSettings):
     def _mongo(cls, v: str) -> str:
         return _check_url(v, ("mongodb", "mongodb+srv"), "MongoDB")
 
-    @field_validator("ai_api_url", "meetme_url", "sheets_api_url", "otel_endpoint")
+    @field_validator("ai_api_url", "sheets_api_url", "otel_endpoint")
     @classmethod
     def _http(cls, v: str | None) -> str | None:
         return None if v in (None, "") else _check_url(v, ("http", "https"), "HTTP").rstrip("/")
 
-    @field_validator("meetme_password", "ai_api_key")
+    @field_validator("ai_api_key")
     @classmethod
     def _not_empty(cls, v: SecretStr) -> SecretStr:
         if not v.get_secret_value():
@@ -109,11 +116,7 @@ class Settings(BaseSettings):
         if self.allow_insecure_http:
             return self
         for field, (var, secret) in SECRET_CARRYING_URLS.items():
-            url = urlparse(getattr(self, field) or "")
-            if url.scheme == "http" and not is_loopback(url.hostname or ""):
-                raise ValueError(f"{var}: http:// to {url.hostname} would send {secret} in clear; "
-                                 "use https://, or set REPLYDESK_ALLOW_INSECURE_HTTP=true for a "
-                                 "trusted private network")
+            _no_clear_secret(var, getattr(self, field), secret)
         return self
 
     @model_validator(mode="after")
@@ -135,13 +138,16 @@ class Settings(BaseSettings):
 class AccountConf(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,40}$")
-    site: str = "meetme"
-    username_env: str = "MEETME_USERNAME"
-    password_env: str = "MEETME_PASSWORD"
+    site: str = Field("meetme", pattern=r"^[a-z0-9][a-z0-9_-]{0,40}$")
+    username_env: str = Field("MEETME_USERNAME", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # its login name
+    password_env: str = Field("MEETME_PASSWORD", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # its password
     poll_interval_s: float = Field(5.0, gt=0)
     navigations_per_minute: int = Field(30, gt=0)
     sends_per_minute: int = Field(4, gt=0)
     max_pages: int = Field(3, ge=1, le=50)
+    # A conversation whose inbox item looks unchanged is skipped, but read again at least this
+    # often: an inbox item need not show every change (identical text in the same minute).
+    revisit_s: float = Field(60.0, ge=0)
 
 
 class BrowserConf(BaseModel):
@@ -297,35 +303,19 @@ class AppConfig(BaseModel):
         return v
 
 
-class SiteConf(BaseModel):
-    """conf/sites/<site>.yaml: where the site is and, per element, ordered fallback selectors."""
-    model_config = ConfigDict(extra="forbid")
-    name: str
-    base_url: str
-    url_env: str | None = None
-    paths: dict[str, str]
-    selectors: dict[str, list[str]]
-    logged_out_markers: list[str] = []
-
-    @field_validator("selectors")
-    @classmethod
-    def _non_empty(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
-        for k, lst in v.items():
-            if not lst:
-                raise ValueError(f"element {k!r} has no selectors")
-        return v
-
-
 class Credentials(BaseModel):
     username: str
     password: SecretStr
 
 
 class Config(BaseModel):
-    """Everything a process needs, validated: handed to actors as one picklable object."""
+    """Everything a process needs, validated: handed to actors as one picklable object. Site URLs
+    and account credentials are resolved once, in the process that loaded the config."""
     settings: Settings
     app: AppConfig
     sites: dict[str, SiteConf]
+    site_urls: dict[str, str]
+    account_credentials: dict[str, Credentials]
 
     def site(self, name: str) -> SiteConf:
         return self.sites[name]
@@ -337,35 +327,47 @@ class Config(BaseModel):
         raise KeyError(account_id)
 
     def credentials(self, account: AccountConf) -> Credentials:
-        return _credentials(account, self.settings)
+        return self.account_credentials[account.id]
 
     def site_url(self, site: str) -> str:
-        s = self.sites[site]
-        if site == "meetme" and self.settings.meetme_url:
-            return self.settings.meetme_url
-        if s.url_env and os.environ.get(s.url_env):
-            return os.environ[s.url_env].rstrip("/")
-        return s.base_url.rstrip("/")
+        return self.site_urls[site]
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret: the redaction set of logs and traces."""
+        s = self.settings
+        values = [s.ai_api_key.get_secret_value()]
+        if s.review_token is not None:
+            values.append(s.review_token.get_secret_value())
+        values += [c.password.get_secret_value() for c in self.account_credentials.values()]
+        return [v for v in values if v]
 
 
-def _credentials(account: AccountConf, settings: Settings) -> Credentials:
-    if account.username_env == "MEETME_USERNAME" and account.password_env == "MEETME_PASSWORD":
-        return Credentials(username=settings.meetme_username, password=settings.meetme_password)
-    env = _env_with_dotenv()
-    missing = [v for v in (account.username_env, account.password_env) if not env.get(v)]
-    if missing:
-        raise ConfigError(f"config error: {', '.join(missing)}: required for account {account.id!r}")
+def _credentials(account: AccountConf, env: dict[str, str]) -> Credentials:
+    problems = []
+    for var in (account.username_env, account.password_env):
+        if var not in env:
+            problems.append(f"{var}: required but not set (credentials of account {account.id!r})")
+        elif not env[var]:
+            problems.append(f"{var}: must not be empty (credentials of account {account.id!r})")
+    if problems:
+        raise ConfigError("config error: " + "; ".join(problems))
     return Credentials(username=env[account.username_env], password=SecretStr(env[account.password_env]))
 
 
+def _site_url(site: SiteConf, env: dict[str, str]) -> str:
+    value = env.get(site.url_env) if site.url_env else None
+    if not value:
+        return site.base_url.rstrip("/")
+    try:
+        return _check_url(value, ("http", "https"), "HTTP").rstrip("/")
+    except ValueError as exc:
+        raise ConfigError(f"config error: {site.url_env}: {exc}") from None
+
+
 def _env_with_dotenv() -> dict[str, str]:
-    env: dict[str, str] = {}
-    dotenv = Path(".env")
-    if dotenv.is_file():
-        for line in dotenv.read_text().splitlines():
-            if "=" in line and not line.lstrip().startswith("#"):
-                k, v = line.split("=", 1)
-                env[k.strip()] = v.strip().strip('"').strip("'")
+    """The environment over `.env` (python-dotenv parses it as pydantic-settings does)."""
+    from dotenv import dotenv_values
+    env = {k: v for k, v in dotenv_values(".env").items() if v is not None} if Path(".env").is_file() else {}
     env.update(os.environ)
     return env
 
@@ -444,10 +446,18 @@ def load(config_file: Path | str | None = None, **overrides: Any) -> Config:
             raise ConfigError(_yaml_error(site_path, exc)) from None
     if app.review.enabled and settings.review_token is None:
         raise ConfigError("config error: REVIEW_TOKEN: required when the review desk is enabled")
-    cfg = Config(settings=settings, app=app, sites=sites)
-    for account in app.accounts:
-        cfg.credentials(account)  # fail now, naming the variable, if an account has none
-    return cfg
+    env = _env_with_dotenv()
+    creds = {a.id: _credentials(a, env) for a in app.accounts}
+    urls = {name: _site_url(site, env) for name, site in sites.items()}
+    if not settings.allow_insecure_http:
+        for name, site in sites.items():
+            passwords = sorted({a.password_env for a in app.accounts if a.site == name})
+            try:
+                _no_clear_secret(site.url_env or f"sites/{name}.yaml base_url", urls[name],
+                                 ", ".join(passwords))
+            except ValueError as exc:
+                raise ConfigError(f"config error: {exc}") from None
+    return Config(settings=settings, app=app, sites=sites, site_urls=urls, account_credentials=creds)
 
 
 def resolve(path: Path) -> Path:

@@ -44,7 +44,7 @@ class JsonFileSpanExporter(SpanExporter):
         lines = []
         for s in spans:
             ctx = s.get_span_context()
-            lines.append(json.dumps({
+            lines.append(_redact(json.dumps({
                 "name": s.name,
                 "trace_id": format(ctx.trace_id, "032x"),
                 "span_id": format(ctx.span_id, "016x"),
@@ -54,7 +54,7 @@ class JsonFileSpanExporter(SpanExporter):
                 "status": s.status.status_code.name,
                 "attributes": {k: (v if isinstance(v, (str, int, float, bool)) else str(v))
                                for k, v in (s.attributes or {}).items()},
-            }))
+            })))  # a secret that reached an attribute is masked like in a log line
         with self._lock, open(self.path, "a", encoding="utf-8") as f:
             f.write("".join(line + "\n" for line in lines))
         return SpanExportResult.SUCCESS
@@ -171,8 +171,7 @@ def setup_from(config: Any, service: str) -> None:
     """setup() from a contracts.settings.Config."""
     s = config.settings
     setup(service, trace_file=s.trace_file, otlp_endpoint=s.otel_endpoint, log_level=s.log_level,
-          secrets=(s.meetme_password.get_secret_value(), s.ai_api_key.get_secret_value(),
-                   s.review_token.get_secret_value() if s.review_token else None))
+          secrets=tuple(config.secret_values()))
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,22 +1,36 @@
 """A MeetMe-like chat site for tests and the demo: login form, popups, inbox, paged conversations,
 a reply form, plus a JSON admin API (/_admin, localhost only, no auth) to inject messages, read
-what the owner sent and switch faults on (slow pages, expired sessions, renamed or missing
-markup, HTTP 500s, connection resets).
+what the owner sent, switch faults on (slow pages, expired sessions, renamed or missing markup,
+HTTP 500s, connection resets) and switch the markup theme.
 
-The markup's ids/classes are the FIRST selectors of conf/sites/meetme.yaml; every element also
-carries the data-testid / structural hooks the later fallbacks use, so the `renamed_classes`
-fault (ids and classes change) exercises the fallbacks and `broken` (all hooks of an element
-gone) exercises the no-match path. Chat text is hostile: everything dynamic is HTML-escaped.
+Themes (`THEMES`) are whole markups of the same site (same URLs, same state), each described by a
+site spec: `classic` by conf/sites/meetme.yaml, the others by standins/sites/<theme>.yaml.
 
-Run alone: `python -m standins.chatsite --port 8301`.
+- `classic`: the markup's ids/classes are the FIRST selectors of conf/sites/meetme.yaml; every
+  element also carries the data-testid / structural hooks the later fallbacks use, so the
+  `renamed_classes` fault (ids and classes change) exercises the fallbacks and `broken` (all hooks
+  of an element gone) exercises the no-match path (both faults: this theme only).
+- `bubbles`: ids and plain classes, `data-id` message ids, `YYYY-MM-DD HH:MM` times.
+- `items`: classes only, messages with no id at all, `HH:MM` times with the ISO time in `title`.
+- `aria`: no class names at all (data-testid, roles, ARIA attributes), day separators with
+  `HH:MM` clocks, a contenteditable reply box and an XHR (JSON) send without navigation.
+
+`POST /_admin/theme {"theme": ...}` switches the theme for all later page loads (a redesign in the
+middle of the day); `reset` restores the app's default (`make_app(theme=..., brand=...)`). Chat
+text is hostile: everything dynamic is HTML-escaped.
+
+Run alone: `python -m standins.chatsite --port 8301` (`CHATSITE_THEME` / `CHATSITE_BRAND` set the
+default theme and brand).
 """
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import time
+import urllib.parse
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, date, datetime
 from html import escape
 from typing import Any
 
@@ -28,6 +42,7 @@ from standins.admin import AdminClient
 SESSION_COOKIE = "mm_sid"
 STATE = web.AppKey("state", "SiteState")
 DEFAULT_PAGE_SIZE = 20
+THEMES = ("classic", "bubbles", "items", "aria")
 
 
 @dataclass
@@ -67,16 +82,23 @@ class Faults:
     crash_burst: int = 2
     popup: str | int = "never"   # "never" | "always" | N (every Nth page view)
     page_size: int = DEFAULT_PAGE_SIZE
+    send_render_stale: bool = False  # an XHR send is stored, but its answer re-renders the log
+                                     # without it (a later page load shows it)
 
 
 class SiteState:
     """All state of one app instance, in memory."""
 
-    def __init__(self) -> None:
+    def __init__(self, default_theme: str = "classic", brand: str = "MeetMe") -> None:
+        if default_theme not in THEMES:
+            raise ValueError(f"unknown theme {default_theme!r} (known: {', '.join(THEMES)})")
+        self.default_theme = default_theme
+        self.brand = brand
         self.reset()
 
     def reset(self) -> None:
-        """Forget everything (the admin reset between tests)."""
+        """Forget everything (the admin reset between tests), back to the default theme."""
+        self.theme = self.default_theme
         self.accounts: dict[str, str] = {}
         self.sessions: dict[str, dict[str, Any]] = {}
         self.conversations: dict[str, Conversation] = {}
@@ -92,7 +114,7 @@ class SiteState:
         if conv is None:
             conv = self.conversations[conversation_id] = Conversation(conversation_id, title or sender)
         msg = Message(self.next_id, sender, text,
-                      when or datetime.now(timezone.utc).isoformat(timespec="seconds"), direction)
+                      when or datetime.now(UTC).isoformat(timespec="seconds"), direction)
         self.next_id += 1
         conv.messages.append(msg)
         if direction == "in":
@@ -140,27 +162,17 @@ class Markup:
         return element not in self.broken
 
 
-def _page(title: str, body: str, *, popup: bool, m: Markup, logged_in: bool) -> str:
+def _page(title: str, body: str, *, modal: str, logged_in: bool) -> str:
     store = ("<script>if(!localStorage.getItem('mm.device'))"
              "localStorage.setItem('mm.device',Math.random().toString(36).slice(2));</script>"
              if logged_in else "")
-    modal = ""
-    if popup:
-        hooks = m.hooks("popup_close", cls="modal-close", testid="popup-close", extra='aria-label="Close"')
-        close = (f'<button type="button" {hooks} '
-                 "onclick=\"this.closest('.mm-backdrop').remove()\">&times;</button>"
-                 if m.ok("popup_close") else
-                 "<span onclick=\"this.closest('.mm-backdrop').remove()\">later</span>")
-        modal = ('<div class="mm-backdrop" style="position:fixed;inset:0;z-index:1000;'
-                 'background:rgba(0,0,0,.6)">'
-                 f'<div class="{m.name("modal-dialog")}" role="dialog" aria-modal="true" '
-                 'style="margin:20vh auto;width:300px;background:#fff;padding:1em">'
-                 f'<p>Upgrade to MeetMe VIP!</p>{close}</div></div>')
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title></head>"
             f"<body>{body}{modal}{store}</body></html>")
 
 
-def _login_body(m: Markup, error: str = "") -> str:
+# ---------------------------------------------------------------- the classic markup
+
+def _login_body(m: Markup, error: str = "", brand: str = "MeetMe") -> str:
     user = (f'<div data-testid="login-email"><input type="email" {m.hooks("login_username", id="login-email")} name="email"></div>'
             if m.ok("login_username") else '<input type="text" name="user_identifier">')
     pw = (f'<div data-testid="login-password"><input type="password" {m.hooks("login_password", id="login-password")} name="password"></div>'
@@ -168,7 +180,7 @@ def _login_body(m: Markup, error: str = "") -> str:
     submit = (f'<button type="submit" {m.hooks("login_submit", cls="login-submit", testid="login-submit")}>Log in</button>'
               if m.ok("login_submit") else '<input type="submit" value="Log in">')
     err = f'<p class="login-error" role="alert">{escape(error)}</p>' if error else ""
-    return (f'<h1>Log in to MeetMe</h1>{err}'
+    return (f'<h1>Log in to {escape(brand)}</h1>{err}'
             f'<form id="{m.name("login-form")}" data-testid="login-form" method="post" action="/login">'
             f'{user}{pw}{submit}</form>')
 
@@ -223,10 +235,339 @@ def _conversation_body(conv: Conversation, before: int | None, page_size: int, m
             f'<form {form_hooks} method="post" action="/chat/{escape(conv.id)}/send">{box}{send}</form>')
 
 
+# ---------------------------------------------------------------- times as each theme shows them
+
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+           "October", "November", "December")
+
+
+def _utc(iso: str) -> datetime | None:
+    """A stored message time (ISO 8601; no zone means UTC) as an aware UTC datetime, or None."""
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _shown(iso: str, fmt: str) -> str:
+    """The time formatted in UTC (an unparseable stored time is shown as it is)."""
+    moment = _utc(iso)
+    return moment.strftime(fmt) if moment else iso
+
+
+def _iso_utc(iso: str) -> str:
+    moment = _utc(iso)
+    return moment.isoformat(timespec="seconds") if moment else iso
+
+
+def _day_label(day: date, today: date) -> str:
+    """`Today`, `Yesterday`, else `Monday, 30 November 2026` (English whatever the locale)."""
+    if day == today:
+        return "Today"
+    if (today - day).days == 1:
+        return "Yesterday"
+    return f"{_WEEKDAYS[day.weekday()]}, {day.day} {_MONTHS[day.month - 1]} {day.year}"
+
+
+def _page_of(conv: Conversation, before: int | None, page_size: int) -> tuple[list[Message], str | None]:
+    """The messages of one page (oldest first) and the escaped href of the older page, if any."""
+    msgs = [x for x in conv.messages if before is None or x.id < before]
+    page = msgs[-page_size:]
+    older = (f"/chat/{escape(conv.id)}?before={page[0].site_id}" if len(msgs) > len(page) else None)
+    return page, older
+
+
+def _sorted_conversations(state: SiteState) -> list[Conversation]:
+    return sorted(state.conversations.values(),
+                  key=lambda c: c.messages[-1].id if c.messages else 0, reverse=True)
+
+
+_OVERLAY_STYLE = "position:fixed;inset:0;z-index:1000;background:rgba(0,0,0,.6)"
+_DIALOG_STYLE = "margin:20vh auto;width:300px;background:#fff;padding:1em"
+
+
+# ---------------------------------------------------------------- themes
+
+class Theme:
+    """One markup of the site. `faults` matter to `classic` only (renamed/broken hooks)."""
+    name = ""
+
+    def title(self, title: str, brand: str) -> str:
+        return f"{title} · {brand}"
+
+    def popup(self, brand: str, faults: Faults) -> str:
+        raise NotImplementedError
+
+    def login(self, brand: str, faults: Faults, error: str = "") -> str:
+        raise NotImplementedError
+
+    def inbox(self, state: SiteState, faults: Faults) -> str:
+        raise NotImplementedError
+
+    def conversation(self, conv: Conversation, before: int | None, page_size: int, faults: Faults,
+                     brand: str) -> str:
+        raise NotImplementedError
+
+    def log(self, conv: Conversation, page_size: int, faults: Faults) -> str:
+        """The inner HTML of the message container for the latest page (the XHR send's answer)."""
+        raise NotImplementedError
+
+
+class ClassicTheme(Theme):
+    """Today's MeetMe markup (conf/sites/meetme.yaml), with the renamed/broken fault hooks."""
+    name = "classic"
+
+    def title(self, title: str, brand: str) -> str:
+        return title
+
+    def popup(self, brand: str, faults: Faults) -> str:
+        m = Markup(faults)
+        hooks = m.hooks("popup_close", cls="modal-close", testid="popup-close", extra='aria-label="Close"')
+        close = (f'<button type="button" {hooks} '
+                 "onclick=\"this.closest('.mm-backdrop').remove()\">&times;</button>"
+                 if m.ok("popup_close") else
+                 "<span onclick=\"this.closest('.mm-backdrop').remove()\">later</span>")
+        return (f'<div class="mm-backdrop" style="{_OVERLAY_STYLE}">'
+                f'<div class="{m.name("modal-dialog")}" role="dialog" aria-modal="true" '
+                f'style="{_DIALOG_STYLE}">'
+                f'<p>Upgrade to {escape(brand)} VIP!</p>{close}</div></div>')
+
+    def login(self, brand: str, faults: Faults, error: str = "") -> str:
+        return _login_body(Markup(faults), error, brand)
+
+    def inbox(self, state: SiteState, faults: Faults) -> str:
+        return _inbox_body(state, Markup(faults))
+
+    def conversation(self, conv: Conversation, before: int | None, page_size: int, faults: Faults,
+                     brand: str) -> str:
+        return _conversation_body(conv, before, page_size, Markup(faults))
+
+    def log(self, conv: Conversation, page_size: int, faults: Faults) -> str:
+        m = Markup(faults)
+        return "".join(_message_html(x, m) for x in _page_of(conv, None, page_size)[0])
+
+
+class BubblesTheme(Theme):
+    """Ids and plain classes; `data-id` message ids, direction classes, `YYYY-MM-DD HH:MM` (UTC)."""
+    name = "bubbles"
+
+    def popup(self, brand: str, faults: Faults) -> str:
+        return (f'<div class="overlay" style="{_OVERLAY_STYLE}">'
+                f'<div class="modal" role="dialog" aria-modal="true" style="{_DIALOG_STYLE}">'
+                f'<p>Go {escape(brand)} Premium today!</p>'
+                '<button type="button" class="close-btn" aria-label="Close" '
+                "onclick=\"this.closest('.overlay').remove()\">&times;</button></div></div>")
+
+    def _topbar(self, brand: str) -> str:
+        return f'<header class="topbar"><span class="brand">{escape(brand)}</span></header>'
+
+    def login(self, brand: str, faults: Faults, error: str = "") -> str:
+        err = f'<div class="alert error" role="alert">{escape(error)}</div>' if error else ""
+        return (f'{self._topbar(brand)}<h1>Sign in to {escape(brand)}</h1>{err}'
+                '<form id="login" method="post" action="/login">'
+                '<label for="username">Username</label>'
+                '<input id="username" name="username" type="text" autocomplete="username">'
+                '<label for="password">Password</label>'
+                '<input id="password" name="password" type="password" autocomplete="current-password">'
+                '<button id="login-btn" type="submit">Sign in</button></form>')
+
+    def inbox(self, state: SiteState, faults: Faults) -> str:
+        items = []
+        for c in _sorted_conversations(state):
+            last = c.messages[-1] if c.messages else None
+            preview = escape(last.text[:80]) if last else ""
+            when = escape(_shown(last.time, "%Y-%m-%d %H:%M")) if last else ""
+            badge = f'<span class="badge">{c.unread}</span>' if c.unread else ""
+            items.append(f'<div class="conversation"><a href="/chat/{escape(c.id)}">'
+                         f'<span class="name">{escape(c.title)}</span> <span class="snippet">{preview}</span> '
+                         f'<span class="when">{when}</span></a>{badge}</div>')
+        return f'{self._topbar(state.brand)}<h1>Messages</h1><div class="conversations">{"".join(items)}</div>'
+
+    def _message(self, msg: Message) -> str:
+        side = "sent" if msg.direction == "out" else "received"
+        return (f'<div class="chat-message {side}" data-id="{msg.site_id}">'
+                f'<span class="user-name">{escape(msg.sender)}</span>'
+                f'<div class="message-text" style="white-space:pre-wrap">{escape(msg.text)}</div>'
+                f'<span class="timestamp">{escape(_shown(msg.time, "%Y-%m-%d %H:%M"))}</span></div>')
+
+    def _window(self, conv: Conversation, before: int | None, page_size: int) -> str:
+        page, older = _page_of(conv, before, page_size)
+        top = (f'<a class="older" href="{older}">Older messages</a>' if older
+               else '<div class="conversation-start">This is the beginning of your chat</div>')
+        return top + "".join(self._message(x) for x in page)
+
+    def conversation(self, conv: Conversation, before: int | None, page_size: int, faults: Faults,
+                     brand: str) -> str:
+        return (f'{self._topbar(brand)}<h1 class="chat-title">{escape(conv.title)}</h1>'
+                f'<div class="chat-window">{self._window(conv, before, page_size)}</div>'
+                f'<form class="reply-form" method="post" action="/chat/{escape(conv.id)}/send">'
+                '<textarea id="reply" name="message" placeholder="Write a reply"></textarea>'
+                '<button class="send-btn" type="submit">Send</button></form>')
+
+    def log(self, conv: Conversation, page_size: int, faults: Faults) -> str:
+        return self._window(conv, None, page_size)
+
+
+class ItemsTheme(Theme):
+    """Classes only; messages carry no id of any kind; `HH:MM` text with the ISO time in `title`."""
+    name = "items"
+
+    def popup(self, brand: str, faults: Faults) -> str:
+        return (f'<div class="popup-overlay" style="{_OVERLAY_STYLE}">'
+                f'<div class="popup" role="dialog" aria-modal="true" style="{_DIALOG_STYLE}">'
+                f'<p>Boost your {escape(brand)} profile!</p>'
+                '<span class="popup-close" role="button" tabindex="0" '
+                "onclick=\"this.closest('.popup-overlay').remove()\">No thanks</span></div></div>")
+
+    def _bar(self, brand: str) -> str:
+        return f'<nav class="app-bar"><span class="app-name">{escape(brand)}</span></nav>'
+
+    def login(self, brand: str, faults: Faults, error: str = "") -> str:
+        err = f'<p class="login-error">{escape(error)}</p>' if error else ""
+        return (f'{self._bar(brand)}<h1>Welcome to {escape(brand)}</h1>{err}'
+                '<form class="login-form" method="post" action="/login">'
+                '<input id="login-username" name="login_username" type="text" placeholder="Username">'
+                '<input id="login-password" name="login_password" type="password" placeholder="Password">'
+                '<input type="submit" class="login-button" value="Log in"></form>')
+
+    def inbox(self, state: SiteState, faults: Faults) -> str:
+        items = []
+        for c in _sorted_conversations(state):
+            last = c.messages[-1] if c.messages else None
+            preview = escape(last.text[:80]) if last else ""
+            count = f'<em class="thread-count">{c.unread}</em>' if c.unread else ""
+            items.append(f'<li class="thread{" unread" if c.unread else ""}"><a href="/chat/{escape(c.id)}">'
+                         f'<strong class="thread-title">{escape(c.title)}</strong> '
+                         f'<span class="thread-preview">{preview}</span></a>{count}</li>')
+        return f'{self._bar(state.brand)}<h1>Inbox</h1><ul class="threads">{"".join(items)}</ul>'
+
+    def _message(self, msg: Message) -> str:
+        side = "outgoing" if msg.direction == "out" else "incoming"
+        return (f'<div class="message-item {side}">'
+                f'<div class="message-user">{escape(msg.sender)}</div>'
+                f'<div class="message-content" style="white-space:pre-wrap">{escape(msg.text)}</div>'
+                f'<span class="message-time" title="{escape(_iso_utc(msg.time))}">'
+                f'{escape(_shown(msg.time, "%H:%M"))}</span></div>')
+
+    def conversation(self, conv: Conversation, before: int | None, page_size: int, faults: Faults,
+                     brand: str) -> str:
+        page, older = _page_of(conv, before, page_size)
+        top = (f'<a class="load-more" href="{older}">Load more</a>' if older
+               else '<div class="thread-start">This is the start of your conversation</div>')
+        return (f'{self._bar(brand)}<h1 class="thread-header">{escape(conv.title)}</h1>{top}'
+                f'<div class="message-list">{"".join(self._message(x) for x in page)}</div>'
+                f'<form class="message-form" method="post" action="/chat/{escape(conv.id)}/send">'
+                '<textarea class="message-input" name="body" placeholder="Type a message"></textarea>'
+                '<button class="message-send" type="submit">Send</button></form>')
+
+    def log(self, conv: Conversation, page_size: int, faults: Faults) -> str:
+        return "".join(self._message(x) for x in _page_of(conv, None, page_size)[0])
+
+
+_SEND_ICON = ('<svg width="20" height="20" viewBox="0 0 24 24" aria-hidden="true" focusable="false">'
+              '<path d="M2 21l21-9L2 3v7l15 2-15 2z" fill="currentColor"></path></svg>')
+# The XHR send: POST JSON, put the re-rendered log in place, clear the box; no navigation. A 401
+# (session gone) goes to the login page the server names; any other failure leaves the box as it is.
+_ARIA_SEND_JS = """<script>(function(){
+var c=document.querySelector('[data-testid=composer]');if(!c)return;
+var box=c.querySelector('[role=textbox]'),btn=c.querySelector('button[aria-label=Send]'),
+st=c.querySelector('[role=status]'),log=document.querySelector('[role=log]');
+btn.addEventListener('click',function(){
+var text=box.innerText;if(!text.trim()||btn.disabled)return;
+btn.disabled=true;st.textContent='Sending';
+fetch(c.getAttribute('data-send-url'),{method:'POST',headers:{'Content-Type':'application/json'},
+body:JSON.stringify({message:text})}).then(function(r){
+if(r.status===401)return r.json().then(function(d){location.href=d.login;});
+if(!r.ok)throw new Error('HTTP '+r.status);
+return r.json().then(function(d){log.innerHTML=d.log_html;box.innerHTML='';st.textContent='';});
+}).catch(function(){st.textContent='Not sent';}).finally(function(){btn.disabled=false;});
+});})();</script>"""
+
+
+class AriaTheme(Theme):
+    """No class names at all: data-testid, roles and ARIA attributes; day separators with `HH:MM`
+    clocks (UTC); a contenteditable reply box and an XHR send (JSON, no navigation)."""
+    name = "aria"
+
+    def popup(self, brand: str, faults: Faults) -> str:
+        return (f'<div data-testid="overlay" style="{_OVERLAY_STYLE}">'
+                f'<div role="dialog" aria-modal="true" aria-label="Offer" style="{_DIALOG_STYLE}">'
+                f'<p>Try {escape(brand)} Plus free for a month</p>'
+                '<button type="button" aria-label="Dismiss" '
+                "onclick=\"this.closest('[data-testid=overlay]').remove()\">"
+                '<svg width="16" height="16" viewBox="0 0 16 16" aria-hidden="true">'
+                '<path d="M3 3l10 10M13 3L3 13" stroke="currentColor"></path></svg></button></div></div>')
+
+    def _header(self, brand: str) -> str:
+        return f'<header><span data-testid="brand">{escape(brand)}</span></header>'
+
+    def login(self, brand: str, faults: Faults, error: str = "") -> str:
+        err = f'<p role="alert">{escape(error)}</p>' if error else ""
+        return (f'{self._header(brand)}<main><h1>Sign in to {escape(brand)}</h1>{err}'
+                '<form data-testid="signin-form" method="post" action="/login" aria-label="Sign in">'
+                '<label>Email or username <input type="text" name="identifier" autocomplete="username"></label>'
+                '<label>Password <input type="password" name="password" autocomplete="current-password">'
+                '</label><button type="submit">Continue</button></form></main>')
+
+    def inbox(self, state: SiteState, faults: Faults) -> str:
+        items = []
+        for c in _sorted_conversations(state):
+            last = c.messages[-1] if c.messages else None
+            preview = escape(last.text[:80]) if last else ""
+            unread = (f'<span data-testid="unread" aria-label="{c.unread} unread">{c.unread}</span>'
+                      if c.unread else "")
+            items.append(f'<div role="listitem"><a href="/chat/{escape(c.id)}">'
+                         f'<span data-testid="peer">{escape(c.title)}</span> '
+                         f'<span data-testid="preview">{preview}</span></a>{unread}</div>')
+        return (f'{self._header(state.brand)}<main><h1>Messages</h1>'
+                f'<div role="list" aria-label="Conversations">{"".join(items)}</div></main>')
+
+    def _log(self, conv: Conversation, before: int | None, page_size: int) -> str:
+        page, older = _page_of(conv, before, page_size)
+        parts = [f'<a data-testid="older" href="{older}">Show earlier messages</a>' if older
+                 else '<div data-testid="conversation-start">This is the start of your conversation</div>']
+        today = datetime.now(UTC).date()
+        shown_day: date | None = None
+        for msg in page:
+            moment = _utc(msg.time)
+            if moment is not None and moment.date() != shown_day:
+                shown_day = moment.date()
+                parts.append(f'<div role="separator" data-testid="day">{_day_label(shown_day, today)}</div>')
+            author = "self" if msg.direction == "out" else "other"
+            parts.append(f'<div role="article" data-testid="msg" data-author="{author}">'
+                         f'<span data-testid="author">{escape(msg.sender)}</span>'
+                         f'<div data-testid="body" style="white-space:pre-wrap">{escape(msg.text)}</div>'
+                         f'<span data-testid="clock">{escape(_shown(msg.time, "%H:%M"))}</span></div>')
+        return "".join(parts)
+
+    def conversation(self, conv: Conversation, before: int | None, page_size: int, faults: Faults,
+                     brand: str) -> str:
+        return (f'{self._header(brand)}<main><h1>{escape(conv.title)}</h1>'
+                f'<div role="log" aria-label="Messages" aria-live="polite">{self._log(conv, before, page_size)}</div>'
+                f'<div data-testid="composer" data-send-url="/chat/{escape(conv.id)}/send">'
+                '<div contenteditable="true" role="textbox" aria-label="Message" aria-multiline="true"></div>'
+                f'<button aria-label="Send" type="button">{_SEND_ICON}</button>'
+                f'<div role="status" aria-live="polite"></div></div></main>{_ARIA_SEND_JS}')
+
+    def log(self, conv: Conversation, page_size: int, faults: Faults) -> str:
+        return self._log(conv, None, page_size)
+
+
+_THEMES: dict[str, Theme] = {t.name: t for t in (ClassicTheme(), BubblesTheme(), ItemsTheme(), AriaTheme())}
+assert tuple(_THEMES) == THEMES
+
+
 # ---------------------------------------------------------------- request handling
 
 def _state(request: web.Request) -> SiteState:
     return request.app[STATE]
+
+
+def _theme(request: web.Request) -> Theme:
+    """The markup of this response: the theme current when the request is handled."""
+    return _THEMES[_state(request).theme]
 
 
 def _html(request: web.Request, title: str, body: str, *, logged_in: bool) -> web.Response:
@@ -234,7 +575,9 @@ def _html(request: web.Request, title: str, body: str, *, logged_in: bool) -> we
     f = st.faults
     n = st.stats["page_views"]
     popup = f.popup == "always" or (isinstance(f.popup, int) and f.popup > 0 and n % f.popup == 0)
-    return web.Response(text=_page(title, body, popup=popup, m=Markup(f), logged_in=logged_in),
+    theme = _theme(request)
+    modal = theme.popup(st.brand, f) if popup else ""
+    return web.Response(text=_page(theme.title(title, st.brand), body, modal=modal, logged_in=logged_in),
                         content_type="text/html")
 
 
@@ -270,18 +613,24 @@ def _login_redirect(request: web.Request) -> web.HTTPFound:
     return web.HTTPFound(f"/login?next={request.path_qs}")
 
 
+# the login field names of every theme (classic, classic `broken`, bubbles, items, aria)
+_USER_FIELDS = ("email", "user_identifier", "username", "login_username", "identifier")
+_PASSWORD_FIELDS = ("password", "pw_field", "login_password")
+
+
 async def login_page(request: web.Request) -> web.Response:
-    return _html(request, "Log in", _login_body(Markup(_state(request).faults)), logged_in=False)
+    st = _state(request)
+    return _html(request, "Log in", _theme(request).login(st.brand, st.faults), logged_in=False)
 
 
 async def login_submit(request: web.Request) -> web.Response:
     st = _state(request)
     st.stats["login_submissions"] += 1
     form = await request.post()
-    user = str(form.get("email") or form.get("user_identifier") or "")
-    password = str(form.get("password") or form.get("pw_field") or "")
+    user = next((str(form[k]) for k in _USER_FIELDS if form.get(k)), "")
+    password = next((str(form[k]) for k in _PASSWORD_FIELDS if form.get(k)), "")
     if not user or st.accounts.get(user) != password:
-        resp = _html(request, "Log in", _login_body(Markup(st.faults), "Wrong email or password"),
+        resp = _html(request, "Log in", _theme(request).login(st.brand, st.faults, "Wrong email or password"),
                      logged_in=False)
         resp.set_status(401)
         return resp
@@ -302,7 +651,7 @@ async def inbox(request: web.Request) -> web.Response:
     st = _state(request)
     if not st.session_user(request):
         raise _login_redirect(request)
-    return _html(request, "Messages", _inbox_body(st, Markup(st.faults)), logged_in=True)
+    return _html(request, "Messages", _theme(request).inbox(st, st.faults), logged_in=True)
 
 
 def _conversation(request: web.Request) -> Conversation:
@@ -323,23 +672,47 @@ async def conversation(request: web.Request) -> web.Response:
     except ValueError:
         raise web.HTTPBadRequest(text="bad before id") from None
     conv.unread = 0
-    body = _conversation_body(conv, before_id, max(1, st.faults.page_size), Markup(st.faults))
+    body = _theme(request).conversation(conv, before_id, max(1, st.faults.page_size), st.faults, st.brand)
     return _html(request, conv.title, body, logged_in=True)
 
 
 async def send(request: web.Request) -> web.Response:
+    """A form post (`message` or `body`; answered with a redirect to the conversation) or, from the
+    aria theme's script, JSON `{"message": ...}` answered with JSON holding the new message's id
+    and the re-rendered log (latest page) of the current theme."""
     st = _state(request)
+    is_json = request.content_type == "application/json"
     user = st.session_user(request)
     if not user:
+        if is_json:
+            nxt = urllib.parse.quote(f"/chat/{request.match_info['cid']}", safe="/")
+            return web.json_response({"error": "logged out", "login": f"/login?next={nxt}"}, status=401)
         raise _login_redirect(request)
     conv = _conversation(request)
-    form = await request.post()
-    text = str(form.get("message") or form.get("body") or "").replace("\r\n", "\n")
+    if is_json:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise web.HTTPBadRequest(text="bad JSON") from None
+        raw = (body.get("message") or body.get("body")) if isinstance(body, dict) else None
+        if raw is not None and not isinstance(raw, str):
+            raise web.HTTPBadRequest(text="message must be a string")
+    else:
+        form = await request.post()
+        raw = form.get("message") or form.get("body")
+    text = str(raw or "").replace("\r\n", "\n")
     if not text.strip():
         raise web.HTTPBadRequest(text="empty message")
+    before = list(conv.messages)
     msg = st.add_message(conv.id, user, text, "out")
     st.sent.append(msg.as_json(conv.id))
     st.stats["sends"] += 1
+    if is_json:
+        shown = conv
+        if st.faults.send_render_stale:
+            shown = Conversation(conv.id, conv.title, before, conv.unread)
+        log = _theme(request).log(shown, max(1, st.faults.page_size), st.faults)
+        return web.json_response({"ok": True, "id": msg.site_id, "log_html": log})
     raise web.HTTPSeeOther(f"/chat/{conv.id}")
 
 
@@ -399,9 +772,24 @@ async def admin_faults(request: web.Request) -> web.Response:
     return web.json_response(st.faults.__dict__)
 
 
-def make_app() -> web.Application:
+async def admin_theme(request: web.Request) -> web.Response:
+    """GET: the current theme; POST {"theme": name}: switch at once for all later page loads."""
+    st = _state(request)
+    if request.method == "POST":
+        body = await request.json()
+        name = body.get("theme") if isinstance(body, dict) else None
+        if not isinstance(name, str) or name not in THEMES:
+            raise web.HTTPBadRequest(text=f"unknown theme {name!r} (known: {', '.join(THEMES)})")
+        st.theme = name
+    return web.json_response({"theme": st.theme, "default": st.default_theme, "brand": st.brand,
+                              "themes": list(THEMES)})
+
+
+def make_app(theme: str = "classic", brand: str = "MeetMe") -> web.Application:
+    """The site with `theme` as its default markup (`reset` comes back to it) and `brand` in its
+    titles and headings."""
     app = web.Application(middlewares=[_faults])
-    app[STATE] = SiteState()
+    app[STATE] = SiteState(theme, brand)
     app.router.add_get("/login", login_page)
     app.router.add_post("/login", login_submit)
     app.router.add_get("/", root)
@@ -415,6 +803,8 @@ def make_app() -> web.Application:
     app.router.add_get("/_admin/sent", admin_sent)
     app.router.add_get("/_admin/stats", admin_stats)
     app.router.add_post("/_admin/faults", admin_faults)
+    app.router.add_get("/_admin/theme", admin_theme)
+    app.router.add_post("/_admin/theme", admin_theme)
     return app
 
 
@@ -446,7 +836,17 @@ class ChatSiteAdmin(AdminClient):
     def faults(self, **faults: Any) -> dict[str, Any]:
         return self._call("POST", "/faults", faults)
 
+    def theme(self, name: str) -> str:
+        """Switch the markup theme (one of THEMES) for all later page loads; returns it."""
+        return self._call("POST", "/theme", {"theme": name})["theme"]
+
+    def current_theme(self) -> str:
+        return self._call("GET", "/theme")["theme"]
+
 
 if __name__ == "__main__":
+    from functools import partial
+
     from standins.serve import main
-    main(make_app, "chatsite", 8301)
+    main(partial(make_app, theme=os.environ.get("CHATSITE_THEME", "classic"),
+                 brand=os.environ.get("CHATSITE_BRAND", "MeetMe")), "chatsite", 8301)

@@ -186,8 +186,11 @@ class Supervisor:
                     child.ping_ref = None
                     child.next_ping_at = now + hb
                     try:
-                        ray.get(done[0])
+                        pong = ray.get(done[0])
                         child.last_heartbeat = now
+                        if isinstance(pong, dict) and "status" in pong:  # degraded + missing elements
+                            child.info["health"] = {"status": pong["status"],
+                                                    "missing": pong.get("missing", [])}
                     except Exception as exc:
                         self._on_failure(child, root_cause(exc), died=_is_death(exc))
                         continue

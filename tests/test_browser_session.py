@@ -83,11 +83,13 @@ async def test_renamed_classes_use_the_testid_fallback(session, chat_site, caplo
     chat_site.inject("c1", "Alice", "hello")
     assert len((await s.poll())["new"]) == 1
     grown = {k for k in MATCHES if MATCHES[k] > before.get(k, 0)}
-    assert ("meetme", "message", 1) in grown and ("meetme", "inbox_item", 1) in grown
-    assert ("meetme", "login_username", 1) in grown
-    assert not any(k[1] == "message" and k[2] == 0 for k in grown)
-    assert any(getattr(r, "element", None) == "message" and getattr(r, "index", None) == 1
-               for r in caplog.records)
+    # metrics and logs name the selector that matched by its text, never by an index
+    assert ("meetme", "message", "[data-testid='message']") in grown
+    assert ("meetme", "inbox_item", "[data-testid='conversation-item']") in grown
+    assert ("meetme", "login_username", "input[name='email']") in grown
+    assert not any(k[1] == "message" and k[2] == "div.chat-message" for k in grown)
+    assert any(getattr(r, "element", None) == "message"
+               and getattr(r, "selector", None) == "[data-testid='message']" for r in caplog.records)
 
 
 async def test_no_selector_matching_raises_and_saves_artifacts(session, chat_site):

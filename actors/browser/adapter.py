@@ -1,16 +1,24 @@
-"""The MeetMe site adapter: everything that knows the site's pages (login, popups, inbox, paged
-conversations, the reply form), on one Playwright page. No storage, no events: the session
-actor decides what is new and what to emit.
+"""The site adapter: everything that knows a site's pages (login, popups, inbox, paged
+conversations, the reply box), on one Playwright page, driven entirely by the site spec
+(conf/sites/<site>.yaml; one class for every site). No storage, no events: the session actor
+decides what is new and what to emit.
 
 Every navigation goes through `visit()`: paced (per-account limiter, node-wide slots), retried
 on 5xx and network errors (tenacity, bounded by browser.page_retries), popups closed, and a
 logged-out page (redirect to login or a logged-out marker) answered by logging in again once.
+
+Reading proves every message (see extract.py) or fails naming the elements that miss. Sending is
+confirmed by seeing the new outgoing message appear after the *anchor* (the fingerprint of the
+last messages before the click) in the DOM, which works for form posts and XHR sends alike.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Awaitable, Callable
 from urllib.parse import urljoin, urlparse
 
@@ -19,14 +27,17 @@ from playwright.async_api import Page
 from tenacity import (AsyncRetrying, retry_if_exception_type, stop_after_attempt,
                       wait_exponential)
 
+from actors.browser.extract import Reader, Seen, norm_text, identify
 from actors.browser.limits import NodeSlots, SlidingWindowLimiter
-from actors.browser.selectors import Selectors, record_match
+from actors.browser.selectors import Selectors
 from contracts.errors import PermanentError
 from contracts.events import ChatMessage
-from contracts.ids import account_hash, message_id
+from contracts.ids import account_hash
 from contracts.settings import AccountConf, Config, Credentials
 
 log = logging.getLogger(__name__)
+
+Anchor = list[list[str]]  # the shapes of the last messages before a send's click
 
 
 class SiteUnavailable(Exception):
@@ -42,28 +53,17 @@ class LoginFailed(PermanentError):
 
 
 class SendNotConfirmed(RuntimeError):
-    """The reply was submitted but could not be read back from the conversation."""
+    """The reply was submitted but could not be read back after its anchor."""
 
+    def __init__(self, message: str, site: str = "", url: str = "", screenshot: str | None = None,
+                 html: str | None = None):
+        super().__init__(message)
+        self.site, self.element, self.url = site, "send_button", url
+        self.screenshot, self.html = screenshot, html
 
-@dataclass(frozen=True)
-class InboxItem:
-    conversation_id: str
-    signature: str  # the item's visible text (preview, time, unread badge): changes on arrival
+    def __reduce__(self):  # crosses Ray process boundaries intact
+        return (SendNotConfirmed, (str(self), self.site, self.url, self.screenshot, self.html))
 
-
-# Reads every message of a page in one round trip; field selectors are tried in order.
-_EXTRACT_JS = """
-(els, s) => els.map(el => {
-  const pick = (sels) => { for (let i = 0; i < sels.length; i++) {
-      const f = el.matches(sels[i]) ? el : el.querySelector(sels[i]); if (f) return [f, i]; }
-    return [null, -1]; };
-  const [snd, si] = pick(s.sender), [txt, ti] = pick(s.text), [tm, mi] = pick(s.time);
-  return {site_id: el.getAttribute('data-message-id'),
-          sender: snd ? snd.textContent : null, text: txt ? txt.textContent : null,
-          time: tm ? (tm.getAttribute('datetime') || tm.textContent) : null,
-          out: s.out.some(x => el.matches(x)), idx: {message_sender: si, message_text: ti, message_time: mi}};
-})
-"""
 
 _INBOX_JS = """
 els => els.map(el => { const a = el.matches('a[href]') ? el : el.querySelector('a[href]');
@@ -71,10 +71,15 @@ els => els.map(el => { const a = el.matches('a[href]') ? el : el.querySelector('
 """
 
 
-class MeetMeAdapter:
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class SiteAdapter:
     def __init__(self, page: Page, config: Config, account: AccountConf, credentials: Credentials,
                  selectors: Selectors, navigations: SlidingWindowLimiter, slots: NodeSlots,
-                 on_login: Callable[[], Awaitable[None]] | None = None):
+                 on_login: Callable[[], Awaitable[None]] | None = None,
+                 clock: Callable[[], datetime] = _utcnow):
         self.page = page
         self.config = config
         self.account = account
@@ -85,6 +90,8 @@ class MeetMeAdapter:
         self.navigations = navigations
         self.slots = slots
         self.on_login = on_login
+        self.clock = clock
+        self.reader = Reader(self.site)
         self.logins = 0
         conv_path = self.site.paths["conversation"]
         prefix, _, suffix = conv_path.partition("{conversation_id}")
@@ -126,7 +133,7 @@ class MeetMeAdapter:
     async def logged_out(self) -> bool:
         if urlparse(self.page.url).path == self.site.paths["login"]:
             return True
-        for sel in self.site.logged_out_markers:
+        for sel in self.selectors.candidates("logged_out"):
             if await self.page.locator(sel).count():
                 return True
         return False
@@ -134,7 +141,7 @@ class MeetMeAdapter:
     async def close_popups(self) -> None:
         """Close any modal covering the page (it would swallow clicks)."""
         for _ in range(3):
-            found = await self.selectors.optional(self.page, "popup_close")
+            found = await self.selectors.probe(self.page, "popup_close")
             if not found:
                 return
             button = found[0].first
@@ -146,15 +153,23 @@ class MeetMeAdapter:
             except PlaywrightError:
                 pass
 
-    async def _click_navigating(self, element: str) -> None:
-        """Click a submit button and wait for the page it leads to (popups closed first)."""
+    async def _click(self, element: str, *, navigates: bool) -> None:
+        """Click `element` (popups closed first); with `navigates`, wait for the page it loads."""
         await self.close_popups()
         button, _ = await self.selectors.first(self.page, element)
         timeout = self.config.app.browser.navigation_timeout_s * 1000
         await self.navigations.acquire()
         async with self.slots.hold():
-            async with self.page.expect_navigation(wait_until="domcontentloaded", timeout=timeout):
+            if not navigates:
                 await button.first.click(timeout=timeout)
+                return
+            try:
+                async with self.page.expect_navigation(wait_until="domcontentloaded", timeout=timeout):
+                    await button.first.click(timeout=timeout)
+            except PlaywrightError as exc:
+                raise await self.selectors.not_found(
+                    self.page, element, detail=f"clicking it led to no page load within "
+                                               f"{timeout / 1000:g} s ({str(exc).splitlines()[0]})") from None
         await self.close_popups()
 
     # ------------------------------------------------------------ login
@@ -166,7 +181,7 @@ class MeetMeAdapter:
         await user.first.fill(self.credentials.username)
         pw, _ = await self.selectors.first(self.page, "login_password")
         await pw.first.fill(self.credentials.password.get_secret_value())
-        await self._click_navigating("login_submit")
+        await self._click("login_submit", navigates=True)
         if await self.logged_out():
             raise LoginFailed(f"site {self.site.name!r} rejected the login of account "
                               f"{account_hash(self.account.id)} (check its credentials)")
@@ -181,14 +196,16 @@ class MeetMeAdapter:
 
     # ------------------------------------------------------------ reading
 
-    async def inbox(self) -> list[InboxItem]:
+    async def inbox(self) -> list["InboxItem"]:
         await self.visit(self.url("inbox"))
-        found = await self.selectors.optional(self.page, "inbox_item")
+        found = await self.selectors.probe(self.page, "inbox_item")
         if not found:
             # An empty inbox is normal; conversation links without matching items are not.
-            prefix = self.site.paths["conversation"].partition("{")[0].strip("/")
+            prefix = self.site.paths["conversation"].partition("{")[0].rstrip("/")
             if await self.page.locator(f"a[href*='{prefix}/']").count():
-                raise await self.selectors.not_found(self.page, "inbox_item")
+                raise await self.selectors.not_found(
+                    self.page, "inbox_item", detail="links to conversations are on the page, but "
+                                                    "no inbox_item selector matched")
             return []
         items = []
         for raw in await found[0].evaluate_all(_INBOX_JS):
@@ -197,82 +214,180 @@ class MeetMeAdapter:
                 items.append(InboxItem(m.group(1), " ".join(raw["text"].split())))
         return items
 
-    async def read_page(self, conversation_id: str) -> list[ChatMessage]:
-        """The messages on the current conversation page, oldest first."""
-        loc, _ = await self.selectors.first(self.page, "message")
-        sel = self.site.selectors
-        raws = await loc.evaluate_all(_EXTRACT_JS, {
-            "sender": sel["message_sender"], "text": sel["message_text"],
-            "time": sel["message_time"], "out": sel.get("message_outgoing", [])})
-        msgs = []
-        for n, raw in enumerate(raws):
-            for element, idx in raw["idx"].items():
-                if idx < 0:
-                    raise await self.selectors.not_found(self.page, element)
-                if n == 0:
-                    record_match(self.site.name, element, idx)
-            sent_at = raw["time"].strip()
-            msgs.append(ChatMessage(
-                message_id=message_id(self.account.id, conversation_id, raw["site_id"],
-                                      raw["sender"], sent_at, raw["text"]),
-                account_id=self.account.id, site=self.site.name, conversation_id=conversation_id,
-                site_message_id=raw["site_id"], sender=raw["sender"].strip(), text=raw["text"],
-                sent_at=sent_at, direction="out" if raw["out"] else "in"))
-        return msgs
+    async def read_seen(self) -> list[Seen]:
+        """The proven messages on the current conversation page, oldest first; SelectorNotFound
+        naming every element that misses when any message cannot be proven."""
+        loc, idx = await self.selectors.first(self.page, "message")
+        seen, misses = await self._prove(idx)
+        if misses:
+            first = misses[0]
+            for m in misses[1:]:
+                self.selectors.health.miss(self.site.name, m.element, self.page.url, list(m.tried), m.detail)
+            others = "; also " + "; ".join(f"{m.element}: {m.detail}" for m in misses[1:]) if misses[1:] else ""
+            raise await self.selectors.not_found(self.page, first.element, first.detail + others,
+                                                 list(first.tried))
+        return seen
 
-    async def conversation(self, conversation_id: str, after: str | None, max_pages: int) -> list[ChatMessage]:
-        """Messages newer than message id `after` (oldest first), paging back until `after` is
-        found or `max_pages` pages were read (then everything read is returned: the store's
-        unique ids drop what was already seen)."""
+    async def _prove(self, message_index: int) -> tuple[list[Seen], list]:
+        raws = await self.reader.raw(self.page, self.selectors.candidates("message")[message_index])
+        seen, misses, used = self.reader.prove(raws, self.clock())
+        for name, i in used.items():
+            self.selectors.matched(name, i)
+        if "message_direction" not in {m.element for m in misses}:
+            self.selectors.health.ok("message_direction")
+        return seen, misses
+
+    def identify(self, conversation_id: str, seen: list[Seen]) -> list[ChatMessage]:
+        return identify(self.account.id, self.site.name, conversation_id, seen)
+
+    async def _older_href(self) -> str | None:
+        if self.site.element("older_messages") is None:
+            return None
+        found = await self.selectors.probe(self.page, "older_messages")
+        if not found:
+            return None
+        for src in self.site.element("older_messages").from_:
+            value = (await found[0].first.get_attribute(src[1:]) if src.startswith("@")
+                     else await found[0].first.text_content())
+            if value and value.strip():
+                return value.strip()
+        return None
+
+    async def conversation(self, conversation_id: str, cursor: dict | None,
+                           max_pages: int) -> list[ChatMessage]:
+        """Messages newer than the cursor's last message (oldest first), paging back until it is
+        found or `max_pages` pages were read (then everything read is returned: the store drops
+        what it already has). Ids are recomputed over all pages read so far, so occurrence indexes
+        are the same as when the whole conversation is read at once."""
         await self.visit(self.url("conversation", conversation_id=conversation_id))
-        collected: list[ChatMessage] = []
+        pages: list[list[Seen]] = []
         for page_no in range(max_pages):
-            msgs = await self.read_page(conversation_id)
-            ids = [m.message_id for m in msgs]
-            if after in ids:
-                return msgs[ids.index(after) + 1:] + collected
-            collected = msgs + collected
+            pages.insert(0, await self.read_seen())
+            merged = [m for p in pages for m in p]
+            msgs = self.identify(conversation_id, merged)
+            older = await self._older_href()
+            pos = _find_cursor(msgs, cursor)
+            # A cursor match whose minute is also the oldest minute read may have identical
+            # messages further back (its occurrence index is then not proven): page on.
+            if pos is not None and (older is None or merged[0].minute != merged[pos].minute):
+                return msgs[pos + 1:]
+            if older is None:
+                await self._check_oldest(cursor, pos)
+                return msgs
             if page_no + 1 == max_pages:
-                break
-            older = await self.selectors.optional(self.page, "older_messages")
-            if not older:
-                break
-            href = await older[0].first.get_attribute("href")
-            await self.visit(urljoin(self.page.url, href))
-        return collected
+                if cursor:
+                    log.warning("paged max_pages back without reaching the last stored message",
+                                extra={"site": self.site.name, "conversation_id": conversation_id,
+                                       "max_pages": max_pages})
+                return msgs
+            await self.visit(urljoin(self.page.url, older))
+        return []
+
+    async def _check_oldest(self, cursor: dict | None, pos: int | None) -> None:
+        """On a page with no link to older messages: prove it really is the oldest one."""
+        if cursor and pos is None:
+            raise await self.selectors.not_found(
+                self.page, "older_messages", detail="the last stored message is not on this page "
+                "and no link to older messages matched: messages in between would be lost")
+        if self.site.element("conversation_start") is not None and cursor is None:
+            if not await self.selectors.probe(self.page, "conversation_start"):
+                raise await self.selectors.not_found(
+                    self.page, "conversation_start", detail="neither a link to older messages nor "
+                    "the start-of-conversation marker matched: older messages would be lost")
 
     # ------------------------------------------------------------ sending
 
+    def anchor(self, seen: list[Seen]) -> Anchor:
+        """The fingerprint of the last messages before a send: where "after the send" starts."""
+        return [list(m.shape) for m in seen[-self.site.anchor_messages:]]
+
     @staticmethod
-    def find_outgoing(msgs: list[ChatMessage], text: str, after_site_id: str) -> ChatMessage | None:
-        """An outgoing message with `text` newer than `after_site_id` ("" = anywhere on the page)."""
-        start = 0
-        ids = [m.site_message_id for m in msgs]
-        if after_site_id and after_site_id in ids:
-            start = ids.index(after_site_id) + 1
-        want = _norm(text)
-        for m in msgs[start:]:
-            if m.direction == "out" and _norm(m.text) == want:
-                return m
+    def after_anchor(seen: list[Seen], anchor: Anchor) -> list[Seen] | None:
+        """The messages after the last place the anchor appears; None if it is not on the page."""
+        if not anchor:
+            return seen
+        want = [tuple(a) for a in anchor]
+        shapes = [m.shape for m in seen]
+        for end in range(len(shapes), len(want) - 1, -1):
+            if shapes[end - len(want):end] == want:
+                return seen[end:]
         return None
 
-    async def send(self, conversation_id: str, text: str, after_site_id: str,
+    @staticmethod
+    def sent_after(after: list[Seen], text: str) -> int:
+        want = norm_text(text)
+        return sum(1 for m in after if m.direction == "out" and norm_text(m.text) == want)
+
+    async def send(self, conversation_id: str, text: str, anchor: Anchor,
                    after_click: Callable[[], None] | None = None) -> ChatMessage:
-        """Type and submit a reply on the open conversation page, then read it back."""
+        """Type and submit a reply on the open conversation page, then wait until it shows after
+        the anchor (a form post reloads the page, an XHR send updates it: both are seen)."""
         await self.close_popups()
         box, _ = await self.selectors.first(self.page, "reply_box")
         await box.first.fill(text)
-        await self._click_navigating("send_button")
+        await self._click("send_button", navigates=False)
         if after_click:
             after_click()
-        if await self.logged_out():
-            raise LoggedOut(self.page.url)
-        sent = self.find_outgoing(await self.read_page(conversation_id), text, after_site_id)
-        if sent is None:
-            raise SendNotConfirmed(f"reply in conversation {conversation_id} not found after sending")
-        return sent
+        return await self._confirm(conversation_id, text, anchor)
+
+    async def _confirm(self, conversation_id: str, text: str, anchor: Anchor) -> ChatMessage:
+        """Read the page until the reply shows after the anchor. A page in the middle of loading
+        (form post) is read again; what still cannot be read at the deadline is the error."""
+        timeout = self.config.app.browser.navigation_timeout_s
+        deadline = time.monotonic() + timeout
+        last, misses = "the page did not show it", []
+        while True:
+            try:
+                await self.page.wait_for_load_state("domcontentloaded")
+                if await self.logged_out():
+                    raise LoggedOut(self.page.url)
+                found = await self.selectors.probe(self.page, "message")
+                seen, misses = await self._prove(found[1]) if found else ([], [])
+                after = self.after_anchor(seen, anchor) if found and not misses else None
+                if not found:
+                    last = "no 'message' selector matched"
+                elif misses:
+                    last = "; ".join(f"{m.element}: {m.detail}" for m in misses)
+                elif after is None:
+                    last = "the messages before the send (its anchor) are no longer on the page"
+                elif self.sent_after(after, text):
+                    msgs = self.identify(conversation_id, seen)
+                    i = len(seen) - 1 - next(j for j, m in enumerate(reversed(seen))
+                                             if m.direction == "out" and norm_text(m.text) == norm_text(text))
+                    await self.close_popups()
+                    return msgs[i]
+            except PlaywrightError as exc:  # the page is navigating: read it again
+                last = str(exc).splitlines()[0]
+            if time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.1)
+        for m in misses:
+            self.selectors.health.miss(self.site.name, m.element, self.page.url, list(m.tried), m.detail)
+        shot, html = await self.selectors.save_artifacts(self.page, "send")
+        raise SendNotConfirmed(
+            f"site {self.site.name!r}: the reply in conversation {conversation_id} was submitted "
+            f"(element 'send_button' clicked) but no outgoing message with its text appeared after "
+            f"the anchor within {timeout:g} s at {self.page.url}: {last} (selectors for 'message': "
+            f"{self.selectors.candidates('message')}; screenshot: {shot}, html: {html}). The draft "
+            "stays 'sending': the next attempt checks the page after the anchor before sending again",
+            self.site.name, self.page.url, shot, html)
 
 
-def _norm(text: str) -> str:
-    """Browsers submit textarea newlines as CRLF; compare texts modulo that and edge whitespace."""
-    return text.replace("\r\n", "\n").strip()
+@dataclass(frozen=True)
+class InboxItem:
+    conversation_id: str
+    signature: str  # the item's visible text (preview, time, unread badge): changes on arrival
+
+
+def _find_cursor(msgs: list[ChatMessage], cursor: dict | None) -> int | None:
+    """Where the last stored message is in `msgs` (by id, else by content key: a markup change
+    can change ids, never who wrote what when)."""
+    if not cursor:
+        return None
+    for field, value in (("message_id", cursor.get("last_message_id")),
+                         ("content_key", cursor.get("last_content_key"))):
+        if value:
+            for i in range(len(msgs) - 1, -1, -1):
+                if getattr(msgs[i], field) == value:
+                    return i
+    return None

@@ -1,10 +1,14 @@
-"""Ordered fallback selectors per element (conf/sites/<site>.yaml).
+"""Ordered fallback selectors per element (the site spec, conf/sites/<site>.yaml), and loud misses.
 
-The first selector that matches wins; which index matched is logged (a warning when a fallback
-was needed, since that means the site changed) and counted in the Ray metric
-`replydesk_selector_match_total{site,element,index}` plus the in-process `MATCHES` counter (usable
-outside Ray). When none matches, `SelectorNotFound` names the element, site and URL and a
-screenshot plus the page HTML are saved for whoever fixes the site file.
+The first selector that matches wins. Which one matched is logged by its text (a warning when a
+fallback was needed: the site changed) and counted in `replydesk_selector_match_total{site,element,
+selector}` plus the in-process `MATCHES` counter (usable outside Ray).
+
+Every element, required or optional, that matches nothing where it should is a *miss*: logged with
+site, element, URL and the selectors tried, counted in `replydesk_selector_miss_total{site,element}`
+and kept in the session's `Health`, which makes the session report `degraded` until the element
+matches again. A miss that stops an action raises `SelectorNotFound`, which names the same and
+the screenshot and HTML saved for whoever fixes the site file.
 """
 from __future__ import annotations
 
@@ -17,60 +21,102 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Locator, Page
 
 from contracts.metrics import counter
-from contracts.settings import SiteConf
+from contracts.sitespec import SiteConf
 
 log = logging.getLogger(__name__)
 
-MATCHES: collections.Counter[tuple[str, str, int]] = collections.Counter()
+MATCHES: collections.Counter[tuple[str, str, str]] = collections.Counter()
+MISSES: collections.Counter[tuple[str, str]] = collections.Counter()
 SELECTOR_MATCHES = counter("replydesk_selector_match_total",
                            "Which fallback selector matched, per site and element",
-                           ("site", "element", "index"))
+                           ("site", "element", "selector"))
+SELECTOR_MISSES = counter("replydesk_selector_miss_total",
+                          "Elements that matched nothing where they should, per site and element",
+                          ("site", "element"))
 
 
 class SelectorNotFound(RuntimeError):
-    """No selector of `element` matched on `url`; `screenshot`/`html` are the saved artifacts."""
+    """`element` could not be read on `url`: no selector matched, or what matched could not be
+    proven (`detail`). `screenshot`/`html` are the saved artifacts."""
 
-    def __init__(self, site: str, element: str, url: str, screenshot: str | None, html: str | None):
-        super().__init__(f"no selector for element {element!r} matched on site {site!r} at {url} "
-                         f"(screenshot: {screenshot}, html: {html})")
+    def __init__(self, site: str, element: str, url: str, screenshot: str | None, html: str | None,
+                 tried: tuple[str, ...] = (), detail: str = ""):
+        what = detail or "no selector matched"
+        super().__init__(f"site {site!r}, element {element!r} at {url}: {what} "
+                         f"(selectors tried: {list(tried)}; screenshot: {screenshot}, html: {html})")
         self.site, self.element, self.url = site, element, url
         self.screenshot, self.html = screenshot, html
+        self.tried, self.detail = tuple(tried), detail
 
     def __reduce__(self):  # crosses Ray process boundaries intact
-        return (SelectorNotFound, (self.site, self.element, self.url, self.screenshot, self.html))
+        return (SelectorNotFound, (self.site, self.element, self.url, self.screenshot, self.html,
+                                   self.tried, self.detail))
 
 
-def record_match(site: str, element: str, index: int) -> None:
-    """Count which fallback matched (log + Ray metric, a no-op outside Ray)."""
-    MATCHES[(site, element, index)] += 1
-    if index > 0:
-        log.warning("selector fallback used", extra={"site": site, "element": element, "index": index})
-    else:
-        log.debug("selector matched", extra={"site": site, "element": element, "index": index})
-    SELECTOR_MATCHES.inc(tags={"site": site, "element": element, "index": str(index)})
+def record_match(site: str, element: str, selector: str, fallback: bool) -> None:
+    """Count which selector matched (log + Ray metric, a no-op outside Ray)."""
+    MATCHES[(site, element, selector)] += 1
+    if fallback:
+        log.warning("selector fallback used", extra={"site": site, "element": element, "selector": selector})
+    SELECTOR_MATCHES.inc(tags={"site": site, "element": element, "selector": selector})
+
+
+class Health:
+    """The elements of one session that currently miss: `degraded` while any does."""
+
+    def __init__(self) -> None:
+        self.missing: dict[str, dict] = {}
+
+    def miss(self, site: str, element: str, url: str, tried: list[str], detail: str = "") -> None:
+        first = element not in self.missing
+        self.missing[element] = {"element": element, "url": url, "selectors": list(tried),
+                                 "detail": detail or "no selector matched", "at": time.time()}
+        MISSES[(site, element)] += 1
+        SELECTOR_MISSES.inc(tags={"site": site, "element": element})
+        (log.error if first else log.warning)(
+            "site element missing", extra={"site": site, "element": element, "url": url,
+                                           "selectors": list(tried), "detail": detail})
+
+    def ok(self, element: str) -> None:
+        if self.missing.pop(element, None) is not None:
+            log.info("site element matches again", extra={"element": element})
+
+    @property
+    def degraded(self) -> bool:
+        return bool(self.missing)
+
+    def report(self) -> list[dict]:
+        return [dict(v) for v in self.missing.values()]
 
 
 class Selectors:
-    def __init__(self, site: SiteConf, artifacts_dir: Path, timeout_s: float):
+    def __init__(self, site: SiteConf, artifacts_dir: Path, timeout_s: float, health: Health | None = None):
         self.site = site
         self.artifacts_dir = artifacts_dir
         self.timeout_s = timeout_s
+        self.health = health or Health()
 
     def candidates(self, element: str) -> list[str]:
-        return self.site.selectors[element]
+        return self.site.selectors(element)
 
-    async def optional(self, page: Page, element: str) -> tuple[Locator, int] | None:
-        """The first matching selector's locator and index, without waiting; None if none match."""
+    def matched(self, element: str, index: int) -> None:
+        """A selector of `element` matched (found by the caller, e.g. inside page JS)."""
+        record_match(self.site.name, element, self.candidates(element)[index], index > 0)
+        self.health.ok(element)
+
+    async def probe(self, page: Page, element: str) -> tuple[Locator, int] | None:
+        """The first matching selector's locator and index, without waiting and without counting a
+        miss: for elements whose absence is normal (a popup, the last page's older link)."""
         for i, sel in enumerate(self.candidates(element)):
             loc = page.locator(sel)
             if await loc.count():
-                record_match(self.site.name, element, i)
+                self.matched(element, i)
                 return loc, i
         return None
 
     async def first(self, page: Page, element: str) -> tuple[Locator, int]:
-        """Like `optional` but waits up to the timeout, then raises SelectorNotFound."""
-        found = await self.optional(page, element)
+        """Like `probe` but waits up to the timeout; a miss raises SelectorNotFound."""
+        found = await self.probe(page, element)
         if found:
             return found
         try:
@@ -78,15 +124,22 @@ class Selectors:
                                          timeout=self.timeout_s * 1000)
         except PlaywrightError:
             pass
-        found = await self.optional(page, element)
+        found = await self.probe(page, element)
         if found:
             return found
         raise await self.not_found(page, element)
 
-    async def not_found(self, page: Page, element: str) -> SelectorNotFound:
-        """Save a screenshot and the HTML, and build the error naming element, site and URL."""
+    async def not_found(self, page: Page, element: str, detail: str = "",
+                        tried: list[str] | None = None) -> SelectorNotFound:
+        """Record the miss, save a screenshot and the HTML, and build the error."""
+        tried = self.candidates(element) if tried is None else tried
+        self.health.miss(self.site.name, element, page.url, tried, detail)
+        shot, html = await self.save_artifacts(page, element)
+        return SelectorNotFound(self.site.name, element, page.url, shot, html, tuple(tried), detail)
+
+    async def save_artifacts(self, page: Page, what: str) -> tuple[str | None, str | None]:
         self.artifacts_dir.mkdir(parents=True, exist_ok=True)
-        stem = self.artifacts_dir / f"{self.site.name}-{element}-{time.strftime('%Y%m%dT%H%M%S')}-{time.monotonic_ns() % 10**6}"
+        stem = self.artifacts_dir / f"{self.site.name}-{what}-{time.strftime('%Y%m%dT%H%M%S')}-{time.monotonic_ns() % 10**6}"
         shot, html = f"{stem}.png", f"{stem}.html"
         try:
             await page.screenshot(path=shot, full_page=True)
@@ -98,6 +151,4 @@ class Selectors:
         except PlaywrightError as exc:
             log.warning("saving HTML failed", extra={"error": str(exc)})
             html = None
-        err = SelectorNotFound(self.site.name, element, page.url, shot, html)
-        log.error(str(err), extra={"site": self.site.name, "element": element, "url": page.url})
-        return err
+        return shot, html

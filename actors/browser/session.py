@@ -10,10 +10,16 @@ same class as a Ray actor (num_cpus=0). The supervisor creates it, one per accou
 and restarts it itself. Exactly-once rules:
 - poll: messages and their MessageSeen outbox rows are stored BEFORE the conversation cursor
   moves; messages are flagged `emitted` once their outbox row exists, so a crash anywhere
-  re-extracts, the unique message ids drop duplicates and the un-emitted ones are emitted.
-- send: the draft moves approved|edited -> sending atomically; before clicking, the newest
-  message id on the page (`send_anchor`) is persisted; a draft found in `sending` with an anchor
-  is only re-sent when no outgoing message with its text appears after that anchor.
+  re-extracts, the store drops what it has (by id, and by content key when a markup change gave
+  the same messages new ids) and the un-emitted ones are emitted. Stored order is the
+  conversation's order (a per-conversation sequence), whatever order pages were read in.
+- send: the draft moves approved|edited -> sending atomically; before clicking, the fingerprint
+  of the last messages on the page (`send_anchor`) is persisted; a draft found in `sending` with
+  an anchor is only re-sent when no outgoing message with its text appears AFTER that anchor (an
+  identical earlier reply never suppresses a new one). A send is confirmed only by reading the new
+  outgoing message after the anchor; a page whose messages' direction cannot be proven is never
+  sent on (the send could not be proven to have happened once).
+- status: `degraded` while any element of the site spec misses (named in `ping()`).
 """
 from __future__ import annotations
 
@@ -21,13 +27,16 @@ import asyncio
 import logging
 import os
 import time
+from datetime import datetime, timezone
+from typing import Callable
 
 import ray
 
-from actors.browser.adapter import LoggedOut, MeetMeAdapter
+from actors.browser.adapter import LoggedOut, SiteAdapter
+from actors.browser.extract import norm_text
 from actors.browser.launcher import BrowserSessionHandle, open_session, scratch_root, session_dir
 from actors.browser.limits import NodeSlots, SlidingWindowLimiter
-from actors.browser.selectors import Selectors
+from actors.browser.selectors import Health, SelectorNotFound, Selectors
 from actors.store import Store
 from actors.store.drafts import SENDABLE
 from contracts import telemetry
@@ -41,8 +50,12 @@ log = logging.getLogger(__name__)
 EXIT_AFTER_SEND_CLICK = "REPLYDESK_FAULT_EXIT_AFTER_SEND_CLICK"
 
 
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 class AccountSession:
-    def __init__(self, config: Config, account_id: str):
+    def __init__(self, config: Config, account_id: str, clock: Callable[[], datetime] = _utcnow):
         telemetry.setup_from(config, f"browser:{account_id}")
         self.config = config
         self.account = config.account(account_id)
@@ -50,12 +63,15 @@ class AccountSession:
         self.hash = account_hash(account_id)
         self.store = Store.from_config(config)
         browser = config.app.browser
-        self.selectors = Selectors(self.site, resolve(browser.artifacts_dir), browser.selector_timeout_s)
+        self.health = Health()
+        self.selectors = Selectors(self.site, resolve(browser.artifacts_dir), browser.selector_timeout_s,
+                                   self.health)
         self.navigations = SlidingWindowLimiter(self.account.navigations_per_minute)
         self.sends = SlidingWindowLimiter(self.account.sends_per_minute)
         self.slots = NodeSlots(browser.max_concurrent_navigations, scratch_root() / "nav-slots")
+        self.clock = clock  # poll time: resolves times of day, decides revisits
         self.handle: BrowserSessionHandle | None = None
-        self.adapter: MeetMeAdapter | None = None
+        self.adapter: SiteAdapter | None = None
         self.last_poll_at: float | None = None
         self._page_lock = asyncio.Lock()  # one page: poll and send take turns
         self._start_lock = asyncio.Lock()
@@ -78,9 +94,10 @@ class AccountSession:
         self.handle = await open_session(self.config, session_dir(self.site.name, self.account.id),
                                          state, endpoint)
         try:
-            self.adapter = MeetMeAdapter(self.handle.page, self.config, self.account,
+            self.adapter = SiteAdapter(self.handle.page, self.config, self.account,
                                          self.config.credentials(self.account), self.selectors,
-                                         self.navigations, self.slots, on_login=self._save_state)
+                                         self.navigations, self.slots, on_login=self._save_state,
+                                       clock=self.clock)
             async with self._page_lock:
                 await self.adapter.ensure_logged_in()
         except BaseException:
@@ -94,8 +111,10 @@ class AccountSession:
         await asyncio.to_thread(self.store.accounts.save_storage_state, self.account.id, state)
 
     async def ping(self) -> dict:
-        return {"account": self.account.id, "logged_in": self.adapter is not None,
-                "last_poll_at": self.last_poll_at}
+        return {"account": self.account.id, "site": self.site.name,
+                "logged_in": self.adapter is not None, "last_poll_at": self.last_poll_at,
+                "status": "degraded" if self.health.degraded else "ok",
+                "missing": self.health.report()}
 
     async def stop(self) -> None:
         """Close page, context and browser and delete this session's scratch directory."""
@@ -103,7 +122,7 @@ class AccountSession:
         if handle is not None:
             await handle.close()
 
-    async def _adapter(self) -> MeetMeAdapter:
+    async def _adapter(self) -> SiteAdapter:
         if self.adapter is None:
             await self.start()
         assert self.adapter is not None
@@ -118,25 +137,42 @@ class AccountSession:
         with telemetry.span("browser.poll", carrier, account=self.hash, site=self.site.name):
             async with self._page_lock:
                 items = await adapter.inbox()
+                failed: SelectorNotFound | None = None
                 for item in items:
                     cursor = await asyncio.to_thread(self.store.accounts.cursor, self.account.id,
                                                      item.conversation_id)
-                    if cursor and cursor.get("signature") == item.signature:
+                    if cursor and cursor.get("signature") == item.signature and not self._due(cursor):
                         continue
-                    msgs = await adapter.conversation(item.conversation_id,
-                                                      (cursor or {}).get("last_message_id"),
-                                                      self.account.max_pages)
+                    try:
+                        msgs = await adapter.conversation(item.conversation_id, cursor,
+                                                          self.account.max_pages)
+                    except SelectorNotFound as exc:  # this conversation waits; the others go on
+                        failed = failed or exc
+                        continue
                     new += await asyncio.to_thread(self._record, msgs)
+                    last = msgs[-1] if msgs else None
                     await asyncio.to_thread(
                         self.store.accounts.set_cursor, self.account.id, item.conversation_id,
-                        signature=item.signature,
-                        last_message_id=msgs[-1].message_id if msgs else (cursor or {}).get("last_message_id"))
+                        signature=item.signature, read_at=self.clock(),
+                        last_message_id=last.message_id if last else (cursor or {}).get("last_message_id"),
+                        last_content_key=last.content_key if last else (cursor or {}).get("last_content_key"))
         self.last_poll_at = time.time()
+        if failed is not None:  # the cursor of that conversation did not move: nothing is lost
+            raise failed
         return {"new": new, "conversations": len(items)}
+
+    def _due(self, cursor: dict) -> bool:
+        """An unchanged-looking conversation is read again once revisit_s has passed."""
+        read_at = cursor.get("read_at")
+        if read_at is None:
+            return True
+        if read_at.tzinfo is None:
+            read_at = read_at.replace(tzinfo=timezone.utc)
+        return (self.clock() - read_at).total_seconds() >= self.account.revisit_s
 
     def _record(self, msgs: list[ChatMessage]) -> list[str]:
         """Store messages, emit MessageSeen for incoming ones not yet emitted, flag them emitted."""
-        self.store.messages.insert(msgs)
+        msgs = self.store.messages.insert(msgs, keep_known=True)
         pending = self.store.messages.unemitted([m.message_id for m in msgs])
         emitted = []
         for m in msgs:
@@ -166,7 +202,7 @@ class AccountSession:
                     await adapter.login()
                     return await self._send(adapter, ev)
 
-    async def _send(self, adapter: MeetMeAdapter, ev: DraftApproved) -> dict:
+    async def _send(self, adapter: SiteAdapter, ev: DraftApproved) -> dict:
         drafts = self.store.drafts
         draft = await asyncio.to_thread(drafts.get, ev.draft_id)
         status = (draft or {}).get("status")
@@ -182,16 +218,29 @@ class AccountSession:
             return {"status": "not_approved", "site_message_id": None}
 
         await adapter.visit(adapter.url("conversation", conversation_id=ev.conversation_id))
-        on_page = await adapter.read_page(ev.conversation_id)
-        if "send_anchor" in draft:  # a click may have happened before a crash
-            done = adapter.find_outgoing(on_page, ev.text, draft["send_anchor"])
-            if done is not None:
-                return await self._acked(ev, done.site_message_id, "already_sent")
-        anchor = on_page[-1].site_message_id or "" if on_page else ""
+        # read_seen proves every message's direction or raises: no send on an unprovable page
+        on_page = await adapter.read_seen()
+        previous = draft.get("send_anchor")
+        if isinstance(previous, list):  # a click may have happened before a crash
+            after = adapter.after_anchor(on_page, previous)
+            if after is None:
+                raise SelectorNotFound(
+                    self.site.name, "message", adapter.page.url, None, None,
+                    tuple(self.selectors.candidates("message")),
+                    f"draft {ev.draft_id} may have been sent before a crash, but the messages "
+                    "before that send (its anchor) are no longer on the page: not sending again "
+                    "without proof; a person must check the conversation")
+            if adapter.sent_after(after, ev.text):
+                msgs = adapter.identify(ev.conversation_id, on_page)
+                done = msgs[len(on_page) - len(after):]
+                mine = next(m for m in reversed(done)
+                            if m.direction == "out" and norm_text(m.text) == norm_text(ev.text))
+                return await self._acked(ev, mine.site_message_id or mine.message_id, "already_sent")
+        anchor = adapter.anchor(on_page)
         await asyncio.to_thread(drafts.transition, ev.draft_id, "sending", "sending", send_anchor=anchor)
         await self.sends.acquire()
         sent = await adapter.send(ev.conversation_id, ev.text, anchor, after_click=_fault_exit_hook)
-        return await self._acked(ev, sent.site_message_id, "sent")
+        return await self._acked(ev, sent.site_message_id or sent.message_id, "sent")
 
     async def _acked(self, ev: DraftApproved, site_message_id: str | None, status: str) -> dict:
         """Record the reply (the send, its outbox event, then the draft), idempotently."""

@@ -30,17 +30,46 @@ class Messages:
     def ensure_indexes(self) -> None:
         self.coll.create_index([("account_id", ASCENDING), ("conversation_id", ASCENDING),
                                 ("seq", ASCENDING)], name="conversation_order")
+        self.coll.create_index([("account_id", ASCENDING), ("conversation_id", ASCENDING),
+                                ("content_key", ASCENDING)], name="conversation_content")
 
-    def insert(self, messages: list[ChatMessage]) -> list[ChatMessage]:
-        """Store messages; return only those not stored before (in the given order)."""
+    def insert(self, messages: list[ChatMessage], *, keep_known: bool = False) -> list[ChatMessage]:
+        """Store the messages not stored before, known by id or, within their conversation, by
+        content key (a markup change can give the same message a new id). `messages` are in
+        conversation order: new ones continue the conversation's sequence (`seq`) in that order,
+        whatever order the pages were read in. Returns the new ones; with `keep_known`, every
+        message, the known ones under the id they were stored with."""
+        if not messages:
+            return []
+        ids = [m.message_id for m in messages]
+        stored = {d["_id"] for d in self.coll.find({"_id": {"$in": ids}}, {"_id": 1})}
+        known: dict[str, str] = {}  # message id -> the id it is stored under
+        for (account, conv), group in _by_conversation(messages).items():
+            keys = [m.content_key for m in group if m.content_key and m.message_id not in stored]
+            if keys:
+                by_key = {d["content_key"]: d["_id"] for d in self.coll.find(
+                    {"account_id": account, "conversation_id": conv, "content_key": {"$in": keys}},
+                    {"_id": 1, "content_key": 1})}
+                known.update({m.message_id: by_key[m.content_key] for m in group
+                              if m.message_id not in stored and m.content_key in by_key})
         docs = []
-        for m in messages:
-            d = m.model_dump(mode="json")
-            d["_id"] = m.message_id
-            d["seq"] = m.seen_at.timestamp()
-            docs.append(d)
+        for (account, conv), group in _by_conversation(messages).items():
+            fresh = [m for m in group if m.message_id not in stored and m.message_id not in known]
+            if not fresh:
+                continue
+            top = self.coll.find_one({"account_id": account, "conversation_id": conv},
+                                     {"seq": 1}, sort=[("seq", DESCENDING)])
+            base = (top or {}).get("seq", 0)
+            for i, m in enumerate(fresh):
+                d = m.model_dump(mode="json")
+                d["_id"] = m.message_id
+                d["seq"] = base + 1 + i
+                docs.append(d)
         new = insert_new(self.coll, docs)
-        return [m for m in messages if m.message_id in new]
+        if not keep_known:
+            return [m for m in messages if m.message_id in new]
+        return [m.model_copy(update={"message_id": known[m.message_id]}) if m.message_id in known else m
+                for m in messages]
 
     def get(self, message_id: str) -> ChatMessage | None:
         d = self.coll.find_one({"_id": message_id})
@@ -66,6 +95,13 @@ class Messages:
     def mark_emitted(self, message_ids: list[str]) -> None:
         if message_ids:
             self.coll.update_many({"_id": {"$in": message_ids}}, {"$set": {"emitted": True}})
+
+
+def _by_conversation(messages: list[ChatMessage]) -> dict[tuple[str, str], list[ChatMessage]]:
+    groups: dict[tuple[str, str], list[ChatMessage]] = {}
+    for m in messages:
+        groups.setdefault((m.account_id, m.conversation_id), []).append(m)
+    return groups
 
 
 def _to_model(d: dict) -> ChatMessage:

@@ -1,0 +1,398 @@
+"""The whole browser path on every markup the stand-in serves, each read with its own site spec
+(conf/sites/meetme.yaml for `classic`, standins/sites/<theme>.yaml for the others): login,
+popups, incremental extraction with paging, identical messages in one minute kept distinct,
+stored order equal to page order, an approved reply sent exactly once (also across a crash right
+after the click, and right before it with an identical earlier reply), our own replies never
+emitted as incoming. Real Chromium, the real stand-in site, the real store; no Ray."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import yaml
+
+from actors.browser import session as session_mod
+from actors.browser.adapter import SendNotConfirmed, SiteAdapter
+from actors.browser.selectors import MISSES, SelectorNotFound
+from actors.browser.session import AccountSession
+from contracts.events import DraftApproved
+from contracts.ids import draft_id
+from contracts.settings import ROOT
+
+ACCOUNT = "owner-main"
+SITE_OF = {"classic": "meetme", "bubbles": "bubbles", "items": "items", "aria": "aria"}
+THEMES = list(SITE_OF)
+
+
+class Crash(BaseException):
+    """Stands for the process dying at that point: nothing after it runs, no handler catches it."""
+
+
+@pytest.fixture
+async def themed(make_config, chat_site, artifacts_dir, store):
+    """themed(theme) -> (config maker, session maker) for an account on that theme's site spec."""
+    sessions: list[AccountSession] = []
+
+    def config(site: str, sites: dict | None = None, **account):
+        return make_config(
+            app={"browser": {"artifacts_dir": str(artifacts_dir), "selector_timeout_s": 0.5,
+                             "retry_backoff_s": 0.01, "navigation_timeout_s": 5},
+                 "accounts": [{"id": ACCOUNT, "site": site, "navigations_per_minute": 10000,
+                               "sends_per_minute": 1000, "max_pages": 5, **account}]},
+            sites=sites, MEETME_URL=chat_site.url)
+
+    async def session(cfg) -> AccountSession:
+        s = AccountSession(cfg, ACCOUNT)
+        sessions.append(s)
+        await s.start()
+        return s
+
+    yield config, session
+    for s in sessions:
+        try:
+            await s.stop()
+        except Exception:
+            pass
+
+
+def _minute(delta_min: int = 0) -> str:
+    now = datetime.now(timezone.utc).replace(second=0, microsecond=0) + timedelta(minutes=delta_min)
+    return now.isoformat()
+
+
+def _texts(store, conversation_id):
+    return [(m.direction, m.text) for m in store.messages.conversation(ACCOUNT, conversation_id, 200)]
+
+
+def _approve(store, conversation_id, text, tag=""):
+    msgs = store.messages.conversation(ACCOUNT, conversation_id)
+    did = draft_id(ACCOUNT, conversation_id, msgs[-1].message_id + tag)
+    store.drafts.insert({"_id": did, "account_id": ACCOUNT, "conversation_id": conversation_id,
+                         "message_ids": [m.message_id for m in msgs], "text": text})
+    store.drafts.transition(did, "pending_review", "approved")
+    return did, DraftApproved.make(draft_id=did, account_id=ACCOUNT, conversation_id=conversation_id,
+                                   text=text, approved_by="owner").model_dump(mode="json")
+
+
+def _sent_texts(chat_site, conversation_id):
+    return [m["text"] for m in chat_site.sent()["messages"] if m["conversation_id"] == conversation_id]
+
+
+@pytest.mark.parametrize("theme", THEMES)
+async def test_extraction_with_paging_and_identical_messages(theme, themed, chat_site, store):
+    config, session = themed
+    chat_site.theme(theme)
+    chat_site.faults(page_size=4, popup=3)  # 10 messages = 3 pages; a modal every third page
+    s = await session(config(SITE_OF[theme]))
+    assert chat_site.stats()["login_submissions"] == 1
+    for i in range(10):
+        chat_site.inject("c1", "Alice", f"m{i}", time=_minute(-30 + i))
+    chat_site.inject("c2", "Bob", "hey", time=_minute(-5))
+    first = await s.poll()
+    assert len(first["new"]) == 11 and first["conversations"] == 2
+    # pages were read newest first; stored order is the conversation's order
+    assert _texts(store, "c1") == [("in", f"m{i}") for i in range(10)]
+    assert (await s.poll())["new"] == []
+    # two identical messages in one minute are two messages, on every re-read and across pages
+    same = _minute()
+    chat_site.inject("c1", "Alice", "ok", time=same)
+    chat_site.inject("c1", "Alice", "ok", time=same)
+    second = await s.poll()
+    assert len(second["new"]) == 2 and len(set(second["new"])) == 2
+    assert (await s.poll())["new"] == []
+    chat_site.inject("c1", "Alice", "ok", time=same)  # a third, still the same minute
+    assert len((await s.poll())["new"]) == 1
+    assert _texts(store, "c1")[-3:] == [("in", "ok")] * 3
+    stored = store.messages.conversation(ACCOUNT, "c1", 200)
+    assert len({m.message_id for m in stored}) == 13
+    assert all(m.sent_at.endswith("Z") and "T" in m.sent_at for m in stored)  # a full UTC time
+    assert stored[-1].sent_at.startswith(same[:16])  # the date is never lost
+    assert (await s.ping())["status"] == "ok"
+
+
+@pytest.mark.parametrize("theme", THEMES)
+async def test_reply_sent_once_and_never_read_back_as_incoming(theme, themed, chat_site, store):
+    config, session = themed
+    chat_site.theme(theme)
+    chat_site.faults(popup=2)
+    s = await session(config(SITE_OF[theme]))
+    chat_site.inject("c1", "Alice", "are you there?")
+    await s.poll()
+    did, event = _approve(store, "c1", "Yes <b>here</b> 👋")
+    r = await s.send(event, {})
+    assert r["status"] == "sent" and r["site_message_id"]
+    assert store.drafts.get(did)["status"] == "sent"
+    assert (await s.send(event))["status"] == "already_sent"
+    assert _sent_texts(chat_site, "c1") == ["Yes <b>here</b> 👋"]
+    # our own reply comes back on the next read as outgoing, never as a new incoming message
+    assert (await s.poll())["new"] == []
+    chat_site.inject("c1", "Alice", "great")
+    assert len((await s.poll())["new"]) == 1
+    assert _texts(store, "c1") == [("in", "are you there?"), ("out", "Yes <b>here</b> 👋"), ("in", "great")]
+
+
+@pytest.mark.parametrize("theme", THEMES)
+async def test_crash_right_after_the_click_never_sends_twice(theme, themed, chat_site, store, monkeypatch):
+    config, session = themed
+    chat_site.theme(theme)
+    cfg = config(SITE_OF[theme])
+    s = await session(cfg)
+    chat_site.inject("c1", "Alice", "ping")
+    await s.poll()
+    did, event = _approve(store, "c1", "pong")
+
+    def crash() -> None:
+        raise Crash()
+    monkeypatch.setattr(session_mod, "_fault_exit_hook", crash)
+    with pytest.raises(Crash):
+        await s.send(event)
+    monkeypatch.undo()
+    assert store.drafts.get(did)["status"] == "sending"
+    await s.stop()
+    again = await (await session(cfg)).send(event)  # a new process for the same account
+    assert again["status"] == "already_sent"
+    assert _sent_texts(chat_site, "c1") == ["pong"]
+    assert store.drafts.get(did)["status"] == "sent"
+
+
+@pytest.mark.parametrize("theme", THEMES)
+async def test_crash_right_before_the_click_with_an_identical_earlier_reply(theme, themed, chat_site,
+                                                                            store, monkeypatch):
+    """The earlier "thanks!" is before the anchor: it must not pass for the new one."""
+    config, session = themed
+    chat_site.theme(theme)
+    cfg = config(SITE_OF[theme])
+    s = await session(cfg)
+    chat_site.inject("c1", "Alice", "here is the file")
+    await s.poll()
+    _, first = _approve(store, "c1", "thanks!")
+    assert (await s.send(first))["status"] == "sent"
+    chat_site.inject("c1", "Alice", "and the second one")
+    await s.poll()
+    did, event = _approve(store, "c1", "thanks!", tag="#2")
+    real_click = SiteAdapter._click
+
+    async def crash_before_send_click(self, element, *, navigates):
+        if element == "send_button":
+            raise Crash()
+        return await real_click(self, element, navigates=navigates)
+    monkeypatch.setattr(SiteAdapter, "_click", crash_before_send_click)
+    with pytest.raises(Crash):
+        await s.send(event)
+    monkeypatch.undo()
+    assert isinstance(store.drafts.get(did)["send_anchor"], list)  # persisted before the click
+    await s.stop()
+    fresh = await session(cfg)
+    again = await fresh.send(event)
+    assert again["status"] == "sent"
+    assert _sent_texts(chat_site, "c1") == ["thanks!", "thanks!"]
+    assert (await fresh.poll())["new"] == []
+    assert [t for d, t in _texts(store, "c1") if d == "out"] == ["thanks!", "thanks!"]
+
+
+def _spec(name: str, **elements) -> dict:
+    """A shipped site spec (conf/sites or standins/sites) with some elements replaced."""
+    for folder in (ROOT / "conf" / "sites", ROOT / "standins" / "sites"):
+        if (folder / f"{name}.yaml").is_file():
+            spec = yaml.safe_load((folder / f"{name}.yaml").read_text())
+            break
+    spec["elements"] = {**spec["elements"], **elements}
+    return spec
+
+
+def _missing(ping: dict) -> dict[str, dict]:
+    return {m["element"]: m for m in ping["missing"]}
+
+
+async def test_theme_switch_mid_run_degrades_loudly_then_catches_up(themed, chat_site, store):
+    """A redesign in the middle of the day with the old spec: the session says what misses, sends
+    nothing it cannot confirm and loses nothing; with the new markup's spec applied to the same
+    site, everything missed in the gap is extracted once."""
+    config, session = themed
+    chat_site.theme("classic")
+    s = await session(config("meetme"))
+    chat_site.inject("c1", "Alice", "before 1")
+    chat_site.inject("c1", "Alice", "before 2")
+    assert len((await s.poll())["new"]) == 2
+    _, event = _approve(store, "c1", "hello back")
+    chat_site.theme("aria")  # the redesign lands
+    chat_site.inject("c1", "Alice", "during 1")
+    chat_site.inject("c2", "Bob", "during 2")
+    misses = MISSES[("meetme", "message")]
+    with pytest.raises(SelectorNotFound) as err:
+        await s.poll()
+    e = err.value
+    assert (e.site, e.element) == ("meetme", "message") and "/chat/c" in e.url
+    assert e.tried == ("div.chat-message", "[data-testid='message']", "[role='log'] [data-message-id]")
+    assert Path(e.screenshot).stat().st_size > 0 and "during" in Path(e.html).read_text()
+    ping = await s.ping()
+    assert ping["status"] == "degraded"
+    assert _missing(ping)["message"]["selectors"] == list(e.tried)
+    assert MISSES[("meetme", "message")] > misses
+    with pytest.raises(SelectorNotFound):  # the send cannot be confirmed on this markup: refused
+        await s.send(event)
+    assert chat_site.sent()["counts"] == {}
+    assert store.messages.count() == 2 and len(_incoming_outbox(store)) == 2
+    await s.stop()
+    # the operator rewrites conf/sites/meetme.yaml for the new markup
+    s2 = await session(config("meetme", sites={"meetme": {**_spec("aria"), "name": "meetme"}}))
+    r = await s2.poll()
+    assert len(r["new"]) == 2
+    assert _texts(store, "c1") == [("in", "before 1"), ("in", "before 2"), ("in", "during 1")]
+    assert _texts(store, "c2") == [("in", "during 2")]
+    assert (await s2.poll())["new"] == [] and len(_incoming_outbox(store)) == 4
+    assert (await s2.send(event))["status"] == "sent"
+    assert _sent_texts(chat_site, "c1") == ["hello back"]
+    assert (await s2.poll())["new"] == []
+    assert (await s2.ping())["status"] == "ok"
+
+
+def _incoming_outbox(store):
+    return list(store.outbox.coll.find({"routing_key": "message.seen"}))
+
+
+@pytest.mark.parametrize("broken", [
+    {"outgoing": [".was-outgoing"], "incoming": ["[data-direction='in']"]},   # ours match neither
+    {"outgoing": [".is-outgoing"], "incoming": [".chat-message"]},             # ours match both
+])
+async def test_without_proof_of_direction_nothing_is_read_or_sent(broken, themed, chat_site, store):
+    config, session = themed
+    chat_site.theme("classic")
+    s = await session(config("meetme"))
+    chat_site.inject("c1", "Alice", "hi")
+    await s.poll()
+    _, first = _approve(store, "c1", "hello")
+    assert (await s.send(first))["status"] == "sent"
+    await s.stop()
+    bad = await session(config("meetme", sites={"meetme": _spec("meetme", message_direction=broken)}))
+    chat_site.inject("c1", "Alice", "still there?")
+    with pytest.raises(SelectorNotFound) as err:
+        await bad.poll()
+    assert err.value.element == "message_direction" and "direction is not proven" in str(err.value)
+    assert "message_direction" in _missing(await bad.ping())
+    assert len(_incoming_outbox(store)) == 1  # our reply never came back as incoming
+    _, second = _approve(store, "c1", "yes", tag="#2")
+    with pytest.raises(SelectorNotFound, match="message_direction"):
+        await bad.send(second)
+    assert _sent_texts(chat_site, "c1") == ["hello"]  # never sent without proof
+
+
+async def test_older_messages_link_missing_is_loud_and_loses_nothing(themed, chat_site, store):
+    config, session = themed
+    chat_site.theme("classic")
+    chat_site.faults(page_size=4)
+    s = await session(config("meetme"))
+    chat_site.inject("c1", "Alice", "first")
+    await s.poll()
+    await s.stop()
+    bad = await session(config("meetme", sites={"meetme": _spec("meetme", older_messages={"selectors": ["a.nope"]})}))
+    for i in range(6):  # the stored "first" is now on the second page
+        chat_site.inject("c1", "Alice", f"later {i}")
+    with pytest.raises(SelectorNotFound) as err:
+        await bad.poll()
+    assert err.value.element == "older_messages" and "would be lost" in str(err.value)
+    assert "older_messages" in _missing(await bad.ping())
+    assert store.messages.count() == 1
+    await bad.stop()
+    good = await session(config("meetme"))
+    assert len((await good.poll())["new"]) == 6
+    assert _texts(store, "c1") == [("in", "first")] + [("in", f"later {i}") for i in range(6)]
+
+
+async def test_xhr_send_not_seen_is_a_clear_error_and_the_next_attempt_resolves_it(themed, chat_site, store):
+    config, session = themed
+    chat_site.theme("aria")
+    s = await session(config("aria"))
+    chat_site.inject("c1", "Alice", "hello?")
+    await s.poll()
+    did, event = _approve(store, "c1", "hi there")
+    chat_site.faults(send_render_stale=True)  # stored by the site, but the page never shows it
+    with pytest.raises(SendNotConfirmed) as err:
+        await s.send(event)
+    e = err.value
+    assert (e.site, e.element) == ("aria", "send_button") and "/chat/c1" in e.url
+    assert "site 'aria'" in str(e) and "/chat/c1" in str(e) and "after the anchor" in str(e)
+    assert Path(e.screenshot).stat().st_size > 0 and "hello?" in Path(e.html).read_text()
+    draft = store.drafts.get(did)
+    assert draft["status"] == "sending" and isinstance(draft["send_anchor"], list)
+    chat_site.faults(send_render_stale=False)
+    again = await s.send(event)  # a fresh page load shows the reply after the anchor: not resent
+    assert again["status"] == "already_sent"
+    assert _sent_texts(chat_site, "c1") == ["hi there"]
+
+
+async def test_first_read_without_older_link_or_start_marker_is_loud(themed, chat_site, store):
+    """A conversation read for the first time: with the older-messages link unmatched and no
+    start-of-conversation marker, the pages further back would be lost: refused, then read whole."""
+    config, session = themed
+    chat_site.theme("items")
+    chat_site.faults(page_size=4)
+    for i in range(10):
+        chat_site.inject("c1", "Alice", f"m{i}")
+    bad = await session(config("items", sites={"items": _spec("items", older_messages={"selectors": ["a.nope"]})}))
+    with pytest.raises(SelectorNotFound) as err:
+        await bad.poll()
+    assert err.value.element == "conversation_start" and "would be lost" in str(err.value)
+    assert store.messages.count() == 0
+    await bad.stop()
+    good = await session(config("items"))
+    assert len((await good.poll())["new"]) == 10
+    assert _texts(store, "c1") == [("in", f"m{i}") for i in range(10)]
+
+
+@pytest.fixture(scope="module")
+def chatterbox_server():
+    from standins.chatsite import make_app
+    from standins.serve import ServedApp
+    served = ServedApp(make_app(theme="items", brand="Chatterbox")).start()
+    yield served
+    served.stop()
+
+
+async def test_a_second_site_runs_beside_meetme_with_no_python_change(make_config, chat_site, chatterbox_server,
+                                                                     artifacts_dir, store):
+    from contracts import telemetry
+    from standins.chatsite import ChatSiteAdmin
+    other = ChatSiteAdmin(chatterbox_server.url)
+    other.reset()
+    other.add_account("chatter@example.com", "chatterbox-s3cret-pw")
+    cfg = make_config(
+        app={"browser": {"artifacts_dir": str(artifacts_dir), "selector_timeout_s": 0.5,
+                         "retry_backoff_s": 0.01},
+             "accounts": [{"id": "mm", "site": "meetme", "navigations_per_minute": 10000},
+                          {"id": "cb", "site": "chatterbox", "navigations_per_minute": 10000,
+                           "username_env": "CHATTERBOX_USERNAME", "password_env": "CHATTERBOX_PASSWORD"}]},
+        MEETME_URL=chat_site.url, CHATTERBOX_URL=chatterbox_server.url,
+        CHATTERBOX_USERNAME="chatter@example.com", CHATTERBOX_PASSWORD="chatterbox-s3cret-pw")
+    assert cfg.site_url("chatterbox") == chatterbox_server.url.rstrip("/")
+    assert "chatterbox-s3cret-pw" in cfg.secret_values()
+    assert "chatterbox-s3cret-pw" not in repr(cfg) + cfg.model_dump_json()
+    sessions = [AccountSession(cfg, "mm"), AccountSession(cfg, "cb")]
+    try:
+        for s in sessions:
+            await s.start()
+        chat_site.inject("c1", "Alice", "on meetme")
+        other.inject("t1", "Carol", "on chatterbox")
+        assert len((await sessions[0].poll())["new"]) == 1
+        assert len((await sessions[1].poll())["new"]) == 1
+        [mm] = store.messages.conversation("mm", "c1")
+        [cb] = store.messages.conversation("cb", "t1")
+        assert (mm.site, mm.text, cb.site, cb.text) == ("meetme", "on meetme", "chatterbox", "on chatterbox")
+        assert cb.site_message_id is None and cb.message_id.startswith("cb:t1:h")  # no ids on that markup
+        msgs = store.messages.conversation("cb", "t1")
+        did = draft_id("cb", "t1", msgs[-1].message_id)
+        store.drafts.insert({"_id": did, "account_id": "cb", "conversation_id": "t1", "text": "hi Carol"})
+        store.drafts.transition(did, "pending_review", "approved")
+        ev = DraftApproved.make(draft_id=did, account_id="cb", conversation_id="t1", text="hi Carol",
+                                approved_by="owner").model_dump(mode="json")
+        assert (await sessions[1].send(ev))["status"] == "sent"
+        assert [m["text"] for m in other.sent()["messages"]] == ["hi Carol"]
+        assert chat_site.sent()["counts"] == {}
+        # the second account's password is masked in logs like every configured secret
+        rec = logging.LogRecord("t", logging.INFO, __file__, 1, "pw %s", ("chatterbox-s3cret-pw",), None)
+        assert "chatterbox-s3cret-pw" not in telemetry.JsonFormatter("test").format(rec)
+    finally:
+        for s in sessions:
+            await s.stop()

@@ -114,3 +114,24 @@ def _try(method, *args):
         return ray.get(method.remote(*args), timeout=60)
     except (ray.exceptions.ActorUnavailableError, ray.exceptions.GetTimeoutError):
         return None
+
+
+def test_a_redesigned_site_shows_the_session_degraded_and_recovers(start_pipeline, chat_site):
+    """The supervisor's status names what misses on a session's site; nothing is lost meanwhile."""
+    cfg, handle = start_pipeline()
+    store = Store.from_config(cfg)
+    first = chat_site.inject("c-1", "Ann", "Hello there!")
+    wait_for(lambda: _draft_for(store, first, "c-1"), what="first draft")
+    assert _child(handle, BROWSER)["info"]["health"] == {"status": "ok", "missing": []}
+    chat_site.theme("aria")  # a redesign the meetme spec does not describe
+    chat_site.inject("c-1", "Ann", "Still there?")
+    degraded = wait_for(lambda: (c := _child(handle, BROWSER))["info"].get("health", {}).get("status")
+                        == "degraded" and c, timeout=30, what="the session to report degraded")
+    missing = {m["element"]: m for m in degraded["info"]["health"]["missing"]}
+    assert "message" in missing and missing["message"]["selectors"] and "/chat/c-1" in missing["message"]["url"]
+    assert degraded["state"] == "running" and degraded["restarts"] == 0  # a markup miss is no crash
+    assert store.messages.count() == 1
+    chat_site.theme("classic")  # the site rolls the redesign back
+    wait_for(lambda: store.messages.count() == 2, timeout=30, what="the message missed meanwhile")
+    wait_for(lambda: _child(handle, BROWSER)["info"]["health"]["status"] == "ok", timeout=30,
+             what="the session to report ok again")

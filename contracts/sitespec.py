@@ -21,6 +21,13 @@ both, has no provable direction: the read fails loudly rather than guessing.
 
 Message-level fields (`message_*`) are looked up inside each `message` element; the special
 selector `:scope` is the message element itself. Page-level elements are looked up in the page.
+An `inbox_item` names its conversation by `from` (default `["@href"]`: the item's or its first
+descendant's link, matched against `paths.conversation`; an attribute such as
+`@data-conversation-id` may give the id itself).
+
+Times are part of a message's identity when the site gives it no id: a site that shows only
+relative times ("5 min ago") needs an attribute with the absolute time (`@title`, `@datetime`),
+or ids, since a relative time read at another moment resolves to another minute.
 """
 from __future__ import annotations
 
@@ -50,7 +57,7 @@ ELEMENTS: dict[str, tuple[bool, str]] = {
     "reply_box": (True, "page"),
     "send_button": (True, "page"),
 }
-DEFAULT_FROM = {"message_id": ["@data-message-id", "@data-id", "@id"],
+DEFAULT_FROM = {"inbox_item": ["@href"], "message_id": ["@data-message-id", "@data-id", "@id"],
                 "message_time": ["@datetime", "text"], "older_messages": ["@href"]}
 DEFAULT_FORMATS = {"message_time": ["iso8601"], "date_header": ["relative"]}
 

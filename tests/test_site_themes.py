@@ -174,10 +174,10 @@ async def test_crash_right_before_the_click_with_an_identical_earlier_reply(them
     did, event = _approve(store, "c1", "thanks!", tag="#2")
     real_click = SiteAdapter._click
 
-    async def crash_before_send_click(self, element, *, navigates):
+    async def crash_before_send_click(self, element, *, page_load):
         if element == "send_button":
             raise Crash()
-        return await real_click(self, element, navigates=navigates)
+        return await real_click(self, element, page_load=page_load)
     monkeypatch.setattr(SiteAdapter, "_click", crash_before_send_click)
     with pytest.raises(Crash):
         await s.send(event)
@@ -396,3 +396,18 @@ async def test_a_second_site_runs_beside_meetme_with_no_python_change(make_confi
     finally:
         for s in sessions:
             await s.stop()
+
+
+async def test_inbox_item_names_its_conversation_by_an_attribute_or_fails_loudly(themed, chat_site, store):
+    config, session = themed
+    chat_site.theme("classic")  # its items carry data-conversation-id beside the link
+    by_attr = _spec("meetme", inbox_item={"selectors": ["li.chat-list-item"], "from": ["@data-conversation-id"]})
+    s = await session(config("meetme", sites={"meetme": by_attr}))
+    chat_site.inject("c7", "Alice", "hi")
+    assert len((await s.poll())["new"]) == 1 and _texts(store, "c7") == [("in", "hi")]
+    await s.stop()
+    nameless = _spec("meetme", inbox_item={"selectors": ["li.chat-list-item"], "from": ["@data-nope"]})
+    bad = await session(config("meetme", sites={"meetme": nameless}))
+    with pytest.raises(SelectorNotFound, match="gave no conversation id"):
+        await bad.poll()
+    assert "inbox_item" in _missing(await bad.ping())

@@ -65,9 +65,19 @@ class SendNotConfirmed(RuntimeError):
         return (SendNotConfirmed, (str(self), self.site, self.url, self.screenshot, self.html))
 
 
+# Per inbox item: the first source (`@attr` on the item or its first descendant that has it) with a
+# value, and the item's visible text (its signature: preview, time and unread count change on arrival).
 _INBOX_JS = """
-els => els.map(el => { const a = el.matches('a[href]') ? el : el.querySelector('a[href]');
-  return a ? {href: new URL(a.getAttribute('href'), location.href).pathname, text: el.textContent} : null; })
+(els, from) => els.map(el => {
+  for (const src of from) {
+    const attr = src.slice(1);
+    const f = el.hasAttribute(attr) ? el : el.querySelector('[' + CSS.escape(attr) + ']');
+    const v = f ? f.getAttribute(attr) : null;
+    if (v && v.trim()) return {ref: attr === 'href' ? new URL(v, location.href).pathname : v.trim(),
+                               text: el.textContent};
+  }
+  return null;
+})
 """
 
 
@@ -153,23 +163,23 @@ class SiteAdapter:
             except PlaywrightError:
                 pass
 
-    async def _click(self, element: str, *, navigates: bool) -> None:
-        """Click `element` (popups closed first); with `navigates`, wait for the page it loads."""
+    async def _click(self, element: str, *, page_load: bool) -> None:
+        """Click `element` (popups closed first); with `page_load`, wait (bounded) for the page the
+        click may load: a form post loads one, a page script handling the click does not."""
         await self.close_popups()
         button, _ = await self.selectors.first(self.page, element)
         timeout = self.config.app.browser.navigation_timeout_s * 1000
         await self.navigations.acquire()
         async with self.slots.hold():
-            if not navigates:
+            if not page_load:
                 await button.first.click(timeout=timeout)
                 return
             try:
                 async with self.page.expect_navigation(wait_until="domcontentloaded", timeout=timeout):
                     await button.first.click(timeout=timeout)
-            except PlaywrightError as exc:
-                raise await self.selectors.not_found(
-                    self.page, element, detail=f"clicking it led to no page load within "
-                                               f"{timeout / 1000:g} s ({str(exc).splitlines()[0]})") from None
+            except PlaywrightError:
+                log.info("no page load after the click (handled by the page's script?)",
+                         extra={"site": self.site.name, "element": element})
         await self.close_popups()
 
     # ------------------------------------------------------------ login
@@ -181,7 +191,7 @@ class SiteAdapter:
         await user.first.fill(self.credentials.username)
         pw, _ = await self.selectors.first(self.page, "login_password")
         await pw.first.fill(self.credentials.password.get_secret_value())
-        await self._click("login_submit", navigates=True)
+        await self._click("login_submit", page_load=True)
         if await self.logged_out():
             raise LoginFailed(f"site {self.site.name!r} rejected the login of account "
                               f"{account_hash(self.account.id)} (check its credentials)")
@@ -208,10 +218,20 @@ class SiteAdapter:
                                                     "no inbox_item selector matched")
             return []
         items = []
-        for raw in await found[0].evaluate_all(_INBOX_JS):
-            m = self._conv_re.match(raw["href"]) if raw else None
-            if m:
-                items.append(InboxItem(m.group(1), " ".join(raw["text"].split())))
+        sources = [src for src in self.site.element("inbox_item").from_ if src.startswith("@")]
+        unreadable = 0
+        for raw in await found[0].evaluate_all(_INBOX_JS, sources):
+            ref = (raw or {}).get("ref", "")
+            m = self._conv_re.match(ref)
+            conversation_id = m.group(1) if m else (ref if ref and "/" not in ref else None)
+            if conversation_id is None:
+                unreadable += 1
+                continue
+            items.append(InboxItem(conversation_id, " ".join(raw["text"].split())))
+        if unreadable:  # a conversation we cannot name is a conversation we would never read
+            raise await self.selectors.not_found(
+                self.page, "inbox_item", detail=f"{unreadable} inbox item(s) gave no conversation "
+                f"id from {sources} (a link to {self.site.paths['conversation']} or an id)")
         return items
 
     async def read_seen(self) -> list[Seen]:
@@ -325,7 +345,7 @@ class SiteAdapter:
         await self.close_popups()
         box, _ = await self.selectors.first(self.page, "reply_box")
         await box.first.fill(text)
-        await self._click("send_button", navigates=False)
+        await self._click("send_button", page_load=False)
         if after_click:
             after_click()
         return await self._confirm(conversation_id, text, anchor)

@@ -16,10 +16,9 @@ def stable_hash(*parts: object, length: int = 24) -> str:
 
 def content_key(sender: str, sent_at: str, text: str, occurrence: int = 0) -> str:
     """What a message is when the site gives it no id: who, when (to the minute, as most sites
-    show it), what, and its occurrence index among identical messages (two "ok" in one minute are
+    show it), what (whitespace-insensitive: markups render it differently), and its occurrence index among identical messages (two "ok" in one minute are
     occurrences 0 and 1, never one message)."""
-    return "h" + stable_hash(" ".join(sender.split()), sent_at, text.replace("\r\n", "\n").strip(),
-                             occurrence)
+    return "h" + stable_hash(" ".join(sender.split()), sent_at, " ".join(text.split()), occurrence)
 
 
 def message_id(account_id: str, conversation_id: str, site_id: str | None,

@@ -144,7 +144,8 @@ class AccountConf(BaseModel):
     poll_interval_s: float = Field(5.0, gt=0)
     navigations_per_minute: int = Field(30, gt=0)
     sends_per_minute: int = Field(4, gt=0)
-    max_pages: int = Field(3, ge=1, le=50)
+    max_pages: int = Field(3, ge=1, le=50)       # how deep a conversation is read the first time
+    catch_up_pages: int = Field(50, ge=1, le=500)  # how far back to look for the last stored message
     # A conversation whose inbox item looks unchanged is skipped, but read again at least this
     # often: an inbox item need not show every change (identical text in the same minute).
     revisit_s: float = Field(60.0, ge=0)

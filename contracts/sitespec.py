@@ -62,6 +62,11 @@ DEFAULT_FROM = {"inbox_item": ["@href"], "message_id": ["@data-message-id", "@da
 DEFAULT_FORMATS = {"message_time": ["iso8601"], "date_header": ["relative"]}
 
 
+def has_date(pattern: str) -> bool:
+    """Whether a strftime pattern names a date (else it is a time of day)."""
+    return any(f"%{d}" in pattern for d in "dmbByYjUWaAcxGuV")
+
+
 class Element(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     selectors: list[str] = []
@@ -141,9 +146,26 @@ class SiteConf(BaseModel):
                 el.from_ = list(DEFAULT_FROM.get(name, ["text"]))
             if not el.formats and name in DEFAULT_FORMATS:
                 el.formats = list(DEFAULT_FORMATS[name])
+        problems += self._identity_problems()
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _identity_problems(self) -> list[str]:
+        """Without site ids a message's time is part of its identity: it must read the same on
+        every poll. "5 min ago" does not; a bare time of day only does under date headers."""
+        if "message_id" in self.elements:
+            return []
+        formats = self.elements["message_time"].formats if "message_time" in self.elements else []
+        problems = []
+        if "ago" in formats:
+            problems.append("elements.message_time: format 'ago' needs a message_id element (a "
+                            "message read a minute later would resolve to another minute)")
+        time_of_day = [f for f in formats if "%" in f and not has_date(f)]
+        if time_of_day and "date_header" not in self.elements:
+            problems.append(f"elements.message_time: time-of-day format(s) {time_of_day} need a "
+                            "date_header element or a message_id element (the date would be a guess)")
+        return problems
 
     def element(self, name: str) -> Element | None:
         return self.elements.get(name)

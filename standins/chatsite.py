@@ -529,7 +529,13 @@ class AriaTheme(Theme):
         parts = [f'<a data-testid="older" href="{older}">Show earlier messages</a>' if older
                  else '<div data-testid="conversation-start">This is the start of your conversation</div>']
         today = datetime.now(UTC).date()
+        # a separator where the day changes in the conversation, as paged chat sites draw them:
+        # a page that continues the day of the page before it starts without one
         shown_day: date | None = None
+        if page:
+            earlier = [x for x in conv.messages if x.id < page[0].id]
+            if earlier and (moment := _utc(earlier[-1].time)) is not None:
+                shown_day = moment.date()
         for msg in page:
             moment = _utc(msg.time)
             if moment is not None and moment.date() != shown_day:
@@ -735,7 +741,10 @@ async def admin_inject(request: web.Request) -> web.Response:
     body = await request.json()
     if not isinstance(body.get("sender"), str) or not isinstance(body.get("text"), str):
         raise web.HTTPBadRequest(text="sender and text (strings) are required")
-    msg = _state(request).add_message(request.match_info["cid"], body["sender"], body["text"], "in",
+    direction = body.get("direction", "in")
+    if direction not in ("in", "out"):
+        raise web.HTTPBadRequest(text="direction must be 'in' or 'out'")
+    msg = _state(request).add_message(request.match_info["cid"], body["sender"], body["text"], direction,
                                       body.get("time"), body.get("title"))
     return web.json_response({"id": msg.site_id})
 
@@ -818,9 +827,10 @@ class ChatSiteAdmin(AdminClient):
         self._call("POST", "/accounts", {"username": username, "password": password})
 
     def inject(self, conversation_id: str, sender: str, text: str, time: str | None = None,
-               title: str | None = None) -> str:
-        """Deliver an incoming message; returns the site's message id."""
-        body = {"sender": sender, "text": text, "time": time, "title": title}
+               title: str | None = None, direction: str | None = None) -> str:
+        """Deliver an incoming message (or, with direction="out", one the owner sent by hand
+        from another device); returns the site's message id."""
+        body = {"sender": sender, "text": text, "time": time, "title": title, "direction": direction}
         return self._call("POST", f"/conversations/{conversation_id}/messages",
                           {k: v for k, v in body.items() if v is not None})["id"]
 

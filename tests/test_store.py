@@ -149,3 +149,20 @@ def test_concurrent_upserts_of_one_cursor_never_fail(store):
         list(pool.map(bump, range(n)))
     assert store.accounts.cursors.count_documents({"conversation_id": "race"}) == 1
     assert store.accounts.state.count_documents({"_id": "acct-race"}) == 1
+
+
+def test_messages_known_by_content_key_unless_their_site_ids_differ(store):
+    from contracts.ids import content_key
+
+    def m(mid, site_id, text="ok"):
+        return ChatMessage(message_id=mid, account_id="acct", site="s", conversation_id="c9",
+                           site_message_id=site_id, sender="bob", text=text, sent_at="t",
+                           content_key=content_key("bob", "2026-12-02T10:00Z", text, 0))
+    assert [x.message_id for x in store.messages.insert([m("acct:c9:m1", "m1")])] == ["acct:c9:m1"]
+    # the same message read under a markup without ids: known, under its stored id
+    [same] = store.messages.insert([m("acct:c9:hX", None)], keep_known=True)
+    assert same.message_id == "acct:c9:m1" and store.messages.count({"conversation_id": "c9"}) == 1
+    # another site id with the same content is another message (its occurrence was misread)
+    assert [x.message_id for x in store.messages.insert([m("acct:c9:m2", "m2")])] == ["acct:c9:m2"]
+    seqs = [d["seq"] for d in store.messages.coll.find({"conversation_id": "c9"}).sort("seq", 1)]
+    assert len(seqs) == 2 and seqs[0] < seqs[1]

@@ -33,10 +33,17 @@ def iso(dt):
     ("Yesterday 22:51", ["relative"], "2026-12-01T22:51:00+00:00"),
     ("today at 9:05 am", ["relative"], "2026-12-02T09:05:00+00:00"),
     ("Monday 8:00 PM", ["relative"], "2026-11-30T20:00:00+00:00"),
-    ("5 min ago", ["relative"], "2026-12-02T09:25:00+00:00"),
-    ("just now", ["relative"], "2026-12-02T09:30:00+00:00"),
+    ("5 min ago", ["ago"], "2026-12-02T09:25:00+00:00"),
+    ("just now", ["ago"], "2026-12-02T09:30:00+00:00"),
     ("22:51", ["iso8601", "%H:%M"], "2026-12-01T22:51:00+00:00"),        # the first that parses wins
     ("garbage", ["iso8601", "%H:%M", "relative"], None),
+    ("30 Nov 10:00", ["%d %b %H:%M"], "2026-11-30T10:00:00+00:00"),       # no year: never 1900
+    ("24 Dec 10:00", ["%d %b %H:%M"], "2025-12-24T10:00:00+00:00"),       # ... nor the future
+    ("29 Feb 10:00", ["%d %b %H:%M"], None),                             # no such day this year
+    ("Mon 22:51", ["%a %H:%M"], "2026-11-30T22:51:00+00:00"),             # the weekday counts
+    ("Wed 08:00", ["%a %H:%M"], "2026-12-02T08:00:00+00:00"),
+    ("2026", ["epoch", "%Y"], "2026-01-01T00:00:00+00:00"),              # not 1970
+    ("5 min ago", ["relative"], None),                                   # that is `ago`
     ("", ["iso8601"], None),
     ("Today", ["relative"], None),                                       # a day is not a time
 ])
@@ -93,3 +100,36 @@ def test_every_shipped_site_spec_validates_and_a_bad_one_is_refused():
     with pytest.raises(ValueError, match="must be 'text' or '@attribute'"):
         SiteConf.model_validate({**good, "elements": {**good["elements"],
                                                       "message_time": {"selectors": ["t"], "from": ["datetime"]}}})
+
+
+def test_a_spec_without_ids_needs_times_that_read_the_same_on_every_poll():
+    good = yaml.safe_load((ROOT / "standins" / "sites" / "aria.yaml").read_text())  # no message_id
+    els = good["elements"]
+    with pytest.raises(ValueError, match="format 'ago' needs a message_id"):
+        SiteConf.model_validate({**good, "elements": {**els, "message_time": {**els["message_time"],
+                                                                              "formats": ["ago"]}}})
+    no_headers = {k: v for k, v in els.items() if k != "date_header"}
+    with pytest.raises(ValueError, match="need a date_header element or a message_id"):
+        SiteConf.model_validate({**good, "elements": no_headers})
+    # with site ids the time is no part of identity: allowed
+    SiteConf.model_validate({**good, "elements": {**no_headers, "message_id": {"selectors": [":scope"]}}})
+
+
+def _shapes(*items):
+    return [_seen(sender, text, minute, direction) for sender, text, minute, direction in items]
+
+
+def test_send_anchor_is_unique_and_never_formed_again_by_the_reply():
+    from actors.browser.adapter import SiteAdapter
+    spec = SiteConf.model_validate(yaml.safe_load((ROOT / "conf" / "sites" / "meetme.yaml").read_text()))
+    adapter = SiteAdapter.__new__(SiteAdapter)
+    adapter.site = spec  # anchor() needs only the spec
+    page = _shapes(("Al", "ready?", 0, "in"), ("me", "ok", 1, "out"), ("me", "ok", 1, "out"), ("me", "ok", 1, "out"))
+    anchor = adapter.anchor(page, "ok")
+    assert len(anchor) == 4  # three "ok" alone would be formed again by the fourth
+    after_send = page + _shapes(("me", "ok", 1, "out"))
+    assert [m.text for m in SiteAdapter.after_anchor(after_send, anchor)] == ["ok"]
+    # an anchor that repeats on the page proves nothing
+    loop = _shapes(("Al", "hi", 2, "in"), ("me", "ok", 2, "out"), ("Al", "hi", 2, "in"), ("me", "ok", 2, "out"))
+    assert SiteAdapter.after_anchor(loop, [list(m.shape) for m in loop[:2]]) is None
+    assert SiteAdapter.after_anchor(loop, []) == loop  # an empty conversation: all is after

@@ -18,7 +18,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Awaitable, Callable
 from urllib.parse import urljoin, urlparse
 
@@ -50,6 +50,11 @@ class LoggedOut(Exception):
 
 class LoginFailed(PermanentError):
     """The site rejected the credentials: retrying will not help."""
+
+
+class SendUnproven(PermanentError):
+    """Whether an earlier attempt of this send went through cannot be proven from the page: not
+    sending again; a person must check the conversation (the draft stays `sending`)."""
 
 
 class SendNotConfirmed(RuntimeError):
@@ -237,8 +242,14 @@ class SiteAdapter:
     async def read_seen(self) -> list[Seen]:
         """The proven messages on the current conversation page, oldest first; SelectorNotFound
         naming every element that misses when any message cannot be proven."""
+        return await self._proven(await self._read_raw())
+
+    async def _read_raw(self) -> list[dict]:
         loc, idx = await self.selectors.first(self.page, "message")
-        seen, misses = await self._prove(idx)
+        return await self.reader.raw(self.page, self.selectors.candidates("message")[idx])
+
+    async def _proven(self, raws: list[dict], start_day: date | None = None) -> list[Seen]:
+        seen, misses = self._prove(raws, start_day)
         if misses:
             first = misses[0]
             for m in misses[1:]:
@@ -248,14 +259,18 @@ class SiteAdapter:
                                                  list(first.tried))
         return seen
 
-    async def _prove(self, message_index: int) -> tuple[list[Seen], list]:
-        raws = await self.reader.raw(self.page, self.selectors.candidates("message")[message_index])
-        seen, misses, used = self.reader.prove(raws, self.clock())
+    def _prove(self, raws: list[dict], start_day: date | None = None) -> tuple[list[Seen], list]:
+        seen, misses, used = self.reader.prove(raws, self.clock(), start_day)
         for name, i in used.items():
             self.selectors.matched(name, i)
         if "message_direction" not in {m.element for m in misses}:
             self.selectors.health.ok("message_direction")
         return seen, misses
+
+    def day_of(self, message: ChatMessage) -> str:
+        """The calendar day a message is shown under, in the site's time zone (for the cursor)."""
+        moment = datetime.fromisoformat(message.sent_at.replace("Z", "+00:00"))
+        return moment.astimezone(self.reader.tz).date().isoformat()
 
     def identify(self, conversation_id: str, seen: list[Seen]) -> list[ChatMessage]:
         return identify(self.account.id, self.site.name, conversation_id, seen)
@@ -275,33 +290,56 @@ class SiteAdapter:
 
     async def conversation(self, conversation_id: str, cursor: dict | None,
                            max_pages: int) -> list[ChatMessage]:
-        """Messages newer than the cursor's last message (oldest first), paging back until it is
-        found or `max_pages` pages were read (then everything read is returned: the store drops
-        what it already has). Ids are recomputed over all pages read so far, so occurrence indexes
+        """Messages newer than the cursor's last message (oldest first). A conversation read for
+        the first time is read `max_pages` deep; one with a cursor is paged back until the cursor
+        is found (up to `account.catch_up_pages`: never a silent gap between what was stored and
+        what is returned). Ids are recomputed over all pages read so far, so occurrence indexes
         are the same as when the whole conversation is read at once."""
         await self.visit(self.url("conversation", conversation_id=conversation_id))
-        pages: list[list[Seen]] = []
-        for page_no in range(max_pages):
-            pages.insert(0, await self.read_seen())
-            merged = [m for p in pages for m in p]
-            msgs = self.identify(conversation_id, merged)
+        limit = self.account.catch_up_pages if cursor else max_pages
+        headers = self.site.element("date_header") is not None
+        cursor_day = (date.fromisoformat(cursor["last_day"])
+                      if headers and cursor and cursor.get("last_day") else None)
+        pages: list[list[dict]] = []
+        for page_no in range(limit):
+            pages.insert(0, await self._read_raw())
+            raws = [r for p in pages for r in p]
             older = await self._older_href()
+            # Messages above the first date header read so far: a page that continues the day of
+            # the page before it shows no header. Above the cursor with no header in between they
+            # share its day; otherwise their day comes from an older page.
+            head = next((i for i, r in enumerate(raws) if r.get("header")), len(raws))
+            if cursor_day is not None and head:
+                seen = await self._proven(raws, cursor_day)
+                msgs = self.identify(conversation_id, seen)
+                pos = _find_cursor(msgs, cursor)
+                if pos is not None and pos < head and self._proven_match(seen, pos, older):
+                    return msgs[pos + 1:]
+            seen = await self._proven(raws)
+            msgs = self.identify(conversation_id, seen)
+            guessed = next((i for i, m in enumerate(seen) if not m.day_guessed), len(seen)) if headers else 0
             pos = _find_cursor(msgs, cursor)
-            # A cursor match whose minute is also the oldest minute read may have identical
-            # messages further back (its occurrence index is then not proven): page on.
-            if pos is not None and (older is None or merged[0].minute != merged[pos].minute):
+            if pos is not None and pos >= guessed and self._proven_match(seen, pos, older):
                 return msgs[pos + 1:]
-            if older is None:
+            if older is None:  # the conversation's start: a time of day there is of the poll's day
                 await self._check_oldest(cursor, pos)
                 return msgs
-            if page_no + 1 == max_pages:
+            if page_no + 1 == limit:
                 if cursor:
-                    log.warning("paged max_pages back without reaching the last stored message",
-                                extra={"site": self.site.name, "conversation_id": conversation_id,
-                                       "max_pages": max_pages})
-                return msgs
+                    raise await self.selectors.not_found(
+                        self.page, "older_messages", detail=f"paged {limit} pages back "
+                        f"(catch_up_pages) without reaching the last stored message: the messages "
+                        "in between would be lost; if the markup changed how sender, time or text "
+                        "read, the spec must read them as before")
+                return msgs[guessed:]  # the first read's depth: what cannot be dated is left
             await self.visit(urljoin(self.page.url, older))
         return []
+
+    @staticmethod
+    def _proven_match(seen: list[Seen], pos: int, older: str | None) -> bool:
+        """A cursor match whose minute is also the oldest minute read may have identical messages
+        further back (its occurrence index is then not proven): page on while there are pages."""
+        return older is None or seen[0].minute != seen[pos].minute
 
     async def _check_oldest(self, cursor: dict | None, pos: int | None) -> None:
         """On a page with no link to older messages: prove it really is the oldest one."""
@@ -317,21 +355,30 @@ class SiteAdapter:
 
     # ------------------------------------------------------------ sending
 
-    def anchor(self, seen: list[Seen]) -> Anchor:
-        """The fingerprint of the last messages before a send: where "after the send" starts."""
-        return [list(m.shape) for m in seen[-self.site.anchor_messages:]]
+    def anchor(self, seen: list[Seen], text: str) -> Anchor:
+        """The fingerprint of the last messages before a send: where "after the send" starts.
+        At least `anchor_messages` long, and longer until it is unique on the page and not made
+        only of messages that look like the reply itself (else the reply, once shown, would form
+        the anchor again one message later, and "after the anchor" would start after the reply)."""
+        shapes = [m.shape for m in seen]
+        want = norm_text(text)
+        k = min(self.site.anchor_messages, len(shapes))
+        while k < len(shapes):
+            window = shapes[-k:]
+            reply_like = all(sh[0] == "out" and sh[3] == want for sh in window)
+            if not reply_like and len(_ends(shapes, window)) == 1:
+                break
+            k += 1
+        return [list(sh) for sh in shapes[len(shapes) - k:]]
 
     @staticmethod
     def after_anchor(seen: list[Seen], anchor: Anchor) -> list[Seen] | None:
-        """The messages after the last place the anchor appears; None if it is not on the page."""
+        """The messages after the one place the anchor appears; None if it is not on the page, or
+        appears more than once (then "after the send" is not proven)."""
         if not anchor:
             return seen
-        want = [tuple(a) for a in anchor]
-        shapes = [m.shape for m in seen]
-        for end in range(len(shapes), len(want) - 1, -1):
-            if shapes[end - len(want):end] == want:
-                return seen[end:]
-        return None
+        ends = _ends([m.shape for m in seen], [tuple(a) for a in anchor])
+        return seen[ends[0]:] if len(ends) == 1 else None
 
     @staticmethod
     def sent_after(after: list[Seen], text: str) -> int:
@@ -362,7 +409,8 @@ class SiteAdapter:
                 if await self.logged_out():
                     raise LoggedOut(self.page.url)
                 found = await self.selectors.probe(self.page, "message")
-                seen, misses = await self._prove(found[1]) if found else ([], [])
+                seen, misses = self._prove(await self.reader.raw(
+                    self.page, self.selectors.candidates("message")[found[1]])) if found else ([], [])
                 after = self.after_anchor(seen, anchor) if found and not misses else None
                 if not found:
                     last = "no 'message' selector matched"
@@ -397,6 +445,12 @@ class SiteAdapter:
 class InboxItem:
     conversation_id: str
     signature: str  # the item's visible text (preview, time, unread badge): changes on arrival
+
+
+def _ends(shapes: list, window: list) -> list[int]:
+    """Every index just past a place where `window` occurs in `shapes`."""
+    n = len(window)
+    return [end for end in range(n, len(shapes) + 1) if shapes[end - n:end] == window]
 
 
 def _find_cursor(msgs: list[ChatMessage], cursor: dict | None) -> int | None:

@@ -10,10 +10,10 @@ both of `outgoing`/`incoming`) are misses that fail the read, naming every eleme
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from actors.browser.timeparse import parse_day, parse_time
+from actors.browser.timeparse import parse_day, parse_time_of
 from contracts.events import ChatMessage
 from contracts.ids import content_key, message_id
 from contracts.sitespec import SiteConf
@@ -67,6 +67,7 @@ class Seen:
     text: str
     sent_at: datetime
     direction: str
+    day_guessed: bool = False  # a time of day with no date header above it: dated by the poll
 
     @property
     def minute(self) -> str:
@@ -95,12 +96,16 @@ class Reader:
     async def raw(self, page, message_selector: str) -> list[dict]:
         return await page.evaluate(_READ_JS, {**self.args, "message": message_selector})
 
-    def prove(self, raws: list[dict], now: datetime) -> tuple[list[Seen], list[Miss], dict[str, int]]:
-        """Proven messages, the misses found (all of them), and which selector each field used."""
+    def prove(self, raws: list[dict], now: datetime, start_day: date | None = None
+              ) -> tuple[list[Seen], list[Miss], dict[str, int]]:
+        """Proven messages, the misses found (all of them), and which selector each field used.
+        `raws` may span pages (oldest first): a message with no date header above it on its own
+        page has the day of the last header before it, or `start_day` when there is none."""
         misses: dict[str, Miss] = {}
         used: dict[str, int] = {}
         seen: list[Seen] = []
         site = self.site
+        carried = start_day
 
         def miss(element: str, detail: str, tried: list[str]) -> None:
             misses.setdefault(element, Miss(element, detail, tuple(tried)))
@@ -115,11 +120,10 @@ class Reader:
                 got = f[name]
                 if got["sel"] < 0:
                     miss(name, f"matched nothing inside message #{n + 1} of the page", el.selectors)
-                    if name != "message_id":  # without the site's id, the content key still holds
-                        ok = False
+                    ok = False
                     continue
                 used.setdefault(name, got["sel"])
-                if got["value"] is None and name in ("message_sender", "message_time"):
+                if got["value"] is None:  # an empty text, sender, time or id is no proof either
                     miss(name, f"{el.selectors[got['sel']]!r} matched but no source {el.from_} "
                                f"had a value in message #{n + 1}", el.selectors)
                     ok = False
@@ -135,15 +139,15 @@ class Reader:
                 continue
             time_el = site.element("message_time")
             raw_time = f["message_time"]["value"]
-            day = None
+            day = carried
             if raw.get("header"):
                 header = site.element("date_header")
-                day = parse_day(raw["header"], header.formats, now, self.tz)
+                day = carried = parse_day(raw["header"], header.formats, now, self.tz)
                 if day is None:
                     miss("date_header", f"date header {raw['header'].strip()!r} matches none of "
                                         f"the formats {header.formats}", header.selectors)
                     continue
-            sent_at = parse_time(raw_time, time_el.formats, now, self.tz, day)
+            sent_at, guessed = parse_time_of(raw_time, time_el.formats, now, self.tz, day)
             if sent_at is None:
                 miss("message_time", f"time {raw_time.strip()!r} of message #{n + 1} matches none "
                                      f"of the formats {time_el.formats}", time_el.selectors)
@@ -151,8 +155,8 @@ class Reader:
             site_id = f.get("message_id", {}).get("value")
             seen.append(Seen(site_id=site_id.strip() if site_id else None,
                              sender=" ".join(f["message_sender"]["value"].split()),
-                             text=f["message_text"]["value"] or "", sent_at=sent_at,
-                             direction="out" if out else "in"))
+                             text=f["message_text"]["value"], sent_at=sent_at,
+                             direction="out" if out else "in", day_guessed=guessed))
         return seen, list(misses.values()), used
 
 

@@ -62,15 +62,33 @@ def record_match(site: str, element: str, selector: str, fallback: bool) -> None
 
 
 class Health:
-    """The elements of one session that currently miss: `degraded` while any does."""
+    """The elements of one session that currently miss: `degraded` while any does. During a poll
+    pass a match does not clear a miss at once (one healthy conversation would hide a broken
+    one): at the end of the pass, the elements seen in it are exactly what it found."""
 
     def __init__(self) -> None:
         self.missing: dict[str, dict] = {}
+        self._pass: dict[str, dict] | None = None
+        self._checked: set[str] = set()
+
+    def begin_pass(self) -> None:
+        self._pass, self._checked = {}, set()
+
+    def end_pass(self) -> None:
+        if self._pass is None:
+            return
+        for element in self._checked - set(self._pass):
+            self._clear(element)
+        self._pass = None
 
     def miss(self, site: str, element: str, url: str, tried: list[str], detail: str = "") -> None:
         first = element not in self.missing
-        self.missing[element] = {"element": element, "url": url, "selectors": list(tried),
-                                 "detail": detail or "no selector matched", "at": time.time()}
+        entry = {"element": element, "url": url, "selectors": list(tried),
+                 "detail": detail or "no selector matched", "at": time.time()}
+        self.missing[element] = entry
+        if self._pass is not None:
+            self._pass[element] = entry
+            self._checked.add(element)
         MISSES[(site, element)] += 1
         SELECTOR_MISSES.inc(tags={"site": site, "element": element})
         (log.error if first else log.warning)(
@@ -78,6 +96,12 @@ class Health:
                                            "selectors": list(tried), "detail": detail})
 
     def ok(self, element: str) -> None:
+        if self._pass is not None:
+            self._checked.add(element)
+        else:
+            self._clear(element)
+
+    def _clear(self, element: str) -> None:
         if self.missing.pop(element, None) is not None:
             log.info("site element matches again", extra={"element": element})
 

@@ -24,6 +24,7 @@ and restarts it itself. Exactly-once rules:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -32,7 +33,7 @@ from typing import Callable
 
 import ray
 
-from actors.browser.adapter import LoggedOut, SiteAdapter
+from actors.browser.adapter import LoggedOut, SendUnproven, SiteAdapter
 from actors.browser.extract import norm_text
 from actors.browser.launcher import BrowserSessionHandle, open_session, scratch_root, session_dir
 from actors.browser.limits import NodeSlots, SlidingWindowLimiter
@@ -40,11 +41,15 @@ from actors.browser.selectors import Health, SelectorNotFound, Selectors
 from actors.store import Store
 from actors.store.drafts import SENDABLE
 from contracts import telemetry
-from contracts.events import ChatMessage, DraftApproved, MessageSeen, ReplySent
+from contracts.events import ChatMessage, DraftApproved, MessageSeen, ReplySent, utcnow
+from contracts.metrics import counter
 from contracts.ids import account_hash
 from contracts.settings import Config, resolve
 
 log = logging.getLogger(__name__)
+
+SENDS_UNPROVEN = counter("replydesk_send_unproven_total",
+                         "Sends refused because an earlier attempt's outcome could not be proven", ("site",))
 
 # Fault-injection point for the exactly-once send test: exit the process right after the click.
 EXIT_AFTER_SEND_CLICK = "REPLYDESK_FAULT_EXIT_AFTER_SEND_CLICK"
@@ -135,7 +140,7 @@ class AccountSession:
         adapter = await self._adapter()
         new: list[str] = []
         with telemetry.span("browser.poll", carrier, account=self.hash, site=self.site.name):
-            async with self._page_lock:
+            async with self._page_lock, self._health_pass():
                 items = await adapter.inbox()
                 failed: SelectorNotFound | None = None
                 for item in items:
@@ -155,11 +160,20 @@ class AccountSession:
                         self.store.accounts.set_cursor, self.account.id, item.conversation_id,
                         signature=item.signature, read_at=self.clock(),
                         last_message_id=last.message_id if last else (cursor or {}).get("last_message_id"),
-                        last_content_key=last.content_key if last else (cursor or {}).get("last_content_key"))
+                        last_content_key=last.content_key if last else (cursor or {}).get("last_content_key"),
+                        last_day=adapter.day_of(last) if last else (cursor or {}).get("last_day"))
         self.last_poll_at = time.time()
         if failed is not None:  # the cursor of that conversation did not move: nothing is lost
             raise failed
         return {"new": new, "conversations": len(items)}
+
+    @contextlib.asynccontextmanager
+    async def _health_pass(self):
+        self.health.begin_pass()
+        try:
+            yield
+        finally:
+            self.health.end_pass()
 
     def _due(self, cursor: dict) -> bool:
         """An unchanged-looking conversation is read again once revisit_s has passed."""
@@ -220,27 +234,51 @@ class AccountSession:
         await adapter.visit(adapter.url("conversation", conversation_id=ev.conversation_id))
         # read_seen proves every message's direction or raises: no send on an unprovable page
         on_page = await adapter.read_seen()
-        previous = draft.get("send_anchor")
-        if isinstance(previous, list):  # a click may have happened before a crash
-            after = adapter.after_anchor(on_page, previous)
-            if after is None:
-                raise SelectorNotFound(
-                    self.site.name, "message", adapter.page.url, None, None,
-                    tuple(self.selectors.candidates("message")),
-                    f"draft {ev.draft_id} may have been sent before a crash, but the messages "
-                    "before that send (its anchor) are no longer on the page: not sending again "
-                    "without proof; a person must check the conversation")
-            if adapter.sent_after(after, ev.text):
-                msgs = adapter.identify(ev.conversation_id, on_page)
-                done = msgs[len(on_page) - len(after):]
-                mine = next(m for m in reversed(done)
-                            if m.direction == "out" and norm_text(m.text) == norm_text(ev.text))
-                return await self._acked(ev, mine.site_message_id or mine.message_id, "already_sent")
-        anchor = adapter.anchor(on_page)
-        await asyncio.to_thread(drafts.transition, ev.draft_id, "sending", "sending", send_anchor=anchor)
+        if "send_anchor" in draft:  # an earlier attempt may have clicked before a crash
+            done = await self._earlier_attempt(adapter, ev, draft, on_page)
+            if done is not None:
+                return await self._acked(ev, done.site_message_id, "already_sent")
+        anchor = adapter.anchor(on_page, ev.text)
+        await asyncio.to_thread(drafts.transition, ev.draft_id, "sending", "sending", send_anchor=anchor,
+                                send_anchor_at=utcnow())
         await self.sends.acquire()
         sent = await adapter.send(ev.conversation_id, ev.text, anchor, after_click=_fault_exit_hook)
-        return await self._acked(ev, sent.site_message_id or sent.message_id, "sent")
+        return await self._acked(ev, sent.site_message_id, "sent")
+
+    async def _earlier_attempt(self, adapter: SiteAdapter, ev: DraftApproved, draft: dict,
+                               on_page: list) -> ChatMessage | None:
+        """Did an earlier attempt of this draft send it? The reply found after its anchor, beyond
+        the replies of the same text that other drafts sent since, means yes; none means no; an
+        outgoing message after the anchor that no draft explains, or an anchor not found once on
+        the page, means it cannot be proven: refuse (SendUnproven), never send twice."""
+        previous = draft["send_anchor"]
+        after = adapter.after_anchor(on_page, previous) if isinstance(previous, list) else None
+        if after is None:
+            why = ("the messages before it (its anchor) are not found exactly once on the page"
+                   if isinstance(previous, list) else "its anchor has an old format")
+            self._unproven(ev, adapter, why)
+        since = draft.get("send_anchor_at") or draft.get("sending_at")
+        others = await asyncio.to_thread(self.store.drafts.sent_since, ev.account_id,
+                                         ev.conversation_id, since, ev.draft_id)
+        outs = [m for m in after if m.direction == "out"]
+        mine = [i for i, m in enumerate(after)
+                if m.direction == "out" and norm_text(m.text) == norm_text(ev.text)]
+        same = sum(1 for d in others if norm_text(d.get("text", "")) == norm_text(ev.text))
+        if len(mine) > same:
+            msgs = adapter.identify(ev.conversation_id, on_page)
+            return msgs[len(on_page) - len(after) + mine[same]]
+        if len(outs) > len(others):
+            self._unproven(ev, adapter, f"{len(outs) - len(others)} outgoing message(s) after its "
+                           "anchor are not replies of other drafts (re-rendered text, or sent by hand)")
+        return None
+
+    def _unproven(self, ev: DraftApproved, adapter: SiteAdapter, why: str) -> None:
+        SENDS_UNPROVEN.inc(tags={"site": self.site.name})
+        msg = (f"site {self.site.name!r}, conversation {ev.conversation_id} at {adapter.page.url}: "
+               f"draft {ev.draft_id} may have been sent by an earlier attempt, and {why}: not sending "
+               "again without proof; a person must check the conversation (the draft stays 'sending')")
+        log.error(msg, extra={"draft_id": ev.draft_id, "site": self.site.name})
+        raise SendUnproven(msg)
 
     async def _acked(self, ev: DraftApproved, site_message_id: str | None, status: str) -> dict:
         """Record the reply (the send, its outbox event, then the draft), idempotently."""

@@ -7,19 +7,17 @@ answer, and tests need no real clock. A value no format can parse is `None`: the
 from __future__ import annotations
 
 import re
+import time as time_mod
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-_DATE_DIRECTIVES = set("dmbByYjUWaAcxGuV")  # a pattern with none of these is a time of day
+from contracts.sitespec import has_date
+
 _WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 _AGO = re.compile(r"^(\d+)\s*(s|sec|secs|second|seconds|m|min|mins|minute|minutes|h|hr|hrs|hour|hours|"
                   r"d|day|days)\s+ago$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _CLOCK = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?\s*([ap]\.?m\.?)?$")
-
-
-def has_date(pattern: str) -> bool:
-    return any(f"%{d}" in pattern for d in _DATE_DIRECTIVES)
 
 
 def parse_day(text: str, formats: list[str], now: datetime, tz: ZoneInfo) -> date | None:
@@ -41,9 +39,12 @@ def parse_day(text: str, formats: list[str], now: datetime, tz: ZoneInfo) -> dat
             except ValueError:
                 continue
             if "%Y" not in fmt and "%y" not in fmt:  # "30 November": the latest such day not after today
-                parsed = parsed.replace(year=today.year)
-                if parsed.date() > today:
-                    parsed = parsed.replace(year=today.year - 1)
+                try:
+                    parsed = parsed.replace(year=today.year)
+                    if parsed.date() > today:
+                        parsed = parsed.replace(year=today.year - 1)
+                except ValueError:
+                    continue
             return parsed.date()
     return None
 
@@ -53,19 +54,27 @@ def parse_time(text: str, formats: list[str], now: datetime, tz: ZoneInfo,
     """A message time as an aware UTC datetime. `day` is the date of the nearest preceding date
     header (for a time of day); without one, the poll's date (or yesterday, if that would put the
     message in the future)."""
+    return parse_time_of(text, formats, now, tz, day)[0]
+
+
+def parse_time_of(text: str, formats: list[str], now: datetime, tz: ZoneInfo,
+                  day: date | None = None) -> tuple[datetime | None, bool]:
+    """parse_time, and whether the date was a guess (a time of day with no `day` given)."""
     value = " ".join(text.split())
     if not value:
-        return None
+        return None, False
     for fmt in formats:
         if fmt in ("iso8601", "epoch", "epoch_ms"):
             moment = _absolute(value, fmt, tz)
         elif fmt == "relative":
             moment = _relative(value.lower(), now, tz)
+        elif fmt == "ago":
+            moment = _ago(value.lower(), now)
         else:
             moment = _pattern(value, fmt, now, tz, day)
         if moment is not None:
-            return moment.astimezone(timezone.utc)
-    return None
+            return moment.astimezone(timezone.utc), day is None and "%" in fmt and not has_date(fmt)
+    return None, False
 
 
 def _absolute(value: str, fmt: str, tz: ZoneInfo) -> datetime | None:
@@ -81,6 +90,8 @@ def _absolute(value: str, fmt: str, tz: ZoneInfo) -> datetime | None:
         return None
     if fmt == "epoch_ms":
         number /= 1000
+    if number < 1e8:  # before 1973: a year, a clock or a count, not an epoch time
+        return None
     try:
         return datetime.fromtimestamp(number, timezone.utc)
     except (OverflowError, OSError, ValueError):
@@ -101,9 +112,28 @@ def _pattern(value: str, fmt: str, now: datetime, tz: ZoneInfo, day: date | None
     try:
         parsed = datetime.strptime(value, fmt)
     except ValueError:
-        return None
+        if "%d" in fmt and "%Y" not in fmt and "%y" not in fmt:  # "29 Feb": parse it in a leap year
+            try:
+                parsed = datetime.strptime(f"2024 {value}", f"%Y {fmt}")
+            except ValueError:
+                return None
+        else:
+            return None
+    today = now.astimezone(tz).date()
     if not has_date(fmt):
         return _on_day(parsed.time(), day, now, tz)
+    if not any(f"%{d}" in fmt for d in "dmbBjUWxcGVyY"):  # only a weekday ("Mon 22:51")
+        if "%a" not in fmt and "%A" not in fmt:
+            return None
+        back = (today.weekday() - time_mod.strptime(value, fmt).tm_wday) % 7  # datetime drops %a
+        return datetime.combine(today - timedelta(days=back), parsed.time(), tz)
+    if "%Y" not in fmt and "%y" not in fmt:  # "30 Nov 22:51": the latest such day, not in the future
+        try:
+            parsed = parsed.replace(year=today.year)
+            if parsed.date() > today:
+                parsed = parsed.replace(year=today.year - 1)
+        except ValueError:  # 29 February of a year that has none
+            return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
     return parsed
@@ -134,18 +164,19 @@ def _clock(text: str) -> time | None:
     return time(hour, minute, second)
 
 
-def _relative(value: str, now: datetime, tz: ZoneInfo) -> datetime | None:
+def _ago(value: str, now: datetime) -> datetime | None:
     if value in ("just now", "now"):
         return now
     m = _AGO.match(value)
-    if m:
-        unit = m.group(2)[0]
-        return now - timedelta(seconds=int(m.group(1)) * _UNIT_S[unit])
+    if not m:
+        return None
+    return now - timedelta(seconds=int(m.group(1)) * _UNIT_S[m.group(2)[0]])
+
+
+def _relative(value: str, now: datetime, tz: ZoneInfo) -> datetime | None:
     word, _, rest = value.partition(" ")
     day = _relative_day(word.rstrip(","), now.astimezone(tz).date())
-    if day is None:
-        return None
-    if word.rstrip(",") == "today" and not rest:
-        return None  # a day with no time of day: not a message time
-    clock = _clock(rest.removeprefix("at ").strip()) if rest else None
+    if day is None or not rest:
+        return None  # a day with no time of day is not a message time
+    clock = _clock(rest.removeprefix("at ").strip())
     return datetime.combine(day, clock, tz) if clock else None

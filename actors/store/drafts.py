@@ -61,6 +61,15 @@ class Drafts:
             {"$set": {"status": to_status, f"{to_status}_at": utcnow(), **fields}},
             return_document=ReturnDocument.AFTER)
 
+    def sent_since(self, account_id: str, conversation_id: str, since: datetime | None,
+                   exclude: str) -> list[dict[str, Any]]:
+        """Drafts of a conversation sent after `since` (their texts), other than `exclude`."""
+        q: dict[str, Any] = {"account_id": account_id, "conversation_id": conversation_id,
+                             "status": "sent", "_id": {"$ne": exclude}}
+        if since is not None:
+            q["sent_at"] = {"$gt": since}
+        return list(self.coll.find(q, {"text": 1, "sent_at": 1}))
+
     def record_decision(self, draft_id: str, decision: str, by: str, **extra: Any) -> None:
         self.decisions.insert_one({"draft_id": draft_id, "decision": decision, "by": by,
                                    "at": utcnow(), **extra})

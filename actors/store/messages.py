@@ -47,11 +47,16 @@ class Messages:
         for (account, conv), group in _by_conversation(messages).items():
             keys = [m.content_key for m in group if m.content_key and m.message_id not in stored]
             if keys:
-                by_key = {d["content_key"]: d["_id"] for d in self.coll.find(
+                by_key = {d["content_key"]: d for d in self.coll.find(
                     {"account_id": account, "conversation_id": conv, "content_key": {"$in": keys}},
-                    {"_id": 1, "content_key": 1})}
-                known.update({m.message_id: by_key[m.content_key] for m in group
-                              if m.message_id not in stored and m.content_key in by_key})
+                    {"_id": 1, "content_key": 1, "site_message_id": 1})}
+                for m in group:
+                    d = by_key.get(m.content_key)
+                    # two different site ids are two messages, whatever their content says
+                    if m.message_id not in stored and d is not None and (
+                            not m.site_message_id or not d.get("site_message_id")
+                            or m.site_message_id == d["site_message_id"]):
+                        known[m.message_id] = d["_id"]
         docs = []
         for (account, conv), group in _by_conversation(messages).items():
             fresh = [m for m in group if m.message_id not in stored and m.message_id not in known]

@@ -1,4 +1,5 @@
 """Job entrypoint: `python -m supervisor --config conf/replydesk.yaml --duration 600`.
+Operator tool: `python -m supervisor doctor SITE [--html DIR]` checks every element of a site spec.
 
 Works locally (starts a local Ray) and as `ray job submit --working-dir . -- python -m supervisor`
 against a cluster. Configuration is validated before Ray starts: a bad value exits with code 2 and
@@ -15,6 +16,9 @@ from contracts import settings, telemetry
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "doctor":  # python -m supervisor doctor SITE [--config ...] [--html DIR]
+        return _doctor(argv[1:])
     p = argparse.ArgumentParser(prog="python -m supervisor", description=__doc__.splitlines()[0])
     p.add_argument("--config", default=None, help="YAML config (default: conf/replydesk.yaml or REPLYDESK_CONFIG)")
     p.add_argument("--duration", type=float, default=0, help="seconds to run; 0 = until interrupted")
@@ -50,6 +54,20 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"status": status["states"], "failed": status["failed"],
                       "summary": runner.summary(config)}))
     return 0
+
+
+def _doctor(argv: list[str]) -> int:
+    config_file = None
+    if "--config" in argv:
+        i = argv.index("--config")
+        config_file, argv = argv[i + 1], argv[:i] + argv[i + 2:]
+    try:
+        config = settings.load(config_file)
+    except settings.ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    from supervisor import doctor
+    return doctor.main(config, argv)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """Job entrypoint: `python -m supervisor --config conf/replydesk.yaml --duration 600`.
-Operator tool: `python -m supervisor doctor SITE [--html DIR]` checks every element of a site spec.
+Operator tools: `python -m supervisor doctor SITE [--html DIR]` checks every element of a site spec;
+`python -m supervisor reload` re-reads conf/ and applies it to the running supervisor (so does
+SIGHUP to the job's process).
 
 Works locally (starts a local Ray) and as `ray job submit --working-dir . -- python -m supervisor`
 against a cluster. Configuration is validated before Ray starts: a bad value exits with code 2 and
@@ -11,6 +13,7 @@ import argparse
 import json
 import signal
 import sys
+import threading
 
 from contracts import settings, telemetry
 
@@ -19,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "doctor":  # python -m supervisor doctor SITE [--config ...] [--html DIR]
         return _doctor(argv[1:])
+    if argv and argv[0] == "reload":  # python -m supervisor reload [--config ...] [--address ...]
+        return _reload(argv[1:])
     p = argparse.ArgumentParser(prog="python -m supervisor", description=__doc__.splitlines()[0])
     p.add_argument("--config", default=None, help="YAML config (default: conf/replydesk.yaml or REPLYDESK_CONFIG)")
     p.add_argument("--duration", type=float, default=0, help="seconds to run; 0 = until interrupted")
@@ -43,8 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     def _term(signum, frame):  # ray job stop / Ctrl-C: stop cleanly
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, _term)
+    reload_requested = threading.Event()  # SIGHUP: re-read conf/ and apply it while running
+    signal.signal(signal.SIGHUP, lambda signum, frame: reload_requested.set())
     try:
-        runner.run_for(handle, args.duration or None)
+        runner.run_for(handle, args.duration or None, reload_requested=reload_requested,
+                       config_file=args.config)
     except KeyboardInterrupt:
         pass
     if args.detached:
@@ -53,6 +61,31 @@ def main(argv: list[str] | None = None) -> int:
     status = runner.stop(handle)
     print(json.dumps({"status": status["states"], "failed": status["failed"],
                       "summary": runner.summary(config)}))
+    return 0
+
+
+def _reload(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m supervisor reload",
+                                description="re-read conf/ and apply it to the running supervisor")
+    p.add_argument("--config", default=None)
+    p.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS, else auto)")
+    args = p.parse_args(argv)
+    try:  # validated before anything is touched: a bad config changes nothing
+        config = settings.load(args.config)
+    except settings.ConfigError as exc:
+        print(f"reload refused, nothing changed: {exc}", file=sys.stderr)
+        return 2
+    import ray
+
+    from supervisor import runner
+    ray.init(address=args.address or "auto", namespace=config.settings.namespace, log_to_driver=False)
+    try:
+        handle = ray.get_actor(runner.SUPERVISOR_NAME, namespace=config.settings.namespace)
+    except ValueError:
+        print(f"reload: no supervisor running in namespace {config.settings.namespace!r}", file=sys.stderr)
+        return 2
+    result = ray.get(handle.reload.remote(config), timeout=180)
+    print(json.dumps({"reload": result["reload"], "states": result["states"]}))
     return 0
 
 

@@ -28,6 +28,8 @@ class ChildSpec:
     account_id: str | None = None
     poll_interval_s: float | None = None        # browser sessions are polled by the supervisor
     start_method: str = "start"                 # called once after creation (and on adoption)
+    fingerprint: str = ""                       # of the config it runs with: reload restarts a
+                                                # child whose fingerprint changed, and only it
 
 
 @dataclass

@@ -79,11 +79,33 @@ def summary(config: Config) -> dict[str, Any]:
             "outbox_unpublished": store.outbox.count_pending()}
 
 
-def run_for(handle: Any, duration_s: float | None, report_every_s: float = 10.0) -> None:
-    """Keep the job alive for duration_s (None: until interrupted), logging status periodically."""
+def reload(handle: Any, config_file: str | None) -> dict[str, Any]:
+    """Re-read and validate the config, then apply it to the running supervisor. An invalid
+    config raises ConfigError (one line naming what is wrong) and changes nothing."""
+    from contracts import settings
+    config = settings.load(config_file)
+    return ray.get(handle.reload.remote(config), timeout=180)
+
+
+def run_for(handle: Any, duration_s: float | None, report_every_s: float = 10.0,
+            reload_requested: Any = None, config_file: str | None = None) -> None:
+    """Keep the job alive for duration_s (None: until interrupted), logging status periodically;
+    when `reload_requested` (a threading.Event, set by SIGHUP) is set, reload the config."""
+    from contracts.settings import ConfigError
     deadline = None if not duration_s else time.monotonic() + duration_s
     while deadline is None or time.monotonic() < deadline:
-        time.sleep(min(report_every_s, max(0.1, (deadline or float("inf")) - time.monotonic())))
+        wait = min(report_every_s, max(0.1, (deadline or float("inf")) - time.monotonic()))
+        if reload_requested is not None:
+            if reload_requested.wait(wait):
+                reload_requested.clear()
+                try:
+                    result = reload(handle, config_file)
+                    log.info("config reloaded", extra={"changes": result["reload"]})
+                except ConfigError as exc:
+                    log.error("reload refused: the running config is unchanged", extra={"error": str(exc)})
+                continue
+        else:
+            time.sleep(wait)
         st = ray.get(handle.status.remote(), timeout=30)
         log.info("supervisor status", extra={"states": st["states"], "failed": st["failed"],
                                              "messages_seen": st["messages_seen"]})

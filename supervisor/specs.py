@@ -29,6 +29,22 @@ def near(node_id: str | None) -> dict[str, Any]:
     return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)}
 
 
+def _fingerprint(*parts: Any) -> str:
+    """What a child's behaviour depends on, hashed (secrets included only as hashes)."""
+    from contracts.ids import stable_hash
+    return stable_hash(*(p.model_dump_json() if hasattr(p, "model_dump_json") else repr(p)
+                         for p in parts), length=16)
+
+
+def _browser_fingerprint(config: Config, account: Any) -> str:
+    from contracts.ids import stable_hash
+    cred = config.credentials(account)
+    return _fingerprint(account, config.site(account.site), config.site_url(account.site),
+                        config.app.browser, cred.username,
+                        stable_hash(cred.password.get_secret_value()),
+                        config.settings.mongodb_uri, config.settings.headless)
+
+
 def child_specs(config: Config, home_node: str | None = None) -> list[ChildSpec]:
     """The children `config` asks for; all but the browser sessions are pinned to `home_node`."""
     from actors.ai.worker import AIWorker
@@ -43,16 +59,21 @@ def child_specs(config: Config, home_node: str | None = None) -> list[ChildSpec]
             # a `browser` resource marks the nodes that have Chromium (see ray_cluster.yaml)
             options={"num_cpus": 0, "resources": {"browser": 0.01}, "max_concurrency": 8},
             restart=RestartType.PERMANENT, account_id=account.id,
-            poll_interval_s=account.poll_interval_s))
+            poll_interval_s=account.poll_interval_s,
+            fingerprint=_browser_fingerprint(config, account)))
     for i in range(config.app.ai.workers):
         specs.append(ChildSpec(name=f"ai:{i}", kind="ai", actor_cls=_remote(AIWorker),
                                args=(config, i, config.settings.namespace),
                                options={"num_cpus": 0, **near(home_node)},
-                               start_method="ping"))
+                               start_method="ping",
+                               fingerprint=_fingerprint(config.app.ai, config.settings.ai_api_url,
+                                                        config.settings.ai_model)))
     specs.append(ChildSpec(name="sheets:writer", kind="sheets", actor_cls=_remote(SheetsWriter),
-                           args=(config,), options={"num_cpus": 0, **near(home_node)}))
+                           args=(config,), options={"num_cpus": 0, **near(home_node)},
+                           fingerprint=_fingerprint(config.app.sheets, config.settings.google_sheet_id)))
     if config.app.review.enabled:
         from actors.review.server import ReviewDesk
         specs.append(ChildSpec(name="review:desk", kind="review", actor_cls=_remote(ReviewDesk),
-                               args=(config,), options={"num_cpus": 0, **near(home_node)}))
+                               args=(config,), options={"num_cpus": 0, **near(home_node)},
+                               fingerprint=_fingerprint(config.app.review)))
     return specs

@@ -305,18 +305,33 @@ class Supervisor:
                 c.poll_again = c.poll_ref is not None
 
     def reload(self, config: Config) -> dict[str, Any]:
-        """Apply a new config: start added accounts, stop removed ones, leave the rest running."""
+        """Apply a new (already validated) config while running: start added accounts, stop
+        removed ones, and restart exactly the children whose config changed (a changed site spec,
+        account setting or tuning), with the new config and a fresh restart budget, so a `failed`
+        session whose spec was fixed runs again. Unchanged children keep running untouched."""
         with self._lock:
             self.config = config
             wanted = {s.name: s for s in child_specs(config, self.home_node)}
+            changes: dict[str, list[str]] = {"added": [], "removed": [], "restarted": [], "unchanged": []}
             for name in [n for n in self.children if n not in wanted]:
-                child = self.children.pop(name)
-                self._stop_child(child)
+                self._stop_child(self.children.pop(name))
+                changes["removed"].append(name)
             for name, spec in wanted.items():
-                if name not in self.children:
+                child = self.children.get(name)
+                if child is None:
                     self._add_child(spec)
+                    changes["added"].append(name)
+                elif child.spec.fingerprint != spec.fingerprint:
+                    self._stop_child(child)
+                    fresh = Child(spec=spec, policy=RestartPolicy.from_conf(config.app.supervisor.restart))
+                    self.children[name] = fresh
+                    self._spawn(fresh)
+                    changes["restarted"].append(name)
+                else:
+                    changes["unchanged"].append(name)
             self._changed.notify_all()
-        return self.status()
+        log.info("config reloaded", extra={k: v for k, v in changes.items() if k != "unchanged"})
+        return {**self.status(), "reload": changes}
 
     def _stop_child(self, child: Child) -> None:
         child.state = "stopped"

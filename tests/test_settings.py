@@ -147,3 +147,14 @@ def test_secrets_never_sent_over_plain_http_off_this_machine(var, secret):
     assert _check(**{var: "http://inference.example.net:8000",
                      "REPLYDESK_ALLOW_INSECURE_HTTP": "true"}).returncode == 0
     assert _check(**{var: "http://localhost:8000"}).returncode == 0
+
+
+def test_reload_with_a_bad_config_is_refused_before_touching_anything(tmp_path):
+    bad = tmp_path / "replydesk.yaml"
+    bad.write_text("accounts: [{id: a, poll_interval_s: -1}]\n")
+    r = subprocess.run([sys.executable, "-m", "supervisor", "reload", "--config", str(bad)],
+                       cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("reload refused, nothing changed: config error:")
+    assert "accounts.0.poll_interval_s" in lines[0]

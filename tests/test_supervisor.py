@@ -135,3 +135,54 @@ def test_a_redesigned_site_shows_the_session_degraded_and_recovers(start_pipelin
     wait_for(lambda: store.messages.count() == 2, timeout=30, what="the message missed meanwhile")
     wait_for(lambda: _child(handle, BROWSER)["info"]["health"]["status"] == "ok", timeout=30,
              what="the session to report ok again")
+
+
+def _ids(handle):
+    return {c["name"]: c["actor_id"] for c in ray.get(handle.status.remote())["children"]}
+
+
+def test_fixed_yaml_reloaded_while_running_brings_a_failed_session_back(start_pipeline, chat_site, tmp_path):
+    """The operator's loop: the site changed, the session failed; the YAML is fixed and reloaded
+    while everything runs. Only that session restarts (the other actors keep their ids), with a
+    fresh restart budget, and every message that arrived meanwhile is extracted once. A reload of
+    an invalid config is refused and changes nothing."""
+    import yaml
+
+    from contracts.settings import ROOT, ConfigError
+    from supervisor import runner
+    good = yaml.safe_load((ROOT / "conf" / "sites" / "meetme.yaml").read_text())
+    broken = {**good, "elements": {**good["elements"],
+                                   "login_username": {"selectors": ["input#user"]},
+                                   "login_password": {"selectors": ["input#pass"]},
+                                   "login_submit": {"selectors": ["button#go"]}}}
+    chat_site.inject("c-1", "Ann", "Hello, anyone there?")
+    cfg, handle = start_pipeline(
+        sites={"meetme": broken},
+        app={"supervisor": {"heartbeat_s": 0.5, "restart": {"max_restarts": 2, "within_s": 300,
+                                                            "backoff_initial_s": 0.1, "backoff_max_s": 0.5}}})
+    status = _failed_status(handle)
+    assert status["failed"] == [BROWSER] and "login_username" in _child(handle, BROWSER)["last_error"]
+    chat_site.inject("c-2", "Bob", "Hi! Are you free tomorrow?")
+    before = _ids(handle)
+    conf = tmp_path / "conf"
+    (conf / "replydesk.yaml").write_text((conf / "replydesk.yaml").read_text() + "\nbogus: 1\n")
+    try:
+        runner.reload(handle, str(conf / "replydesk.yaml"))
+        raise AssertionError("an invalid config was applied")
+    except ConfigError as exc:
+        assert "bogus" in str(exc)
+    assert _ids(handle) == before and _child(handle, BROWSER)["state"] == "failed"
+    text = (conf / "replydesk.yaml").read_text()
+    (conf / "replydesk.yaml").write_text(text.replace("\nbogus: 1\n", "\n"))
+    (conf / "sites" / "meetme.yaml").write_text(yaml.safe_dump(good))  # the fix
+    result = runner.reload(handle, str(conf / "replydesk.yaml"))
+    assert result["reload"]["restarted"] == [BROWSER] and not result["reload"]["added"]
+    running = wait_for(lambda: (c := _child(handle, BROWSER))["state"] == "running" and c, timeout=60,
+                       what="the fixed session running")
+    assert running["restarts"] == 0  # a fresh restart budget
+    after = _ids(handle)
+    assert {n: i for n, i in after.items() if n != BROWSER} == {n: i for n, i in before.items() if n != BROWSER}
+    store = Store.from_config(cfg)
+    wait_for(lambda: store.drafts.count() == 2, timeout=60, what="both waiting conversations drafted")
+    assert store.messages.count() == 2
+    assert runner.reload(handle, str(conf / "replydesk.yaml"))["reload"]["restarted"] == []  # nothing changed

@@ -43,6 +43,8 @@ ELEMENTS: dict[str, tuple[bool, str]] = {
     "login_password": (True, "page"),
     "login_submit": (True, "page"),
     "logged_out": (False, "page"),        # any match: the page is the logged-out form
+    "login_challenge": (False, "page"),   # a captcha / 2FA / device check / "unusual activity"
+                                          # page: handed to a person, never solved
     "popup_close": (False, "page"),
     "inbox_item": (True, "page"),
     "message": (True, "page"),

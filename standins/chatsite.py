@@ -82,6 +82,8 @@ class Faults:
     crash_burst: int = 2
     popup: str | int = "never"   # "never" | "always" | N (every Nth page view)
     page_size: int = DEFAULT_PAGE_SIZE
+    challenge: str | None = None     # "captcha" | "2fa" | "device" | "unusual": a correct login
+                                     # shows that challenge page instead of logging in
     send_render_stale: bool = False  # an XHR send is stored, but its answer re-renders the log
                                      # without it (a later page load shows it)
 
@@ -120,6 +122,12 @@ class SiteState:
         if direction == "in":
             conv.unread += 1
         return msg
+
+    def new_session(self, user: str) -> str:
+        sid = secrets.token_urlsafe(24)
+        self.sessions[sid] = {"user": user, "at": time.time()}
+        self.stats["logins"] += 1
+        return sid
 
     def session_user(self, request: web.Request) -> str | None:
         sess = self.sessions.get(request.cookies.get(SESSION_COOKIE, ""))
@@ -640,13 +648,30 @@ async def login_submit(request: web.Request) -> web.Response:
                      logged_in=False)
         resp.set_status(401)
         return resp
-    sid = secrets.token_urlsafe(24)
-    st.sessions[sid] = {"user": user, "at": time.time()}
-    st.stats["logins"] += 1
+    if st.faults.challenge:  # a person must complete it; no session until then
+        st.stats["challenges"] = st.stats.get("challenges", 0) + 1
+        return _html(request, "Verify it's you", _challenge_body(st.faults.challenge), logged_in=False)
+    sid = st.new_session(user)
     nxt = request.query.get("next", "/chat")
     resp = web.HTTPSeeOther(nxt if nxt.startswith("/") and not nxt.startswith("//") else "/chat")
     resp.set_cookie(SESSION_COOKIE, sid, httponly=True, path="/", samesite="Lax")
     raise resp
+
+
+_CHALLENGES = {
+    "captcha": "Please confirm you are not a robot.",
+    "2fa": "Enter the 6-digit code we sent to your phone.",
+    "device": "We don't recognise this device. Approve the sign-in from a device you have used before.",
+    "unusual": "We noticed unusual activity on your account. Verify your identity to continue.",
+}
+
+
+def _challenge_body(kind: str) -> str:
+    """The same on every theme: real sites serve these from a shared identity service."""
+    text = _CHALLENGES.get(kind, _CHALLENGES["unusual"])
+    return (f'<main data-testid="login-challenge" data-challenge="{escape(kind)}" role="alert">'
+            f'<h1>Verify it\'s you</h1><p>{escape(text)}</p>'
+            '<input name="code" autocomplete="one-time-code" aria-label="Code"></main>')
 
 
 async def root(request: web.Request) -> web.Response:
@@ -729,6 +754,16 @@ async def admin_reset(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
+async def admin_session(request: web.Request) -> web.Response:
+    """A logged-in session for `username`, as a person who completed a challenge in their own
+    browser has: its cookie, for a Playwright storage-state file."""
+    body = await request.json()
+    st = _state(request)
+    if body.get("username") not in st.accounts:
+        raise web.HTTPBadRequest(text="unknown username")
+    return web.json_response({"cookie": SESSION_COOKIE, "value": st.new_session(str(body["username"]))})
+
+
 async def admin_account(request: web.Request) -> web.Response:
     body = await request.json()
     if not body.get("username") or not body.get("password"):
@@ -807,6 +842,7 @@ def make_app(theme: str = "classic", brand: str = "MeetMe") -> web.Application:
     app.router.add_post("/chat/{cid}/send", send)
     app.router.add_post("/_admin/reset", admin_reset)
     app.router.add_post("/_admin/accounts", admin_account)
+    app.router.add_post("/_admin/sessions", admin_session)
     app.router.add_post("/_admin/conversations/{cid}/messages", admin_inject)
     app.router.add_get("/_admin/conversations/{cid}/messages", admin_messages)
     app.router.add_get("/_admin/sent", admin_sent)
@@ -833,6 +869,10 @@ class ChatSiteAdmin(AdminClient):
         body = {"sender": sender, "text": text, "time": time, "title": title, "direction": direction}
         return self._call("POST", f"/conversations/{conversation_id}/messages",
                           {k: v for k, v in body.items() if v is not None})["id"]
+
+    def session_cookie(self, username: str) -> dict[str, str]:
+        """{"cookie": name, "value": sid} of a fresh logged-in session for `username`."""
+        return self._call("POST", "/sessions", {"username": username})
 
     def messages(self, conversation_id: str) -> list[dict[str, Any]]:
         return self._call("GET", f"/conversations/{conversation_id}/messages")

@@ -1,7 +1,8 @@
 """Job entrypoint: `python -m supervisor --config conf/replydesk.yaml --duration 600`.
 Operator tools: `python -m supervisor doctor SITE [--html DIR]` checks every element of a site spec;
 `python -m supervisor reload` re-reads conf/ and applies it to the running supervisor (so does
-SIGHUP to the job's process).
+SIGHUP to the job's process); `python -m supervisor login ACCOUNT [--import state.json]` hands a
+login challenge to a person.
 
 Works locally (starts a local Ray) and as `ray job submit --working-dir . -- python -m supervisor`
 against a cluster. Configuration is validated before Ray starts: a bad value exits with code 2 and
@@ -24,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
         return _doctor(argv[1:])
     if argv and argv[0] == "reload":  # python -m supervisor reload [--config ...] [--address ...]
         return _reload(argv[1:])
+    if argv and argv[0] == "login":  # python -m supervisor login ACCOUNT [--import state.json]
+        return _with_config(argv[1:], "login")
     p = argparse.ArgumentParser(prog="python -m supervisor", description=__doc__.splitlines()[0])
     p.add_argument("--config", default=None, help="YAML config (default: conf/replydesk.yaml or REPLYDESK_CONFIG)")
     p.add_argument("--duration", type=float, default=0, help="seconds to run; 0 = until interrupted")
@@ -90,6 +93,10 @@ def _reload(argv: list[str]) -> int:
 
 
 def _doctor(argv: list[str]) -> int:
+    return _with_config(argv, "doctor")
+
+
+def _with_config(argv: list[str], tool: str) -> int:
     config_file = None
     if "--config" in argv:
         i = argv.index("--config")
@@ -99,8 +106,8 @@ def _doctor(argv: list[str]) -> int:
     except settings.ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    from supervisor import doctor
-    return doctor.main(config, argv)
+    import importlib
+    return importlib.import_module(f"supervisor.{tool}").main(config, argv)
 
 
 if __name__ == "__main__":

@@ -58,7 +58,10 @@ class Child:
         return self.spec.name
 
     def snapshot(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.spec.kind, "state": self.state,
+        health = self.info.get("health", {}).get("status")
+        # what a person needs to know: a running session may be degraded or waiting for a login
+        status = health if self.state == "running" and health in ("degraded", "needs_login") else self.state
+        return {"name": self.name, "kind": self.spec.kind, "state": self.state, "status": status,
                 "restarts": self.restarts, "last_error": self.last_error,
                 "account_id": self.spec.account_id, "info": self.info,
                 "actor_id": self.handle._actor_id.hex() if self.handle is not None else None}

@@ -24,14 +24,15 @@ from contracts.settings import Config, resolve
 from contracts.sitespec import ELEMENTS, SiteConf
 
 PAGES = {  # which page each element is looked for on
-    "login": ("login_username", "login_password", "login_submit", "logged_out"),
+    "login": ("login_username", "login_password", "login_submit", "logged_out", "login_challenge"),
     "inbox": ("inbox_item", "popup_close"),
     "conversation": ("message", *FIELDS, "message_direction", "date_header", "older_messages",
                      "conversation_start", "reply_box", "send_button"),
 }
 # present only sometimes: a popup, the older link of a short conversation, the start marker of a
 # long one; their absence is reported, never failed on
-OCCASIONAL = {"popup_close", "older_messages", "conversation_start", "date_header", "logged_out"}
+OCCASIONAL = {"popup_close", "older_messages", "conversation_start", "date_header", "logged_out",
+              "login_challenge"}
 
 
 @dataclass

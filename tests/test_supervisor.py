@@ -9,6 +9,7 @@ import ray
 from ray._private import state as ray_state
 
 from actors.store import Store
+from tests.fixtures.infra import BASE_ENV
 from tests.helpers import wait_for
 
 BROWSER = "browser:meetme:meetme-main"
@@ -186,3 +187,52 @@ def test_fixed_yaml_reloaded_while_running_brings_a_failed_session_back(start_pi
     wait_for(lambda: store.drafts.count() == 2, timeout=60, what="both waiting conversations drafted")
     assert store.messages.count() == 2
     assert runner.reload(handle, str(conf / "replydesk.yaml"))["reload"]["restarted"] == []  # nothing changed
+
+
+def test_a_login_challenge_is_handed_to_a_person_then_the_session_resumes(start_pipeline, chat_site,
+                                                                          tmp_path):
+    """A captcha at login: needs_login within one pass, no restart, the form not hammered; the
+    owner imports a storage state (as `playwright codegen --save-storage` writes) and the session
+    resumes by itself, with no other actor restarted, and the waiting message is drafted."""
+    import json
+    import subprocess
+    import sys
+    from urllib.parse import urlparse
+
+    from contracts.settings import ROOT
+    chat_site.faults(challenge="captcha")
+    cfg, handle = start_pipeline()
+    waiting = wait_for(lambda: (c := _child(handle, BROWSER))["status"] == "needs_login" and c,
+                       timeout=30, what="the account to need a person")
+    assert waiting["restarts"] == 0 and waiting["state"] == "running"
+    chat_site.inject("c-1", "Ann", "Hello, is this still available?")
+    before = _ids(handle)
+    assert chat_site.stats()["login_submissions"] == 1  # one try, then hands off: no hammering
+    # the owner logs in on a machine with a screen and brings the state file
+    cookie = chat_site.session_cookie(BASE_ENV["MEETME_USERNAME"])
+    state = {"cookies": [{"name": cookie["cookie"], "value": cookie["value"],
+                          "domain": urlparse(chat_site.url).hostname, "path": "/", "expires": -1,
+                          "httpOnly": True, "secure": False, "sameSite": "Lax"}], "origins": []}
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    env = {**os.environ}
+    r = subprocess.run([sys.executable, "-m", "supervisor", "login", "meetme-main", "--import",
+                        str(tmp_path / "state.json"), "--config", str(tmp_path / "conf" / "replydesk.yaml")],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "stored the login state of meetme-main" in r.stdout
+    store = Store.from_config(cfg)
+    wait_for(lambda: store.drafts.count() == 1, timeout=60, what="the waiting message drafted")
+    assert _child(handle, BROWSER)["status"] == "running"
+    assert _ids(handle) == before  # resumed in place: no actor restarted
+    assert chat_site.stats()["login_submissions"] == 1
+
+
+def test_login_import_refuses_a_file_that_is_no_storage_state(tmp_path, make_config):
+    from supervisor import login
+    cfg = make_config()
+    bad = tmp_path / "state.json"
+    bad.write_text('{"cookies": [{"name": "sid"}]}')
+    assert login.main(cfg, ["meetme-main", "--import", str(bad)]) == 1
+    bad.write_text("not json")
+    assert login.main(cfg, ["meetme-main", "--import", str(bad)]) == 1
+    assert login.main(cfg, ["nobody", "--import", str(bad)]) == 2

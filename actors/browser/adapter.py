@@ -52,6 +52,19 @@ class LoginFailed(PermanentError):
     """The site rejected the credentials: retrying will not help."""
 
 
+class NeedsLogin(PermanentError):
+    """The site put a challenge in front of the login (captcha, 2FA, device check): a person must
+    complete it (`./run login ACCOUNT`); replydesk never solves one nor retries the form."""
+
+    def __init__(self, message: str, site: str = "", url: str = "", screenshot: str | None = None,
+                 html: str | None = None):
+        super().__init__(message)
+        self.site, self.url, self.screenshot, self.html = site, url, screenshot, html
+
+    def __reduce__(self):
+        return (NeedsLogin, (str(self), self.site, self.url, self.screenshot, self.html))
+
+
 class SendUnproven(PermanentError):
     """Whether an earlier attempt of this send went through cannot be proven from the page: not
     sending again; a person must check the conversation (the draft stays `sending`)."""
@@ -192,11 +205,13 @@ class SiteAdapter:
     async def login(self) -> None:
         """Submit the login form; LoginFailed when the site keeps showing it."""
         await self._open(self.url("login"), expect_login=True)
+        await self.check_challenge()  # some sites ask before showing the form
         user, _ = await self.selectors.first(self.page, "login_username")
         await user.first.fill(self.credentials.username)
         pw, _ = await self.selectors.first(self.page, "login_password")
         await pw.first.fill(self.credentials.password.get_secret_value())
         await self._click("login_submit", page_load=True)
+        await self.check_challenge()
         if await self.logged_out():
             raise LoginFailed(f"site {self.site.name!r} rejected the login of account "
                               f"{account_hash(self.account.id)} (check its credentials)")
@@ -204,6 +219,21 @@ class SiteAdapter:
         log.info("logged in", extra={"account": account_hash(self.account.id)})
         if self.on_login:
             await self.on_login()
+
+    async def check_challenge(self) -> None:
+        """A challenge page (site spec `login_challenge`) raises NeedsLogin: handed to a person."""
+        if self.site.element("login_challenge") is None:
+            return
+        found = await self.selectors.probe(self.page, "login_challenge")
+        if not found:
+            return
+        kind = await found[0].first.get_attribute("data-challenge") or "challenge"
+        shot, html = await self.selectors.save_artifacts(self.page, "login-challenge")
+        raise NeedsLogin(
+            f"site {self.site.name!r} asks account {account_hash(self.account.id)} to complete a "
+            f"{kind} at {self.page.url} ({self.selectors.candidates('login_challenge')[found[1]]!r} "
+            f"matched): a person must log in (./run login {self.account.id}); screenshot: {shot}, "
+            f"html: {html}", self.site.name, self.page.url, shot, html)
 
     async def ensure_logged_in(self) -> None:
         """Open the inbox, logging in only if the restored session is missing or expired."""

@@ -33,7 +33,7 @@ from typing import Callable
 
 import ray
 
-from actors.browser.adapter import LoggedOut, SendUnproven, SiteAdapter
+from actors.browser.adapter import LoggedOut, NeedsLogin, SendUnproven, SiteAdapter
 from actors.browser.extract import norm_text
 from actors.browser.launcher import BrowserSessionHandle, open_session, scratch_root, session_dir
 from actors.browser.limits import NodeSlots, SlidingWindowLimiter
@@ -42,12 +42,13 @@ from actors.store import Store
 from actors.store.drafts import SENDABLE
 from contracts import telemetry
 from contracts.events import ChatMessage, DraftApproved, MessageSeen, ReplySent, utcnow
-from contracts.metrics import counter
+from contracts.metrics import counter, gauge
 from contracts.ids import account_hash
 from contracts.settings import Config, resolve
 
 log = logging.getLogger(__name__)
 
+NEEDS_LOGIN = gauge("replydesk_needs_login", "1 while an account waits for a person to log in", ("account",))
 SENDS_UNPROVEN = counter("replydesk_send_unproven_total",
                          "Sends refused because an earlier attempt's outcome could not be proven", ("site",))
 
@@ -78,17 +79,43 @@ class AccountSession:
         self.handle: BrowserSessionHandle | None = None
         self.adapter: SiteAdapter | None = None
         self.last_poll_at: float | None = None
+        self.needs_login: str | None = None   # why a person must log in (a challenge page)
+        self._state_seen = None               # the stored login state's saved_at at that time
         self._page_lock = asyncio.Lock()  # one page: poll and send take turns
         self._start_lock = asyncio.Lock()
 
     # ------------------------------------------------------------ life cycle
 
     async def start(self) -> dict:
-        """Open the browser with the stored session; log in only when it is missing or expired."""
+        """Open the browser with the stored session; log in only when it is missing or expired.
+        A login challenge leaves the session alive in `needs_login`: it does not touch the site
+        again until a person stores a new login state (`./run login ACCOUNT`), then resumes."""
         async with self._start_lock:
-            if self.adapter is None:
-                await self._open()
+            if self.adapter is None and not await self._waiting_for_person():
+                try:
+                    await self._open()
+                except NeedsLogin as exc:
+                    await self._hand_to_person(exc)
             return await self.ping()
+
+    async def _hand_to_person(self, exc: NeedsLogin) -> None:
+        self.needs_login = str(exc)
+        self._state_seen = await asyncio.to_thread(self.store.accounts.state_saved_at, self.account.id)
+        NEEDS_LOGIN.set(1, tags={"account": self.hash})
+        log.error("login needs a person", extra={"account": self.hash, "site": self.site.name,
+                                                  "url": exc.url, "screenshot": exc.screenshot})
+
+    async def _waiting_for_person(self) -> bool:
+        """Still in needs_login: no login state stored since the challenge."""
+        if self.needs_login is None:
+            return False
+        saved = await asyncio.to_thread(self.store.accounts.state_saved_at, self.account.id)
+        if saved is None or saved == self._state_seen:
+            return True
+        log.info("a new login state was stored: resuming", extra={"account": self.hash})
+        self.needs_login = None
+        NEEDS_LOGIN.set(0, tags={"account": self.hash})
+        return False
 
     async def _open(self) -> None:
         state = await asyncio.to_thread(self.store.accounts.storage_state, self.account.id)
@@ -118,7 +145,9 @@ class AccountSession:
     async def ping(self) -> dict:
         return {"account": self.account.id, "site": self.site.name,
                 "logged_in": self.adapter is not None, "last_poll_at": self.last_poll_at,
-                "status": "degraded" if self.health.degraded else "ok",
+                "status": ("needs_login" if self.needs_login else
+                           "degraded" if self.health.degraded else "ok"),
+                "needs_login": self.needs_login,
                 "missing": self.health.report()}
 
     async def stop(self) -> None:
@@ -130,13 +159,28 @@ class AccountSession:
     async def _adapter(self) -> SiteAdapter:
         if self.adapter is None:
             await self.start()
-        assert self.adapter is not None
+        if self.adapter is None:  # needs_login: the site is not touched until a person logs in
+            raise NeedsLogin(self.needs_login or "a person must log in", self.site.name)
         return self.adapter
 
     # ------------------------------------------------------------ polling
 
     async def poll(self, carrier: dict | None = None) -> dict:
         """One pass over the inbox; returns the ids of the messages emitted as new."""
+        waiting = {"new": [], "conversations": 0, "needs_login": True}
+        if self.needs_login is not None:
+            await self.start()  # resumes when a person has stored a login state meanwhile
+            if self.needs_login is not None:
+                return waiting
+        try:
+            return await self._poll(carrier)
+        except NeedsLogin as exc:  # the session expired and logging in again met a challenge
+            await self.stop()
+            if self.needs_login is None:
+                await self._hand_to_person(exc)
+            return waiting
+
+    async def _poll(self, carrier: dict | None) -> dict:
         adapter = await self._adapter()
         new: list[str] = []
         with telemetry.span("browser.poll", carrier, account=self.hash, site=self.site.name):

@@ -26,6 +26,11 @@ class Accounts:
         self.state.update_one({"_id": account_id},
                               {"$set": {"storage_state": state, "saved_at": utcnow()}}, upsert=True)
 
+    def state_saved_at(self, account_id: str) -> Any:
+        """When the login state was last stored (a person's `./run login` changes it)."""
+        doc = self.state.find_one({"_id": account_id}, {"saved_at": 1})
+        return doc.get("saved_at") if doc else None
+
     def clear_storage_state(self, account_id: str) -> None:
         self.state.update_one({"_id": account_id}, {"$unset": {"storage_state": ""}})
 

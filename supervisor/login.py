@@ -69,11 +69,18 @@ async def headed_login(config: Config, account_id: str, timeout_s: float) -> int
             context = await browser.new_context()
             page = await context.new_page()
             await page.goto(base + site.paths["login"], wait_until="domcontentloaded")
+            filled = 0
             for element, value in (("login_username", cred.username),
                                    ("login_password", cred.password.get_secret_value())):
                 for sel in site.selectors(element):
                     if await page.locator(sel).count():
                         await page.locator(sel).first.fill(value)
+                        filled += 1
+                        break
+            if filled == 2:  # the form is filled and sent; the person completes what follows
+                for sel in site.selectors("login_submit"):
+                    if await page.locator(sel).count():
+                        await page.locator(sel).first.click()
                         break
             print(f"login: complete the login in the browser window (waiting up to {timeout_s:g} s)",
                   file=sys.stderr)

@@ -236,3 +236,31 @@ def test_login_import_refuses_a_file_that_is_no_storage_state(tmp_path, make_con
     bad.write_text("not json")
     assert login.main(cfg, ["meetme-main", "--import", str(bad)]) == 1
     assert login.main(cfg, ["nobody", "--import", str(bad)]) == 2
+
+
+def test_headed_login_for_a_person_under_a_virtual_display(make_config, chat_site, tmp_path):
+    """`./run login ACCOUNT` opens a visible Chromium (here under Xvfb), fills and sends the form;
+    once the inbox shows, the login state is stored for the session to resume with."""
+    import shutil
+    import subprocess
+
+    from supervisor import login
+    xvfb = shutil.which("Xvfb")
+    assert xvfb, "Xvfb missing: ./run installs it (apt-get install xvfb)"
+    display = f":{90 + os.getpid() % 100}"
+    server = subprocess.Popen([xvfb, display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: os.path.exists(f"/tmp/.X11-unix/X{display[1:]}"), timeout=20, what="Xvfb")
+        cfg = make_config(app={"accounts": [{"id": "meetme-main"}]}, MEETME_URL=chat_site.url)
+        os.environ["DISPLAY"] = display
+        try:
+            assert login.main(cfg, ["meetme-main", "--timeout", "30"]) == 0
+        finally:
+            del os.environ["DISPLAY"]
+        state = Store.from_config(cfg).accounts.storage_state("meetme-main")
+        assert any(c["name"] == "mm_sid" for c in state["cookies"])
+        assert chat_site.stats()["logins"] == 1
+    finally:
+        server.terminate()
+        server.wait(10)

@@ -132,7 +132,8 @@ class AIWorker:
 
         tally = Tally()
         try:
-            answer = await self.drafter.classify(history, tally)
+            answer = await self.drafter.classify(history, tally, context={
+                "conversation_id": conversation_id, "account": account_hash(account_id)})
         finally:
             span.set_attributes(tally.attributes())
             for k in ("attempts", "retries", "tokens", "rate_limited"):

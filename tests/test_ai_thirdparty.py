@@ -2,6 +2,10 @@
 our own stand-in: the same URL forms, answers and failure classes must hold there too."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from actors.ai.drafter import Tally
@@ -9,6 +13,7 @@ from actors.bus import dead_letters
 from actors.store import Store
 from contracts.errors import DeadLetter, PermanentError
 from tests.fixtures.fakellm import ANSWER
+from tests.fixtures.infra import ROOT
 from tests.helpers import wait_for
 from tests.test_ai_client import conversation
 
@@ -58,3 +63,20 @@ def test_pipeline_drafts_with_fakellm_and_dead_letters_a_404_at_once(start_pipel
     assert "HTTP 404" in dead[0]["reason"] and "check AI_API_URL" in dead[0]["reason"]
     assert "x-delivery-count" not in dead[0]["headers"]          # the first delivery
     assert fakellm.hits()["tp-missing"] == before + 1            # one request, never retried
+
+
+def test_demo_with_a_server_that_cannot_draft_says_why_in_one_line(fakellm, mongo_uri, rabbit_url):
+    """`./run demo` honours AI_API_URL; fakellm echoes prose for the demo's conversations, so
+    every draft is dead-lettered: the demo names them and the reason, exits 1, no traceback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AI_", "RAY_ADDRESS"))}
+    env.update(AI_API_URL=fakellm.url + "/v1", AI_API_KEY="sk-any", MONGODB_URI=mongo_uri,
+               RABBITMQ_URL=rabbit_url, PYTHONPATH=str(ROOT), LOG_LEVEL="ERROR")
+    run = subprocess.run([sys.executable, "-m", "standins.demo", "--timeout", "90"], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 1, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "Traceback" not in run.stdout + run.stderr
+    last = [line for line in run.stderr.splitlines() if line.startswith("demo failed:")]
+    assert len(last) == 1, run.stderr[-2000:]
+    assert last[0].startswith(f"demo failed: 4 of 4 conversations could not be drafted by the AI "
+                              f"at {fakellm.url}/v1: c-alice, c-bob, c-carol, c-dave: AI answer "
+                              f"invalid after a corrective retry: the answer contains no JSON object")

@@ -275,8 +275,9 @@ def _invalid(body: Any, formats: set[str]) -> web.Response | None:
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     st = request.app[STATE]
-    if not _authorized(request):
-        return _error(401, "Incorrect API key provided.", "invalid_request_error",
+    if not _authorized(request):   # echoes the key it was sent, as careless servers do
+        sent = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        return _error(401, f"Incorrect API key provided: {sent}.", "invalid_request_error",
                       code="invalid_api_key")
     try:
         body = await request.json()

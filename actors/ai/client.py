@@ -182,7 +182,11 @@ class AIClient:
         what = f"AI endpoint {url or self.endpoint} answered HTTP {status} ({resp.reason}{etype})"
         if status == 429 or status == 408 or status == 409 or status >= 500:
             return TransientAIError(what, status=status, retry_after=parse_retry_after(resp.headers))
-        message = str(err.get("message") or "")[:300]
+        message = str(err.get("message") or "")
+        key = self._auth["Authorization"].removeprefix("Bearer ")
+        if key:   # some servers echo the key they were sent: never carry it in an exception
+            message = message.replace(key, "***")
+        message = message[:300]
         param = str(err.get("param") or "")
         if status in (400, 422) and "response_format" in body and (
                 param.startswith("response_format") or

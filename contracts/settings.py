@@ -183,6 +183,11 @@ class AIConf(BaseModel):
     backoff_max_s: float = Field(20.0, gt=0)
     history_messages: int = Field(20, ge=1)
     max_reply_chars: int = Field(2000, ge=1)
+    # structured output: auto = json_schema, stepping down to json_object, then the prompt alone,
+    # as the endpoint rejects each (remembered per endpoint)
+    response_format: Literal["auto", "json_schema", "json_object", "none"] = "auto"
+    max_tokens: int | None = Field(None, ge=1)                  # None: not sent
+    max_tokens_on_truncation: int | None = Field(None, ge=1)    # one retry with more on "length"
     prompt_file: Path = Path("conf/prompts/draft.yaml")
     breaker: BreakerConf = BreakerConf()
 

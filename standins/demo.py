@@ -4,6 +4,10 @@ Starts the stand-ins (chat site, AI endpoint, Sheets fake, MongoDB-wire server),
 the supervisor; injects a few conversations; waits until each is classified, drafted and logged to
 the sheet; measures one message's end-to-end latency; prints what happened; shuts everything down
 and checks that no Chromium it started is left behind.
+
+With AI_API_URL set (and AI_API_KEY, AI_MODEL as the server needs), the demo drafts with that
+server -- a real model -- instead of the AI stand-in. When conversations cannot be drafted, it
+says why in one line (each dead letter's conversation and reason) and exits 1, no traceback.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+AI_EVENTS = ["draft.created", "conversation.classified"]
 CONVERSATIONS = [
     ("c-alice", "Alice", "Hi! I saw you like hiking too. Any favourite trails around here?"),
     ("c-bob", "Bob", "Earn 10x on crypto today!!! Send bitcoin to my wallet and get rich"),
@@ -23,6 +28,35 @@ CONVERSATIONS = [
 ]
 
 
+class DemoFailed(Exception):
+    """Why the demo could not show drafts, in one line."""
+
+
+def _ai_dead_letters(config) -> dict[str, str]:
+    """conversation id -> reason of each event the AI consumer dead-lettered."""
+    from actors.bus import dead_letters
+    out: dict[str, str] = {}
+    for d in dead_letters(config):
+        try:
+            conversation = json.loads(d["body"]).get("conversation_id")
+        except ValueError:
+            conversation = None
+        if d.get("consumer") == "ai" and conversation:
+            out[conversation] = d.get("reason") or "no reason given"
+    return out
+
+
+def _classified(store) -> set[str]:
+    return {json.loads(ev["body"])["conversation_id"]
+            for ev in store.db["outbox"].find({"routing_key": {"$in": AI_EVENTS}}, {"body": 1})}
+
+
+def _why(dead: dict[str, str]) -> str:
+    """Conversations grouped by reason: `c-a, c-b: reason; c-c: other reason`."""
+    by_reason: dict[str, list[str]] = {}
+    for conversation, reason in sorted(dead.items()):
+        by_reason.setdefault(reason, []).append(conversation)
+    return "; ".join(f"{', '.join(cs)}: {r}" for r, cs in by_reason.items())
 
 
 def _stray_chromium() -> list[str]:
@@ -37,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
 
     from standins.stack import start_stack, wait_for
-    stack = start_stack()
+    stack = start_stack(external_ai=True)
     trace_file = Path("var/demo") / f"{stack.env['REPLYDESK_NAMESPACE']}-spans.jsonl"
     os.environ.update(stack.env, REPLYDESK_TRACE_FILE=str(trace_file.resolve()))
 
@@ -47,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     from contracts import settings, telemetry
     from supervisor import runner
 
-    handle = None
+    handle, config, result = None, None, None
     try:
         config = settings.load()
         config.app.accounts[0].poll_interval_s = 0.5   # brisk for the demo; the site allows it
@@ -65,9 +99,21 @@ def main(argv: list[str] | None = None) -> int:
 
         n = len(CONVERSATIONS)
         wait_for(lambda: store.messages.count() >= n, args.timeout, "messages to be extracted")
-        wait_for(lambda: store.db["outbox"].count_documents(
-            {"routing_key": {"$in": ["draft.created", "conversation.classified"]}}) >= n,
-            args.timeout, "every conversation to be classified")
+        ids = {c for c, _, _ in CONVERSATIONS}
+
+        def settled() -> tuple[dict[str, str]] | None:  # each one classified or dead-lettered
+            dead = _ai_dead_letters(config)
+            return (dead,) if _classified(store) | set(dead) >= ids else None
+
+        try:
+            (dead,) = wait_for(settled, args.timeout, "every conversation to be classified",
+                               interval=1.0)
+        except TimeoutError as exc:
+            dead = _ai_dead_letters(config)
+            raise DemoFailed(f"{exc}" + (f"; dead letters: {_why(dead)}" if dead else "")) from None
+        if dead:
+            raise DemoFailed(f"{len(dead)} of {n} conversations could not be drafted by the AI "
+                             f"at {stack.env['AI_API_URL']}: {_why(dead)}")
         rows_wanted = lambda: store.messages.count() + store.drafts.count()  # noqa: E731
         wait_for(lambda: len(stack.sheets.rows()) - 1 >= rows_wanted(), args.timeout, "sheet rows")
 
@@ -110,6 +156,13 @@ def main(argv: list[str] | None = None) -> int:
                   "latency_s": {"to_store": round(t_seen - t_inject, 3),
                                 "to_draft": round(t_draft - t_inject, 3),
                                 "to_sheet": round(t_row - t_inject, 3)}}
+    except (DemoFailed, settings.ConfigError) as exc:
+        failure = str(exc)
+    except TimeoutError as exc:
+        dead = _ai_dead_letters(config) if config is not None else {}
+        failure = f"{exc}" + (f"; dead letters: {_why(dead)}" if dead else "")
+    else:
+        failure = None
     finally:
         if handle is not None:
             runner.stop(handle)
@@ -117,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         if ray.is_initialized():
             ray.shutdown()
         stack.close()
+    if failure:
+        print(f"demo failed: {failure}", file=sys.stderr, flush=True)
+        return 1
     stray = _stray_chromium()
     result["wall_time_s"] = round(time.monotonic() - t0, 2)
     result["stray_chromium"] = len(stray)

@@ -29,7 +29,7 @@ def wait_for(predicate, timeout: float = 60.0, what: str = "condition", interval
 @dataclass
 class Stack:
     site: chatsite.ChatSiteAdmin
-    ai: aiserver.AdminClient
+    ai: aiserver.AdminClient | None      # None when a real AI endpoint is used
     sheets: sheetsfake.SheetsAdmin
     env: dict[str, str]
     _exit: contextlib.ExitStack = field(repr=False, default_factory=contextlib.ExitStack)
@@ -44,9 +44,12 @@ class Stack:
         self.close()
 
 
-def start_stack(namespace: str | None = None, *, host: str = "127.0.0.1") -> Stack:
+def start_stack(namespace: str | None = None, *, host: str = "127.0.0.1",
+                external_ai: bool = False) -> Stack:
     """Start every stand-in on a free port; `env` holds the variables that point replydesk at
-    them (embedded demo credentials, never real ones)."""
+    them (embedded demo credentials, never real ones). With `external_ai` and AI_API_URL set in
+    the environment, no AI stand-in is started and AI_API_URL / AI_API_KEY / AI_MODEL are kept
+    (a key is optional: local servers such as Ollama take any)."""
     ns = namespace or "demo" + uuid.uuid4().hex[:6]
     username, password = "owner@demo.replydesk.test", "demo-" + uuid.uuid4().hex
     api_key, sheet_id = "sk-demo-" + uuid.uuid4().hex, "replydesk-demo-sheet"
@@ -56,7 +59,11 @@ def start_stack(namespace: str | None = None, *, host: str = "127.0.0.1") -> Sta
         if not mongo_uri:
             mongo_uri = ex.enter_context(MongoServer()).uri
         site = ex.enter_context(ServedApp(chatsite.make_app(), host=host))
-        ai = ex.enter_context(ServedApp(aiserver.make_app(api_key=api_key), host=host))
+        real_ai = external_ai and bool(os.environ.get("AI_API_URL"))
+        if real_ai:
+            ai_url, api_key = os.environ["AI_API_URL"], os.environ.get("AI_API_KEY") or "sk-none"
+        else:
+            ai_url = ex.enter_context(ServedApp(aiserver.make_app(api_key=api_key), host=host)).url
         sheets = ex.enter_context(ServedApp(sheetsfake.make_app(), host=host))
         site_admin = chatsite.ChatSiteAdmin(site.url)
         site_admin.add_account(username, password)
@@ -67,9 +74,10 @@ def start_stack(namespace: str | None = None, *, host: str = "127.0.0.1") -> Sta
             "MONGODB_URI": mongo_uri, "MONGODB_DB": ns, "REPLYDESK_NAMESPACE": ns,
             "GOOGLE_SHEET_ID": sheet_id, "SHEETS_API_URL": sheets.url,
             "MEETME_USERNAME": username, "MEETME_PASSWORD": password, "MEETME_URL": site.url,
-            "AI_API_KEY": api_key, "AI_API_URL": ai.url, "REVIEW_TOKEN": "review-" + uuid.uuid4().hex,
+            "AI_API_KEY": api_key, "AI_API_URL": ai_url, "REVIEW_TOKEN": "review-" + uuid.uuid4().hex,
         }
-        return Stack(site=site_admin, ai=aiserver.AdminClient(ai.url, api_key), sheets=sheets_admin,
+        return Stack(site=site_admin, ai=None if real_ai else aiserver.AdminClient(ai_url, api_key),
+                     sheets=sheets_admin,
                      env=env, _exit=ex)
     except BaseException:
         ex.close()

@@ -10,4 +10,5 @@ pytest_plugins = [
     "tests.fixtures.aiserver",
     "tests.fixtures.sheets",
     "tests.fixtures.pipeline",
+    "tests.fixtures.fakellm",
 ]

@@ -9,44 +9,17 @@ import time
 
 import pytest
 
-from actors.ai.drafter import Drafter, Tally
+from actors.ai.drafter import Tally
 from actors.ai.errors import BreakerOpen, TransientAIError
-from actors.ai.gate import GateCore
 from contracts.errors import DeadLetter, PermanentError
 from contracts.events import ChatMessage
 
-FAST = {"connect_timeout_s": 0.5, "timeout_s": 0.5, "max_attempts": 4, "backoff_initial_s": 0.01,
-        "backoff_max_s": 0.05, "breaker": {"failure_threshold": 50, "cooldown_s": 0.5}}
 
 
 def conversation(*texts: str, sender: str = "Alice") -> list[ChatMessage]:
     return [ChatMessage(message_id=f"a:c:{i}", account_id="a", site="meetme", conversation_id="c",
                         sender=sender, text=t, sent_at=f"2026-01-01T10:0{i}:00Z")
             for i, t in enumerate(texts)]
-
-
-@pytest.fixture
-async def build(make_config, ai_server):
-    """build(env=..., **ai_overrides) -> (drafter, gate core); closes the HTTP sessions after."""
-    made: list[Drafter] = []
-
-    def _build(env: dict | None = None, **ai) -> tuple[Drafter, GateCore]:
-        cfg = make_config(app={"ai": {**FAST, **ai}}, AI_API_URL=ai_server.url, **(env or {}))
-        core = GateCore(cfg)
-
-        async def lease(w, n):
-            return core.lease(w, n)
-
-        async def record(w, o):
-            return core.record(w, o)
-
-        drafter = Drafter.from_config(cfg, "ai:test", lease, record)
-        made.append(drafter)
-        return drafter, core
-
-    yield _build
-    for d in made:
-        await d.client.close()
 
 
 async def test_success_sends_model_json_mode_and_conversation_as_data(build, ai_server):
@@ -57,7 +30,11 @@ async def test_success_sends_model_json_mode_and_conversation_as_data(build, ai_
     assert (tally.attempts, tally.retries) == (1, 0) and tally.tokens > 0
     (body,) = ai_server.requests()["bodies"]
     assert body["model"] == "model-from-env"
-    assert body["response_format"] == {"type": "json_object"}
+    assert body["response_format"]["type"] == "json_schema"   # the answer's schema, strict
+    schema = body["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["classification"]["enum"] == [
+        "needs_reply", "no_reply_needed", "spam_or_scam", "abusive"]
+    assert body["response_format"]["json_schema"]["strict"] is True
     system, user = body["messages"]
     assert system["role"] == "system" and "Saturday" not in system["content"]
     data = json.loads(user["content"][user["content"].index("{"):])
@@ -141,7 +118,7 @@ async def test_401_fault_is_not_retried(build, ai_server):
     assert ai_server.count == 1
 
 
-@pytest.mark.parametrize("kind,reason", [("malformed", "not JSON"), ("wrong_shape", "wrong shape")])
+@pytest.mark.parametrize("kind,reason", [("malformed", "no JSON object"), ("wrong_shape", "wrong shape")])
 async def test_invalid_answer_gets_one_corrective_retry_then_dead_letter(build, ai_server, kind, reason):
     drafter, _ = build()
     ai_server.faults(kind, kind)

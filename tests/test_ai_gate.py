@@ -107,11 +107,22 @@ def test_schema_normalises_and_rejects():
     assert a.classification == "spam_or_scam" and a.reply is None
     for bad, problem in [('{"classification": "needs_reply", "reply": "", "reason": "r"}', "requires"),
                          ('{"classification": "maybe", "reply": null, "reason": "r"}', "classification"),
-                         ('[1, 2]', "not an object"), ("no", "not JSON"),
+                         ('[1, 2]', "not an object"), ("no", "no JSON object"),
+                         ('Sure: {"classification": "abusive", "reason": ', "JSON is malformed"),
+                         ("<think>the contact asks", "never ends"), ("", "empty"),
                          ('{"classification": "needs_reply", "reply": "%s", "reason": "r"}' % ("x" * 101),
                           "more than 100")]:
         with pytest.raises(InvalidAnswer, match=problem):
             parse_answer(bad, 100)
+
+
+def test_schema_accepts_near_json_models_write():
+    obj = '{"classification": "%s", "reply": "Hi!", "reason": "asked"}'
+    for text in ['Here you go:\n```json\n' + obj % "needs_reply" + '\n```\nAnything else?',
+                 '<think>\nhmm {not json}\n</think>\n' + obj % "needs_reply",
+                 'My answer is ' + obj % "NEEDS_REPLY" + ' -- hope it helps',
+                 obj % "Needs Reply", '```\n' + obj % "needs-reply" + '```']:
+        assert parse_answer(text, 100).classification == "needs_reply", text
 
 
 def test_leak_guard_catches_reflowed_fragments_of_the_system_prompt():

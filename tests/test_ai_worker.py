@@ -102,7 +102,7 @@ def test_dead_letter_and_permanent_errors_cross_ray(pool_for, store, ai_server):
     with pytest.raises(Exception) as info:
         ray.get(pool.submit("acct", "c1"), timeout=30)
     cause = root_cause(info.value)
-    assert isinstance(cause, DeadLetter) and "not JSON" in cause.reason
+    assert isinstance(cause, DeadLetter) and "no JSON object" in cause.reason
     assert store.drafts.count() == 0 and store.outbox.pending() == []
     with pytest.raises(Exception) as info:  # a conversation with no stored messages
         ray.get(pool.submit("acct", "nothing-here"), timeout=30)

@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pymongo.errors import AutoReconnect, OperationFailure
 
+from actors.browser.adapter import LoginFailed
 from actors.bus import (
     ConfirmPublisher,
     Consumer,
@@ -36,7 +37,7 @@ from actors.bus.connection import connect
 from actors.store import Store
 from actors.store.client import close_client
 from contracts import telemetry
-from contracts.errors import DeadLetter
+from contracts.errors import DeadLetter, PermanentError
 from contracts.events import ChatMessage, MessageSeen, dump_event
 from standins.mongo import _server_binary, free_port
 from tests.fixtures.infra import ROOT
@@ -253,6 +254,35 @@ def test_handler_dead_letter_is_dead_lettered_with_reason(bus):
     assert dead["message_id"] == "message.seen:m3"
     assert c.stats["requeued"] == 0
     assert not bus.store.processed.seen(KIND, "message.seen:m3")
+
+
+@ray.remote(num_cpus=0)
+def _refuse(event_id: str) -> None:
+    raise LoginFailed(f"wrong password for {event_id}")
+
+
+def test_permanent_error_dead_lettered_on_first_delivery(bus, ray_session):
+    """A PermanentError (a 404, a 401, a wrong password: any subclass, raised in the handler or
+    in the Ray task it returns) is dead-lettered at once, never requeued."""
+    calls: Counter = Counter()
+
+    def handler(e, _carrier):
+        calls[e.event_id] += 1
+        if e.event_id.endswith(":m1"):
+            raise PermanentError("AI endpoint answered HTTP 404 (Not Found): check AI_API_URL")
+        return _refuse.remote(e.event_id)
+
+    c = bus.consumer(handler)
+    bus.store.outbox.add([event(1), event(2)])
+    bus.relay()
+    wait_until(lambda: c.stats["dead_lettered"] == 2, "2 dead letters")
+    assert calls == {"message.seen:m1": 1, "message.seen:m2": 1}
+    assert c.stats["requeued"] == 0
+    dead = {d["message_id"]: d for d in dead_letters(bus.config)}
+    assert dead["message.seen:m1"]["reason"] == ("PermanentError: AI endpoint answered HTTP 404 "
+                                                 "(Not Found): check AI_API_URL")
+    assert dead["message.seen:m2"]["reason"] == "LoginFailed: wrong password for message.seen:m2"
+    assert "x-delivery-count" not in dead["message.seen:m1"]["headers"]  # the first delivery
 
 
 def test_transient_failure_retried_then_succeeds(bus):

@@ -1,8 +1,14 @@
 """Ask the model, validate the answer, correct once: the core of a draft, without Ray or MongoDB.
 
-Each HTTP attempt runs under the gate's permits and the tenacity policy. A 200 answer that is not
-a valid, safe AIAnswer gets ONE corrective follow-up telling the model what was wrong; a second
-invalid answer is a DeadLetter with the reason (retrying the same conversation would not help).
+Each HTTP attempt runs under the gate's permits and the tenacity policy (outages only). A 200
+answer that is not a valid, safe AIAnswer -- no choices, a tool call, not JSON, truncated, wrong
+shape, a leak -- is the model's problem: it never counts against the circuit breaker, gets ONE
+corrective follow-up telling the model what was wrong (a truncated one is re-asked with
+`max_tokens_on_truncation` when configured), and a second invalid answer is a DeadLetter with the
+precise reason (retrying the same conversation would not help).
+
+The answer's JSON schema is sent as `response_format`; an endpoint that rejects it is asked with
+`json_object`, then with the prompt alone, and the step is remembered for that endpoint.
 """
 from __future__ import annotations
 
@@ -15,16 +21,22 @@ from tenacity import RetryCallState
 
 from actors.ai import metrics, retry
 from actors.ai.client import AIClient, Completion
-from actors.ai.errors import BreakerOpen, InvalidAnswer, TransientAIError
+from actors.ai.errors import BreakerOpen, InvalidAnswer, ParameterRejected, TransientAIError
 from actors.ai.guard import LeakGuard
 from actors.ai.permits import LeaseFn, Permits, RecordFn
 from actors.ai.prompt import Prompt
-from actors.ai.schema import AIAnswer, parse_answer
+from actors.ai.schema import AIAnswer, parse_answer, response_format
 from contracts.errors import DeadLetter
 from contracts.events import ChatMessage
 from contracts.settings import AIConf, Config
 
 log = logging.getLogger(__name__)
+# response_format kinds tried in order; a rejected one is skipped from then on for that endpoint
+# and model, in this process (each worker learns it with one rejected request)
+_LADDER: dict[str, tuple[str | None, ...]] = {
+    "auto": ("json_schema", "json_object", None), "json_schema": ("json_schema", None),
+    "json_object": ("json_object", None), "none": (None,)}
+_FORMAT_STEP: dict[tuple[str, str], int] = {}
 
 
 @dataclass
@@ -71,40 +83,87 @@ class Drafter:
         return cls(ai, config.settings.ai_model or ai.model, client, permits, prompt,
                    LeakGuard(prompt.system, [key]))
 
-    async def classify(self, conversation: list[ChatMessage], tally: Tally) -> AIAnswer:
-        """A validated answer for the conversation; DeadLetter when it cannot get one."""
+    async def classify(self, conversation: list[ChatMessage], tally: Tally,
+                       context: dict[str, Any] | None = None) -> AIAnswer:
+        """A validated answer for the conversation; DeadLetter when it cannot get one (after one
+        corrective retry), PermanentError when the endpoint refuses the request."""
         messages = self.prompt.messages(conversation)
+        max_tokens = self.conf.max_tokens
         try:
-            completion = await self._call(messages, tally)
             try:
-                return self._validated(completion, tally)
+                return await self._answer(messages, max_tokens, tally)
             except InvalidAnswer as exc:
-                log.warning("AI answer rejected, asking once more", extra={"problem": exc.problem})
+                self._log_invalid("AI answer rejected, asking once more", exc, tally, context)
                 tally.corrected = True
-                messages = self.prompt.corrected(
-                    messages, None if exc.leak else completion.content, exc.problem)
-            completion = await self._call(messages, tally)
+                if exc.truncated and self.conf.max_tokens_on_truncation:
+                    max_tokens = self.conf.max_tokens_on_truncation
+                else:
+                    messages = self.prompt.corrected(messages, exc.content, exc.problem)
             try:
-                return self._validated(completion, tally)
+                return await self._answer(messages, max_tokens, tally)
             except InvalidAnswer as exc:
+                self._log_invalid("AI answer invalid after a corrective retry", exc, tally, context)
                 raise DeadLetter(f"AI answer invalid after a corrective retry: {exc.problem}") from None
         finally:
             metrics.count("tokens", tally.tokens, self.model)
             metrics.count("retries", tally.retries, self.model)
             metrics.count("rate_limited", tally.rate_limited, self.model)
 
-    def _validated(self, completion: Completion, tally: Tally) -> AIAnswer:
-        answer = parse_answer(completion.content, self.conf.max_reply_chars)
+    def _log_invalid(self, what: str, exc: InvalidAnswer, tally: Tally,
+                     context: dict[str, Any] | None) -> None:
+        log.warning(what, extra={**(context or {}), "problem": exc.problem, "model": self.model,
+                                 "endpoint": self.client.endpoint, "attempts": tally.attempts,
+                                 "truncated": exc.truncated, "leak": exc.leak,
+                                 "content_chars": len(exc.content or "")})
+
+    async def _answer(self, messages: list[dict[str, str]], max_tokens: int | None,
+                      tally: Tally) -> AIAnswer:
+        completion = await self._call(messages, max_tokens, tally)
+        try:
+            answer = parse_answer(completion.content, self.conf.max_reply_chars)
+        except InvalidAnswer as exc:
+            raise InvalidAnswer(exc.problem, content=completion.content) from None
         leak = self.guard.problem(answer.reply)
         if leak:
             raise InvalidAnswer(leak, leak=True)
         metrics.observe_latency(tally.latency_s, self.model)
         return answer
 
-    async def _call(self, messages: list[dict[str, str]], tally: Tally) -> Completion:
-        body = {"model": self.model, "messages": messages, "temperature": 0.2,
-                "response_format": {"type": "json_object"}}
+    # ------------------------------------------------------------------ structured output
+    @property
+    def _format_key(self) -> tuple[str, str]:
+        return self.client.endpoint, self.model
 
+    def response_format(self) -> str | None:
+        """The response_format kind this endpoint is asked for now (None: prompt only)."""
+        ladder = _LADDER[self.conf.response_format]
+        return ladder[min(_FORMAT_STEP.get(self._format_key, 0), len(ladder) - 1)]
+
+    def _step_down(self, kind: str, exc: ParameterRejected) -> None:
+        ladder = _LADDER[self.conf.response_format]
+        step = max(_FORMAT_STEP.get(self._format_key, 0), ladder.index(kind) + 1)
+        _FORMAT_STEP[self._format_key] = step
+        log.warning("AI endpoint rejected response_format; falling back", extra={
+            "endpoint": self.client.endpoint, "model": self.model, "rejected": kind,
+            "now": ladder[min(step, len(ladder) - 1)] or "prompt only", "error": str(exc)})
+
+    async def _call(self, messages: list[dict[str, str]], max_tokens: int | None,
+                    tally: Tally) -> Completion:
+        while True:
+            kind = self.response_format()
+            body: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": 0.2}
+            if kind:
+                body["response_format"] = response_format(kind)
+            if max_tokens:
+                body["max_tokens"] = max_tokens
+            try:
+                return await self._send(body, tally)
+            except ParameterRejected as exc:
+                if kind is None or exc.param != "response_format":
+                    raise
+                self._step_down(kind, exc)
+
+    async def _send(self, body: dict[str, Any], tally: Tally) -> Completion:
         async def attempt() -> Completion:
             tally.attempts += 1
             try:

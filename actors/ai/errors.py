@@ -1,6 +1,17 @@
 """Errors of the AI layer. Retryable ones carry what the retry policy needs (status, Retry-After);
-none of them ever carries request headers, so the API key cannot leak through an exception."""
+none of them ever carries request headers, so the API key cannot leak through an exception.
+
+Three kinds, told apart because each is handled differently:
+- TransientAIError: the server is unreachable, slow, failing (5xx) or busy (429): retried with
+  backoff; counted by the shared circuit breaker (except 429).
+- InvalidAnswer: the server answered 200 but the answer is unusable (no choices, a tool call, not
+  JSON, truncated...): the model's problem, not the server's -- one corrective retry, then a dead
+  letter; the breaker never sees it.
+- contracts.errors.PermanentError (400/401/403/404): retrying cannot help; dead-lettered at once.
+"""
 from __future__ import annotations
+
+from contracts.errors import PermanentError
 
 
 class TransientAIError(Exception):
@@ -23,9 +34,22 @@ class BreakerOpen(TransientAIError):
 
 class InvalidAnswer(Exception):
     """The model answered, but not with a valid, safe answer; `problem` says what was wrong (and
-    is what the corrective retry tells the model)."""
+    is what the corrective retry tells the model). `content` is the rejected text when it may be
+    shown to the model again (never after a leak); `truncated` marks finish_reason "length"."""
 
-    def __init__(self, problem: str, *, leak: bool = False):
+    def __init__(self, problem: str, *, leak: bool = False, content: str | None = None,
+                 truncated: bool = False):
         super().__init__(problem)
         self.problem = problem
         self.leak = leak  # the answer echoed secrets or instructions: never send it back
+        self.content = None if leak else content
+        self.truncated = truncated
+
+
+class ParameterRejected(PermanentError):
+    """HTTP 400/422 naming a request parameter the server does not support (`param`), e.g. a
+    `response_format` it cannot honour: the caller may drop the parameter and ask again."""
+
+    def __init__(self, message: str, param: str):
+        super().__init__(message)
+        self.param = param

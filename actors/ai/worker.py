@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
@@ -65,7 +66,7 @@ class AIWorker:
         self.in_flight = 0
         self.counts = {"drafts": 0, "created": 0, "duplicates": 0, "classified": 0, "skipped": 0,
                        "dead_letters": 0, "errors": 0, "attempts": 0, "retries": 0, "tokens": 0,
-                       "rate_limited": 0}
+                       "rate_limited": 0, "db_ms": 0.0}
 
     async def draft(self, account_id: str, conversation_id: str,
                     carrier: dict[str, str] | None = None) -> dict[str, Any]:
@@ -98,7 +99,11 @@ class AIWorker:
 
     async def _db(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._db_pool, functools.partial(fn, *args))
+        t0 = time.perf_counter()
+        try:
+            return await loop.run_in_executor(self._db_pool, functools.partial(fn, *args))
+        finally:
+            self.counts["db_ms"] += (time.perf_counter() - t0) * 1000
 
     async def _draft(self, span: Any, account_id: str, conversation_id: str) -> dict[str, Any]:
         history = await self._db(self.store.messages.conversation, account_id,
@@ -112,7 +117,11 @@ class AIWorker:
             return {"draft_id": None, "classification": None, "created": False}
         did = draft_id(account_id, conversation_id, last.message_id)
         span.set_attribute("ai.draft_id", did)
-        existing = await self._db(self.store.drafts.get, did)
+        # independent lookups run at once: each round trip a draft waits for is taken from the
+        # window of unacked events that keeps the AI endpoint busy
+        existing, known = await asyncio.gather(
+            self._db(self.store.drafts.get, did),
+            self._db(self.store.conversations.get, account_id, conversation_id))
         if existing is not None:  # redelivery: make sure its event is queued, do not ask again
             self.counts["duplicates"] += 1
             event = DraftCreated.make(draft_id=did, account_id=account_id,
@@ -121,7 +130,6 @@ class AIWorker:
                                       classification=existing["classification"], text=existing["text"])
             await self._db(self.store.outbox.add, [event], telemetry.inject())
             return {"draft_id": did, "classification": existing["classification"], "created": False}
-        known = await self._db(self.store.conversations.get, account_id, conversation_id)
         if known and known["last_message_id"] == last.message_id and known["draft_id"] is None:
             # redelivery of a conversation already classified as needing no reply
             self.counts["duplicates"] += 1
@@ -132,7 +140,8 @@ class AIWorker:
 
         tally = Tally()
         try:
-            answer = await self.drafter.classify(history, tally)
+            answer = await self.drafter.classify(history, tally, context={
+                "conversation_id": conversation_id, "account": account_hash(account_id)})
         finally:
             span.set_attributes(tally.attributes())
             for k in ("attempts", "retries", "tokens", "rate_limited"):
@@ -142,13 +151,14 @@ class AIWorker:
         carrier = telemetry.inject()
         if answer.classification != "needs_reply":
             self.counts["classified"] += 1
-            await self._db(functools.partial(
-                self.store.conversations.record_classification, account_id=account_id,
-                conversation_id=conversation_id, last_message_id=last.message_id,
-                classification=answer.classification, draft_id=None))
             event = self._classified(did, account_id, conversation_id, last.message_id,
                                      answer.classification)
-            await self._db(self.store.outbox.add, [event], carrier)
+            await asyncio.gather(   # both idempotent: a redelivery after a crash redoes either
+                self._db(functools.partial(
+                    self.store.conversations.record_classification, account_id=account_id,
+                    conversation_id=conversation_id, last_message_id=last.message_id,
+                    classification=answer.classification, draft_id=None)),
+                self._db(self.store.outbox.add, [event], carrier))
             return {"draft_id": None, "classification": answer.classification, "created": False}
 
         doc = {"_id": did, "account_id": account_id, "conversation_id": conversation_id,
@@ -160,14 +170,15 @@ class AIWorker:
         self.counts["created" if created else "duplicates"] += 1
         if created:
             metrics.count("drafts", 1, self.model)
-        await self._db(functools.partial(
-            self.store.conversations.record_classification, account_id=account_id,
-            conversation_id=conversation_id, last_message_id=last.message_id,
-            classification=answer.classification, draft_id=did))
         event = DraftCreated.make(draft_id=did, account_id=account_id, conversation_id=conversation_id,
                                   message_ids=message_ids, classification=answer.classification,
                                   text=answer.reply or "")
-        await self._db(self.store.outbox.add, [event], carrier)
+        await asyncio.gather(   # after the draft is stored, both at once (a redelivery finds it)
+            self._db(functools.partial(
+                self.store.conversations.record_classification, account_id=account_id,
+                conversation_id=conversation_id, last_message_id=last.message_id,
+                classification=answer.classification, draft_id=did)),
+            self._db(self.store.outbox.add, [event], carrier))
         log.info("draft created", extra={"draft_id": did, "conversation_id": conversation_id,
                                          "account": account_hash(account_id)})
         return {"draft_id": did, "classification": answer.classification, "created": created}

@@ -7,8 +7,8 @@ run at once, polled between short `process_data_events` slices on the consumer's
 connections are not thread-safe). Completed events are marked processed in one bulk write per
 batch by a marker thread, so the consumer keeps receiving and dispatching while MongoDB writes;
 once a batch's marks are stored the consumer thread acks it (a single multiple-ack for the
-contiguous prefix). `DeadLetter` goes to the dead queue with
-its reason; any other error is requeued until the delivery limit, then dead-lettered with the last
+contiguous prefix). `DeadLetter` and `PermanentError` (retrying cannot help: a 401, a 404,
+a wrong password) go to the dead queue with their reason on the first delivery; any other error is requeued until the delivery limit, then dead-lettered with the last
 error, so nothing is dropped silently. After a lost connection, unacked deliveries come back and
 are recognised by id; effects still running keep running and are marked when they finish.
 """
@@ -35,7 +35,7 @@ from actors.bus.connection import CONNECTION_ERRORS, client_name, connect
 from actors.bus.topology import Topology
 from actors.store import Store
 from contracts import telemetry
-from contracts.errors import DeadLetter, root_cause
+from contracts.errors import DeadLetter, PermanentError, root_cause
 from contracts.events import Event, parse_event
 from contracts.settings import Config
 
@@ -317,6 +317,10 @@ class Consumer:
                    "attempt": d.attempt, "error": deadletter.reason_of(cause)}
         if isinstance(cause, DeadLetter):
             log.error("handler dead-lettered event", extra=context)
+            self._dead_letter(d, deadletter.reason_of(cause))
+            self._ack(work.duplicates)
+        elif isinstance(cause, PermanentError):   # retrying cannot help: dead letter at once
+            log.error("handler failed permanently, dead-lettering", extra=context)
             self._dead_letter(d, deadletter.reason_of(cause))
             self._ack(work.duplicates)
         elif d.attempt >= self.delivery_limit:

@@ -117,6 +117,29 @@
     $("desk").hidden = false;
     await loadInbox(false);
     $("inbox").focus();
+    await openLinkedDraft();
+  }
+
+  /** A link from a notification names a draft: `#draft=<id>` opens it once signed in. */
+  async function openLinkedDraft() {
+    const m = /(?:^#|&)draft=([^&]+)/.exec(location.hash);
+    if (!m) return;
+    const id = decodeURIComponent(m[1]);
+    history.replaceState(null, "", location.pathname + location.search);
+    const r = await run($("conversation"), "Opening the linked draft", () => api("GET", `/api/drafts/${encodeURIComponent(id)}`));
+    if (!r) return;
+    if (!state.drafts.some((d) => d.id === id)) state.current = r.draft;
+    await openDraft(id);
+  }
+
+  /** `#token=<token>` (the demo prints such a link): signed in at once, the token then kept only
+   * in sessionStorage and removed from the address bar and history entry. */
+  function tokenFromLink() {
+    const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+    if (!m) return null;
+    const rest = location.hash.replace(/^#/, "").split("&").filter((p) => !p.startsWith("token=")).join("&");
+    history.replaceState(null, "", location.pathname + location.search + (rest ? "#" + rest : ""));
+    return decodeURIComponent(m[1]);
   }
 
   function signOut(clearMessage) {
@@ -299,7 +322,7 @@
   function fillItem(li, d) {
     const btn = li.firstElementChild;
     const isNew = state.fresh.has(d.id);
-    const key = JSON.stringify([d.account_id, d.conversation_id, d.classification, d.status, d.text, isNew]);
+    const key = JSON.stringify([d.account_id, d.conversation_id, d.classification, d.status, d.decided_by, d.text, isNew]);
     if (state.selected === d.id) btn.setAttribute("aria-current", "true");
     else btn.removeAttribute("aria-current");
     if (btn.dataset.key === key) return;                       // unchanged: leave the DOM alone
@@ -309,7 +332,10 @@
     const badges = el("span", "badges");
     if (isNew) badges.append(el("span", "badge new-badge", "New"));
     badges.append(el("span", "badge", d.classification));
-    if (d.status !== "pending_review") badges.append(el("span", "badge status-badge", STATUS_LABELS[d.status] || d.status));
+    if (d.status !== "pending_review") {
+      badges.append(el("span", "badge status-badge", STATUS_LABELS[d.status] || d.status));
+      if (d.decided_by) badges.append(el("span", "badge by-badge", `by ${d.decided_by}`));
+    }
     line1.append(el("span", null, `${d.account_id} · ${d.conversation_id}`), badges);
     btn.replaceChildren(line1, el("span", "snippet", d.text));
   }
@@ -345,7 +371,12 @@
     $("conv-account").textContent = conv.account_id;
     $("conv-id").textContent = conv.conversation_id;
     $("conv-class").textContent = draft.classification || "";
-    const latest = conv.draft && conv.draft.id === id ? conv.draft : draft;
+    let latest = conv.draft && conv.draft.id === id ? conv.draft : draft;
+    if (latest.text_truncated) {             // the inbox list holds an excerpt: edit the whole text
+      const full = await run($("conversation"), "Opening the draft", () => api("GET", `/api/drafts/${encodeURIComponent(id)}`));
+      if (!full || state.selected !== id) return;
+      latest = full.draft;
+    }
     state.messages = conv.messages;
     renderMessages(latest);
     setDraft(latest, true);
@@ -581,7 +612,9 @@
     $("reject").addEventListener("click", () => decide("reject"));
     document.addEventListener("keydown", onKey);
     updateButtons();
-    if (state.token) connect(state.token);
+    const linked = tokenFromLink();
+    if (linked) connect(linked);
+    else if (state.token) connect(state.token);
     else $("token").focus();
   });
 })();

@@ -51,6 +51,10 @@ def child_specs(config: Config, home_node: str | None = None) -> list[ChildSpec]
                                start_method="ping"))
     specs.append(ChildSpec(name="sheets:writer", kind="sheets", actor_cls=_remote(SheetsWriter),
                            args=(config,), options={"num_cpus": 0, **near(home_node)}))
+    if config.notify_urls and config.app.notify.enabled:
+        from actors.notify.actor import ACTOR_NAME, Notifier
+        specs.append(ChildSpec(name=ACTOR_NAME, kind="notify", actor_cls=_remote(Notifier),
+                               args=(config,), options={"num_cpus": 0, **near(home_node)}))
     if config.app.review.enabled:
         from actors.review.server import ReviewDesk
         specs.append(ChildSpec(name="review:desk", kind="review", actor_cls=_remote(ReviewDesk),

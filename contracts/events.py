@@ -119,11 +119,50 @@ class ReplySent(_Event):
                    site_message_id=site_message_id, text=text)
 
 
+class ChildFailed(_Event):
+    """The supervisor gave up on a child (restart intensity exceeded, or a permanent error)."""
+    type: Literal["child.failed"] = "child.failed"
+    account_id: str = ""
+    conversation_id: str = ""
+    child: str
+    kind: str
+    error: str
+
+    @classmethod
+    def make(cls, *, child: str, kind: str, account_id: str | None, error: str, at: float) -> "ChildFailed":
+        return cls(event_id=f"child.failed:{child}:{int(at * 1000)}", child=child, kind=kind,
+                   account_id=account_id or "", error=error[:500])
+
+
+class NeedsLogin(_Event):
+    """A browser session cannot log in (wrong or expired credentials): a person must act."""
+    type: Literal["account.needs_login"] = "account.needs_login"
+    conversation_id: str = ""
+    child: str
+    error: str
+
+    @classmethod
+    def make(cls, *, child: str, account_id: str, error: str, at: float) -> "NeedsLogin":
+        return cls(event_id=f"account.needs_login:{account_id}:{int(at * 1000)}", child=child,
+                   account_id=account_id, error=error[:500])
+
+
+class DeadLetterSeen(BaseModel):
+    """A message seen on the dead-letter exchange (not an Event: its body may be anything)."""
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["dead_letter.seen"] = "dead_letter.seen"
+    event_id: str
+    routing_key: str
+    consumer: str
+    reason: str
+    message_id: str | None = None
+
+
 Event = Annotated[Union[MessageSeen, DraftCreated, ConversationClassified, DraftApproved,
-                        DraftRejected, ReplySent], Field(discriminator="type")]
+                        DraftRejected, ReplySent, ChildFailed, NeedsLogin], Field(discriminator="type")]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 ROUTING_KEYS = ("message.seen", "draft.created", "conversation.classified", "draft.approved",
-                "draft.rejected", "reply.sent")
+                "draft.rejected", "reply.sent", "child.failed", "account.needs_login")
 
 
 def parse_event(body: bytes | str) -> Event:

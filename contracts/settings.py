@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import yaml
 from pydantic import (AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError,
@@ -80,6 +81,14 @@ class Settings(BaseSettings):
     ai_api_url: str = Field(validation_alias="AI_API_URL")
     ai_model: str | None = Field(None, validation_alias="AI_MODEL")
     review_token: SecretStr | None = Field(None, validation_alias="REVIEW_TOKEN")
+    # several reviewers: `name=token` pairs (comma or newline separated), or a YAML/JSON file of
+    # `name: token` (or `name: {token: ..., accounts: [...]}`)
+    review_tokens: SecretStr | None = Field(None, validation_alias="REVIEW_TOKENS")
+    review_tokens_file: Path | None = Field(None, validation_alias="REVIEW_TOKENS_FILE")
+    # reviewer notifications: apprise URLs (they hold webhook secrets), separated by commas,
+    # whitespace or newlines, or one per line in a file
+    notify_urls: SecretStr | None = Field(None, validation_alias="NOTIFY_URLS")
+    notify_urls_file: Path | None = Field(None, validation_alias="NOTIFY_URLS_FILE")
     config_file: Path = Field(DEFAULT_CONFIG, validation_alias="REPLYDESK_CONFIG")
     namespace: str = Field("replydesk", validation_alias="REPLYDESK_NAMESPACE",
                            pattern=r"^[a-z0-9][a-z0-9_-]{0,40}$")
@@ -92,7 +101,14 @@ class Settings(BaseSettings):
     @field_validator("rabbitmq_url")
     @classmethod
     def _amqp(cls, v: str) -> str:
-        return _check_url(v, ("amqp", "amqps"), "AMQP")
+        _check_url(v, ("amqp", "amqps"), "AMQP")
+        url = urlparse(v)
+        # RabbitMQ's default account: anyone who knows the broker's address knows its password
+        if unquote(url.username or "") == "guest" and unquote(url.password or "guest") == "guest" \
+                and not is_loopback(url.hostname or ""):
+            raise ValueError(f"the default guest:guest account must not be used off loopback "
+                             f"(host {url.hostname}); create a broker user with its own password")
+        return v
 
     @field_validator("mongodb_uri")
     @classmethod
@@ -247,9 +263,16 @@ class BusConf(BaseModel):
     depth_interval_s: float = Field(5.0, gt=0)
 
 
+class ReviewerConf(BaseModel):
+    """What the YAML says about one named reviewer (the token itself is a secret: env or file)."""
+    model_config = ConfigDict(extra="forbid")
+    accounts: list[str] | None = None              # None: every account
+
+
 class ReviewConf(BaseModel):
     model_config = ConfigDict(extra="forbid")
     enabled: bool = True
+    reviewers: dict[str, ReviewerConf] = {}        # optional per-reviewer account restrictions
     host: str = "127.0.0.1"
     port: int = Field(8088, ge=0, le=65535)
     allowed_origins: list[str] = []
@@ -289,6 +312,29 @@ class ReviewConf(BaseModel):
 
 
 
+class NotifyConf(BaseModel):
+    """Reviewer notifications (apprise); active when NOTIFY_URLS or NOTIFY_URLS_FILE is set."""
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    max_per_minute: int = Field(6, ge=1)           # more drafts than this are sent as digests
+    desk_url: str | None = None                    # links in notifications; default: the desk's
+    excerpt_chars: int = Field(200, ge=20, le=2000)
+    digest_max_items: int = Field(30, ge=1)        # listed in one digest (the rest are counted)
+    max_attempts: int = Field(10, ge=1)            # per notification, then dead-lettered
+    backoff_initial_s: float = Field(2.0, gt=0)    # exponential, jittered
+    backoff_max_s: float = Field(300.0, gt=0)
+    timeout_s: float = Field(10.0, gt=0)
+    on_draft: bool = True
+    on_needs_login: bool = True
+    on_child_failed: bool = True
+    on_dead_letter: bool = True
+
+    @field_validator("desk_url")
+    @classmethod
+    def _desk_url(cls, v: str | None) -> str | None:
+        return None if not v else _check_url(v, ("http", "https"), "HTTP").rstrip("/")
+
+
 class AppConfig(BaseModel):
     """The YAML file in conf/: accounts, pool sizes, sites and the rest of the tuning."""
     model_config = ConfigDict(extra="forbid")
@@ -299,6 +345,7 @@ class AppConfig(BaseModel):
     supervisor: SupervisorConf = SupervisorConf()
     bus: BusConf = BusConf()
     review: ReviewConf = ReviewConf()
+    notify: NotifyConf = NotifyConf()
 
     @field_validator("accounts")
     @classmethod
@@ -314,6 +361,21 @@ class Credentials(BaseModel):
     password: SecretStr
 
 
+REVIEWER_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,39}$"
+MIN_TOKEN_CHARS = 16
+
+
+class ReviewerAuth(BaseModel):
+    """One named reviewer: the bearer token and the accounts they review (None = all)."""
+    name: str
+    token: SecretStr
+    accounts: list[str] | None = None
+    source: str = "REVIEW_TOKEN"                   # the variable it came from (for errors)
+
+    def sees(self, account_id: str | None) -> bool:
+        return self.accounts is None or account_id in self.accounts
+
+
 class Config(BaseModel):
     """Everything a process needs, validated: handed to actors as one picklable object. Site URLs
     and account credentials are resolved once, in the process that loaded the config."""
@@ -322,6 +384,8 @@ class Config(BaseModel):
     sites: dict[str, SiteConf]
     site_urls: dict[str, str]
     account_credentials: dict[str, Credentials]
+    reviewers: dict[str, ReviewerAuth] = {}
+    notify_urls: list[SecretStr] = []
 
     def site(self, name: str) -> SiteConf:
         return self.sites[name]
@@ -344,8 +408,17 @@ class Config(BaseModel):
         values = [s.ai_api_key.get_secret_value()]
         if s.review_token is not None:
             values.append(s.review_token.get_secret_value())
+        values += [r.token.get_secret_value() for r in self.reviewers.values()]
         values += [c.password.get_secret_value() for c in self.account_credentials.values()]
-        return [v for v in values if v]
+        for url in self.notify_urls:       # the whole URL and each secret-looking part of it
+            raw = url.get_secret_value()
+            values.append(raw)
+            values += [p for p in re.split(r"[/:@?&=#,]+", raw.split("://", 1)[-1]) if len(p) >= 12]
+        for url in (s.rabbitmq_url, s.mongodb_uri):   # broker/database passwords (not "guest")
+            password = unquote(urlparse(url).password or "")
+            if len(password) >= 8:
+                values.append(password)
+        return list(dict.fromkeys(v for v in values if v))
 
 
 def _credentials(account: AccountConf, env: dict[str, str]) -> Credentials:
@@ -368,6 +441,113 @@ def _site_url(site: SiteConf, env: dict[str, str]) -> str:
         return _check_url(value, ("http", "https"), "HTTP").rstrip("/")
     except ValueError as exc:
         raise ConfigError(f"config error: {site.url_env}: {exc}") from None
+
+
+def _read_secret_file(var: str, path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config error: {var}: {path} cannot be read ({type(exc).__name__})") from None
+
+
+def _token_problem(token: str) -> str | None:
+    if len(token) < MIN_TOKEN_CHARS:
+        return f"too short (at least {MIN_TOKEN_CHARS} characters)"
+    if not all(33 <= ord(c) <= 126 for c in token):
+        return "must be printable ASCII without spaces"
+    return None
+
+
+def _reviewer_entries(settings: Settings) -> list[tuple[str, str, str, list[str] | None]]:
+    """(variable, name, token, accounts) from REVIEW_TOKEN, REVIEW_TOKENS and REVIEW_TOKENS_FILE."""
+    out: list[tuple[str, str, str, list[str] | None]] = []
+    if settings.review_tokens is not None:
+        for i, pair in enumerate(p.strip() for p in re.split(r"[,\n]", settings.review_tokens.get_secret_value())):
+            if not pair:
+                continue
+            name, sep, token = pair.partition("=")
+            if not sep or not name.strip() or not token.strip():
+                raise ConfigError(f"config error: REVIEW_TOKENS: entry {i + 1} is not name=token")
+            out.append(("REVIEW_TOKENS", name.strip(), token.strip(), None))
+    if settings.review_tokens_file is not None:
+        var, f = "REVIEW_TOKENS_FILE", settings.review_tokens_file
+        try:
+            data = yaml.safe_load(_read_secret_file(var, f))
+        except yaml.YAMLError:
+            raise ConfigError(f"config error: {var}: {f} is not valid YAML or JSON") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config error: {var}: {f} must map reviewer names to tokens")
+        for name, value in data.items():
+            accounts = None
+            if isinstance(value, dict):
+                accounts, value = value.get("accounts"), value.get("token")
+                if accounts is not None and (not isinstance(accounts, list)
+                                             or not all(isinstance(a, str) for a in accounts)):
+                    raise ConfigError(f"config error: {var}: accounts of {str(name)!r} must be a list of account ids")
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"config error: {var}: the token of {str(name)!r} must be a non-empty string")
+            out.append((var, str(name), value, accounts))
+    return out
+
+
+def _reviewers(settings: Settings, app: AppConfig) -> dict[str, ReviewerAuth]:
+    """Every named reviewer; REVIEW_TOKEN alone is `review.token_name` (default `owner`)."""
+    entries = _reviewer_entries(settings)
+    if settings.review_token is not None and settings.review_token.get_secret_value():
+        entries.insert(0, ("REVIEW_TOKEN", app.review.token_name,
+                           settings.review_token.get_secret_value(), None))
+    known = {a.id for a in app.accounts}
+    out: dict[str, ReviewerAuth] = {}
+    tokens: dict[str, str] = {}
+    for var, name, token, accounts in entries:
+        if not re.match(REVIEWER_NAME, name):
+            raise ConfigError(f"config error: {var}: reviewer name {name[:40]!r} must be 1-40 "
+                              "letters, digits or _.@-")
+        if name in out:
+            raise ConfigError(f"config error: {var}: reviewer {name!r} is named twice "
+                              f"(also in {out[name].source})")
+        problem = _token_problem(token)
+        if problem:
+            who = "" if var == "REVIEW_TOKEN" else f"the token of {name!r}: "
+            raise ConfigError(f"config error: {var}: {who}{problem}")
+        if token in tokens:
+            raise ConfigError(f"config error: {var}: {name!r} and {tokens[token]!r} share one token")
+        tokens[token] = name
+        yaml_accounts = app.review.reviewers.get(name)
+        if accounts is None and yaml_accounts is not None:
+            accounts = yaml_accounts.accounts
+        unknown = sorted(set(accounts or ()) - known)
+        if unknown:
+            raise ConfigError(f"config error: review.reviewers.{name}.accounts: unknown account "
+                              f"{', '.join(unknown)}")
+        out[name] = ReviewerAuth(name=name, token=SecretStr(token), accounts=accounts, source=var)
+    stray = sorted(set(app.review.reviewers) - set(out))
+    if stray:
+        raise ConfigError(f"config error: review.reviewers: no token for {', '.join(stray)} "
+                          "(set REVIEW_TOKENS or REVIEW_TOKENS_FILE)")
+    return out
+
+
+def _notify_urls(settings: Settings, app: AppConfig) -> list[SecretStr]:
+    """The apprise URLs, each checked by apprise itself: a bad one stops start-up naming the
+    variable and the URL's scheme (never the URL: it holds the webhook's secret)."""
+    raw: list[tuple[str, str]] = []
+    if settings.notify_urls is not None:
+        raw += [("NOTIFY_URLS", u) for u in re.split(r"[\s,]+", settings.notify_urls.get_secret_value()) if u]
+    if settings.notify_urls_file is not None:
+        text = _read_secret_file("NOTIFY_URLS_FILE", settings.notify_urls_file)
+        raw += [("NOTIFY_URLS_FILE", line.strip()) for line in text.splitlines()
+                if line.strip() and not line.strip().startswith("#")]
+    if not raw or not app.notify.enabled:
+        return []
+    import apprise  # only when notifications are configured
+    for i, (var, url) in enumerate(raw):
+        scheme = url.split("://", 1)[0] if "://" in url else ""
+        if not scheme or apprise.Apprise.instantiate(url, suppress_exceptions=True) is None:
+            what = f"a {scheme}:// URL" if scheme.isalnum() and len(scheme) <= 20 else "a URL"
+            raise ConfigError(f"config error: {var}: entry {i + 1} ({what}) is not a notification "
+                              "URL apprise can use (see https://github.com/caronc/apprise/wiki)")
+    return [SecretStr(u) for _, u in raw]
 
 
 def _env_with_dotenv() -> dict[str, str]:
@@ -450,8 +630,11 @@ def load(config_file: Path | str | None = None, **overrides: Any) -> Config:
             sites[name] = SiteConf.model_validate(_read_yaml(site_path) or {})
         except ValidationError as exc:
             raise ConfigError(_yaml_error(site_path, exc)) from None
-    if app.review.enabled and settings.review_token is None:
-        raise ConfigError("config error: REVIEW_TOKEN: required when the review desk is enabled")
+    reviewers = _reviewers(settings, app)
+    if app.review.enabled and not reviewers:
+        raise ConfigError("config error: REVIEW_TOKEN: required when the review desk is enabled "
+                          "(or REVIEW_TOKENS / REVIEW_TOKENS_FILE for several named reviewers)")
+    notify_urls = _notify_urls(settings, app)
     env = _env_with_dotenv()
     creds = {a.id: _credentials(a, env) for a in app.accounts}
     urls = {name: _site_url(site, env) for name, site in sites.items()}
@@ -463,7 +646,8 @@ def load(config_file: Path | str | None = None, **overrides: Any) -> Config:
                                  ", ".join(passwords))
             except ValueError as exc:
                 raise ConfigError(f"config error: {exc}") from None
-    return Config(settings=settings, app=app, sites=sites, site_urls=urls, account_credentials=creds)
+    return Config(settings=settings, app=app, sites=sites, site_urls=urls, account_credentials=creds,
+                  reviewers=reviewers, notify_urls=notify_urls)
 
 
 def resolve(path: Path) -> Path:

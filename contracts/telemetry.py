@@ -76,6 +76,11 @@ def register_secret(value: str | None) -> None:
         _secrets.add(value)
 
 
+def redact(text: str) -> str:
+    """`text` with every registered secret masked (for anything shown to a person)."""
+    return _redact(text)
+
+
 def _redact(text: str) -> str:
     for s in _secrets:
         if s in text:

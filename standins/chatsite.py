@@ -747,6 +747,65 @@ async def send(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(f"/chat/{conv.id}")
 
 
+# ---------------------------------------------------------------- the contact's side (demo)
+
+_CONTACT_SCRIPT = """
+const cid = document.body.dataset.cid, log = document.getElementById("log");
+async function load() {
+  const r = await fetch(`/_admin/conversations/${encodeURIComponent(cid)}/messages`);
+  if (!r.ok) return;
+  const msgs = await r.json();
+  log.replaceChildren(...msgs.map((m) => {
+    const li = document.createElement("li");
+    li.className = m.direction === "out" ? "reply" : "mine";
+    li.dataset.direction = m.direction;
+    li.textContent = `${m.direction === "out" ? "Reply from the account owner" : m.sender}: ${m.text}`;
+    return li;
+  }));
+}
+document.getElementById("say").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const text = document.getElementById("text");
+  if (!text.value.trim()) return;
+  await fetch(`/_admin/conversations/${encodeURIComponent(cid)}/messages`, {method: "POST",
+    headers: {"Content-Type": "application/json"},
+    body: JSON.stringify({sender: document.body.dataset.sender, text: text.value})});
+  text.value = "";
+  load();
+});
+load();
+setInterval(load, 1000);
+"""
+
+
+async def contact_index(request: web.Request) -> web.Response:
+    """The demo's other side: every conversation, as its contact sees it."""
+    convs = _sorted_conversations(_state(request))
+    items = "".join(f'<li><a href="/contact/{escape(urllib.parse.quote(c.id))}">{escape(c.title)}</a> '
+                    f'({len(c.messages)} messages)</li>' for c in convs)
+    return web.Response(text=f"<!doctype html><title>Contacts</title><h1>Talk as a contact</h1>"
+                             f"<p>Pick a conversation, or start one at /contact/&lt;id&gt;?as=Name.</p>"
+                             f"<ul>{items}</ul>", content_type="text/html")
+
+
+async def contact_page(request: web.Request) -> web.Response:
+    """One conversation as its contact sees it: the messages (live) and a box to write more."""
+    st = _state(request)
+    cid = request.match_info["cid"]
+    conv = st.conversations.get(cid)
+    sender = request.query.get("as") or (conv.title if conv else cid)
+    return web.Response(text=(
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{escape(sender)} · {escape(cid)}</title>'
+        '<style>body{font:15px sans-serif;max-width:40em;margin:2em auto}li{margin:.3em 0}'
+        '.reply{color:#05603a;font-weight:bold}</style></head>'
+        f'<body data-cid="{escape(cid)}" data-sender="{escape(sender)}">'
+        f'<h1>You are {escape(sender)}, chatting with the account owner</h1>'
+        '<ul id="log" aria-live="polite"></ul>'
+        '<form id="say"><label>Your message <input id="text" size="50" autocomplete="off"></label>'
+        '<button type="submit">Send</button></form>'
+        f'<script>{_CONTACT_SCRIPT}</script></body></html>'), content_type="text/html")
+
+
 # ---------------------------------------------------------------- admin API
 
 async def admin_reset(request: web.Request) -> web.Response:
@@ -840,6 +899,8 @@ def make_app(theme: str = "classic", brand: str = "MeetMe") -> web.Application:
     app.router.add_get("/chat", inbox)
     app.router.add_get("/chat/{cid}", conversation)
     app.router.add_post("/chat/{cid}/send", send)
+    app.router.add_get("/contact", contact_index)
+    app.router.add_get("/contact/{cid}", contact_page)
     app.router.add_post("/_admin/reset", admin_reset)
     app.router.add_post("/_admin/accounts", admin_account)
     app.router.add_post("/_admin/sessions", admin_session)

@@ -1,5 +1,12 @@
 """`./run demo`: the whole pipeline on the demo site, with embedded defaults.
 
+`./run demo --serve` leaves it running for a person: it prints the review desk's URL with a
+ready-to-use token and the chat site's contact page (watch a conversation, write as the contact),
+prints each reviewer notification as it arrives (a local receiver stands in for Discord/Slack),
+injects a new message every `--chatter` seconds if asked, and shuts down cleanly on Ctrl-C.
+
+The plain `./run demo` is the scripted check:
+
 Starts the stand-ins (chat site, AI endpoint, Sheets fake, MongoDB-wire server), a local Ray and
 the supervisor; injects a few conversations; waits until each is classified, drafted and logged to
 the sheet; measures one message's end-to-end latency; prints what happened; shuts everything down
@@ -20,6 +27,14 @@ import time
 from pathlib import Path
 
 AI_EVENTS = ["draft.created", "conversation.classified"]
+CHATTER = [
+    ("c-alice", "Alice", "By the way, do you prefer mountains or the seaside?"),
+    ("c-erin", "Erin", "Hey! Are you free for a coffee this weekend?"),
+    ("c-frank", "Frank", "Congratulations, you won a prize! Click here to claim it"),
+    ("c-alice", "Alice", "I found a nice trail near the lake, want to try it on Sunday?"),
+    ("c-gina", "Gina", "Hi, we matched yesterday. How is your week going?"),
+]
+
 CONVERSATIONS = [
     ("c-alice", "Alice", "Hi! I saw you like hiking too. Any favourite trails around here?"),
     ("c-bob", "Bob", "Earn 10x on crypto today!!! Send bitcoin to my wallet and get rich"),
@@ -64,10 +79,49 @@ def _stray_chromium() -> list[str]:
     return [line for line in out.splitlines() if "chromium" in line]
 
 
+def _process_tree(root: int) -> dict[int, str]:
+    """pid -> command line of every process descending from `root` (read from /proc)."""
+    parents: dict[int, int] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                parents[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
+    tree, todo = {}, [root]
+    while todo:
+        parent = todo.pop()
+        for child in [c for c, pp in parents.items() if pp == parent]:
+            try:
+                tree[child] = (Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
+                               .decode(errors="replace"))
+            except OSError:
+                continue
+            todo.append(child)
+    return tree
+
+
+def _still_running(pids: list[int]) -> list[int]:
+    alive = []
+    for pid in pids:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                alive.append(pid)
+        except OSError:
+            pass
+    return alive
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="./run demo", description=__doc__.splitlines()[0])
     p.add_argument("--timeout", type=float, default=180.0)
+    p.add_argument("--serve", action="store_true",
+                   help="leave the stack running with the review desk open until Ctrl-C")
+    p.add_argument("--chatter", type=float, default=0.0, metavar="SECONDS",
+                   help="with --serve: inject a new incoming message every SECONDS (0: never)")
     args = p.parse_args(argv)
+    if args.serve:
+        return serve(args)
     t0 = time.monotonic()
 
     from standins.stack import start_stack, wait_for
@@ -180,6 +234,90 @@ def main(argv: list[str] | None = None) -> int:
           f"{result['wall_time_s']:.1f}s")
     print(json.dumps(result))
     return 0 if not stray else 1
+
+
+def serve(args: argparse.Namespace) -> int:
+    """The embedded stack left running for a person; Ctrl-C (SIGINT) or SIGTERM stops it."""
+    import signal
+    t0 = time.monotonic()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)   # stop the same way as Ctrl-C
+
+    from standins.notifyrecv import ReceiverAdmin
+    from standins.notifyrecv import make_app as receiver_app
+    from standins.serve import ServedApp
+    from standins.stack import start_stack, wait_for
+    stack = start_stack()
+    receiver = ServedApp(receiver_app()).start()
+    notices = ReceiverAdmin(receiver.url)
+    os.environ.update(stack.env, NOTIFY_URLS=notices.target("demo"))
+
+    import ray
+
+    from contracts import settings
+    from supervisor import runner
+
+    handle = config = None
+    status = 0
+    try:
+        config = settings.load()
+        config.app.accounts[0].poll_interval_s = 1.0
+        config.app.review.port = 0
+        config.app.review.inbox_poll_interval_s = 2.0
+        config.app.sheets.linger_s = 0.3
+        for conv, sender, text in CONVERSATIONS:
+            stack.site.inject(conv, sender, text)
+        print("demo: starting Ray and the supervisor (about 10-20 s)...", flush=True)
+        runner.connect(None, config.settings.namespace)
+        handle = runner.start(config)
+        st = ray.get(handle.status.remote())
+        desk = next(c for c in st["children"] if c["kind"] == "review")
+        desk_url = wait_for(lambda: desk["info"].get("url"), 30, "the review desk")
+        token = stack.env["REVIEW_TOKEN"]
+        print(f"\nreview desk: {desk_url}/#token={token}", flush=True)
+        print(f"  (or open {desk_url}/ and enter the review token {token})", flush=True)
+        print(f"demo chat site, as the contacts: {stack.env['MEETME_URL']}/contact", flush=True)
+        print("approve a draft in the desk and watch the reply arrive on the contact's page; "
+              "type there to send new messages. Ctrl-C stops everything.", flush=True)
+        seen_notes = seen_sent = 0
+        next_chatter = time.monotonic() + args.chatter if args.chatter > 0 else None
+        i = 0
+        while True:
+            time.sleep(0.5)
+            notes = notices.received()
+            for n in notes[seen_notes:]:
+                print(f"notification: {n.get('title')}", flush=True)
+            seen_notes = len(notes)
+            sent = stack.site.sent()["messages"]
+            for m in sent[seen_sent:]:
+                print(f"reply sent to {m['conversation_id']}: {m['text'][:80]!r}", flush=True)
+            seen_sent = len(sent)
+            if next_chatter is not None and time.monotonic() >= next_chatter:
+                conv, sender, text = CHATTER[i % len(CHATTER)]
+                stack.site.inject(conv, sender, text)
+                print(f"new message from {sender} ({conv})", flush=True)
+                i += 1
+                next_chatter = time.monotonic() + args.chatter
+    except KeyboardInterrupt:
+        print("\ndemo: stopping...", flush=True)
+    except Exception as exc:
+        print(f"demo failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        status = 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)     # a second Ctrl-C must not cut cleanup short
+        chromium_pids = [pid for pid, cmd in _process_tree(os.getpid()).items() if "chromium" in cmd]
+        if handle is not None:
+            runner.stop(handle)
+            runner.decommission(config)
+        if ray.is_initialized():
+            ray.shutdown()
+        receiver.stop()
+        stack.close()
+    # this run's own browsers only (other replydesk runs on the machine have theirs): every
+    # Chromium started under this process must be gone once the supervisor has stopped
+    stray = _still_running(chromium_pids)
+    print(f"shut down cleanly; stray Chromium processes: {len(stray)}; ran "
+          f"{time.monotonic() - t0:.1f}s", flush=True)
+    return status if not stray else 1
 
 
 if __name__ == "__main__":

@@ -114,5 +114,5 @@ def run_for(handle: Any, duration_s: float | None, report_every_s: float = 10.0,
 def decommission(config: Config) -> None:
     """Delete the namespace's queues and exchanges (a finished demo or test environment)."""
     from actors.bus import delete_topology
-    from supervisor.supervisor import ROUTES
-    delete_topology(config, ROUTES)
+    from supervisor.supervisor import ALL_KINDS
+    delete_topology(config, ALL_KINDS)

@@ -47,6 +47,7 @@ def _browser_fingerprint(config: Config, account: Any) -> str:
 
 def child_specs(config: Config, home_node: str | None = None) -> list[ChildSpec]:
     """The children `config` asks for; all but the browser sessions are pinned to `home_node`."""
+    from contracts.ids import stable_hash
     from actors.ai.worker import AIWorker
     from actors.browser.session import BrowserSession
     from actors.sheets.writer import SheetsWriter
@@ -71,9 +72,16 @@ def child_specs(config: Config, home_node: str | None = None) -> list[ChildSpec]
     specs.append(ChildSpec(name="sheets:writer", kind="sheets", actor_cls=_remote(SheetsWriter),
                            args=(config,), options={"num_cpus": 0, **near(home_node)},
                            fingerprint=_fingerprint(config.app.sheets, config.settings.google_sheet_id)))
+    if config.notify_urls and config.app.notify.enabled:
+        from actors.notify.actor import ACTOR_NAME, Notifier
+        specs.append(ChildSpec(name=ACTOR_NAME, kind="notify", actor_cls=_remote(Notifier),
+                               args=(config,), options={"num_cpus": 0, **near(home_node)},
+                               fingerprint=_fingerprint(config.app.notify,
+                                                        stable_hash(*config.secret_values()))))
     if config.app.review.enabled:
         from actors.review.server import ReviewDesk
         specs.append(ChildSpec(name="review:desk", kind="review", actor_cls=_remote(ReviewDesk),
                                args=(config,), options={"num_cpus": 0, **near(home_node)},
-                               fingerprint=_fingerprint(config.app.review)))
+                               # its tokens too: a reviewer added or revoked restarts the desk
+                               fingerprint=_fingerprint(config.app.review, stable_hash(*config.secret_values()))))
     return specs

@@ -24,6 +24,7 @@ from actors.store import Store
 from contracts import telemetry
 from contracts.errors import PermanentError, root_cause
 from contracts.metrics import counter, gauge
+from contracts.events import ChildFailed, NeedsLogin
 from contracts.settings import Config
 from supervisor.children import Child, ChildSpec, create_actor, find_actor, kill_quietly
 from supervisor.policy import RestartPolicy
@@ -44,6 +45,19 @@ ROUTES: dict[str, list[str]] = {
     "sheets": ["message.seen", "draft.created", "draft.approved", "draft.rejected", "reply.sent"],
     "send": ["draft.approved"],
 }
+# Reviewer notifications, when NOTIFY_URLS is set: a queue for the events a person should hear
+# about, and one bound to the dead-letter exchange (a copy of every dead letter).
+NOTIFY_ROUTES: dict[str, list[str]] = {"notify": ["draft.created", "account.needs_login", "child.failed"]}
+DEAD_WATCH = "notify-dead"
+ALL_KINDS = [*ROUTES, *NOTIFY_ROUTES, DEAD_WATCH]      # what decommissioning removes
+
+
+def notifying(config: Config) -> bool:
+    return bool(config.notify_urls) and config.app.notify.enabled
+
+
+def routes_for(config: Config) -> dict[str, list[str]]:
+    return {**ROUTES, **(NOTIFY_ROUTES if notifying(config) else {})}
 
 
 def _is_death(exc: BaseException) -> bool:
@@ -61,7 +75,8 @@ class Supervisor:
         telemetry.setup_from(config, "supervisor")
         self.store = Store.from_config(config)
         self.store.ensure_indexes()
-        declare_topology(config, ROUTES)
+        self.routes = routes_for(config)
+        declare_topology(config, self.routes)
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._stop = threading.Event()
@@ -73,7 +88,10 @@ class Supervisor:
             self._add_child(spec)
         self.relay = OutboxRelay(config)
         self.consumers = [Consumer(config, kind, keys, getattr(self, f"_route_{kind}"))
-                          for kind, keys in ROUTES.items()]
+                          for kind, keys in self.routes.items()]
+        if notifying(config) and config.app.notify.on_dead_letter:
+            self.consumers.append(Consumer(config, DEAD_WATCH, [], self._route_notify_dead,
+                                           source="dead"))
         self._monitor = threading.Thread(target=self._run, name="supervisor-monitor", daemon=True)
         self._monitor.start()
         self.relay.start()
@@ -132,11 +150,28 @@ class Supervisor:
         else:
             child.state = "failed"
             CHILD_FAILED.inc(tags={"child": child.name, "kind": child.spec.kind})
+            self._announce_failure(child, exc)
             log.error("child failed permanently or exceeded its restart intensity; not restarted",
                       extra={"child": child.name, "error": child.last_error,
                              "max_restarts": child.policy.max_restarts,
                              "within_s": child.policy.within_s})
         self._changed.notify_all()
+
+    def _announce_failure(self, child: Child, exc: BaseException) -> None:
+        """Queue the event a person must hear about: `account.needs_login` when a session cannot
+        log in, else `child.failed` (the notifier tells the reviewers)."""
+        from actors.browser.adapter import LoginFailed
+        at = time.time()
+        if isinstance(exc, LoginFailed) and child.spec.account_id:
+            event: Any = NeedsLogin.make(child=child.name, account_id=child.spec.account_id,
+                                         error=child.last_error or "", at=at)
+        else:
+            event = ChildFailed.make(child=child.name, kind=child.spec.kind,
+                                     account_id=child.spec.account_id, error=child.last_error or "", at=at)
+        try:
+            self.store.outbox.add([event])
+        except Exception:
+            log.exception("could not queue the failure event", extra={"child": child.name})
 
     # ------------------------------------------------------------------ monitor loop
     def _run(self) -> None:
@@ -190,7 +225,9 @@ class Supervisor:
                         child.last_heartbeat = now
                         if isinstance(pong, dict) and "status" in pong:  # degraded + missing elements
                             child.info["health"] = {"status": pong["status"],
-                                                    "missing": pong.get("missing", [])}
+                                                    "missing": pong.get("missing", []),
+                                                    **({"reason": pong["needs_login"]}
+                                                       if pong.get("needs_login") else {})}
                     except Exception as exc:
                         self._on_failure(child, root_cause(exc), died=_is_death(exc))
                         continue
@@ -222,7 +259,8 @@ class Supervisor:
             if new:
                 self._seen_messages += new
                 MESSAGES.inc(new, tags={"account": child.spec.account_id or ""})
-            child.info["last_poll"] = {"new": new, "at": time.time()}
+            if not (isinstance(result, dict) and result.get("needs_login")):  # the site was read
+                child.info["last_poll"] = {"new": new, "at": time.time()}
         except Exception as exc:
             cause = root_cause(exc)
             if _is_death(exc):
@@ -263,6 +301,16 @@ class Supervisor:
     def _route_sheets(self, event, carrier):
         (writer,) = self._running(lambda c: c.spec.kind == "sheets")
         return writer.handle.add.remote([event.model_dump(mode="json")], carrier)
+
+    def _route_notify(self, event, carrier):
+        (notifier,) = self._running(lambda c: c.spec.kind == "notify")
+        return notifier.handle.add.remote(event.model_dump(mode="json"), carrier)
+
+    def _route_notify_dead(self, notice, carrier):
+        if notice.consumer in ("notify", DEAD_WATCH):
+            return None      # a notification that could not be delivered is not notified again
+        (notifier,) = self._running(lambda c: c.spec.kind == "notify")
+        return notifier.handle.add.remote(notice.model_dump(mode="json"), carrier)
 
     def _route_send(self, event, carrier):
         (session,) = self._running(lambda c: c.spec.kind == "browser" and c.spec.account_id == event.account_id)
@@ -332,6 +380,25 @@ class Supervisor:
             self._changed.notify_all()
         log.info("config reloaded", extra={k: v for k, v in changes.items() if k != "unchanged"})
         return {**self.status(), "reload": changes}
+
+    def retry(self, name: str) -> dict[str, Any]:
+        """A person's "retry now": a `failed` child is started again with a fresh restart budget;
+        a session waiting for a login (or between passes) gets a pass at once."""
+        with self._lock:
+            child = self.children.get(name)
+            if child is None:
+                raise KeyError(name)
+            if child.state == "failed":
+                fresh = Child(spec=child.spec, policy=RestartPolicy.from_conf(self.config.app.supervisor.restart))
+                self.children[name] = fresh
+                self._spawn(fresh)
+                log.info("retry asked: restarting a failed child", extra={"child": name})
+                child = fresh
+            else:
+                child.next_poll_at = 0.0
+                child.poll_again = child.poll_ref is not None
+            self._changed.notify_all()
+            return child.snapshot()
 
     def _stop_child(self, child: Child) -> None:
         child.state = "stopped"

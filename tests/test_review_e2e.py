@@ -114,3 +114,44 @@ def test_conflict_from_another_reviewer_is_shown_readably(desk, chat_site, brows
     assert draft["status"] == "rejected"
     assert store.outbox.coll.count_documents({"routing_key": "draft.approved"}) == 0
     assert chat_site.sent()["counts"] == {}
+
+
+def test_account_health_panel_shows_needs_login_and_retry_resumes(start_pipeline, browser, chat_site,
+                                                                 artifacts_dir):
+    """A captcha at login: the desk's Accounts panel says `needs login` (0 restarts); the owner
+    imports a login state, presses Retry now, and the panel shows the session running again."""
+    from supervisor import login
+    from tests.test_supervisor import _storage_state_for
+    chat_site.faults(challenge="captcha")
+    cfg, handle = start_pipeline(app={"review": {"poll_interval_s": 0.2, "inbox_poll_interval_s": 0.5}})
+    children = ray.get(handle.status.remote())["children"]
+    url = next(c for c in children if c["kind"] == "review")["info"]["url"]
+    wait_for(lambda: next(c for c in ray.get(handle.status.remote())["children"]
+                          if c["kind"] == "browser")["status"] == "needs_login", timeout=30,
+             what="the account to need a person")
+    context = browser.new_context(viewport={"width": 1300, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(url + "/")
+        sign_in(page, BASE_ENV["REVIEW_TOKEN"])
+        row = page.locator("#accounts-rows tr[data-account='meetme-main']")
+        expect(row.locator(".badge")).to_have_text("needs login")
+        expect(row.locator(".error-cell")).to_contain_text("captcha")   # why, and what to run
+        expect(row.locator(".error-cell")).to_contain_text("./run login meetme-main")
+        expect(row.locator("td").nth(2)).to_have_text("never")           # the site was never read
+        expect(row.get_by_role("button", name="Retry now: meetme-main")).to_be_visible()
+        page.screenshot(path=str(artifacts_dir / "desk-accounts-needs-login.png"), full_page=True)
+        assert (artifacts_dir / "desk-accounts-needs-login.png").stat().st_size > 0
+        chat_site.inject("c-1", "Ann", "Hello?")
+        login.import_state(cfg, "meetme-main", _storage_state_for(chat_site, artifacts_dir))
+        row.get_by_role("button", name="Retry now: meetme-main").click()
+        expect(page.locator("#accounts-note")).to_contain_text("Retry asked for meetme-main")
+
+        def running() -> bool:
+            page.locator("#accounts-refresh").click()
+            return row.locator(".badge").inner_text() == "running"
+        wait_for(running, timeout=30, what="the panel to show the session running")
+        wait_for(lambda: Store.from_config(cfg).drafts.count() == 1, timeout=60, what="the waiting message drafted")
+        page.screenshot(path=str(artifacts_dir / "desk-accounts-running.png"), full_page=True)
+    finally:
+        context.close()

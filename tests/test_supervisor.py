@@ -189,6 +189,20 @@ def test_fixed_yaml_reloaded_while_running_brings_a_failed_session_back(start_pi
     assert runner.reload(handle, str(conf / "replydesk.yaml"))["reload"]["restarted"] == []  # nothing changed
 
 
+def _storage_state_for(chat_site, folder):
+    """state.json as `playwright codegen --save-storage` writes it, for a session the owner
+    opened in their own browser (the stand-in hands out its cookie)."""
+    import json
+    from urllib.parse import urlparse
+    cookie = chat_site.session_cookie(BASE_ENV["MEETME_USERNAME"])
+    state = {"cookies": [{"name": cookie["cookie"], "value": cookie["value"],
+                          "domain": urlparse(chat_site.url).hostname, "path": "/", "expires": -1,
+                          "httpOnly": True, "secure": False, "sameSite": "Lax"}], "origins": []}
+    path = folder / "state.json"
+    path.write_text(json.dumps(state))
+    return path
+
+
 def test_a_login_challenge_is_handed_to_a_person_then_the_session_resumes(start_pipeline, chat_site,
                                                                           tmp_path):
     """A captcha at login: needs_login within one pass, no restart, the form not hammered; the
@@ -197,7 +211,6 @@ def test_a_login_challenge_is_handed_to_a_person_then_the_session_resumes(start_
     import json
     import subprocess
     import sys
-    from urllib.parse import urlparse
 
     from contracts.settings import ROOT
     chat_site.faults(challenge="captcha")
@@ -206,21 +219,19 @@ def test_a_login_challenge_is_handed_to_a_person_then_the_session_resumes(start_
                        timeout=30, what="the account to need a person")
     assert waiting["restarts"] == 0 and waiting["state"] == "running"
     chat_site.inject("c-1", "Ann", "Hello, is this still available?")
+    store = Store.from_config(cfg)
+    [event] = list(store.outbox.coll.find({"routing_key": "account.needs_login"}))  # reviewers are told
+    assert "captcha" in json.loads(event["body"])["error"]
     before = _ids(handle)
     assert chat_site.stats()["login_submissions"] == 1  # one try, then hands off: no hammering
     # the owner logs in on a machine with a screen and brings the state file
-    cookie = chat_site.session_cookie(BASE_ENV["MEETME_USERNAME"])
-    state = {"cookies": [{"name": cookie["cookie"], "value": cookie["value"],
-                          "domain": urlparse(chat_site.url).hostname, "path": "/", "expires": -1,
-                          "httpOnly": True, "secure": False, "sameSite": "Lax"}], "origins": []}
-    (tmp_path / "state.json").write_text(json.dumps(state))
+    _storage_state_for(chat_site, tmp_path)
     env = {**os.environ}
     r = subprocess.run([sys.executable, "-m", "supervisor", "login", "meetme-main", "--import",
                         str(tmp_path / "state.json"), "--config", str(tmp_path / "conf" / "replydesk.yaml")],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "stored the login state of meetme-main" in r.stdout
-    store = Store.from_config(cfg)
     wait_for(lambda: store.drafts.count() == 1, timeout=60, what="the waiting message drafted")
     assert _child(handle, BROWSER)["status"] == "running"
     assert _ids(handle) == before  # resumed in place: no actor restarted

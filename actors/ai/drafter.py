@@ -81,7 +81,7 @@ class Drafter:
         client = AIClient(config.settings.ai_api_url, key, connect_timeout_s=ai.connect_timeout_s,
                           timeout_s=ai.timeout_s, pool_size=ai.concurrency)
         return cls(ai, config.settings.ai_model or ai.model, client, permits, prompt,
-                   LeakGuard(prompt.system, [key]))
+                   LeakGuard(prompt.system, config.secret_values()))
 
     async def classify(self, conversation: list[ChatMessage], tally: Tally,
                        context: dict[str, Any] | None = None) -> AIAnswer:

@@ -42,6 +42,7 @@ from actors.store import Store
 from actors.store.drafts import SENDABLE
 from contracts import telemetry
 from contracts.events import ChatMessage, DraftApproved, MessageSeen, ReplySent, utcnow
+from contracts.events import NeedsLogin as NeedsLoginEvent
 from contracts.metrics import counter, gauge
 from contracts.ids import account_hash
 from contracts.settings import Config, resolve
@@ -102,6 +103,9 @@ class AccountSession:
         self.needs_login = str(exc)
         self._state_seen = await asyncio.to_thread(self.store.accounts.state_saved_at, self.account.id)
         NEEDS_LOGIN.set(1, tags={"account": self.hash})
+        event = NeedsLoginEvent.make(child=f"browser:{self.site.name}:{self.account.id}",
+                                     account_id=self.account.id, error=str(exc), at=time.time())
+        await asyncio.to_thread(self.store.outbox.add, [event])  # the reviewers are told
         log.error("login needs a person", extra={"account": self.hash, "site": self.site.name,
                                                   "url": exc.url, "screenshot": exc.screenshot})
 

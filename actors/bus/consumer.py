@@ -77,12 +77,16 @@ class Consumer:
     """Consumes the quorum queue of `kind` on its own thread; see the module docstring."""
 
     def __init__(self, config: Config, kind: str, routing_keys: Iterable[str], handler: Handler, *,
-                 max_in_flight: int | None = None, store: Store | None = None):
+                 max_in_flight: int | None = None, store: Store | None = None,
+                 source: str = "events"):
         bus = config.app.bus
         self.config = config
         self.kind = kind
         self.routing_keys = list(routing_keys)
         self.handler = handler
+        # "events": the kind's queue bound to the event exchange; "dead": a copy of every dead
+        # letter (bound to the dead-letter exchange), each delivery read as a DeadLetterSeen
+        self.source = source
         self.prefetch = bus.prefetch
         self.max_in_flight = max_in_flight or bus.max_in_flight or bus.prefetch
         self.delivery_limit = bus.delivery_limit
@@ -164,7 +168,10 @@ class Consumer:
         self._unsettled.clear()
         channel = self._conn.channel()
         self.topology.declare_base(channel)
-        self.topology.declare_queue(channel, self.kind, self.routing_keys)
+        if self.source == "dead":
+            self.topology.declare_dead_watch(channel, self.kind)
+        else:
+            self.topology.declare_queue(channel, self.kind, self.routing_keys)
         channel.basic_qos(prefetch_count=self.prefetch)
         self._dead_channel = self._conn.channel()
         self._dead_channel.confirm_delivery()
@@ -219,7 +226,8 @@ class Consumer:
         fresh: dict[str, tuple[_Work, Event]] = {}
         for d in batch:
             try:
-                event = parse_event(d.body)
+                event = deadletter.seen(d.properties, d.routing_key, d.body) if self.source == "dead" \
+                    else parse_event(d.body)
             except ValidationError as exc:
                 self._dead_letter(d, deadletter.reason_of(exc))
                 continue

@@ -6,6 +6,7 @@ the error text, the consumer kind and the original routing key, then acks the or
 """
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pika
@@ -14,6 +15,7 @@ from pydantic import ValidationError
 from actors.bus.connection import client_name, connect
 from actors.bus.topology import Topology
 from contracts.errors import DeadLetter
+from contracts.events import DeadLetterSeen
 from contracts.settings import Config
 
 REASON = "x-replydesk-reason"
@@ -42,6 +44,18 @@ def properties(original: pika.BasicProperties, *, reason: str, consumer: str,
                                 delivery_mode=pika.DeliveryMode.Persistent,
                                 message_id=original.message_id, type=original.type,
                                 timestamp=original.timestamp, app_id=original.app_id, headers=headers)
+
+
+def seen(props: pika.BasicProperties, routing_key: str, body: bytes) -> DeadLetterSeen:
+    """A dead letter as the notifier reads it; its id names the message and who gave up on it."""
+    headers = dict(props.headers or {})
+    death = (headers.get("x-death") or [{}])[0]
+    consumer = str(headers.get(CONSUMER) or death.get("queue") or "broker")
+    key = str(headers.get(ROUTING_KEY) or (death.get("routing-keys") or [routing_key])[0])
+    ident = props.message_id or hashlib.sha256(body).hexdigest()[:24]
+    return DeadLetterSeen(event_id=f"dead:{consumer}:{ident}", routing_key=key, consumer=consumer,
+                          reason=str(headers.get(REASON) or death.get("reason") or "unknown")[:MAX_REASON_CHARS],
+                          message_id=props.message_id)
 
 
 def describe(method: Any, props: pika.BasicProperties, body: bytes) -> dict[str, Any]:

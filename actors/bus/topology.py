@@ -61,6 +61,16 @@ class Topology:
             channel.queue_bind(name, self.exchange, routing_key=key)
         return name
 
+    def declare_dead_watch(self, channel: BlockingChannel, kind: str) -> str:
+        """A quorum queue of `kind` bound to the dead-letter exchange: a copy of every dead letter
+        (the dead queue keeps its own). It has no dead-letter exchange itself, so a dead letter
+        never loops back through it."""
+        name = self.queue(kind)
+        channel.queue_declare(name, durable=True, arguments={
+            "x-queue-type": "quorum", "x-delivery-limit": self.delivery_limit})
+        channel.queue_bind(name, self.dlx)
+        return name
+
     def delete(self, channel: BlockingChannel, kinds: Iterable[str]) -> None:
         """Remove this namespace's queues and exchanges (test teardown, decommissioning)."""
         for kind in kinds:

@@ -12,10 +12,11 @@ from aiohttp import web
 
 from actors.review.decisions import Conflict, NotFound, Reviewer
 from actors.review.errors import ApiError
+from actors.review.security import REVIEWER
 from actors.review.views import STATUSES, decode_cursor, draft_json, encode_cursor, message_json
 from actors.store import Store
 from contracts.events import Classification
-from contracts.settings import Config
+from contracts.settings import Config, ReviewerAuth
 
 OPENAPI = Path(__file__).with_name("openapi.yaml")
 CLASSIFICATIONS = get_args(Classification)
@@ -26,7 +27,29 @@ _ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,200}$")
 routes = web.RouteTableDef()
 CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey("store", Store)
-REVIEWER = web.AppKey("reviewer", Reviewer)
+
+
+def _reviewer(request: web.Request) -> ReviewerAuth:
+    """Who sent this request (set by the auth middleware from the token)."""
+    return request[REVIEWER]
+
+
+def _visible(request: web.Request, doc: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The draft, or None when the signed-in reviewer does not review its account: a draft of
+    another reviewer's account is "no such draft" (its existence is not theirs to learn)."""
+    if doc is None or not _reviewer(request).sees(doc.get("account_id")):
+        return None
+    return doc
+
+
+def _decider(request: web.Request, draft_id: str) -> Reviewer:
+    """Decisions in the signed-in reviewer's name, only on drafts of accounts they review."""
+    who = _reviewer(request)
+    if who.accounts is not None:
+        doc = request.app[STORE].drafts.get(draft_id)
+        if _visible(request, doc) is None:
+            raise NotFound(draft_id)
+    return Reviewer(request.app[STORE], who.name)
 
 
 def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
@@ -85,9 +108,11 @@ def _text(body: dict[str, Any], name: str, max_chars: int, required: bool) -> st
     return value
 
 
-async def _decide(fn, *args) -> dict[str, Any]:
+async def _decide(request: web.Request, method: str, draft_id: str, *args) -> dict[str, Any]:
+    def run() -> dict[str, Any]:
+        return getattr(_decider(request, draft_id), method)(draft_id, *args)
     try:
-        doc = await asyncio.to_thread(fn, *args)
+        doc = await asyncio.to_thread(run)
     except NotFound:
         raise ApiError(404, "no such draft") from None
     except Conflict as exc:
@@ -101,9 +126,11 @@ async def meta(request: web.Request) -> web.Response:
     inbox list, so new drafts appear without a reload)."""
     config = request.app[CONFIG]
     conf = config.app.review
+    who = _reviewer(request)
     return web.json_response({
-        "accounts": [a.id for a in config.app.accounts], "classifications": list(CLASSIFICATIONS),
-        "statuses": list(STATUSES), "reviewer": conf.token_name, "page_size": conf.page_size,
+        "accounts": [a.id for a in config.app.accounts if who.sees(a.id)],
+        "classifications": list(CLASSIFICATIONS), "statuses": list(STATUSES),
+        "reviewer": who.name, "restricted": who.accounts is not None, "page_size": conf.page_size,
         "max_text_chars": conf.max_text_chars, "poll_interval_ms": int(conf.poll_interval_s * 1000),
         "inbox_poll_interval_ms": int(conf.inbox_poll_interval_s * 1000)})
 
@@ -117,23 +144,27 @@ async def list_drafts(request: web.Request) -> web.Response:
     account = request.query.get("account") or None
     if account is not None and not _ID.match(account):
         raise ApiError(400, "account is not a valid account id")
+    who = _reviewer(request)
+    if account is not None and not who.sees(account):
+        raise ApiError(403, f"you do not review account {account}")
+    accounts = account if account is not None or who.accounts is None else list(who.accounts)
     after = None
     if request.query.get("cursor"):
         try:
             after = decode_cursor(request.query["cursor"])
         except ValueError as exc:
             raise ApiError(400, str(exc)) from None
-    docs = await asyncio.to_thread(request.app[STORE].drafts.page, status=status, account_id=account,
+    docs = await asyncio.to_thread(request.app[STORE].drafts.page, status=status, account_id=accounts,
                                    classification=classification, limit=limit + 1, after=after)
     more = len(docs) > limit
     docs = docs[:limit]
-    return web.json_response({"drafts": [draft_json(d) for d in docs],
+    return web.json_response({"drafts": [draft_json(d, brief=True) for d in docs],
                               "next_cursor": encode_cursor(docs[-1]) if more else None})
 
 
 @routes.get("/api/drafts/{draft_id}")
 async def show_draft(request: web.Request) -> web.Response:
-    doc = await asyncio.to_thread(request.app[STORE].drafts.get, _id(request, "draft_id"))
+    doc = _visible(request, await asyncio.to_thread(request.app[STORE].drafts.get, _id(request, "draft_id")))
     if doc is None:
         raise ApiError(404, "no such draft")
     return web.json_response({"draft": draft_json(doc)})
@@ -145,6 +176,8 @@ async def conversation(request: web.Request) -> web.Response:
     if len(conversation_id) > 200:
         raise ApiError(400, "conversation_id is not a valid id")
     limit = _int(request, "limit", 50, 1, MAX_MESSAGES)
+    if not _reviewer(request).sees(account_id):
+        raise ApiError(404, "no such conversation")
     store = request.app[STORE]
     messages, draft = await asyncio.gather(
         asyncio.to_thread(store.messages.conversation, account_id, conversation_id, limit),
@@ -160,7 +193,7 @@ async def conversation(request: web.Request) -> web.Response:
 async def approve(request: web.Request) -> web.Response:
     draft_id = _id(request, "draft_id")
     await _json_body(request)               # no fields; still validated and size-capped
-    return web.json_response(await _decide(request.app[REVIEWER].approve, draft_id))
+    return web.json_response(await _decide(request, "approve", draft_id))
 
 
 @routes.post("/api/drafts/{draft_id}/edit")
@@ -168,14 +201,14 @@ async def edit(request: web.Request) -> web.Response:
     draft_id = _id(request, "draft_id")
     max_chars = request.app[CONFIG].app.review.max_text_chars
     text = _text(await _json_body(request), "text", max_chars, required=True)
-    return web.json_response(await _decide(request.app[REVIEWER].approve, draft_id, text))
+    return web.json_response(await _decide(request, "approve", draft_id, text))
 
 
 @routes.post("/api/drafts/{draft_id}/reject")
 async def reject(request: web.Request) -> web.Response:
     draft_id = _id(request, "draft_id")
     reason = _text(await _json_body(request), "reason", 500, required=False)
-    return web.json_response(await _decide(request.app[REVIEWER].reject, draft_id,
+    return web.json_response(await _decide(request, "reject", draft_id,
                                            reason.strip() if reason else None))
 
 

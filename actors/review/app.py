@@ -6,11 +6,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from actors.review import api
-from actors.review.decisions import Reviewer
+from actors.review import accounts, api
 from actors.review.errors import Handler, errors_middleware
 from actors.review.security import (auth_middleware, body_limit_middleware, cors_middleware,
-                                    rate_limit_middleware, require_token, security_headers)
+                                    rate_limit_middleware, require_tokens, security_headers)
 from actors.store import Store
 from contracts import telemetry
 from contracts.settings import Config
@@ -34,22 +33,22 @@ async def _trace(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def make_app(config: Config, store: Store) -> web.Application:
-    """Raises ConfigError naming REVIEW_TOKEN when there is no usable token."""
+    """Raises ConfigError naming REVIEW_TOKEN when there is no usable reviewer token."""
     conf = config.app.review
-    token = require_token(config)
+    reviewers = require_tokens(config)
     app = web.Application(client_max_size=conf.max_body_bytes, middlewares=[
         cors_middleware(conf),            # outermost: CORS headers on every answer, errors too
         _trace,
         errors_middleware,                # everything below leaves as {"error": ...}
         rate_limit_middleware(conf),      # before auth: token guessing is rate limited too
         body_limit_middleware(conf),
-        auth_middleware(token),
+        auth_middleware(reviewers),
     ])
     app[api.CONFIG] = config
     app[api.STORE] = store
-    app[api.REVIEWER] = Reviewer(store, conf.token_name)
     app.router.add_get("/", _index)
     app.router.add_routes(api.routes)
+    app.router.add_routes(accounts.routes)
     app.router.add_static("/static/", STATIC, show_index=False, follow_symlinks=False)
     app.on_response_prepare.append(security_headers)
     return app

@@ -14,28 +14,30 @@ from aiohttp import web
 
 from actors.review.errors import ApiError, Handler, error_response
 from actors.review.ratelimit import TokenBuckets
-from contracts.settings import Config, ConfigError, ReviewConf
+from contracts.settings import MIN_TOKEN_CHARS, Config, ConfigError, ReviewConf, ReviewerAuth
 
 log = logging.getLogger("replydesk.review")
 
-MIN_TOKEN_CHARS = 16
 PUBLIC_PATHS = ("/", "/api/openapi.yaml")          # plus /static/*: no data in any of them
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; "
        "frame-ancestors 'none'")
 
 
-def require_token(config: Config) -> str:
-    """The review token; a ConfigError naming REVIEW_TOKEN when it is missing or too weak."""
-    secret = config.settings.review_token
-    token = secret.get_secret_value() if secret is not None else ""
-    if not token:
+def require_tokens(config: Config) -> list[ReviewerAuth]:
+    """The named reviewers (REVIEW_TOKEN is `owner`); a ConfigError naming REVIEW_TOKEN when
+    there is none. Each token was checked when the config was loaded (length, printable ASCII)."""
+    reviewers = list(config.reviewers.values())
+    if not reviewers:
         raise ConfigError("config error: REVIEW_TOKEN: required when the review desk is enabled "
-                          "(app.review.enabled); set it to a long random string")
-    if len(token) < MIN_TOKEN_CHARS:
-        raise ConfigError(f"config error: REVIEW_TOKEN: too short (at least {MIN_TOKEN_CHARS} "
-                          "characters)")
-    return token
+                          "(app.review.enabled); set it to a long random string, or name "
+                          "several reviewers in REVIEW_TOKENS / REVIEW_TOKENS_FILE")
+    for r in reviewers:
+        token = r.token.get_secret_value()
+        if len(token) < MIN_TOKEN_CHARS or not token.isascii():
+            raise ConfigError(f"config error: {r.source}: the token of {r.name!r} is too short "
+                              f"(at least {MIN_TOKEN_CHARS} characters)")
+    return reviewers
 
 
 def _is_public(path: str) -> bool:
@@ -98,8 +100,13 @@ def body_limit_middleware(conf: ReviewConf):
     return body_limit
 
 
-def auth_middleware(token: str):
-    expected = token.encode("utf-8")
+REVIEWER = web.RequestKey("reviewer", ReviewerAuth)     # the signed-in reviewer
+
+
+def auth_middleware(reviewers: list[ReviewerAuth]):
+    """Finds the reviewer whose token was sent: every token is compared (constant time, no early
+    exit), so the answer's timing tells nothing about which one nearly matched."""
+    expected = [(r.token.get_secret_value().encode("ascii"), r) for r in reviewers]
 
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -110,9 +117,19 @@ def auth_middleware(token: str):
         if scheme.lower() != "bearer" or not given.strip():
             raise ApiError(401, "missing review token: send it as 'Authorization: Bearer <token>'",
                            challenge)
-        if not hmac.compare_digest(given.strip().encode("utf-8"), expected):
+        given = given.strip()
+        # a token is printable ASCII (checked at start); anything else cannot match, and
+        # encoding it (surrogates from undecodable header bytes) must not become a 500
+        found = None
+        if given.isascii():
+            raw = given.encode("ascii")
+            for token, reviewer in expected:
+                if hmac.compare_digest(raw, token):
+                    found = reviewer
+        if found is None:
             log.warning("wrong review token", extra={"client": request.remote, "path": request.path})
             raise ApiError(401, "the review token is not valid", challenge)
+        request[REVIEWER] = found
         return await handler(request)
 
     return auth

@@ -18,7 +18,7 @@ from aiohttp import web
 from actors.review.app import make_app
 from actors.review.decisions import Reviewer
 from actors.review.errors import Handler
-from actors.review.security import require_token
+from actors.review.security import require_tokens
 from actors.store import Store
 from contracts import telemetry
 from contracts.metrics import histogram
@@ -59,7 +59,7 @@ class ReviewDesk:
         self.config = config
         self.conf = config.app.review
         if self.conf.enabled:
-            require_token(config)          # fail at creation, naming REVIEW_TOKEN
+            require_tokens(config)         # fail at creation, naming REVIEW_TOKEN
         self.store = Store.from_config(config)
         self._runner: web.AppRunner | None = None
         self.url: str | None = None

@@ -18,15 +18,28 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def draft_json(doc: dict[str, Any]) -> dict[str, Any]:
-    return {
+EXCERPT_CHARS = 280
+
+
+def excerpt(text: str | None, limit: int = EXCERPT_CHARS) -> str | None:
+    """The first `limit` characters of `text`, with an ellipsis when there was more."""
+    if text is None or len(text) <= limit:
+        return text
+    return text[:limit - 1].rstrip() + "…"
+
+
+def draft_json(doc: dict[str, Any], *, brief: bool = False) -> dict[str, Any]:
+    """A draft; `brief` (the inbox list) sends excerpts of its texts, never a whole long text:
+    the full text comes with the draft itself and in the conversation view."""
+    text, original = doc.get("text", ""), doc.get("original_text")
+    out = {
         "id": doc["_id"],
         "account_id": doc.get("account_id"),
         "conversation_id": doc.get("conversation_id"),
         "classification": doc.get("classification"),
         "status": doc.get("status"),
-        "text": doc.get("text", ""),
-        "original_text": doc.get("original_text"),
+        "text": excerpt(text) if brief else text,
+        "original_text": excerpt(original) if brief else original,
         "message_ids": doc.get("message_ids", []),
         "decided_by": doc.get("decided_by"),
         "reject_reason": doc.get("reject_reason"),
@@ -35,6 +48,9 @@ def draft_json(doc: dict[str, Any]) -> dict[str, Any]:
         "created_at": _iso(doc.get("created_at")),
         "times": {s: _iso(doc[f"{s}_at"]) for s in STATUSES if doc.get(f"{s}_at")},
     }
+    if brief:
+        out["text_truncated"] = out["text"] != text
+    return out
 
 
 def message_json(m: ChatMessage) -> dict[str, Any]:

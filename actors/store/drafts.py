@@ -86,7 +86,7 @@ class Drafts:
     def count(self, query: dict | None = None) -> int:
         return self.coll.count_documents(query or {})
 
-    def page(self, *, status: str = PENDING, account_id: str | None = None,
+    def page(self, *, status: str = PENDING, account_id: str | list[str] | None = None,
              classification: str | None = None, limit: int = 50,
              after: tuple[datetime, str] | None = None) -> list[dict[str, Any]]:
         """Newest first, keyset-paged: `after` is the (created_at, _id) of the previous page's last
@@ -99,7 +99,9 @@ class Drafts:
         is full) keeps each query to the few documents of a window. Every filter combination
         has an index holding all its fields (else the server scans the collection)."""
         q: dict[str, Any] = {"status": status}
-        if account_id:
+        if isinstance(account_id, list):      # a reviewer restricted to some accounts
+            q["account_id"] = {"$in": account_id}
+        elif account_id:
             q["account_id"] = account_id
         if classification:
             q["classification"] = classification

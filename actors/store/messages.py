@@ -32,6 +32,11 @@ class Messages:
                                 ("seq", ASCENDING)], name="conversation_order")
         self.coll.create_index([("account_id", ASCENDING), ("conversation_id", ASCENDING),
                                 ("content_key", ASCENDING)], name="conversation_content")
+        self.coll.create_index([("account_id", ASCENDING), ("seen_at", ASCENDING)], name="account_seen")
+
+    def seen_since(self, account_id: str, since_iso: str) -> int:
+        """How many messages of an account were first seen at or after `since_iso` (UTC)."""
+        return self.coll.count_documents({"account_id": account_id, "seen_at": {"$gte": since_iso}})
 
     def insert(self, messages: list[ChatMessage], *, keep_known: bool = False) -> list[ChatMessage]:
         """Store the messages not stored before, known by id or, within their conversation, by

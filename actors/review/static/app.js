@@ -117,6 +117,30 @@
     $("desk").hidden = false;
     await loadInbox(false);
     $("inbox").focus();
+    await loadAccounts();
+    await openLinkedDraft();
+  }
+
+  /** A link from a notification names a draft: `#draft=<id>` opens it once signed in. */
+  async function openLinkedDraft() {
+    const m = /(?:^#|&)draft=([^&]+)/.exec(location.hash);
+    if (!m) return;
+    const id = decodeURIComponent(m[1]);
+    history.replaceState(null, "", location.pathname + location.search);
+    const r = await run($("conversation"), "Opening the linked draft", () => api("GET", `/api/drafts/${encodeURIComponent(id)}`));
+    if (!r) return;
+    if (!state.drafts.some((d) => d.id === id)) state.current = r.draft;
+    await openDraft(id);
+  }
+
+  /** `#token=<token>` (the demo prints such a link): signed in at once, the token then kept only
+   * in sessionStorage and removed from the address bar and history entry. */
+  function tokenFromLink() {
+    const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+    if (!m) return null;
+    const rest = location.hash.replace(/^#/, "").split("&").filter((p) => !p.startsWith("token=")).join("&");
+    history.replaceState(null, "", location.pathname + location.search + (rest ? "#" + rest : ""));
+    return decodeURIComponent(m[1]);
   }
 
   function signOut(clearMessage) {
@@ -126,6 +150,7 @@
     state.token = "";
     sessionStorage.removeItem(TOKEN_KEY);
     $("desk").hidden = true;
+    $("accounts").hidden = true;
     $("session").hidden = true;
     $("token-form").hidden = false;
     $("token").value = "";
@@ -299,7 +324,7 @@
   function fillItem(li, d) {
     const btn = li.firstElementChild;
     const isNew = state.fresh.has(d.id);
-    const key = JSON.stringify([d.account_id, d.conversation_id, d.classification, d.status, d.text, isNew]);
+    const key = JSON.stringify([d.account_id, d.conversation_id, d.classification, d.status, d.decided_by, d.text, isNew]);
     if (state.selected === d.id) btn.setAttribute("aria-current", "true");
     else btn.removeAttribute("aria-current");
     if (btn.dataset.key === key) return;                       // unchanged: leave the DOM alone
@@ -309,7 +334,10 @@
     const badges = el("span", "badges");
     if (isNew) badges.append(el("span", "badge new-badge", "New"));
     badges.append(el("span", "badge", d.classification));
-    if (d.status !== "pending_review") badges.append(el("span", "badge status-badge", STATUS_LABELS[d.status] || d.status));
+    if (d.status !== "pending_review") {
+      badges.append(el("span", "badge status-badge", STATUS_LABELS[d.status] || d.status));
+      if (d.decided_by) badges.append(el("span", "badge by-badge", `by ${d.decided_by}`));
+    }
     line1.append(el("span", null, `${d.account_id} · ${d.conversation_id}`), badges);
     btn.replaceChildren(line1, el("span", "snippet", d.text));
   }
@@ -345,7 +373,12 @@
     $("conv-account").textContent = conv.account_id;
     $("conv-id").textContent = conv.conversation_id;
     $("conv-class").textContent = draft.classification || "";
-    const latest = conv.draft && conv.draft.id === id ? conv.draft : draft;
+    let latest = conv.draft && conv.draft.id === id ? conv.draft : draft;
+    if (latest.text_truncated) {             // the inbox list holds an excerpt: edit the whole text
+      const full = await run($("conversation"), "Opening the draft", () => api("GET", `/api/drafts/${encodeURIComponent(id)}`));
+      if (!full || state.selected !== id) return;
+      latest = full.draft;
+    }
     state.messages = conv.messages;
     renderMessages(latest);
     setDraft(latest, true);
@@ -526,6 +559,56 @@
     state.pollTimer = null;
   }
 
+  // ------------------------------------------------------------------ accounts
+  const STATE_HELP = {
+    running: "Reading and sending", degraded: "Part of the site is not recognised: check the site spec",
+    needs_login: "Waiting for a person to log in (./run login ACCOUNT)", failed: "Stopped after repeated errors",
+    stopped: "Stopped", unknown: "No supervisor answered",
+  };
+
+  async function loadAccounts() {
+    const data = await run($("accounts"), "Loading the accounts", () => api("GET", "/api/accounts"));
+    if (!data) return;
+    $("accounts").hidden = false;
+    const rows = $("accounts-rows");
+    rows.replaceChildren();
+    for (const a of data.accounts) {
+      const tr = el("tr");
+      tr.dataset.account = a.account;
+      tr.append(el("th", null, a.account));
+      tr.firstChild.scope = "row";
+      tr.append(el("td", null, a.site));
+      const st = el("td");
+      const badge = el("span", `badge state-${a.state}`, a.state.replace("_", " "));
+      badge.title = STATE_HELP[a.state] || a.state;
+      st.append(badge);
+      tr.append(st);
+      tr.append(el("td", null, a.last_pass_at ? new Date(a.last_pass_at * 1000).toLocaleTimeString() : "never"));
+      tr.append(el("td", null, a.messages_today));
+      tr.append(el("td", null, a.missing.map((m) => m.element).join(", ") || "—"));
+      tr.append(el("td", "error-cell", a.last_error || "—"));
+      const act = el("td");
+      if (a.retryable) {
+        const b = el("button", null, "Retry now");
+        b.type = "button";
+        b.setAttribute("aria-label", `Retry now: ${a.account}`);
+        b.addEventListener("click", () => retryAccount(a.account));
+        act.append(b);
+      }
+      tr.append(act);
+      rows.append(tr);
+    }
+    $("accounts-empty").hidden = data.accounts.length > 0;
+    $("accounts-note").textContent = data.supervisor ? "" : "The supervisor did not answer: states are unknown.";
+  }
+
+  async function retryAccount(account) {
+    const r = await run($("accounts"), `Retrying ${account}`,
+      () => api("POST", `/api/accounts/${encodeURIComponent(account)}/retry`));
+    if (r) $("accounts-note").textContent = `Retry asked for ${account}: now ${r.state.replace("_", " ")}.`;
+    await loadAccounts();
+  }
+
   // ------------------------------------------------------------------ keyboard
   function move(step) {
     if (!state.drafts.length) return;
@@ -568,6 +651,7 @@
     $("sign-out").addEventListener("click", () => signOut(true));
     $("error-close").addEventListener("click", clearError);
     $("refresh").addEventListener("click", () => loadInbox(false));
+    $("accounts-refresh").addEventListener("click", () => loadAccounts());
     $("more").addEventListener("click", () => loadInbox(true));
     $("f-account").addEventListener("change", () => loadInbox(false));
     $("f-class").addEventListener("change", () => loadInbox(false));
@@ -581,7 +665,9 @@
     $("reject").addEventListener("click", () => decide("reject"));
     document.addEventListener("keydown", onKey);
     updateButtons();
-    if (state.token) connect(state.token);
+    const linked = tokenFromLink();
+    if (linked) connect(linked);
+    else if (state.token) connect(state.token);
     else $("token").focus();
   });
 })();

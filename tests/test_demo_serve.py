@@ -1,0 +1,103 @@
+"""`./run demo --serve` as a person uses it: a subprocess (what `./run demo --serve` runs after
+setup), the desk driven in Chromium (approve one draft), the reply seen once on the demo chat
+site's contact page, then SIGINT and a clean shutdown with no process of it left behind."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.helpers import wait_for
+from tests.review_helpers import chromium
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.timeout(300)
+
+
+def _descendants(pid: int) -> set[int]:
+    parents: dict[int, int] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+                parents[int(d.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
+    out, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        kids = [c for c, pp in parents.items() if pp == p]
+        out.update(kids)
+        todo.extend(kids)
+    return out
+
+
+def _alive(pids: set[int]) -> set[int]:
+    alive = set()
+    for p in pids:
+        try:
+            if (Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0]) != "Z":
+                alive.add(p)
+        except OSError:
+            pass
+    return alive
+
+
+def test_demo_serve_lets_a_person_approve_and_see_the_reply(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MONGODB", "REPLYDESK", "RAY_"))}
+    env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "standins.demo", "--serve", "--chatter", "3"], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
+    family: set[int] = set()
+    try:
+        desk_line = wait_for(lambda: next((x for x in lines if x.startswith("review desk: ")), None)
+                             or (proc.poll() is not None and pytest.fail("".join(lines))), 150, "the desk URL")
+        desk_link = desk_line.split(": ", 1)[1].strip()
+        site = next(x for x in lines if x.startswith("demo chat site")).rsplit(": ", 1)[1].strip()
+        assert re.match(r"http://127\.0\.0\.1:\d+/#token=review-\w+$", desk_link)
+        family = _descendants(proc.pid)
+        with chromium() as browser:
+            page = browser.new_page()
+            page.goto(desk_link)
+            expect(page.locator("#reviewer")).to_have_text("owner")
+            item = page.locator(".draft-item").filter(has_text="c-alice")
+            expect(item).to_have_count(1, timeout=90_000)
+            item.click()
+            expect(page.locator("#draft-text")).not_to_have_value("")
+            text = page.locator("#draft-text").input_value()
+            page.locator("#approve").click()
+            contact = browser.new_page()
+            contact.goto(site.rsplit("/", 1)[0] + "/contact/c-alice")
+            reply = contact.locator("li.reply")
+            expect(reply).to_have_count(1, timeout=60_000)
+            expect(reply).to_contain_text(text)
+            contact.wait_for_timeout(2500)                   # the page re-reads every second
+            expect(reply).to_have_count(1)                   # sent once
+        wait_for(lambda: any(x.startswith("notification: New draft to review") for x in lines), 30, "a notification")
+        wait_for(lambda: any(x.startswith("new message from") for x in lines), 30, "chatter")
+        family |= _descendants(proc.pid)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(120) == 0, "".join(lines[-30:])
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+    reader.join(10)
+    out = "".join(lines)
+    assert "shut down cleanly; stray Chromium processes: 0" in out, out[-3000:]
+    assert "reply sent to c-alice" in out
+    deadline = time.monotonic() + 30
+    while _alive(family) and time.monotonic() < deadline:   # Ray's processes end as ray.shutdown() returns
+        time.sleep(0.5)
+    assert not _alive(family), {p: Path(f"/proc/{p}/cmdline").read_bytes()[:120] for p in _alive(family)}

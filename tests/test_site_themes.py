@@ -143,13 +143,7 @@ async def test_crash_right_after_the_click_never_sends_twice(theme, themed, chat
     chat_site.inject("c1", "Alice", "ping")
     await s.poll()
     did, event = _approve(store, "c1", "pong")
-
-    def crash() -> None:
-        raise Crash()
-    monkeypatch.setattr(session_mod, "_fault_exit_hook", crash)
-    with pytest.raises(Crash):
-        await s.send(event)
-    monkeypatch.undo()
+    await _crash_after_click(s, event, monkeypatch)
     assert store.drafts.get(did)["status"] == "sending"
     await s.stop()
     again = await (await session(cfg)).send(event)  # a new process for the same account
@@ -173,16 +167,7 @@ async def test_crash_right_before_the_click_with_an_identical_earlier_reply(them
     chat_site.inject("c1", "Alice", "and the second one")
     await s.poll()
     did, event = _approve(store, "c1", "thanks!", tag="#2")
-    real_click = SiteAdapter._click
-
-    async def crash_before_send_click(self, element, *, page_load):
-        if element == "send_button":
-            raise Crash()
-        return await real_click(self, element, page_load=page_load)
-    monkeypatch.setattr(SiteAdapter, "_click", crash_before_send_click)
-    with pytest.raises(Crash):
-        await s.send(event)
-    monkeypatch.undo()
+    await _crash_before_click(s, event, monkeypatch)
     assert isinstance(store.drafts.get(did)["send_anchor"], list)  # persisted before the click
     await s.stop()
     fresh = await session(cfg)
@@ -426,13 +411,7 @@ async def test_a_reply_identical_to_the_last_messages_is_sent_once_per_draft(the
         _, ev = _approve(store, "c1", "ok", tag=f"#{n}")
         assert (await s.send(ev))["status"] == "sent"
     did, ev = _approve(store, "c1", "ok", tag="#3")
-
-    def crash() -> None:
-        raise Crash()
-    monkeypatch.setattr(session_mod, "_fault_exit_hook", crash)
-    with pytest.raises(Crash):
-        await s.send(ev)
-    monkeypatch.undo()
+    await _crash_after_click(s, ev, monkeypatch)
     await s.stop()
     again = await session(cfg)
     assert (await again.send(ev))["status"] == "already_sent"
@@ -441,7 +420,18 @@ async def test_a_reply_identical_to_the_last_messages_is_sent_once_per_draft(the
     assert [t for d, t in _texts(store, "c1") if d == "out"] == ["ok"] * 4
 
 
+async def _crash_after_click(s, event, monkeypatch):
+    """The process dies right after the send button's click (the reply may be on its way)."""
+    def crash() -> None:
+        raise Crash()
+    monkeypatch.setattr(session_mod, "_fault_exit_hook", crash)
+    with pytest.raises(Crash):
+        await s.send(event)
+    monkeypatch.undo()
+
+
 async def _crash_before_click(s, event, monkeypatch):
+    """The process dies after the anchor is stored, right before the send button's click."""
     real_click = SiteAdapter._click
 
     async def crash_before_send_click(self, element, *, page_load):

@@ -14,7 +14,6 @@ import argparse
 import json
 import signal
 import sys
-import threading
 
 from contracts import settings, telemetry
 
@@ -51,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     def _term(signum, frame):  # ray job stop / Ctrl-C: stop cleanly
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, _term)
-    reload_requested = threading.Event()  # SIGHUP: re-read conf/ and apply it while running
-    signal.signal(signal.SIGHUP, lambda signum, frame: reload_requested.set())
+    reload_requested: list[int] = []  # SIGHUP: re-read conf/ and apply it while running
+    signal.signal(signal.SIGHUP, lambda signum, frame: reload_requested.append(signum))
     try:
         runner.run_for(handle, args.duration or None, reload_requested=reload_requested,
                        config_file=args.config)

@@ -90,23 +90,30 @@ def reload(handle: Any, config_file: str | None) -> dict[str, Any]:
 def run_for(handle: Any, duration_s: float | None, report_every_s: float = 10.0,
             reload_requested: Any = None, config_file: str | None = None) -> None:
     """Keep the job alive for duration_s (None: until interrupted), logging status periodically;
-    when `reload_requested` (a threading.Event, set by SIGHUP) is set, reload the config."""
+    when `reload_requested` (a list a SIGHUP handler appends to: safe in a signal handler, unlike
+    an Event) is not empty, reload the config."""
     from contracts.settings import ConfigError
     deadline = None if not duration_s else time.monotonic() + duration_s
+    next_report = time.monotonic() + report_every_s
     while deadline is None or time.monotonic() < deadline:
-        wait = min(report_every_s, max(0.1, (deadline or float("inf")) - time.monotonic()))
-        if reload_requested is not None:
-            if reload_requested.wait(wait):
-                reload_requested.clear()
-                try:
-                    result = reload(handle, config_file)
-                    log.info("config reloaded", extra={"changes": result["reload"]})
-                except ConfigError as exc:
-                    log.error("reload refused: the running config is unchanged", extra={"error": str(exc)})
-                continue
-        else:
-            time.sleep(wait)
-        st = ray.get(handle.status.remote(), timeout=30)
+        time.sleep(min(0.5, max(0.05, (deadline or float("inf")) - time.monotonic())))
+        if reload_requested:
+            reload_requested.clear()
+            try:
+                result = reload(handle, config_file)
+                log.info("config reloaded", extra={"changes": result["reload"]})
+            except ConfigError as exc:
+                log.error("reload refused: the running config is unchanged", extra={"error": str(exc)})
+            except Exception:  # a failed reload never ends the job
+                log.exception("reload failed; the supervisor keeps running")
+        if time.monotonic() < next_report:
+            continue
+        next_report = time.monotonic() + report_every_s
+        try:
+            st = ray.get(handle.status.remote(), timeout=30)
+        except ray.exceptions.GetTimeoutError:  # busy (a long reload): report next time
+            log.warning("supervisor status not answered within 30 s")
+            continue
         log.info("supervisor status", extra={"states": st["states"], "failed": st["failed"],
                                              "messages_seen": st["messages_seen"]})
 

@@ -1,6 +1,7 @@
 """Which children a config asks for, and how each is started (names, resources, restart type)."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -36,18 +37,35 @@ def _fingerprint(*parts: Any) -> str:
                          for p in parts), length=16)
 
 
-def _browser_fingerprint(config: Config, account: Any) -> str:
+def _common(config: Config) -> str:
+    """What every child depends on: the environment settings (database, broker, namespace,
+    URLs, paths; secret values are masked in this dump and hashed where a child uses them)."""
+    return _fingerprint(config.settings)
+
+
+def _secret(value: Any) -> str:
     from contracts.ids import stable_hash
+    return stable_hash(value.get_secret_value() if hasattr(value, "get_secret_value") else value)
+
+
+def _file(path: Any) -> str:
+    """A file's contents by hash (a prompt or certificate edited at the same path counts)."""
+    from contracts.settings import resolve
+    try:
+        return _secret(resolve(Path(path)).read_bytes().hex()) if path else ""
+    except OSError:
+        return "missing"
+
+
+def _browser_fingerprint(config: Config, account: Any) -> str:
     cred = config.credentials(account)
-    return _fingerprint(account, config.site(account.site), config.site_url(account.site),
-                        config.app.browser, cred.username,
-                        stable_hash(cred.password.get_secret_value()),
-                        config.settings.mongodb_uri, config.settings.headless)
+    return _fingerprint(_common(config), account, config.site(account.site),
+                        config.site_url(account.site), config.app.browser, cred.username,
+                        _secret(cred.password))
 
 
 def child_specs(config: Config, home_node: str | None = None) -> list[ChildSpec]:
     """The children `config` asks for; all but the browser sessions are pinned to `home_node`."""
-    from contracts.ids import stable_hash
     from actors.ai.worker import AIWorker
     from actors.browser.session import BrowserSession
     from actors.sheets.writer import SheetsWriter
@@ -67,21 +85,26 @@ def child_specs(config: Config, home_node: str | None = None) -> list[ChildSpec]
                                args=(config, i, config.settings.namespace),
                                options={"num_cpus": 0, **near(home_node)},
                                start_method="ping",
-                               fingerprint=_fingerprint(config.app.ai, config.settings.ai_api_url,
-                                                        config.settings.ai_model)))
+                               fingerprint=_fingerprint(_common(config), config.app.ai,
+                                                        _secret(config.settings.ai_api_key),
+                                                        _file(config.app.ai.prompt_file))))
     specs.append(ChildSpec(name="sheets:writer", kind="sheets", actor_cls=_remote(SheetsWriter),
                            args=(config,), options={"num_cpus": 0, **near(home_node)},
-                           fingerprint=_fingerprint(config.app.sheets, config.settings.google_sheet_id)))
+                           fingerprint=_fingerprint(_common(config), config.app.sheets,
+                                                    _file(config.settings.google_credentials_file))))
     if config.notify_urls and config.app.notify.enabled:
         from actors.notify.actor import ACTOR_NAME, Notifier
         specs.append(ChildSpec(name=ACTOR_NAME, kind="notify", actor_cls=_remote(Notifier),
                                args=(config,), options={"num_cpus": 0, **near(home_node)},
-                               fingerprint=_fingerprint(config.app.notify,
-                                                        stable_hash(*config.secret_values()))))
+                               fingerprint=_fingerprint(_common(config), config.app.notify,
+                                                        *(_secret(u) for u in config.notify_urls))))
     if config.app.review.enabled:
         from actors.review.server import ReviewDesk
         specs.append(ChildSpec(name="review:desk", kind="review", actor_cls=_remote(ReviewDesk),
                                args=(config,), options={"num_cpus": 0, **near(home_node)},
-                               # its tokens too: a reviewer added or revoked restarts the desk
-                               fingerprint=_fingerprint(config.app.review, stable_hash(*config.secret_values()))))
+                               # its reviewers (tokens, restrictions) and the accounts it lists
+                               fingerprint=_fingerprint(
+                                   _common(config), config.app.review, [a.id for a in config.app.accounts],
+                                   *(f"{n}:{_secret(r.token)}:{r.accounts}" for n, r in sorted(config.reviewers.items())),
+                                   _file(config.app.review.tls_cert_file), _file(config.app.review.tls_key_file))))
     return specs

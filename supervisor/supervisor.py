@@ -373,13 +373,21 @@ class Supervisor:
                     self._stop_child(child)
                     fresh = Child(spec=spec, policy=RestartPolicy.from_conf(config.app.supervisor.restart))
                     self.children[name] = fresh
-                    self._spawn(fresh)
+                    self._spawn_or_back_off(fresh)
                     changes["restarted"].append(name)
                 else:
+                    child.spec = spec  # same behaviour; a later restart uses the new config too
                     changes["unchanged"].append(name)
             self._changed.notify_all()
         log.info("config reloaded", extra={k: v for k, v in changes.items() if k != "unchanged"})
         return {**self.status(), "reload": changes}
+
+    def _spawn_or_back_off(self, child: Child) -> None:
+        """Spawn now; if that fails (the old actor's name not yet free...), the monitor retries."""
+        try:
+            self._spawn(child)
+        except Exception as exc:
+            self._on_failure(child, exc, died=True)
 
     def retry(self, name: str) -> dict[str, Any]:
         """A person's "retry now": a `failed` child is started again with a fresh restart budget;
@@ -387,11 +395,11 @@ class Supervisor:
         with self._lock:
             child = self.children.get(name)
             if child is None:
-                raise KeyError(name)
+                return {"name": name, "status": "unknown"}
             if child.state == "failed":
                 fresh = Child(spec=child.spec, policy=RestartPolicy.from_conf(self.config.app.supervisor.restart))
                 self.children[name] = fresh
-                self._spawn(fresh)
+                self._spawn_or_back_off(fresh)
                 log.info("retry asked: restarting a failed child", extra={"child": name})
                 child = fresh
             else:

@@ -222,6 +222,16 @@ def test_a_login_challenge_is_handed_to_a_person_then_the_session_resumes(start_
     store = Store.from_config(cfg)
     [event] = list(store.outbox.coll.find({"routing_key": "account.needs_login"}))  # reviewers are told
     assert "captcha" in json.loads(event["body"])["error"]
+    # killed while it waits, the session's successor waits too: the form is not tried again
+    ray.kill(ray.get_actor(BROWSER, namespace=cfg.settings.namespace), no_restart=True)
+    wait_for(lambda: (c := _child(handle, BROWSER))["restarts"] == 1 and c["status"] == "needs_login",
+             timeout=30, what="the restarted session still waiting for a person")
+    # a reply approved meanwhile is kept for later, not dead-lettered
+    from actors.review.decisions import approved_event
+    store.drafts.insert({"_id": "d-waiting", "account_id": "meetme-main", "conversation_id": "c-1",
+                         "message_ids": [], "text": "Yes, it is!"})
+    store.drafts.transition("d-waiting", "pending_review", "approved", decided_by="owner")
+    store.outbox.add([approved_event(store.drafts.get("d-waiting"))])
     before = _ids(handle)
     assert chat_site.stats()["login_submissions"] == 1  # one try, then hands off: no hammering
     # the owner logs in on a machine with a screen and brings the state file
@@ -232,7 +242,11 @@ def test_a_login_challenge_is_handed_to_a_person_then_the_session_resumes(start_
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "stored the login state of meetme-main" in r.stdout
-    wait_for(lambda: store.drafts.count() == 1, timeout=60, what="the waiting message drafted")
+    wait_for(lambda: store.drafts.get("d-waiting")["status"] == "sent", timeout=60,
+             what="the reply approved while waiting sent after the login")
+    assert [m["text"] for m in chat_site.sent()["messages"]] == ["Yes, it is!"]  # once
+    wait_for(lambda: store.messages.count({"direction": "in"}) == 1, timeout=60,
+             what="the message that waited extracted once")
     assert _child(handle, BROWSER)["status"] == "running"
     assert _ids(handle) == before  # resumed in place: no actor restarted
     assert chat_site.stats()["login_submissions"] == 1

@@ -229,11 +229,12 @@ class SiteAdapter:
             return
         kind = await found[0].first.get_attribute("data-challenge") or "challenge"
         shot, html = await self.selectors.save_artifacts(self.page, "login-challenge")
+        where = self.page.url.split("?", 1)[0].split("#", 1)[0]  # a challenge URL may carry a one-time token
         raise NeedsLogin(
-            f"site {self.site.name!r} asks account {account_hash(self.account.id)} to complete a "
-            f"{kind} at {self.page.url} ({self.selectors.candidates('login_challenge')[found[1]]!r} "
-            f"matched): a person must log in (./run login {self.account.id}); screenshot: {shot}, "
-            f"html: {html}", self.site.name, self.page.url, shot, html)
+            f"site {self.site.name!r} asks for a {kind} at {where} "
+            f"({self.selectors.candidates('login_challenge')[found[1]]!r} matched): a person must log "
+            f"in (./run login {self.account.id}); screenshot: {shot}, html: {html}",
+            self.site.name, where, shot, html)
 
     async def ensure_logged_in(self) -> None:
         """Open the inbox, logging in only if the restored session is missing or expired."""

@@ -82,6 +82,8 @@ class AccountSession:
         self.last_poll_at: float | None = None
         self.needs_login: str | None = None   # why a person must log in (a challenge page)
         self._state_seen = None               # the stored login state's saved_at at that time
+        self._checked_stored_wait = False
+        self._resumed = False
         self._page_lock = asyncio.Lock()  # one page: poll and send take turns
         self._start_lock = asyncio.Lock()
 
@@ -97,11 +99,17 @@ class AccountSession:
                     await self._open()
                 except NeedsLogin as exc:
                     await self._hand_to_person(exc)
-            return await self.ping()
+        if self._resumed and self.adapter is not None:
+            self._resumed = False
+            await self._send_waiting()
+        return await self.ping()
 
     async def _hand_to_person(self, exc: NeedsLogin) -> None:
         self.needs_login = str(exc)
         self._state_seen = await asyncio.to_thread(self.store.accounts.state_saved_at, self.account.id)
+        # kept in the store: a restarted session waits too, instead of trying the form again
+        await asyncio.to_thread(self.store.accounts.set_needs_login, self.account.id,
+                                self.needs_login, self._state_seen)
         NEEDS_LOGIN.set(1, tags={"account": self.hash})
         event = NeedsLoginEvent.make(child=f"browser:{self.site.name}:{self.account.id}",
                                      account_id=self.account.id, error=str(exc), at=time.time())
@@ -111,6 +119,12 @@ class AccountSession:
 
     async def _waiting_for_person(self) -> bool:
         """Still in needs_login: no login state stored since the challenge."""
+        if self.needs_login is None and not self._checked_stored_wait:
+            self._checked_stored_wait = True  # a previous run of this session may have handed off
+            stored = await asyncio.to_thread(self.store.accounts.needs_login, self.account.id)
+            if stored:
+                self.needs_login, self._state_seen = stored["reason"], stored.get("state_at")
+                NEEDS_LOGIN.set(1, tags={"account": self.hash})
         if self.needs_login is None:
             return False
         saved = await asyncio.to_thread(self.store.accounts.state_saved_at, self.account.id)
@@ -118,6 +132,8 @@ class AccountSession:
             return True
         log.info("a new login state was stored: resuming", extra={"account": self.hash})
         self.needs_login = None
+        self._resumed = True
+        await asyncio.to_thread(self.store.accounts.set_needs_login, self.account.id, None, None)
         NEEDS_LOGIN.set(0, tags={"account": self.hash})
         return False
 
@@ -256,13 +272,46 @@ class AccountSession:
         ev = DraftApproved.model_validate(event)
         with telemetry.span("browser.send", carrier, account=self.hash, draft_id=ev.draft_id,
                             conversation_id=ev.conversation_id):
-            adapter = await self._adapter()
-            async with self._page_lock:
-                try:
-                    return await self._send(adapter, ev)
-                except LoggedOut:  # the session expired as we submitted: log in, check, resend
-                    await adapter.login()
-                    return await self._send(adapter, ev)
+            try:
+                adapter = await self._adapter()
+                async with self._page_lock:
+                    try:
+                        return await self._send(adapter, ev)
+                    except LoggedOut:  # the session expired as we submitted: log in, check, resend
+                        await adapter.login()
+                        return await self._send(adapter, ev)
+            except NeedsLogin as exc:  # kept, not dead-lettered: sent when the session resumes
+                await self._defer_send(ev, exc)
+                return {"status": "waiting_for_login", "site_message_id": None}
+
+    async def _defer_send(self, ev: DraftApproved, exc: NeedsLogin) -> None:
+        """A send met a login challenge (or came while waiting for one). Nothing was clicked (the
+        challenge comes before the page is read), so a draft taken to `sending` without an anchor
+        goes back to approved; the session sends its approved drafts once it resumes."""
+        await asyncio.to_thread(self.store.drafts.coll.update_one,
+                                {"_id": ev.draft_id, "status": "sending", "send_anchor": {"$exists": False}},
+                                {"$set": {"status": "approved"}})
+        if self.needs_login is None:
+            await self.stop()
+            await self._hand_to_person(exc)
+        log.warning("send waits for a person to log in", extra={"draft_id": ev.draft_id, "account": self.hash})
+
+    async def _send_waiting(self) -> None:
+        """After a login handoff: send the approved drafts of this account that waited for it."""
+        from actors.store.drafts import SENDABLE as waiting
+        docs = await asyncio.to_thread(self.store.drafts.in_status, waiting)
+        for doc in docs:
+            if doc.get("account_id") != self.account.id:
+                continue
+            ev = DraftApproved.make(draft_id=doc["_id"], account_id=doc["account_id"],
+                                    conversation_id=doc["conversation_id"], text=doc["text"],
+                                    approved_by=doc.get("decided_by") or "unknown")
+            try:
+                result = await self.send(ev.model_dump(mode="json"))
+                log.info("waiting reply handled after the login", extra={"draft_id": ev.draft_id,
+                                                                         "status": result["status"]})
+            except Exception:  # logged with context; its own event's redelivery may still come
+                log.exception("waiting reply not sent after the login", extra={"draft_id": ev.draft_id})
 
     async def _send(self, adapter: SiteAdapter, ev: DraftApproved) -> dict:
         drafts = self.store.drafts

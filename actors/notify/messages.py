@@ -42,8 +42,10 @@ def draft_note(event: dict[str, Any], *, contact: str | None, message: str | Non
 def needs_login_note(event: dict[str, Any]) -> Note:
     return Note(event["event_id"], "needs_login",
                 f"Account {event['account_id']} needs a login",
-                f"The browser session {event['child']} cannot log in and has stopped: "
-                f"{event['error']}\nFix the account's credentials, then restart the supervisor.",
+                f"The browser session {event['child']} cannot log in: {event['error']}\n"
+                f"A login challenge (captcha, code, device check): complete it with "
+                f"`./run login {event['account_id']}` (or `--import state.json`); the session resumes "
+                "by itself. Wrong credentials: fix them, then `./run reload`.",
                 None, event["account_id"])
 
 

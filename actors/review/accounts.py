@@ -39,7 +39,9 @@ def _row(account: Any, child: dict | None, seen_today: int) -> dict[str, Any]:
             "last_pass_at": last_poll.get("at"), "messages_today": seen_today,
             "missing": [{"element": m["element"], "detail": m.get("detail", ""),
                          "url": m.get("url", "")} for m in health.get("missing", [])],
-            "last_error": telemetry.redact((child or {}).get("last_error") or health.get("reason") or "") or None,
+            # what a person must act on now: the login handoff's reason before an older error
+            "last_error": telemetry.redact((health.get("reason") if state == "needs_login" else None)
+                                           or (child or {}).get("last_error") or "") or None,
             "retryable": state in RETRYABLE}
 
 
@@ -49,7 +51,7 @@ async def account_rows(request: web.Request, reviewer: Any) -> tuple[list[dict[s
     children: dict[str, dict] = {}
     sup = await _supervisor(config.settings.namespace)
     if sup is not None:
-        status = await sup.status.remote()
+        status = await asyncio.wait_for(sup.status.remote(), 30)
         children = {c.get("account_id"): c for c in status["children"] if c["kind"] == "browser"}
     midnight = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
     since = midnight.isoformat().replace("+00:00", "Z")
@@ -80,5 +82,7 @@ async def retry_account(request: web.Request) -> web.Response:
     sup = await _supervisor(config.settings.namespace)
     if sup is None:
         raise ApiError(503, "the supervisor is not reachable: retry from the command line")
-    snapshot = await sup.retry.remote(f"browser:{account.site}:{account.id}")
+    snapshot = await asyncio.wait_for(sup.retry.remote(f"browser:{account.site}:{account.id}"), 60)
+    if snapshot.get("status") == "unknown":
+        raise ApiError(404, f"the supervisor runs no session for account {account_id!r}")
     return web.json_response({"account": account_id, "state": snapshot.get("status")})

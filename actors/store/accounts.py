@@ -31,6 +31,18 @@ class Accounts:
         doc = self.state.find_one({"_id": account_id}, {"saved_at": 1})
         return doc.get("saved_at") if doc else None
 
+    def set_needs_login(self, account_id: str, reason: str | None, state_at: Any) -> None:
+        """Record (reason) or clear (None) that the account waits for a person to log in."""
+        if reason is None:
+            self.state.update_one({"_id": account_id}, {"$unset": {"needs_login": ""}})
+        else:
+            self.state.update_one({"_id": account_id}, {"$set": {"needs_login": {
+                "reason": reason, "state_at": state_at, "at": utcnow()}}}, upsert=True)
+
+    def needs_login(self, account_id: str) -> dict[str, Any] | None:
+        doc = self.state.find_one({"_id": account_id}, {"needs_login": 1})
+        return (doc or {}).get("needs_login")
+
     def clear_storage_state(self, account_id: str) -> None:
         self.state.update_one({"_id": account_id}, {"$unset": {"storage_state": ""}})
 

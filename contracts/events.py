@@ -90,6 +90,13 @@ class DraftApproved(_Event):
                    conversation_id=conversation_id, text=text, approved_by=approved_by,
                    idempotency_key=f"send:{draft_id}")
 
+    @classmethod
+    def of_draft(cls, doc: dict) -> "DraftApproved":
+        """The send event of a stored approved draft (its final text, who decided)."""
+        return cls.make(draft_id=doc["_id"], account_id=doc["account_id"],
+                        conversation_id=doc["conversation_id"], text=doc["text"],
+                        approved_by=doc.get("decided_by") or "unknown")
+
 
 class DraftRejected(_Event):
     type: Literal["draft.rejected"] = "draft.rejected"

@@ -130,10 +130,9 @@ async def run(config: Config, site_name: str, *, html_dir: Path | None = None,
               now: datetime | None = None) -> tuple[list[Row], Path]:
     """Check every element of `site_name`'s spec; returns the rows and where artifacts went."""
     from actors.browser.adapter import SiteAdapter
-    from actors.browser.launcher import open_session, session_dir
+    from actors.browser.launcher import open_session, scratch_root, session_dir
     from actors.browser.limits import NodeSlots, SlidingWindowLimiter
     from actors.browser.selectors import Selectors
-    from actors.browser.launcher import scratch_root
 
     spec = config.site(site_name)
     reader = Reader(spec)

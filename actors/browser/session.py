@@ -298,14 +298,9 @@ class AccountSession:
 
     async def _send_waiting(self) -> None:
         """After a login handoff: send the approved drafts of this account that waited for it."""
-        from actors.store.drafts import SENDABLE as waiting
-        docs = await asyncio.to_thread(self.store.drafts.in_status, waiting)
+        docs = await asyncio.to_thread(self.store.drafts.in_status, SENDABLE, account_id=self.account.id)
         for doc in docs:
-            if doc.get("account_id") != self.account.id:
-                continue
-            ev = DraftApproved.make(draft_id=doc["_id"], account_id=doc["account_id"],
-                                    conversation_id=doc["conversation_id"], text=doc["text"],
-                                    approved_by=doc.get("decided_by") or "unknown")
+            ev = DraftApproved.of_draft(doc)
             try:
                 result = await self.send(ev.model_dump(mode="json"))
                 log.info("waiting reply handled after the login", extra={"draft_id": ev.draft_id,

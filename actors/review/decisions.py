@@ -40,9 +40,7 @@ class Conflict(Exception):
 
 
 def approved_event(doc: dict[str, Any]) -> DraftApproved:
-    return DraftApproved.make(draft_id=doc["_id"], account_id=doc["account_id"],
-                              conversation_id=doc["conversation_id"], text=doc["text"],
-                              approved_by=doc.get("decided_by") or "unknown")
+    return DraftApproved.of_draft(doc)
 
 
 def rejected_event(doc: dict[str, Any]) -> DraftRejected:

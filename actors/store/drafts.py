@@ -132,7 +132,11 @@ class Drafts:
         return self.coll.find_one({"account_id": account_id, "conversation_id": conversation_id},
                                   sort=[("created_at", DESCENDING)])
 
-    def in_status(self, statuses: tuple[str, ...], limit: int = 1000) -> list[dict[str, Any]]:
-        """Drafts in any of `statuses`, oldest first (for start-up reconciliation sweeps)."""
-        return list(self.coll.find({"status": {"$in": list(statuses)}})
-                    .sort("created_at", ASCENDING).limit(limit))
+    def in_status(self, statuses: tuple[str, ...], limit: int = 1000,
+                  account_id: str | None = None) -> list[dict[str, Any]]:
+        """Drafts in any of `statuses` (of one account, if given), oldest first (for
+        reconciliation sweeps)."""
+        q: dict[str, Any] = {"status": {"$in": list(statuses)}}
+        if account_id is not None:
+            q["account_id"] = account_id
+        return list(self.coll.find(q).sort("created_at", ASCENDING).limit(limit))

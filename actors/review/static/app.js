@@ -566,7 +566,8 @@
     stopped: "Stopped", unknown: "No supervisor answered",
   };
 
-  async function loadAccounts() {
+  /** Load the panel; `note` (what the person just did) is shown after it, never wiped by it. */
+  async function loadAccounts(note) {
     const data = await run($("accounts"), "Loading the accounts", () => api("GET", "/api/accounts"));
     if (!data) return;
     $("accounts").hidden = false;
@@ -599,14 +600,13 @@
       rows.append(tr);
     }
     $("accounts-empty").hidden = data.accounts.length > 0;
-    $("accounts-note").textContent = data.supervisor ? "" : "The supervisor did not answer: states are unknown.";
+    $("accounts-note").textContent = note || (data.supervisor ? "" : "The supervisor did not answer: states are unknown.");
   }
 
   async function retryAccount(account) {
     const r = await run($("accounts"), `Retrying ${account}`,
       () => api("POST", `/api/accounts/${encodeURIComponent(account)}/retry`));
-    if (r) $("accounts-note").textContent = `Retry asked for ${account}: now ${r.state.replace("_", " ")}.`;
-    await loadAccounts();
+    await loadAccounts(r ? `Retry asked for ${account}: now ${r.state.replace("_", " ")}.` : undefined);
   }
 
   // ------------------------------------------------------------------ keyboard
@@ -651,7 +651,7 @@
     $("sign-out").addEventListener("click", () => signOut(true));
     $("error-close").addEventListener("click", clearError);
     $("refresh").addEventListener("click", () => loadInbox(false));
-    $("accounts-refresh").addEventListener("click", () => loadAccounts());
+    $("accounts-refresh").addEventListener("click", () => loadAccounts());  // a refresh clears the note
     $("more").addEventListener("click", () => loadInbox(true));
     $("f-account").addEventListener("change", () => loadInbox(false));
     $("f-class").addEventListener("change", () => loadInbox(false));

@@ -15,6 +15,11 @@ class PermanentError(Exception):
     """A failure that retrying will not fix (HTTP 400/401/403, missing credentials...)."""
 
 
+class Unavailable(Exception):
+    """The actor an event goes to is restarting (or not started yet): retry after a delay; the
+    wait does not count against the event's delivery limit."""
+
+
 def root_cause(exc: BaseException) -> BaseException:
     """Unwrap Ray's RayTaskError / ActorError chain to the exception the actor raised."""
     seen = 0

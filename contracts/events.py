@@ -62,10 +62,14 @@ class DraftCreated(_Event):
     classification: Classification
     text: str
 
+    @staticmethod
+    def event_id_of(draft_id: str) -> str:
+        return f"draft.created:{draft_id}"
+
     @classmethod
     def make(cls, *, draft_id: str, account_id: str, conversation_id: str,
              message_ids: list[str], classification: Classification, text: str) -> "DraftCreated":
-        return cls(event_id=f"draft.created:{draft_id}", draft_id=draft_id, account_id=account_id,
+        return cls(event_id=cls.event_id_of(draft_id), draft_id=draft_id, account_id=account_id,
                    conversation_id=conversation_id, message_ids=message_ids,
                    classification=classification, text=text)
 

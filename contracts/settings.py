@@ -239,10 +239,24 @@ class RestartConf(BaseModel):
     backoff_max_s: float = Field(10.0, gt=0)
 
 
+class ReconcileConf(BaseModel):
+    """Anti-entropy: every `interval_s`, messages seen in the last `lookback_s` (but more than
+    `grace_s` ago, so their own answer path has had its time) that have no draft, no
+    classification and no dead letter are drafted again; drafts whose `draft.created` event was
+    never queued get it queued."""
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    interval_s: float = Field(60.0, gt=0)
+    grace_s: float = Field(300.0, ge=0)
+    lookback_s: float = Field(86400.0, gt=0)
+    max_per_run: int = Field(100, ge=1)
+
+
 class SupervisorConf(BaseModel):
     model_config = ConfigDict(extra="forbid")
     heartbeat_s: float = Field(2.0, gt=0)
     restart: RestartConf = RestartConf()
+    reconcile: ReconcileConf = ReconcileConf()
 
 
 class BusConf(BaseModel):
@@ -261,6 +275,11 @@ class BusConf(BaseModel):
     relay_rescan_s: float = Field(600.0, gt=0)         # replayed on a lost change-stream position
     relay_idle_save_s: float = Field(10.0, gt=0)       # idle relay saves its position this often
     depth_interval_s: float = Field(5.0, gt=0)
+    # an event whose target actor died or is restarting waits (backoff, delivery kept unacked)
+    # this long before the wait counts as a failed delivery
+    transient_retry_s: float = Field(600.0, gt=0)
+    transient_backoff_initial_s: float = Field(0.25, gt=0)
+    transient_backoff_max_s: float = Field(5.0, gt=0)
 
 
 class ReviewerConf(BaseModel):

@@ -22,12 +22,13 @@ from actors.ai.gate import GATE_NAME
 from actors.bus import Consumer, OutboxRelay, declare_topology
 from actors.store import Store
 from contracts import telemetry
-from contracts.errors import PermanentError, root_cause
+from contracts.errors import PermanentError, Unavailable, root_cause
 from contracts.metrics import counter, gauge
 from contracts.events import ChildFailed, NeedsLogin
 from contracts.settings import Config
 from supervisor.children import Child, ChildSpec, create_actor, find_actor, kill_quietly
 from supervisor.policy import RestartPolicy
+from supervisor.reconciler import Reconciler
 from supervisor.specs import child_specs
 
 log = logging.getLogger("replydesk.supervisor")
@@ -82,18 +83,28 @@ class Supervisor:
         self._stop = threading.Event()
         self.children: dict[str, Child] = {}
         self._ai_refs: dict[str, list] = {}
+        # refs of the calls events made, by the child that runs them: a call that fails because
+        # its actor died marks that child dead at once (no waiting for its next heartbeat)
+        self._calls: dict[Any, tuple[str, Any]] = {}
+        self._calls_lock = threading.Lock()
         self._seen_messages = 0
         self.home_node = ray.get_runtime_context().get_node_id()  # where the control plane stays
         for spec in child_specs(config, self.home_node):
             self._add_child(spec)
         self.relay = OutboxRelay(config)
-        self.consumers = [Consumer(config, kind, keys, getattr(self, f"_route_{kind}"))
+        self.consumers = [Consumer(config, kind, keys, getattr(self, f"_route_{kind}"),
+                                   on_settled=self._settled)
                           for kind, keys in self.routes.items()]
         if notifying(config) and config.app.notify.on_dead_letter:
             self.consumers.append(Consumer(config, DEAD_WATCH, [], self._route_notify_dead,
-                                           source="dead"))
+                                           source="dead", on_settled=self._settled))
+        self.reconciler = Reconciler(config, self.store, self._redrive)
+        self._reconcile_lock = threading.Lock()
         self._monitor = threading.Thread(target=self._run, name="supervisor-monitor", daemon=True)
         self._monitor.start()
+        self._reconciling = threading.Thread(target=self._reconcile_loop, name="supervisor-reconciler",
+                                             daemon=True)
+        self._reconciling.start()
         self.relay.start()
         for c in self.consumers:
             c.start()
@@ -271,21 +282,45 @@ class Supervisor:
                 log.error("browser pass failed", extra={"child": child.name, "error": child.last_error})
 
     # ------------------------------------------------------------------ routing (consumer threads)
-    def _running(self, predicate, timeout_s: float = 30.0) -> list[Child]:
-        """Running children matching predicate, waiting (bounded) while they restart."""
-        deadline = time.monotonic() + timeout_s
+    def _running(self, predicate) -> list[Child]:
+        """Running children matching predicate. None running: `Unavailable` while one restarts
+        (the consumer hands the event again after a delay, not counted as a failed delivery),
+        a plain error when every one has failed (counted: a person must act)."""
         with self._lock:
-            while True:
-                found = [c for c in self.children.values() if predicate(c) and c.state == "running"]
-                if found:
-                    return found
-                pending = [c for c in self.children.values() if predicate(c) and c.state != "failed"]
-                left = deadline - time.monotonic()
-                if not pending or left <= 0 or self._stop.is_set():
-                    raise RuntimeError("no running child for this event (failed or restarting)")
-                self._changed.wait(min(left, 0.5))
+            found = [c for c in self.children.values() if predicate(c) and c.state == "running"]
+            if found:
+                return found
+            pending = [c.name for c in self.children.values() if predicate(c) and c.state != "failed"]
+        if pending and not self._stop.is_set():
+            raise Unavailable(f"no running child for this event: {', '.join(pending)} restarting")
+        raise RuntimeError("no running child for this event (every candidate has failed)")
+
+    def _call(self, child: Child, ref: Any) -> Any:
+        with self._calls_lock:
+            if len(self._calls) > 100_000:        # settled calls of a lost connection
+                self._calls.clear()
+            self._calls[ref] = (child.name, child.handle)
+        return ref
+
+    def _settled(self, ref: Any, error: BaseException | None) -> None:
+        """Consumer hook: a call is done. If it failed because its actor died, that child is
+        treated as dead now, so routing skips it and its restart starts at once."""
+        with self._calls_lock:
+            who = self._calls.pop(ref, None)
+        if who is None or error is None or not _is_death(error):
+            return
+        name, handle = who
+        with self._lock:
+            child = self.children.get(name)
+            if child is not None and child.handle is handle and child.state == "running":
+                log.warning("child died while handling an event", extra={
+                    "child": name, "error": f"{type(error).__name__}: {str(error)[:200]}"})
+                self._on_failure(child, root_cause(error), died=True)
 
     def _route_ai(self, event, carrier):
+        return self._dispatch_ai(event.account_id, event.conversation_id, carrier)
+
+    def _dispatch_ai(self, account_id: str, conversation_id: str, carrier: dict | None):
         workers = self._running(lambda c: c.spec.kind == "ai")
         best, best_load = workers[0], None
         for w in workers:  # least loaded: one slow call never blocks the rest
@@ -294,28 +329,51 @@ class Supervisor:
                 _, refs[:] = ray.wait(refs, num_returns=len(refs), timeout=0)
             if best_load is None or len(refs) < best_load:
                 best, best_load = w, len(refs)
-        ref = best.handle.draft.remote(event.account_id, event.conversation_id, carrier)
+        ref = best.handle.draft.remote(account_id, conversation_id, carrier)
         self._ai_refs[best.name].append(ref)
-        return ref
+        return self._call(best, ref)
+
+    # ------------------------------------------------------------------ anti-entropy
+    def _redrive(self, account_id: str, conversation_id: str) -> dict[str, Any]:
+        ref = self._dispatch_ai(account_id, conversation_id, None)
+        try:
+            return ray.get(ref, timeout=300)
+        finally:
+            self._settled(ref, None)
+
+    def _reconcile_loop(self) -> None:
+        conf = self.config.app.supervisor.reconcile
+        while not self._stop.wait(conf.interval_s):
+            if conf.enabled:
+                try:
+                    self.reconcile_now()
+                except Exception:
+                    log.exception("reconciler pass failed")
+
+    def reconcile_now(self) -> dict[str, Any]:
+        """One reconciler pass now (also what the periodic loop runs); what it repaired."""
+        with self._reconcile_lock:
+            return self.reconciler.run_once()
 
     def _route_sheets(self, event, carrier):
         (writer,) = self._running(lambda c: c.spec.kind == "sheets")
-        return writer.handle.add.remote([event.model_dump(mode="json")], carrier)
+        return self._call(writer, writer.handle.add.remote([event.model_dump(mode="json")], carrier))
 
     def _route_notify(self, event, carrier):
         (notifier,) = self._running(lambda c: c.spec.kind == "notify")
-        return notifier.handle.add.remote(event.model_dump(mode="json"), carrier)
+        return self._call(notifier, notifier.handle.add.remote(event.model_dump(mode="json"), carrier))
 
     def _route_notify_dead(self, notice, carrier):
         if notice.consumer in ("notify", DEAD_WATCH):
             return None      # a notification that could not be delivered is not notified again
         (notifier,) = self._running(lambda c: c.spec.kind == "notify")
-        return notifier.handle.add.remote(notice.model_dump(mode="json"), carrier)
+        return self._call(notifier, notifier.handle.add.remote(notice.model_dump(mode="json"), carrier))
 
     def _route_send(self, event, carrier):
         (session,) = self._running(lambda c: c.spec.kind == "browser" and c.spec.account_id == event.account_id)
         # never replayed by Ray: the actor's own idempotency check decides after a crash
-        return session.handle.send.options(max_task_retries=0).remote(event.model_dump(mode="json"), carrier)
+        return self._call(session, session.handle.send.options(max_task_retries=0).remote(
+            event.model_dump(mode="json"), carrier))
 
     # ------------------------------------------------------------------ remote API
     def status(self) -> dict[str, Any]:
@@ -425,6 +483,7 @@ class Supervisor:
             c.stop()
         self.relay.stop()
         self._monitor.join(10)
+        self._reconciling.join(10)
         status = self.status()
         with self._lock:
             for child in self.children.values():

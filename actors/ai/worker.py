@@ -106,14 +106,16 @@ class AIWorker:
             self.counts["db_ms"] += (time.perf_counter() - t0) * 1000
 
     async def _draft(self, span: Any, account_id: str, conversation_id: str) -> dict[str, Any]:
-        history = await self._db(self.store.messages.conversation, account_id,
-                                          conversation_id, self.history)
+        history, seq = await self._db(self.store.messages.history, account_id, conversation_id,
+                                      self.history)
         if not history:
             raise DeadLetter(f"no stored messages for conversation {conversation_id!r}")
         last = history[-1]
         if last.direction == "out":
+            # decided by sequence: the newest stored message is our reply, so every incoming one
+            # before it was answered (the send path refuses a reply older than the conversation)
             self.counts["skipped"] += 1
-            span.set_attribute("ai.skipped", "newest message is outgoing")
+            span.set_attribute("ai.skipped", "newest message is our reply")
             return {"draft_id": None, "classification": None, "created": False}
         did = draft_id(account_id, conversation_id, last.message_id)
         span.set_attribute("ai.draft_id", did)
@@ -149,38 +151,53 @@ class AIWorker:
 
         message_ids = answered_messages(history)
         carrier = telemetry.inject()
+        drafts = self.store.drafts
         if answer.classification != "needs_reply":
             self.counts["classified"] += 1
             event = self._classified(did, account_id, conversation_id, last.message_id,
                                      answer.classification)
-            await asyncio.gather(   # both idempotent: a redelivery after a crash redoes either
+            await asyncio.gather(   # all idempotent: a redelivery after a crash redoes any
                 self._db(functools.partial(
                     self.store.conversations.record_classification, account_id=account_id,
                     conversation_id=conversation_id, last_message_id=last.message_id,
-                    classification=answer.classification, draft_id=None)),
-                self._db(self.store.outbox.add, [event], carrier))
+                    classification=answer.classification, draft_id=None, seq=seq)),
+                self._db(self.store.outbox.add, [event], carrier),
+                # the newer reading of the conversation says no reply: an older draft is out of date
+                self._db(drafts.supersede_older, account_id, conversation_id, seq, None,
+                         f"the conversation, read again with newer messages, was classified "
+                         f"{answer.classification!r}"))
             return {"draft_id": None, "classification": answer.classification, "created": False}
 
         doc = {"_id": did, "account_id": account_id, "conversation_id": conversation_id,
-               "message_ids": message_ids, "last_message_id": last.message_id,
+               "message_ids": message_ids, "last_message_id": last.message_id, "answers_seq": seq,
                "classification": answer.classification, "text": answer.reply,
                "reason": answer.reason, "model": self.model, "status": "pending_review",
                "ai": {"attempts": tally.attempts, "tokens": tally.tokens}}
-        created = await self._db(self.store.drafts.insert, doc)
+        created = await self._db(drafts.insert, doc)
         self.counts["created" if created else "duplicates"] += 1
         if created:
             metrics.count("drafts", 1, self.model)
         event = DraftCreated.make(draft_id=did, account_id=account_id, conversation_id=conversation_id,
                                   message_ids=message_ids, classification=answer.classification,
                                   text=answer.reply or "")
-        await asyncio.gather(   # after the draft is stored, both at once (a redelivery finds it)
+        # after the draft is stored, at once (a redelivery finds it): its event, the conversation's
+        # state, and at most one open draft per conversation: this one supersedes older ones, and
+        # is itself superseded if a newer one was written while the AI answered
+        _, _, _, newer = await asyncio.gather(
             self._db(functools.partial(
                 self.store.conversations.record_classification, account_id=account_id,
                 conversation_id=conversation_id, last_message_id=last.message_id,
-                classification=answer.classification, draft_id=did)),
-            self._db(self.store.outbox.add, [event], carrier))
+                classification=answer.classification, draft_id=did, seq=seq)),
+            self._db(self.store.outbox.add, [event], carrier),
+            self._db(drafts.supersede_older, account_id, conversation_id, seq, did,
+                     "newer messages arrived; a new draft answers them all"),
+            self._db(drafts.newer_than, account_id, conversation_id, seq))
+        if newer is not None:
+            await self._db(drafts.supersede, did, ("pending_review",), newer["_id"],
+                           "a draft written from newer messages exists")
         log.info("draft created", extra={"draft_id": did, "conversation_id": conversation_id,
-                                         "account": account_hash(account_id)})
+                                         "account": account_hash(account_id),
+                                         "superseded": newer is not None})
         return {"draft_id": did, "classification": answer.classification, "created": created}
 
     @staticmethod

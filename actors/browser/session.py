@@ -50,6 +50,8 @@ from contracts.settings import Config, resolve
 log = logging.getLogger(__name__)
 
 NEEDS_LOGIN = gauge("replydesk_needs_login", "1 while an account waits for a person to log in", ("account",))
+SENDS_OUT_OF_DATE = counter("replydesk_send_out_of_date_total",
+                            "Approved replies not sent because newer messages arrived", ("site",))
 SENDS_UNPROVEN = counter("replydesk_send_unproven_total",
                          "Sends refused because an earlier attempt's outcome could not be proven", ("site",))
 
@@ -213,23 +215,32 @@ class AccountSession:
                     if cursor and cursor.get("signature") == item.signature and not self._due(cursor):
                         continue
                     try:
-                        msgs = await adapter.conversation(item.conversation_id, cursor,
-                                                          self.account.max_pages)
+                        new += await self._read_conversation(adapter, item.conversation_id, cursor,
+                                                             item.signature)
                     except SelectorNotFound as exc:  # this conversation waits; the others go on
                         failed = failed or exc
                         continue
-                    new += await asyncio.to_thread(self._record, msgs)
-                    last = msgs[-1] if msgs else None
-                    await asyncio.to_thread(
-                        self.store.accounts.set_cursor, self.account.id, item.conversation_id,
-                        signature=item.signature, read_at=self.clock(),
-                        last_message_id=last.message_id if last else (cursor or {}).get("last_message_id"),
-                        last_content_key=last.content_key if last else (cursor or {}).get("last_content_key"),
-                        last_day=adapter.day_of(last) if last else (cursor or {}).get("last_day"))
         self.last_poll_at = time.time()
         if failed is not None:  # the cursor of that conversation did not move: nothing is lost
             raise failed
         return {"new": new, "conversations": len(items)}
+
+    async def _read_conversation(self, adapter: SiteAdapter, conversation_id: str,
+                                 cursor: dict | None, signature: str | None) -> list[str]:
+        """Read a conversation's messages after the cursor, store and emit them, then move the
+        cursor (messages first: a crash in between re-reads, never loses)."""
+        msgs = await adapter.conversation(conversation_id, cursor, self.account.max_pages)
+        new = await asyncio.to_thread(self._record, msgs)
+        last = msgs[-1] if msgs else None
+        cursor = cursor or {}
+        await asyncio.to_thread(
+            self.store.accounts.set_cursor, self.account.id, conversation_id,
+            signature=signature if signature is not None else cursor.get("signature"),
+            read_at=self.clock(),
+            last_message_id=last.message_id if last else cursor.get("last_message_id"),
+            last_content_key=last.content_key if last else cursor.get("last_content_key"),
+            last_day=adapter.day_of(last) if last else cursor.get("last_day"))
+        return new
 
     @contextlib.asynccontextmanager
     async def _health_pass(self):
@@ -323,19 +334,39 @@ class AccountSession:
         if draft is None:  # lost a race with another transition
             return {"status": "not_approved", "site_message_id": None}
 
+        # what the contact wrote since the last pass is stored (and emitted) first: the draft
+        # must still answer the conversation as it is now
+        cursor = await asyncio.to_thread(self.store.accounts.cursor, self.account.id, ev.conversation_id)
+        await self._read_conversation(adapter, ev.conversation_id, cursor, None)
         await adapter.visit(adapter.url("conversation", conversation_id=ev.conversation_id))
         # read_seen proves every message's direction or raises: no send on an unprovable page
         on_page = await adapter.read_seen()
         if "send_anchor" in draft:  # an earlier attempt may have clicked before a crash
             done = await self._earlier_attempt(adapter, ev, draft, on_page)
             if done is not None:
-                return await self._acked(ev, done.site_message_id, "already_sent")
+                return await self._acked(ev, done.site_message_id, "already_sent", done)
+        newer = await asyncio.to_thread(self.store.messages.newer_than_draft, draft)
+        if newer:
+            return await self._out_of_date(ev, newer)
         anchor = adapter.anchor(on_page, ev.text)
         await asyncio.to_thread(drafts.transition, ev.draft_id, "sending", "sending", send_anchor=anchor,
                                 send_anchor_at=utcnow())
         await self.sends.acquire()
         sent = await adapter.send(ev.conversation_id, ev.text, anchor, after_click=_fault_exit_hook)
-        return await self._acked(ev, sent.site_message_id, "sent")
+        return await self._acked(ev, sent.site_message_id, "sent", sent)
+
+    async def _out_of_date(self, ev: DraftApproved, newer: list[ChatMessage]) -> dict:
+        """Newer messages arrived after the draft was written: it is not sent (nothing was
+        clicked), it is marked superseded, and the new messages' own drafts answer them all."""
+        n = len(newer)
+        reason = (f"{n} newer message{'s' if n != 1 else ''} arrived before it was sent; "
+                  "a new draft answers the whole conversation")
+        await asyncio.to_thread(self.store.drafts.supersede, ev.draft_id, ("sending", *SENDABLE), None, reason)
+        SENDS_OUT_OF_DATE.inc(tags={"site": self.site.name})
+        log.warning("approved reply not sent: newer messages arrived", extra={
+            "draft_id": ev.draft_id, "account": self.hash, "newer": n,
+            "conversation_id": ev.conversation_id})
+        return {"status": "superseded", "site_message_id": None, "newer": n}
 
     async def _earlier_attempt(self, adapter: SiteAdapter, ev: DraftApproved, draft: dict,
                                on_page: list) -> ChatMessage | None:
@@ -372,8 +403,12 @@ class AccountSession:
         log.error(msg, extra={"draft_id": ev.draft_id, "site": self.site.name})
         raise SendUnproven(msg)
 
-    async def _acked(self, ev: DraftApproved, site_message_id: str | None, status: str) -> dict:
-        """Record the reply (the send, its outbox event, then the draft), idempotently."""
+    async def _acked(self, ev: DraftApproved, site_message_id: str | None, status: str,
+                     reply: ChatMessage | None = None) -> dict:
+        """Record the reply (the send, the reply as the conversation's newest message, its outbox
+        event, then the draft), idempotently."""
+        if reply is not None:   # so a draft written after this send starts after this reply
+            await asyncio.to_thread(self._record, [reply])
         await asyncio.to_thread(self.store.sends.record, idempotency_key=ev.idempotency_key,
                                 draft_id=ev.draft_id, account_id=ev.account_id,
                                 conversation_id=ev.conversation_id,

@@ -8,8 +8,11 @@ connections are not thread-safe). Completed events are marked processed in one b
 batch by a marker thread, so the consumer keeps receiving and dispatching while MongoDB writes;
 once a batch's marks are stored the consumer thread acks it (a single multiple-ack for the
 contiguous prefix). `DeadLetter` and `PermanentError` (retrying cannot help: a 401, a 404,
-a wrong password) go to the dead queue with their reason on the first delivery; any other error is requeued until the delivery limit, then dead-lettered with the last
-error, so nothing is dropped silently. After a lost connection, unacked deliveries come back and
+a wrong password) go to the dead queue with their reason on the first delivery. A target that
+is dead or restarting (Ray's actor errors, `Unavailable`) is waited for: the delivery stays
+unacked and is handed to the handler again after a growing delay, without counting against the
+delivery limit, for up to `bus.transient_retry_s`. Any other error is requeued until the delivery
+limit, then dead-lettered with the last error, so nothing is dropped silently. After a lost connection, unacked deliveries come back and
 are recognised by id; effects still running keep running and are marked when they finish.
 """
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any, Callable, Iterable
 
 import pika
 import ray
+from ray.exceptions import RayActorError
 from opentelemetry.trace import Status, StatusCode
 from pika.adapters.blocking_connection import BlockingChannel
 from pydantic import ValidationError
@@ -35,14 +39,21 @@ from actors.bus.connection import CONNECTION_ERRORS, client_name, connect
 from actors.bus.topology import Topology
 from actors.store import Store
 from contracts import telemetry
-from contracts.errors import DeadLetter, PermanentError, root_cause
+from contracts.errors import DeadLetter, PermanentError, Unavailable, root_cause
 from contracts.events import Event, parse_event
 from contracts.settings import Config
 
 log = logging.getLogger("replydesk.bus.consumer")
 
 Handler = Callable[[Event, dict[str, str]], "ray.ObjectRef | Future | None"]
+# told of every handler result once it is settled: (the ObjectRef / Future, its error or None)
+Settled = Callable[[Any, "BaseException | None"], None]
 TRACE_HEADERS = ("traceparent", "tracestate")
+
+
+def transient(exc: BaseException) -> bool:
+    """The target was dead or restarting: another try after a delay can succeed."""
+    return isinstance(exc, (RayActorError, Unavailable)) or isinstance(root_cause(exc), (RayActorError, Unavailable))
 
 
 @dataclass
@@ -71,6 +82,10 @@ class _Work:
     delivery: _Delivery
     result: Any = None                        # the handler's ObjectRef / Future while running
     duplicates: list[_Delivery] = field(default_factory=list)
+    event: Any = None                         # the parsed event (handed again after a delay)
+    waits: int = 0                            # delayed retries after a dead/restarting target
+    first_wait: float = 0.0
+    due: float = 0.0
 
 
 class Consumer:
@@ -78,12 +93,13 @@ class Consumer:
 
     def __init__(self, config: Config, kind: str, routing_keys: Iterable[str], handler: Handler, *,
                  max_in_flight: int | None = None, store: Store | None = None,
-                 source: str = "events"):
+                 source: str = "events", on_settled: Settled | None = None):
         bus = config.app.bus
         self.config = config
         self.kind = kind
         self.routing_keys = list(routing_keys)
         self.handler = handler
+        self.on_settled = on_settled
         # "events": the kind's queue bound to the event exchange; "dead": a copy of every dead
         # letter (bound to the dead-letter exchange), each delivery read as a DeadLetterSeen
         self.source = source
@@ -106,13 +122,14 @@ class Consumer:
         self._running: dict[str, _Work] = {}        # event id -> work whose result is pending
         self._done: dict[str, _Work] = {}           # effect done: mark processed, then ack
         self._marking: dict[str, _Work] = {}        # handed to the marker thread, not yet stored
+        self._waiting: dict[str, _Work] = {}        # target dead/restarting: handed again at .due
         self._to_mark: SimpleQueue[list[_Work] | None] = SimpleQueue()
         self._marked: deque[list[_Work]] = deque()  # stored by the marker: ack them (our thread)
         self._marker: threading.Thread | None = None
         self._failed: list[tuple[_Work, BaseException]] = []
         self._depth_due = 0.0
         # what this consumer did (ops and tests read it; written by the consumer thread only)
-        self.stats = {"handled": 0, "duplicates": 0, "requeued": 0, "dead_lettered": 0}
+        self.stats = {"handled": 0, "duplicates": 0, "requeued": 0, "dead_lettered": 0, "waited": 0}
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, wait_s: float = 30.0) -> None:
@@ -134,7 +151,7 @@ class Consumer:
         """Consume until stop(), reconnecting with backoff; blocking (the thread's target)."""
         # What an earlier run left unsettled was never acked: the broker redelivers it, and it
         # must be handled afresh rather than wait on work that no longer exists.
-        for pending in (self._running, self._done, self._marking):
+        for pending in (self._running, self._done, self._marking, self._waiting):
             pending.clear()
         self._failed.clear()
         self._to_mark, self._marked = SimpleQueue(), deque()
@@ -166,6 +183,7 @@ class Consumer:
         self._generation += 1
         self._incoming.clear()        # deliveries of the old channel come back by themselves
         self._unsettled.clear()
+        self._waiting.clear()
         channel = self._conn.channel()
         self.topology.declare_base(channel)
         if self.source == "dead":
@@ -200,6 +218,7 @@ class Consumer:
         assert self._conn is not None
         wait = 0.0 if self._incoming else (0.002 if self._running or self._marking else 0.05)
         self._conn.process_data_events(time_limit=wait)
+        self._retry_due()
         self._dispatch()
         self._poll_running()
         self._settle()
@@ -233,7 +252,7 @@ class Consumer:
                 continue
             eid = event.event_id
             work = (self._running.get(eid) or self._done.get(eid) or self._marking.get(eid)
-                    or (fresh.get(eid) or (None,))[0])
+                    or self._waiting.get(eid) or (fresh.get(eid) or (None,))[0])
             if work is not None:
                 work.duplicates.append(d)   # settled with the first copy, never handled twice
                 self.stats["duplicates"] += 1
@@ -254,7 +273,18 @@ class Consumer:
             else:
                 self._call(work, event)
 
+    def _retry_due(self) -> None:
+        """Hand again the events whose dead or restarting target has had its delay."""
+        if not self._waiting:
+            return
+        now = time.monotonic()
+        for event_id, work in list(self._waiting.items()):
+            if work.due <= now and len(self._running) < self.max_in_flight:
+                del self._waiting[event_id]
+                self._call(work, work.event)
+
     def _call(self, work: _Work, event: Event) -> None:
+        work.event = event
         d = work.delivery
         with telemetry.span("bus.consume", d.carrier, consumer=self.kind, event_id=work.event_id,
                             routing_key=d.routing_key, attempt=d.attempt) as span:
@@ -280,11 +310,18 @@ class Consumer:
             r = work.result
             if (r in ready) if isinstance(r, ray.ObjectRef) else r.done():
                 del self._running[event_id]
+                error: BaseException | None = None
                 try:
                     ray.get(r) if isinstance(r, ray.ObjectRef) else r.result()
                     self._done[event_id] = work
                 except Exception as exc:
+                    error = exc
                     self._failed.append((work, exc))
+                if self.on_settled is not None:
+                    try:
+                        self.on_settled(r, error)
+                    except Exception:
+                        log.exception("on_settled hook failed", extra={"consumer": self.kind})
 
     # ------------------------------------------------------------------ settling
     def _settle(self) -> None:
@@ -331,6 +368,8 @@ class Consumer:
             log.error("handler failed permanently, dead-lettering", extra=context)
             self._dead_letter(d, deadletter.reason_of(cause))
             self._ack(work.duplicates)
+        elif transient(exc) and self._wait_for_target(work, context):
+            pass
         elif d.attempt >= self.delivery_limit:
             log.error("event failed at the delivery limit, dead-lettering", extra=context,
                       exc_info=cause)
@@ -345,6 +384,26 @@ class Consumer:
                     self._channel.basic_nack(x.tag, requeue=True)
                     self._unsettled.pop(x.tag, None)
 
+    def _wait_for_target(self, work: _Work, context: dict[str, Any]) -> bool:
+        """Keep the delivery (unacked) and hand it again after a growing delay, for up to
+        `bus.transient_retry_s`: False once that is spent (then it counts as a failed delivery)."""
+        bus = self.config.app.bus
+        now = time.monotonic()
+        if work.waits == 0:
+            work.first_wait = now
+        elif now - work.first_wait >= bus.transient_retry_s:
+            return False
+        delay = min(bus.transient_backoff_initial_s * (2 ** work.waits), bus.transient_backoff_max_s)
+        work.waits += 1
+        work.due = now + delay
+        self._waiting[work.event_id] = work
+        self.stats["waited"] += 1
+        metrics.WAITED.inc(tags={"kind": self.kind})
+        (log.warning if work.waits == 1 else log.info)(
+            "target dead or restarting; handing the event again after a delay",
+            extra={**context, "delay_s": round(delay, 3), "waits": work.waits})
+        return True
+
     def _dead_letter(self, d: _Delivery, reason: str) -> None:
         """Publish to the DLX with the reason (confirmed), then ack the original."""
         if not self._current(d):
@@ -356,6 +415,13 @@ class Consumer:
         self._ack([d])
         metrics.DEAD_LETTERED.inc(tags={"kind": self.kind})
         self.stats["dead_lettered"] += 1
+        if self.source == "events" and d.properties.message_id:
+            try:    # best effort: the dead queue holds the event itself
+                self.store.dead_letters.record(self.kind, d.properties.message_id, reason,
+                                               routing_key=d.routing_key)
+            except PyMongoError:
+                log.warning("could not record the dead letter", extra={
+                    "consumer": self.kind, "event_id": d.properties.message_id})
 
     def _current(self, d: _Delivery) -> bool:
         return d.generation == self._generation and self._channel is not None

@@ -6,3 +6,6 @@ CONSUMED = counter("replydesk_events_consumed_total", "Events processed and acke
 DEAD_LETTERED = counter("replydesk_events_dead_lettered_total", "Events sent to the dead queue",
                         ("kind",))
 QUEUE_DEPTH = gauge("replydesk_queue_depth", "Ready messages per queue", ("queue",))
+WAITED = counter("replydesk_events_waited_total",
+                 "Deliveries handed again after a delay because their target was dead or restarting",
+                 ("kind",))

@@ -116,7 +116,8 @@ async def _decide(request: web.Request, method: str, draft_id: str, *args) -> di
     except NotFound:
         raise ApiError(404, "no such draft") from None
     except Conflict as exc:
-        raise ApiError(409, str(exc)) from None
+        raise ApiError(409, str(exc), extra={"status": exc.status, **(
+            {"newer_draft_id": exc.newer_draft_id} if exc.newer_draft_id else {})}) from None
     return {"draft": draft_json(doc)}
 
 

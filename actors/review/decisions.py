@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from actors.store import Store
-from actors.store.drafts import PENDING, SENDABLE
+from actors.store.drafts import PENDING, SENDABLE, SUPERSEDED
 from contracts import telemetry
 from contracts.events import DraftApproved, DraftRejected
 from contracts.ids import account_hash
@@ -30,13 +30,16 @@ class NotFound(LookupError):
 
 
 class Conflict(Exception):
-    """The draft is no longer pending review: someone (or something) decided first."""
+    """The draft is no longer pending review: someone (or something) decided first, or newer
+    messages made it out of date (then `newer_draft_id` names the draft that replaces it)."""
 
-    def __init__(self, draft_id: str, status: str, by: str | None = None):
+    def __init__(self, draft_id: str, status: str, by: str | None = None, *,
+                 message: str | None = None, newer_draft_id: str | None = None):
         who = f" by {by}" if by and status in ("approved", "edited", "rejected") else ""
-        super().__init__(f"draft {draft_id} is no longer pending review: it was already "
+        super().__init__(message or f"draft {draft_id} is no longer pending review: it was already "
                          f"{status}{who}; reload to see its current state")
         self.status = status
+        self.newer_draft_id = newer_draft_id
 
 
 def approved_event(doc: dict[str, Any]) -> DraftApproved:
@@ -78,7 +81,7 @@ class Reviewer:
         return doc
 
     def reject(self, draft_id: str, reason: str | None) -> dict[str, Any]:
-        current = self._pending(draft_id)
+        current = self._pending(draft_id, current=False)   # an out-of-date draft may be rejected
         with telemetry.span("review.reject", draft_id=draft_id,
                             account=account_hash(current["account_id"])):
             doc = self.store.drafts.transition(draft_id, PENDING, "rejected", decided_by=self.who,
@@ -97,13 +100,38 @@ class Reviewer:
         docs = self.store.drafts.in_status(SENDABLE)
         return self.store.outbox.add([approved_event(d) for d in docs]) if docs else 0
 
-    def _pending(self, draft_id: str) -> dict[str, Any]:
+    def _pending(self, draft_id: str, *, current: bool = True) -> dict[str, Any]:
         doc = self.store.drafts.get(draft_id)
         if doc is None:
             raise NotFound(draft_id)
+        if doc.get("status") == SUPERSEDED:
+            raise self._superseded(doc)
         if doc.get("status") != PENDING:
             raise self._conflict(draft_id, doc)
+        if current:
+            self._check_current(doc)
         return doc
+
+    def _check_current(self, doc: dict[str, Any]) -> None:
+        """Refuse a draft written before the contact's newest messages: it does not answer them,
+        and a new draft (made from the whole history) will. The draft is marked superseded."""
+        newer = self.store.messages.newer_than_draft(doc)
+        if not newer:
+            return
+        n = len(newer)
+        reason = f"{n} newer message{'s' if n != 1 else ''} arrived since this draft was written"
+        self.store.drafts.supersede(doc["_id"], (PENDING,), None, reason)
+        raise self._superseded({**doc, "status": SUPERSEDED, "superseded_reason": reason})
+
+    def _superseded(self, doc: dict[str, Any]) -> Conflict:
+        newer = self.store.drafts.open_for_conversation(doc["account_id"], doc["conversation_id"])
+        newer_id = newer["_id"] if newer is not None and newer["_id"] != doc["_id"] else None
+        offer = (f"; the new draft {newer_id} answers them" if newer_id
+                 else "; a new draft is being written")
+        CONFLICTS.inc()
+        return Conflict(doc["_id"], SUPERSEDED, newer_draft_id=newer_id, message=(
+            f"draft {doc['_id']} is out of date: {doc.get('superseded_reason') or 'newer messages arrived'}"
+            f"{offer}. Nothing was sent"))
 
     def _conflict(self, draft_id: str, doc: dict[str, Any] | None = None) -> Conflict:
         """The loser's answer; if the winner approved, make sure its event is queued."""

@@ -11,7 +11,7 @@ from typing import Any
 from contracts.events import ChatMessage
 
 # Status timestamps a draft may carry (`<status>_at`, set by Drafts.transition).
-STATUSES = ("pending_review", "approved", "edited", "rejected", "sending", "sent")
+STATUSES = ("pending_review", "approved", "edited", "rejected", "sending", "sent", "superseded")
 
 
 def _iso(value: Any) -> str | None:
@@ -43,6 +43,8 @@ def draft_json(doc: dict[str, Any], *, brief: bool = False) -> dict[str, Any]:
         "message_ids": doc.get("message_ids", []),
         "decided_by": doc.get("decided_by"),
         "reject_reason": doc.get("reject_reason"),
+        "superseded_by": doc.get("superseded_by"),
+        "superseded_reason": doc.get("superseded_reason"),
         "send_error": doc.get("send_error") or doc.get("error"),
         "site_message_id": doc.get("site_message_id"),
         "created_at": _iso(doc.get("created_at")),

@@ -9,6 +9,7 @@ from pymongo.database import Database
 
 from actors.store.accounts import Accounts
 from actors.store.conversations import Conversations
+from actors.store.deadletters import DeadLetters
 from actors.store.drafts import Drafts
 from actors.store.messages import Messages
 from actors.store.outbox import Outbox
@@ -79,6 +80,10 @@ class Store:
         return Outbox(self.db)
 
     @cached_property
+    def dead_letters(self) -> DeadLetters:
+        return DeadLetters(self.db)
+
+    @cached_property
     def processed(self) -> Processed:
         return Processed(self.db)
 
@@ -93,7 +98,7 @@ class Store:
     def ensure_indexes(self) -> None:
         """Create every index the queries need; idempotent, run at start-up."""
         for repo in (self.accounts, self.conversations, self.messages, self.drafts, self.outbox, self.processed,
-                     self.sends, self.sheet_rows):
+                     self.sends, self.sheet_rows, self.dead_letters):
             repo.ensure_indexes()
 
     def ping(self) -> bool:

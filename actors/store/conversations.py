@@ -26,12 +26,13 @@ class Conversations:
         return f"{account_id}:{conversation_id}"
 
     def record_classification(self, *, account_id: str, conversation_id: str, last_message_id: str,
-                              classification: str, draft_id: str | None) -> None:
+                              classification: str, draft_id: str | None, seq: int | None = None) -> None:
         self.coll.update_one(
             {"_id": self.key(account_id, conversation_id)},
             {"$set": {"account_id": account_id, "conversation_id": conversation_id,
                       "last_message_id": last_message_id, "classification": classification,
-                      "draft_id": draft_id, "classified_at": utcnow()}},
+                      "draft_id": draft_id, "classified_at": utcnow(),
+                      **({"seq": seq} if seq is not None else {})}},
             upsert=True)
 
     def get(self, account_id: str, conversation_id: str) -> dict[str, Any] | None:

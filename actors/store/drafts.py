@@ -2,6 +2,12 @@
 current status, so two approvals (or an approval racing a send) can never both win.
 
 pending_review -> approved | edited | rejected;  approved | edited -> sending -> sent
+pending_review | approved | edited | sending (nothing clicked) -> superseded
+
+Drafts belong to conversations: a draft answers the contact's messages up to `answers_seq` (the
+conversation's sequence number of the newest message it was written from). A newer draft of the
+conversation, or a newer classification, supersedes the pending one (kept, marked, shown in the
+desk); approving or sending a draft older than the conversation is refused.
 """
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ from contracts.events import utcnow
 PENDING = "pending_review"
 APPROVABLE = (PENDING,)
 SENDABLE = ("approved", "edited")
+SUPERSEDED = "superseded"
 
 _FIRST_WINDOW = timedelta(minutes=10)                 # see Drafts.page
 _FLOOR = datetime(2020, 1, 1, tzinfo=timezone.utc)    # no draft is older than the project
@@ -38,6 +45,9 @@ class Drafts:
                                name="account_class_status_created")
         self.coll.create_index([("account_id", ASCENDING), ("conversation_id", ASCENDING),
                                 ("created_at", DESCENDING)], name="conversation_drafts")
+        self.coll.create_index([("account_id", ASCENDING), ("conversation_id", ASCENDING),
+                                ("answers_seq", ASCENDING)], name="conversation_answers")
+        self.coll.create_index([("created_at", ASCENDING)], name="created")   # the reconciler's window
         self.decisions.create_index([("draft_id", ASCENDING), ("at", ASCENDING)], name="draft_decisions")
 
     def insert(self, draft: dict[str, Any]) -> bool:
@@ -60,6 +70,40 @@ class Drafts:
             {"_id": draft_id, "status": {"$in": list(allowed)}},
             {"$set": {"status": to_status, f"{to_status}_at": utcnow(), **fields}},
             return_document=ReturnDocument.AFTER)
+
+    def supersede_older(self, account_id: str, conversation_id: str, seq: int, by: str,
+                        reason: str) -> int:
+        """Mark the conversation's pending drafts written from an older history superseded."""
+        res = self.coll.update_many(
+            {"account_id": account_id, "conversation_id": conversation_id, "status": PENDING,
+             "$or": [{"answers_seq": {"$lt": seq}}, {"answers_seq": {"$exists": False}}]},
+            {"$set": {"status": SUPERSEDED, "superseded_at": utcnow(), "superseded_by": by,
+                      "superseded_reason": reason}})
+        return res.modified_count
+
+    def newer_than(self, account_id: str, conversation_id: str, seq: int) -> dict[str, Any] | None:
+        """A draft of the conversation written from a newer history than `seq`, if any."""
+        return self.coll.find_one({"account_id": account_id, "conversation_id": conversation_id,
+                                   "answers_seq": {"$gt": seq}}, {"_id": 1, "status": 1})
+
+    def supersede(self, draft_id: str, from_status: tuple[str, ...], by: str | None,
+                  reason: str) -> dict[str, Any] | None:
+        return self.transition(draft_id, from_status, SUPERSEDED, superseded_by=by,
+                               superseded_reason=reason)
+
+    def open_for_conversation(self, account_id: str, conversation_id: str) -> dict[str, Any] | None:
+        """The conversation's pending draft (at most one is open), newest first."""
+        return self.coll.find_one({"account_id": account_id, "conversation_id": conversation_id,
+                                   "status": PENDING}, sort=[("created_at", DESCENDING)])
+
+    def created_between(self, lower: datetime, upper: datetime, limit: int = 5000) -> list[dict[str, Any]]:
+        return list(self.coll.find({"created_at": {"$gte": lower, "$lt": upper}}).limit(limit))
+
+    def covering(self, account_id: str, conversation_id: str, seq: int, message_id: str) -> bool:
+        """Does a draft (any status) answer the conversation up to `seq` or beyond?"""
+        return self.coll.find_one({"account_id": account_id, "conversation_id": conversation_id,
+                                   "$or": [{"answers_seq": {"$gte": seq}},
+                                           {"last_message_id": message_id}]}, {"_id": 1}) is not None
 
     def sent_since(self, account_id: str, conversation_id: str, since: datetime | None,
                    exclude: str) -> list[dict[str, Any]]:

@@ -33,6 +33,7 @@ class Messages:
         self.coll.create_index([("account_id", ASCENDING), ("conversation_id", ASCENDING),
                                 ("content_key", ASCENDING)], name="conversation_content")
         self.coll.create_index([("account_id", ASCENDING), ("seen_at", ASCENDING)], name="account_seen")
+        self.coll.create_index([("seen_at", ASCENDING)], name="seen")   # the reconciler's window
 
     def seen_since(self, account_id: str, since_iso: str) -> int:
         """How many messages of an account were first seen at or after `since_iso` (UTC)."""
@@ -90,6 +91,45 @@ class Messages:
         docs = list(self.coll.find({"account_id": account_id, "conversation_id": conversation_id})
                     .sort("seq", DESCENDING).limit(limit))
         return [_to_model(d) for d in reversed(docs)]
+
+    def history(self, account_id: str, conversation_id: str,
+                limit: int = 50) -> tuple[list[ChatMessage], int]:
+        """`conversation()` and the sequence number of its newest message (0: none)."""
+        docs = list(self.coll.find({"account_id": account_id, "conversation_id": conversation_id})
+                    .sort("seq", DESCENDING).limit(limit))
+        return [_to_model(d) for d in reversed(docs)], (docs[0].get("seq", 0) if docs else 0)
+
+    def newer_incoming(self, account_id: str, conversation_id: str, seq: int) -> list[ChatMessage]:
+        """The contact's messages stored after sequence number `seq`, oldest first."""
+        docs = self.coll.find({"account_id": account_id, "conversation_id": conversation_id,
+                               "seq": {"$gt": seq}}).sort("seq", ASCENDING)
+        return [_to_model(d) for d in docs if d.get("direction") == "in"]
+
+    def newer_than_draft(self, draft: dict) -> list[ChatMessage]:
+        """The contact's messages stored after the history a draft was written from (by its
+        `answers_seq`; for drafts written before drafts knew it, by its newest message's)."""
+        seq = draft.get("answers_seq")
+        if seq is None:
+            candidates = [draft.get("last_message_id"), *reversed(draft.get("message_ids") or [])]
+            seq = next((q for q in (self.seq_of(m) for m in candidates if m) if q is not None), None)
+            if seq is None:
+                return []     # nothing it answers is stored: nothing to compare with
+        return self.newer_incoming(draft["account_id"], draft["conversation_id"], seq)
+
+    def seq_of(self, message_id: str) -> int | None:
+        d = self.coll.find_one({"_id": message_id}, {"seq": 1})
+        return None if d is None else d.get("seq", 0)
+
+    def incoming_seen_between(self, lower: str, upper: str, limit: int = 5000) -> list[dict]:
+        """Incoming messages first seen in [lower, upper) (ISO UTC stamps): what the reconciler
+        checks for an answer path."""
+        return list(self.coll.find({"seen_at": {"$gte": lower, "$lt": upper}, "direction": "in"},
+                                   {"account_id": 1, "conversation_id": 1, "seq": 1, "seen_at": 1})
+                    .limit(limit))
+
+    def newest(self, account_id: str, conversation_id: str) -> dict | None:
+        return self.coll.find_one({"account_id": account_id, "conversation_id": conversation_id},
+                                  sort=[("seq", DESCENDING)])
 
     def count(self, query: dict | None = None) -> int:
         return self.coll.count_documents(query or {})

@@ -64,6 +64,12 @@ class Outbox:
                 for e in events]
         return len(insert_new(self.coll, docs))
 
+    def existing(self, event_ids: list[str]) -> set[str]:
+        """Which of these event ids were ever queued."""
+        if not event_ids:
+            return set()
+        return {d["_id"] for d in self.coll.find({"_id": {"$in": event_ids}}, {"_id": 1})}
+
     # ------------------------------------------------------------------ relay position
     def position(self) -> Position | None:
         doc = self.positions.find_one({"_id": RELAY_POSITION_ID})

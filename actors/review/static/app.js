@@ -18,11 +18,11 @@
   const WAITING = new Set(["approved", "edited", "sending"]);
   const STATUS_LABELS = {
     pending_review: "Pending", approved: "Approved", edited: "Edited", sending: "Sending",
-    sent: "Sent", rejected: "Rejected",
+    sent: "Sent", rejected: "Rejected", superseded: "Superseded",
   };
 
   class ApiFailure extends Error {
-    constructor(status, message) { super(message); this.status = status; }
+    constructor(status, message, data) { super(message); this.status = status; this.data = data || {}; }
   }
 
   async function api(method, path, body) {
@@ -44,7 +44,7 @@
     }
     if (!resp.ok) {
       const detail = data && typeof data.error === "string" ? data.error : (resp.statusText || "unexpected answer");
-      throw new ApiFailure(resp.status, detail);
+      throw new ApiFailure(resp.status, detail, data);
     }
     return data;
   }
@@ -65,6 +65,7 @@
     $("error").hidden = false;
   }
   function clearError() {
+    $("open-newer").hidden = true;
     $("error").hidden = true;
     $("error-text").textContent = "";
   }
@@ -125,8 +126,11 @@
   async function openLinkedDraft() {
     const m = /(?:^#|&)draft=([^&]+)/.exec(location.hash);
     if (!m) return;
-    const id = decodeURIComponent(m[1]);
     history.replaceState(null, "", location.pathname + location.search);
+    await openById(decodeURIComponent(m[1]));
+  }
+
+  async function openById(id) {
     const r = await run($("conversation"), "Opening the linked draft", () => api("GET", `/api/drafts/${encodeURIComponent(id)}`));
     if (!r) return;
     if (!state.drafts.some((d) => d.id === id)) state.current = r.draft;
@@ -466,6 +470,8 @@
       sending: "Sending…",
       sent: `Sent ✓ ${when(d.times && d.times.sent)}`,
       rejected: `Rejected${by}${d.reject_reason ? ": " + d.reject_reason : ""}. It will not be sent.`,
+      superseded: `Superseded: ${d.superseded_reason || "newer messages arrived"}. It will not be sent` +
+        (d.superseded_by ? "; a newer draft answers the conversation." : "."),
     };
     const node = $("draft-status");
     let text = texts[d.status] || `Status: ${d.status}`;
@@ -498,12 +504,13 @@
       reject: ["Rejecting the draft", `/api/drafts/${encodeURIComponent(id)}/reject`, { reason: $("reject-reason").value.trim() || null }],
     };
     const [action, path, body] = requests[kind];
-    let conflict = false;
+    let conflict = false, newer = null;
     const result = await run($("conversation"), action, async () => {
       try {
         return await api("POST", path, body);
       } catch (err) {
         conflict = err instanceof ApiFailure && err.status === 409;
+        newer = conflict ? err.data.newer_draft_id || null : null;
         throw err;
       }
     });
@@ -513,7 +520,15 @@
       follow(result.draft, 0);
     } else if (conflict) {
       refreshDraft(id);          // show what the other decision was, keep the error visible
+      offerNewer(newer);
     }
+  }
+
+  // An out-of-date draft was refused (409): offer the draft that answers the newer messages.
+  function offerNewer(newerId) {
+    const button = $("open-newer");
+    button.hidden = !newerId;
+    button.dataset.draft = newerId || "";
   }
 
   async function refreshDraft(id) {
@@ -650,6 +665,11 @@
     });
     $("sign-out").addEventListener("click", () => signOut(true));
     $("error-close").addEventListener("click", clearError);
+    $("open-newer").addEventListener("click", () => {
+      const id = $("open-newer").dataset.draft;
+      clearError();
+      if (id) { loadInbox(false); openById(id); }
+    });
     $("refresh").addEventListener("click", () => loadInbox(false));
     $("accounts-refresh").addEventListener("click", () => loadAccounts());  // a refresh clears the note
     $("more").addEventListener("click", () => loadInbox(true));

@@ -2,7 +2,10 @@
 
 The supervisor (or AIPool) calls `draft()` per conversation that got a new message. The draft id
 is derived from the conversation's newest message, so a redelivered event finds the draft and
-only re-queues its (idempotent) outbox event; the AI is not asked twice.
+only re-queues its (idempotent) outbox event; the AI is not asked twice. At most one draft of a
+conversation is open: a new one supersedes the older pending one, and one written from an older
+history than an existing draft is superseded at once (two workers racing on one conversation).
+A draft costs three database round trips: the reads, the insert, the event with the rest.
 
 Concurrency: at most `app.ai.concurrency` AI requests are in flight per worker (the permits'
 semaphore, also capped by the worker's share of `max_concurrent_requests`). It covers the HTTP
@@ -106,8 +109,12 @@ class AIWorker:
             self.counts["db_ms"] += (time.perf_counter() - t0) * 1000
 
     async def _draft(self, span: Any, account_id: str, conversation_id: str) -> dict[str, Any]:
-        history, seq = await self._db(self.store.messages.history, account_id, conversation_id,
-                                      self.history)
+        # independent lookups run at once: each round trip a draft waits for is taken from the
+        # window of unacked events that keeps the AI endpoint busy
+        (history, seq), latest, known = await asyncio.gather(
+            self._db(self.store.messages.history, account_id, conversation_id, self.history),
+            self._db(self.store.drafts.latest_for_conversation, account_id, conversation_id),
+            self._db(self.store.conversations.get, account_id, conversation_id))
         if not history:
             raise DeadLetter(f"no stored messages for conversation {conversation_id!r}")
         last = history[-1]
@@ -119,11 +126,9 @@ class AIWorker:
             return {"draft_id": None, "classification": None, "created": False}
         did = draft_id(account_id, conversation_id, last.message_id)
         span.set_attribute("ai.draft_id", did)
-        # independent lookups run at once: each round trip a draft waits for is taken from the
-        # window of unacked events that keeps the AI endpoint busy
-        existing, known = await asyncio.gather(
-            self._db(self.store.drafts.get, did),
-            self._db(self.store.conversations.get, account_id, conversation_id))
+        # the draft of this history, if written already, is the conversation's newest (a rare
+        # older one written later only costs a second AI call; its insert is a no-op)
+        existing = latest if latest is not None and latest["_id"] == did else None
         if existing is not None:  # redelivery: make sure its event is queued, do not ask again
             self.counts["duplicates"] += 1
             event = DraftCreated.make(draft_id=did, account_id=account_id,
@@ -183,18 +188,20 @@ class AIWorker:
         # after the draft is stored, at once (a redelivery finds it): its event, the conversation's
         # state, and at most one open draft per conversation: this one supersedes older ones, and
         # is itself superseded if a newer one was written while the AI answered
-        _, _, _, newer = await asyncio.gather(
+        _, _, others = await asyncio.gather(
             self._db(functools.partial(
                 self.store.conversations.record_classification, account_id=account_id,
                 conversation_id=conversation_id, last_message_id=last.message_id,
                 classification=answer.classification, draft_id=did, seq=seq)),
             self._db(self.store.outbox.add, [event], carrier),
-            self._db(drafts.supersede_older, account_id, conversation_id, seq, did,
-                     "newer messages arrived; a new draft answers them all"),
-            self._db(drafts.newer_than, account_id, conversation_id, seq))
+            self._db(drafts.rivals, account_id, conversation_id, did, seq))
+        newer = next((d for d in others if (d.get("answers_seq") or 0) > seq), None)
         if newer is not None:
             await self._db(drafts.supersede, did, ("pending_review",), newer["_id"],
                            "a draft written from newer messages exists")
+        elif any(d.get("status") == "pending_review" for d in others):
+            await self._db(drafts.supersede_older, account_id, conversation_id, seq, did,
+                           "newer messages arrived; a new draft answers them all")
         log.info("draft created", extra={"draft_id": did, "conversation_id": conversation_id,
                                          "account": account_hash(account_id),
                                          "superseded": newer is not None})

@@ -81,10 +81,13 @@ class Drafts:
                       "superseded_reason": reason}})
         return res.modified_count
 
-    def newer_than(self, account_id: str, conversation_id: str, seq: int) -> dict[str, Any] | None:
-        """A draft of the conversation written from a newer history than `seq`, if any."""
-        return self.coll.find_one({"account_id": account_id, "conversation_id": conversation_id,
-                                   "answers_seq": {"$gt": seq}}, {"_id": 1, "status": 1})
+    def rivals(self, account_id: str, conversation_id: str, draft_id: str, seq: int) -> list[dict[str, Any]]:
+        """The conversation's other drafts that are open, or written from a newer history than
+        `seq`: what a new draft supersedes, or is superseded by."""
+        return list(self.coll.find({"account_id": account_id, "conversation_id": conversation_id,
+                                    "_id": {"$ne": draft_id},
+                                    "$or": [{"status": PENDING}, {"answers_seq": {"$gt": seq}}]},
+                                   {"_id": 1, "status": 1, "answers_seq": 1}))
 
     def supersede(self, draft_id: str, from_status: tuple[str, ...], by: str | None,
                   reason: str) -> dict[str, Any] | None:

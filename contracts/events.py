@@ -1,12 +1,18 @@
-"""Chat events: versioned pydantic models with deterministic ids.
+"""Chat events: versioned pydantic models with deterministic ids, and the registry of them.
 
-An event's id is derived from what it is about, so producing it twice gives the same id and
-consumers can record processed ids under a unique key.
+An event's id is derived from what it is about, so producing it twice gives the same id and every
+consumer's effect is keyed by it (or by what it is about).
+
+The registry: each event type is declared once, here, by its class: its model and routing key
+(`type`), its id format (`make` / `of`), which consumer kinds take it (`consumers`) and how it is
+logged in the sheet (`sheet_row`). The broker topology, the supervisor's routing and the sheet
+writer's mapping are derived from `EVENT_TYPES`; adding an event type is one class here (added to
+`EVENT_TYPES`) plus the handler of any new consumer kind.
 """
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -38,16 +44,33 @@ Classification = Literal["needs_reply", "no_reply_needed", "spam_or_scam", "abus
 
 class _Event(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    # which consumer kinds take this event type (each kind has its own queue, bound to the types
+    # that name it): "ai" the AI pool, "sheets" the sheet writer, "send" the account's browser
+    # session, "notify" the reviewers' notifier (when notifications are configured)
+    consumers: ClassVar[tuple[str, ...]] = ()
     schema_version: Literal[1] = SCHEMA_VERSION
     event_id: str
     account_id: str
     conversation_id: str
     occurred_at: datetime = Field(default_factory=utcnow)
 
+    def sheet_row(self) -> dict[str, Any] | None:
+        """The fields of the sheet row this event is logged as (actors/sheets/rows.py FIELDS,
+        `row_id` unique), or None when the sheet does not log it."""
+        return None
+
 
 class MessageSeen(_Event):
+    consumers = ("ai", "sheets")
     type: Literal["message.seen"] = "message.seen"
     message: ChatMessage
+
+    def sheet_row(self) -> dict[str, Any]:
+        m = self.message
+        return {"row_id": m.message_id, "kind": "message", "account": m.account_id,
+                "conversation": m.conversation_id, "sender": m.sender, "time": m.sent_at,
+                "text": m.text, "classification": "",
+                "status": "sent" if m.direction == "out" else "received", "message_ids": ""}
 
     @classmethod
     def of(cls, m: ChatMessage) -> "MessageSeen":
@@ -56,31 +79,64 @@ class MessageSeen(_Event):
 
 
 class DraftCreated(_Event):
+    consumers = ("sheets", "notify")
     type: Literal["draft.created"] = "draft.created"
     draft_id: str
     message_ids: list[str]
     classification: Classification
     text: str
 
+    def sheet_row(self) -> dict[str, Any]:
+        # the status at creation: the sheet is an append-only log
+        return {"row_id": self.draft_id, "kind": "draft", "account": self.account_id,
+                "conversation": self.conversation_id, "sender": "draft", "time": self.occurred_at,
+                "text": self.text, "classification": self.classification, "status": "pending_review",
+                "message_ids": " ".join(self.message_ids)}
+
+    @classmethod
+    def of_draft(cls, doc: dict) -> "DraftCreated":
+        """The event of a stored draft (at the time it was created)."""
+        return cls.make(draft_id=doc["_id"], account_id=doc["account_id"],
+                        conversation_id=doc["conversation_id"], message_ids=doc.get("message_ids") or [],
+                        classification=doc.get("classification") or "needs_reply",
+                        text=doc.get("text") or "", **_at(doc.get("created_at")))
+
     @staticmethod
     def event_id_of(draft_id: str) -> str:
         return f"draft.created:{draft_id}"
 
     @classmethod
-    def make(cls, *, draft_id: str, account_id: str, conversation_id: str,
-             message_ids: list[str], classification: Classification, text: str) -> "DraftCreated":
+    def make(cls, *, draft_id: str, account_id: str, conversation_id: str, message_ids: list[str],
+             classification: Classification, text: str, **at: datetime) -> "DraftCreated":
         return cls(event_id=cls.event_id_of(draft_id), draft_id=draft_id, account_id=account_id,
                    conversation_id=conversation_id, message_ids=message_ids,
-                   classification=classification, text=text)
+                   classification=classification, text=text, **at)
 
 
 class ConversationClassified(_Event):
+    """The AI read the conversation and found no reply is needed (no_reply_needed, spam...)."""
+    consumers = ("sheets",)
     type: Literal["conversation.classified"] = "conversation.classified"
     last_message_id: str
     classification: Classification
 
+    @classmethod
+    def make(cls, *, draft_id: str, account_id: str, conversation_id: str, last_message_id: str,
+             classification: Classification, **at: datetime) -> "ConversationClassified":
+        """`draft_id`: the id a draft of this history would have had (one per history)."""
+        return cls(event_id=f"conversation.classified:{draft_id}", account_id=account_id,
+                   conversation_id=conversation_id, last_message_id=last_message_id,
+                   classification=classification, **at)
+
+    def sheet_row(self) -> dict[str, Any]:
+        return {"row_id": self.event_id, "kind": "classification", "account": self.account_id,
+                "conversation": self.conversation_id, "sender": "", "time": self.occurred_at,
+                "text": "", "classification": self.classification, "status": "no_reply",
+                "message_ids": self.last_message_id}
+
 
 class DraftApproved(_Event):
+    consumers = ("sheets", "send")
     type: Literal["draft.approved"] = "draft.approved"
     draft_id: str
     text: str
@@ -89,20 +145,25 @@ class DraftApproved(_Event):
 
     @classmethod
     def make(cls, *, draft_id: str, account_id: str, conversation_id: str, text: str,
-             approved_by: str) -> "DraftApproved":
+             approved_by: str, **at: datetime) -> "DraftApproved":
         return cls(event_id=f"draft.approved:{draft_id}", draft_id=draft_id, account_id=account_id,
                    conversation_id=conversation_id, text=text, approved_by=approved_by,
-                   idempotency_key=f"send:{draft_id}")
+                   idempotency_key=f"send:{draft_id}", **at)
 
     @classmethod
     def of_draft(cls, doc: dict) -> "DraftApproved":
         """The send event of a stored approved draft (its final text, who decided)."""
         return cls.make(draft_id=doc["_id"], account_id=doc["account_id"],
                         conversation_id=doc["conversation_id"], text=doc["text"],
-                        approved_by=doc.get("decided_by") or "unknown")
+                        approved_by=doc.get("decided_by") or "unknown",
+                        **_at(doc.get("approved_at") or doc.get("edited_at")))
+
+    def sheet_row(self) -> dict[str, Any]:
+        return _decision_row(self, self.approved_by, self.text, "approved")
 
 
 class DraftRejected(_Event):
+    consumers = ("sheets",)
     type: Literal["draft.rejected"] = "draft.rejected"
     draft_id: str
     rejected_by: str
@@ -110,12 +171,23 @@ class DraftRejected(_Event):
 
     @classmethod
     def make(cls, *, draft_id: str, account_id: str, conversation_id: str, rejected_by: str,
-             reason: str | None) -> "DraftRejected":
+             reason: str | None, **at: datetime) -> "DraftRejected":
         return cls(event_id=f"draft.rejected:{draft_id}", draft_id=draft_id, account_id=account_id,
-                   conversation_id=conversation_id, rejected_by=rejected_by, reason=reason)
+                   conversation_id=conversation_id, rejected_by=rejected_by, reason=reason, **at)
+
+    @classmethod
+    def of_draft(cls, doc: dict) -> "DraftRejected":
+        return cls.make(draft_id=doc["_id"], account_id=doc["account_id"],
+                        conversation_id=doc["conversation_id"],
+                        rejected_by=doc.get("decided_by") or "unknown", reason=doc.get("reject_reason"),
+                        **_at(doc.get("rejected_at")))
+
+    def sheet_row(self) -> dict[str, Any]:
+        return _decision_row(self, self.rejected_by, self.reason, "rejected")
 
 
 class ReplySent(_Event):
+    consumers = ("sheets",)
     type: Literal["reply.sent"] = "reply.sent"
     draft_id: str
     idempotency_key: str
@@ -123,15 +195,29 @@ class ReplySent(_Event):
     text: str | None = None           # what was sent (events queued before it was added lack it)
 
     @classmethod
-    def make(cls, *, draft_id: str, account_id: str, conversation_id: str,
-             idempotency_key: str, site_message_id: str | None, text: str | None = None) -> "ReplySent":
+    def make(cls, *, draft_id: str, account_id: str, conversation_id: str, idempotency_key: str,
+             site_message_id: str | None, text: str | None = None, **at: datetime) -> "ReplySent":
         return cls(event_id=f"reply.sent:{draft_id}", draft_id=draft_id, account_id=account_id,
                    conversation_id=conversation_id, idempotency_key=idempotency_key,
-                   site_message_id=site_message_id, text=text)
+                   site_message_id=site_message_id, text=text, **at)
+
+    @classmethod
+    def of_send(cls, doc: dict) -> "ReplySent":
+        """The event of a reply recorded in `sends`."""
+        return cls.make(draft_id=doc["draft_id"], account_id=doc["account_id"],
+                        conversation_id=doc["conversation_id"], idempotency_key=doc["_id"],
+                        site_message_id=doc.get("site_message_id"), text=doc.get("text"),
+                        **_at(doc.get("sent_at")))
+
+    def sheet_row(self) -> dict[str, Any]:
+        return {"row_id": self.event_id, "kind": "reply", "account": self.account_id,
+                "conversation": self.conversation_id, "sender": "", "time": self.occurred_at,
+                "text": self.text, "status": "sent", "message_ids": self.site_message_id or ""}
 
 
 class ChildFailed(_Event):
     """The supervisor gave up on a child (restart intensity exceeded, or a permanent error)."""
+    consumers = ("notify",)
     type: Literal["child.failed"] = "child.failed"
     account_id: str = ""
     conversation_id: str = ""
@@ -147,6 +233,7 @@ class ChildFailed(_Event):
 
 class NeedsLogin(_Event):
     """A browser session cannot log in (wrong or expired credentials): a person must act."""
+    consumers = ("notify",)
     type: Literal["account.needs_login"] = "account.needs_login"
     conversation_id: str = ""
     child: str
@@ -169,11 +256,35 @@ class DeadLetterSeen(BaseModel):
     message_id: str | None = None
 
 
-Event = Annotated[Union[MessageSeen, DraftCreated, ConversationClassified, DraftApproved,
-                        DraftRejected, ReplySent, ChildFailed, NeedsLogin], Field(discriminator="type")]
+# The registry (see the module docstring): every event type, in one place.
+EVENT_TYPES: tuple[type[_Event], ...] = (MessageSeen, DraftCreated, ConversationClassified, DraftApproved,
+                                         DraftRejected, ReplySent, ChildFailed, NeedsLogin)
+Event = Annotated[Union[EVENT_TYPES], Field(discriminator="type")]  # type: ignore[valid-type]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
-ROUTING_KEYS = ("message.seen", "draft.created", "conversation.classified", "draft.approved",
-                "draft.rejected", "reply.sent", "child.failed", "account.needs_login")
+
+
+def routing_key(event_type: type[_Event]) -> str:
+    return event_type.model_fields["type"].default
+
+
+def routes() -> dict[str, list[str]]:
+    """Consumer kind -> the routing keys (event types) its queue is bound to."""
+    out: dict[str, list[str]] = {}
+    for t in EVENT_TYPES:
+        for kind in t.consumers:
+            out.setdefault(kind, []).append(routing_key(t))
+    return out
+
+
+def _at(value: Any) -> dict[str, datetime]:
+    """`occurred_at=` for an event rebuilt from a stored document's time (if it has one)."""
+    return {"occurred_at": value} if isinstance(value, datetime) else {}
+
+
+def _decision_row(e: "DraftApproved | DraftRejected", by: str, text: str | None, status: str) -> dict[str, Any]:
+    return {"row_id": e.event_id, "kind": "decision", "account": e.account_id,
+            "conversation": e.conversation_id, "sender": by, "time": e.occurred_at, "text": text,
+            "status": status, "message_ids": e.draft_id}
 
 
 def parse_event(body: bytes | str) -> Event:

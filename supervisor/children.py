@@ -6,7 +6,6 @@ crash, and a restarted supervisor adopts them by name instead of starting duplic
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +19,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class ChildSpec:
     name: str                                   # Ray actor name (what the dashboard shows)
-    kind: str                                   # browser | ai | sheets | review
+    kind: str                                   # router | gate | browser | ai | sheets | review | notify
     actor_cls: Any                              # a ray.remote actor class
     args: tuple = ()
     options: dict[str, Any] = field(default_factory=dict)
@@ -74,20 +73,21 @@ def find_actor(name: str, namespace: str) -> Any | None:
         return None
 
 
-def create_actor(spec: ChildSpec, namespace: str, timeout_s: float = 20.0) -> Any:
-    """Create the named detached actor, waiting out a dead predecessor that still holds the name."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return spec.actor_cls.options(name=spec.name, namespace=namespace, lifetime="detached",
-                                          max_restarts=0, **spec.options).remote(*spec.args)
-        except ValueError as exc:  # name still registered to an actor being torn down
-            old = find_actor(spec.name, namespace)
-            if old is not None:
-                ray.kill(old, no_restart=True)
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"could not create actor {spec.name}: {exc}") from exc
-            time.sleep(0.2)
+class NameTaken(RuntimeError):
+    """The child's name is still registered to a predecessor being torn down (now killed)."""
+
+
+def create_actor(spec: ChildSpec, namespace: str) -> Any:
+    """Create the named detached actor; never waits. If a dead predecessor still holds the name,
+    it is killed and `NameTaken` raised: the caller tries again a little later."""
+    try:
+        return spec.actor_cls.options(name=spec.name, namespace=namespace, lifetime="detached",
+                                      max_restarts=0, **spec.options).remote(*spec.args)
+    except ValueError as exc:  # name still registered to an actor being torn down
+        old = find_actor(spec.name, namespace)
+        if old is not None:
+            ray.kill(old, no_restart=True)
+        raise NameTaken(f"could not create actor {spec.name} yet: {exc}") from exc
 
 
 def kill_quietly(handle: Any) -> None:

@@ -9,10 +9,11 @@ from typing import Any
 import ray
 
 from actors.store import Store
+from contracts import names
 from contracts.settings import Config
 
 log = logging.getLogger("replydesk.runner")
-SUPERVISOR_NAME = "supervisor"
+SUPERVISOR_NAME = names.SUPERVISOR
 
 
 def connect(address: str | None, namespace: str) -> None:

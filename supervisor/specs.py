@@ -7,6 +7,7 @@ from typing import Any
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from contracts import names
 from contracts.settings import Config
 from supervisor.children import ChildSpec
 from supervisor.policy import RestartType
@@ -70,10 +71,24 @@ def child_specs(config: Config, home_node: str | None = None) -> list[ChildSpec]
     from actors.browser.session import BrowserSession
     from actors.sheets.writer import SheetsWriter
 
-    specs: list[ChildSpec] = []
+    from actors.ai.gate import AIGate
+    from supervisor.router import RouterActor
+
+    # the router first: it declares the topology before any child publishes an event
+    specs: list[ChildSpec] = [
+        ChildSpec(name=names.ROUTER, kind="router", actor_cls=RouterActor, args=(config,),
+                  options={"num_cpus": 0, **near(home_node)},
+                  fingerprint=_fingerprint(_common(config), config.app.bus, config.app.supervisor.reconcile,
+                                           config.app.notify, [(a.id, a.site) for a in config.app.accounts],
+                                           *(_secret(u) for u in config.notify_urls))),
+        # the AI workers' shared rate limit and breaker (adopted if a worker created it first)
+        ChildSpec(name=names.GATE, kind="gate", actor_cls=AIGate, args=(config,),
+                  options={"num_cpus": 0, "get_if_exists": True, **near(home_node)}, start_method="ping",
+                  fingerprint=_fingerprint(_common(config), config.app.ai)),
+    ]
     for account in config.app.accounts:
         specs.append(ChildSpec(
-            name=f"browser:{account.site}:{account.id}", kind="browser",
+            name=names.browser(account.site, account.id), kind="browser",
             actor_cls=_remote(BrowserSession), args=(config, account.id),
             # a `browser` resource marks the nodes that have Chromium (see ray_cluster.yaml)
             options={"num_cpus": 0, "resources": {"browser": 0.01}, "max_concurrency": 8},
@@ -81,14 +96,14 @@ def child_specs(config: Config, home_node: str | None = None) -> list[ChildSpec]
             poll_interval_s=account.poll_interval_s,
             fingerprint=_browser_fingerprint(config, account)))
     for i in range(config.app.ai.workers):
-        specs.append(ChildSpec(name=f"ai:{i}", kind="ai", actor_cls=_remote(AIWorker),
+        specs.append(ChildSpec(name=names.ai_worker(i), kind="ai", actor_cls=_remote(AIWorker),
                                args=(config, i, config.settings.namespace),
                                options={"num_cpus": 0, **near(home_node)},
                                start_method="ping",
                                fingerprint=_fingerprint(_common(config), config.app.ai,
                                                         _secret(config.settings.ai_api_key),
                                                         _file(config.app.ai.prompt_file))))
-    specs.append(ChildSpec(name="sheets:writer", kind="sheets", actor_cls=_remote(SheetsWriter),
+    specs.append(ChildSpec(name=names.SHEETS, kind="sheets", actor_cls=_remote(SheetsWriter),
                            args=(config,), options={"num_cpus": 0, **near(home_node)},
                            fingerprint=_fingerprint(_common(config), config.app.sheets,
                                                     _file(config.settings.google_credentials_file))))
@@ -100,7 +115,7 @@ def child_specs(config: Config, home_node: str | None = None) -> list[ChildSpec]
                                                         *(_secret(u) for u in config.notify_urls))))
     if config.app.review.enabled:
         from actors.review.server import ReviewDesk
-        specs.append(ChildSpec(name="review:desk", kind="review", actor_cls=_remote(ReviewDesk),
+        specs.append(ChildSpec(name=names.REVIEW, kind="review", actor_cls=_remote(ReviewDesk),
                                args=(config,), options={"num_cpus": 0, **near(home_node)},
                                # its reviewers (tokens, restrictions) and the accounts it lists
                                fingerprint=_fingerprint(

@@ -1,12 +1,17 @@
-"""The supervisor actor.
+"""The supervisor actor: it supervises, nothing else.
 
-It starts every child from the config (browser sessions, AI workers, the sheets writer, the review
-desk), polls the browser sessions, watches every child with heartbeats and Ray's death errors,
-restarts them one-for-one under an intensity limit with backoff, relays the outbox to RabbitMQ and
-consumes the queues, routing each event to the actor that acts on it.
+It starts every child from the config (the router, the AI gate and workers, the browser sessions,
+the sheets writer, the review desk, the notifier), schedules the browser sessions' passes,
+watches every child with heartbeats and Ray's death errors, and restarts them one-for-one under
+an intensity limit with backoff. Events never pass through it: the router child (supervisor/
+router.py) relays the outbox, consumes the queues and calls the actors that act on them.
 
 Its own state is rebuilt on a restart: children are detached named actors adopted by name, the
-outbox and processed-event keys live in MongoDB, and unacked deliveries come back from RabbitMQ.
+outbox lives in MongoDB, and unacked deliveries come back from RabbitMQ to the router.
+
+Locking: one lock guards the children table. Under it only non-blocking work is done (Ray
+submissions and `ray.wait(timeout=0)`); creating an actor never waits for a name to be freed
+(it retries on a later tick), and stopping children (`ray.get` on their stop) happens outside it.
 """
 from __future__ import annotations
 
@@ -18,17 +23,15 @@ from typing import Any
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
-from actors.ai.gate import GATE_NAME
-from actors.bus import Consumer, OutboxRelay, declare_topology
 from actors.store import Store
-from contracts import telemetry
-from contracts.errors import PermanentError, Unavailable, root_cause
-from contracts.metrics import counter, gauge
+from contracts import names, telemetry
+from contracts.errors import PermanentError, root_cause
 from contracts.events import ChildFailed, NeedsLogin
+from contracts.metrics import counter, gauge
 from contracts.settings import Config
-from supervisor.children import Child, ChildSpec, create_actor, find_actor, kill_quietly
+from supervisor.children import Child, ChildSpec, NameTaken, create_actor, find_actor, kill_quietly
 from supervisor.policy import RestartPolicy
-from supervisor.reconciler import Reconciler
+from supervisor.router import all_kinds, notifying, routes_for  # noqa: F401  (re-exported)
 from supervisor.specs import child_specs
 
 log = logging.getLogger("replydesk.supervisor")
@@ -40,25 +43,8 @@ CHILDREN = gauge("replydesk_children", "Children per state", ("state",))
 MESSAGES = counter("replydesk_messages_seen_total", "New chat messages extracted", ("account",))
 POLL_ERRORS = counter("replydesk_poll_errors_total", "Failed browser passes", ("child",))
 
-# Which consumer kind takes which events.
-ROUTES: dict[str, list[str]] = {
-    "ai": ["message.seen"],
-    "sheets": ["message.seen", "draft.created", "draft.approved", "draft.rejected", "reply.sent"],
-    "send": ["draft.approved"],
-}
-# Reviewer notifications, when NOTIFY_URLS is set: a queue for the events a person should hear
-# about, and one bound to the dead-letter exchange (a copy of every dead letter).
-NOTIFY_ROUTES: dict[str, list[str]] = {"notify": ["draft.created", "account.needs_login", "child.failed"]}
-DEAD_WATCH = "notify-dead"
-ALL_KINDS = [*ROUTES, *NOTIFY_ROUTES, DEAD_WATCH]      # what decommissioning removes
-
-
-def notifying(config: Config) -> bool:
-    return bool(config.notify_urls) and config.app.notify.enabled
-
-
-def routes_for(config: Config) -> dict[str, list[str]]:
-    return {**ROUTES, **(NOTIFY_ROUTES if notifying(config) else {})}
+ALL_KINDS = all_kinds()      # every queue a namespace can have (what decommissioning removes)
+NAME_RETRY_S = 0.2           # a child whose name is still held by its dying predecessor: try again
 
 
 def _is_death(exc: BaseException) -> bool:
@@ -73,41 +59,19 @@ class Supervisor:
     def __init__(self, config: Config):
         self.config = config
         self.ns = config.settings.namespace
-        telemetry.setup_from(config, "supervisor")
+        telemetry.setup_from(config, names.SUPERVISOR)
         self.store = Store.from_config(config)
         self.store.ensure_indexes()
-        self.routes = routes_for(config)
-        declare_topology(config, self.routes)
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._stop = threading.Event()
         self.children: dict[str, Child] = {}
-        self._ai_refs: dict[str, list] = {}
-        # refs of the calls events made, by the child that runs them: a call that fails because
-        # its actor died marks that child dead at once (no waiting for its next heartbeat)
-        self._calls: dict[Any, tuple[str, Any]] = {}
-        self._calls_lock = threading.Lock()
         self._seen_messages = 0
         self.home_node = ray.get_runtime_context().get_node_id()  # where the control plane stays
         for spec in child_specs(config, self.home_node):
             self._add_child(spec)
-        self.relay = OutboxRelay(config)
-        self.consumers = [Consumer(config, kind, keys, getattr(self, f"_route_{kind}"),
-                                   on_settled=self._settled)
-                          for kind, keys in self.routes.items()]
-        if notifying(config) and config.app.notify.on_dead_letter:
-            self.consumers.append(Consumer(config, DEAD_WATCH, [], self._route_notify_dead,
-                                           source="dead", on_settled=self._settled))
-        self.reconciler = Reconciler(config, self.store, self._redrive)
-        self._reconcile_lock = threading.Lock()
         self._monitor = threading.Thread(target=self._run, name="supervisor-monitor", daemon=True)
         self._monitor.start()
-        self._reconciling = threading.Thread(target=self._reconcile_loop, name="supervisor-reconciler",
-                                             daemon=True)
-        self._reconciling.start()
-        self.relay.start()
-        for c in self.consumers:
-            c.start()
         log.info("supervisor started", extra={"children": list(self.children), "namespace": self.ns})
 
     # ------------------------------------------------------------------ children
@@ -134,7 +98,16 @@ class Supervisor:
             return False
 
     def _spawn(self, child: Child) -> None:
-        child.handle = create_actor(child.spec, self.ns)
+        """Create the child's actor and call its start method; never waits. If its name is
+        still held by a dying predecessor, the predecessor is killed and the spawn is retried on
+        a later tick (state `backoff`, not counted as a restart)."""
+        try:
+            child.handle = create_actor(child.spec, self.ns)
+        except NameTaken:
+            child.handle = None
+            child.state = "backoff"
+            child.restart_at = time.monotonic() + NAME_RETRY_S
+            return
         child.start_ref = getattr(child.handle, child.spec.start_method).remote()
         child.state = "starting"
         child.ping_ref = child.poll_ref = None
@@ -172,6 +145,8 @@ class Supervisor:
         """Queue the event a person must hear about: `account.needs_login` when a session cannot
         log in, else `child.failed` (the notifier tells the reviewers)."""
         from actors.browser.adapter import LoginFailed
+        if not notifying(self.config):
+            return       # only the notifier takes these: without it they would go nowhere
         at = time.time()
         if isinstance(exc, LoginFailed) and child.spec.account_id:
             event: Any = NeedsLogin.make(child=child.name, account_id=child.spec.account_id,
@@ -281,100 +256,6 @@ class Supervisor:
                 child.last_error = f"{type(cause).__name__}: {str(cause)[:500]}"
                 log.error("browser pass failed", extra={"child": child.name, "error": child.last_error})
 
-    # ------------------------------------------------------------------ routing (consumer threads)
-    def _running(self, predicate) -> list[Child]:
-        """Running children matching predicate. None running: `Unavailable` while one restarts
-        (the consumer hands the event again after a delay, not counted as a failed delivery),
-        a plain error when every one has failed (counted: a person must act)."""
-        with self._lock:
-            found = [c for c in self.children.values() if predicate(c) and c.state == "running"]
-            if found:
-                return found
-            pending = [c.name for c in self.children.values() if predicate(c) and c.state != "failed"]
-        if pending and not self._stop.is_set():
-            raise Unavailable(f"no running child for this event: {', '.join(pending)} restarting")
-        raise RuntimeError("no running child for this event (every candidate has failed)")
-
-    def _call(self, child: Child, ref: Any) -> Any:
-        with self._calls_lock:
-            if len(self._calls) > 100_000:        # settled calls of a lost connection
-                self._calls.clear()
-            self._calls[ref] = (child.name, child.handle)
-        return ref
-
-    def _settled(self, ref: Any, error: BaseException | None) -> None:
-        """Consumer hook: a call is done. If it failed because its actor died, that child is
-        treated as dead now, so routing skips it and its restart starts at once."""
-        with self._calls_lock:
-            who = self._calls.pop(ref, None)
-        if who is None or error is None or not _is_death(error):
-            return
-        name, handle = who
-        with self._lock:
-            child = self.children.get(name)
-            if child is not None and child.handle is handle and child.state == "running":
-                log.warning("child died while handling an event", extra={
-                    "child": name, "error": f"{type(error).__name__}: {str(error)[:200]}"})
-                self._on_failure(child, root_cause(error), died=True)
-
-    def _route_ai(self, event, carrier):
-        return self._dispatch_ai(event.account_id, event.conversation_id, carrier)
-
-    def _dispatch_ai(self, account_id: str, conversation_id: str, carrier: dict | None):
-        workers = self._running(lambda c: c.spec.kind == "ai")
-        best, best_load = workers[0], None
-        for w in workers:  # least loaded: one slow call never blocks the rest
-            refs = self._ai_refs.setdefault(w.name, [])
-            if refs:
-                _, refs[:] = ray.wait(refs, num_returns=len(refs), timeout=0)
-            if best_load is None or len(refs) < best_load:
-                best, best_load = w, len(refs)
-        ref = best.handle.draft.remote(account_id, conversation_id, carrier)
-        self._ai_refs[best.name].append(ref)
-        return self._call(best, ref)
-
-    # ------------------------------------------------------------------ anti-entropy
-    def _redrive(self, account_id: str, conversation_id: str) -> dict[str, Any]:
-        ref = self._dispatch_ai(account_id, conversation_id, None)
-        try:
-            return ray.get(ref, timeout=300)
-        finally:
-            self._settled(ref, None)
-
-    def _reconcile_loop(self) -> None:
-        conf = self.config.app.supervisor.reconcile
-        while not self._stop.wait(conf.interval_s):
-            if conf.enabled:
-                try:
-                    self.reconcile_now()
-                except Exception:
-                    log.exception("reconciler pass failed")
-
-    def reconcile_now(self) -> dict[str, Any]:
-        """One reconciler pass now (also what the periodic loop runs); what it repaired."""
-        with self._reconcile_lock:
-            return self.reconciler.run_once()
-
-    def _route_sheets(self, event, carrier):
-        (writer,) = self._running(lambda c: c.spec.kind == "sheets")
-        return self._call(writer, writer.handle.add.remote([event.model_dump(mode="json")], carrier))
-
-    def _route_notify(self, event, carrier):
-        (notifier,) = self._running(lambda c: c.spec.kind == "notify")
-        return self._call(notifier, notifier.handle.add.remote(event.model_dump(mode="json"), carrier))
-
-    def _route_notify_dead(self, notice, carrier):
-        if notice.consumer in ("notify", DEAD_WATCH):
-            return None      # a notification that could not be delivered is not notified again
-        (notifier,) = self._running(lambda c: c.spec.kind == "notify")
-        return self._call(notifier, notifier.handle.add.remote(notice.model_dump(mode="json"), carrier))
-
-    def _route_send(self, event, carrier):
-        (session,) = self._running(lambda c: c.spec.kind == "browser" and c.spec.account_id == event.account_id)
-        # never replayed by Ray: the actor's own idempotency check decides after a crash
-        return self._call(session, session.handle.send.options(max_task_retries=0).remote(
-            event.model_dump(mode="json"), carrier))
-
     # ------------------------------------------------------------------ remote API
     def status(self) -> dict[str, Any]:
         with self._lock:
@@ -398,6 +279,32 @@ class Supervisor:
                 self._changed.wait(min(left, 0.5))
         return self.status()
 
+    def child_died(self, name: str) -> None:
+        """The router saw a call to `name` fail because its actor died: treat it as dead now (no
+        waiting for its next heartbeat), so its restart begins at once."""
+        with self._lock:
+            child = self.children.get(name)
+            handle = child.handle if child is not None and child.state == "running" else None
+        if handle is None:
+            return
+        try:        # outside the lock: the current incarnation may be alive (a predecessor died)
+            ray.get(handle.ping.remote(), timeout=2)
+            return
+        except Exception as exc:
+            cause = exc
+        with self._lock:
+            child = self.children.get(name)
+            if child is not None and child.handle is handle and child.state == "running":
+                log.warning("child reported dead by the router", extra={"child": name})
+                self._on_failure(child, root_cause(cause), died=True)
+
+    def reconcile_now(self) -> dict[str, Any]:
+        """One reconciler pass now, run by the router (see supervisor/reconciler.py)."""
+        router = self.handle_of(names.ROUTER)
+        if router is None:
+            raise RuntimeError("the router is not running")
+        return ray.get(router.reconcile_now.remote(), timeout=600)
+
     def handle_of(self, name: str) -> Any:
         with self._lock:
             child = self.children.get(name)
@@ -415,27 +322,34 @@ class Supervisor:
         removed ones, and restart exactly the children whose config changed (a changed site spec,
         account setting or tuning), with the new config and a fresh restart budget, so a `failed`
         session whose spec was fixed runs again. Unchanged children keep running untouched."""
-        with self._lock:
+        wanted = {s.name: s for s in child_specs(config, self.home_node)}
+        changes: dict[str, list[str]] = {"added": [], "removed": [], "restarted": [], "unchanged": []}
+        with self._lock:      # decide; the old children are stopped outside the lock
             self.config = config
-            wanted = {s.name: s for s in child_specs(config, self.home_node)}
-            changes: dict[str, list[str]] = {"added": [], "removed": [], "restarted": [], "unchanged": []}
+            leaving: list[Child] = []
             for name in [n for n in self.children if n not in wanted]:
-                self._stop_child(self.children.pop(name))
+                child = self.children.pop(name)
+                child.state = "stopped"
+                leaving.append(child)
                 changes["removed"].append(name)
             for name, spec in wanted.items():
                 child = self.children.get(name)
                 if child is None:
-                    self._add_child(spec)
                     changes["added"].append(name)
                 elif child.spec.fingerprint != spec.fingerprint:
-                    self._stop_child(child)
-                    fresh = Child(spec=spec, policy=RestartPolicy.from_conf(config.app.supervisor.restart))
-                    self.children[name] = fresh
-                    self._spawn_or_back_off(fresh)
+                    child.state = "stopped"
+                    leaving.append(child)
                     changes["restarted"].append(name)
                 else:
                     child.spec = spec  # same behaviour; a later restart uses the new config too
                     changes["unchanged"].append(name)
+        for child in leaving:
+            self._stop_child(child)
+        with self._lock:      # then start the new ones (never waits: see _spawn)
+            for name in changes["added"] + changes["restarted"]:
+                fresh = Child(spec=wanted[name], policy=RestartPolicy.from_conf(config.app.supervisor.restart))
+                self.children[name] = fresh
+                self._spawn_or_back_off(fresh)
             self._changed.notify_all()
         log.info("config reloaded", extra={k: v for k, v in changes.items() if k != "unchanged"})
         return {**self.status(), "reload": changes}
@@ -467,6 +381,7 @@ class Supervisor:
             return child.snapshot()
 
     def _stop_child(self, child: Child) -> None:
+        """Stop and remove a child's actor (blocking: never called under the lock)."""
         child.state = "stopped"
         if child.handle is not None:
             try:
@@ -477,18 +392,15 @@ class Supervisor:
         child.handle = None
 
     def shutdown(self) -> dict[str, Any]:
-        """Stop consuming, flush, stop every child. The caller then kills this actor."""
+        """Stop the router first (it stops consuming and lets running calls finish), then every
+        other child, then the browser hosts. The caller then kills this actor."""
         self._stop.set()
-        for c in self.consumers:
-            c.stop()
-        self.relay.stop()
         self._monitor.join(10)
-        self._reconciling.join(10)
         status = self.status()
         with self._lock:
-            for child in self.children.values():
-                self._stop_child(child)
-        kill_quietly(find_actor(GATE_NAME, self.ns))  # the AI workers' shared gate
+            children = list(self.children.values())
+        for child in sorted(children, key=lambda c: c.spec.kind != "router"):
+            self._stop_child(child)
         self._stop_browser_hosts()
         telemetry.flush()
         return status
@@ -496,7 +408,7 @@ class Supervisor:
     def _stop_browser_hosts(self) -> None:
         """The shared-browser layout starts one Chromium host actor per node: stop them too."""
         for node in ray.nodes():
-            host = find_actor(f"browser-host:{node['NodeID'][:12]}", self.ns)
+            host = find_actor(names.browser_host(node["NodeID"]), self.ns)
             if host is None:
                 continue
             try:

@@ -140,7 +140,7 @@ def test_the_reconciler_repairs_a_lost_event_and_a_draft_whose_event_was_never_q
     assert redriven is not None and redriven["status"] == "pending_review"
     assert store.outbox.existing([f"draft.created:{did}"]) == {f"draft.created:{did}"}
     # the queued event reaches its consumers (the sheet writes the draft's row)
-    wait_for(lambda: store.processed.seen("sheets", f"draft.created:{did}"), what="the event consumed")
+    wait_for(lambda: store.sheet_rows.present([did]), what="the draft's row in the sheet")
     # a healthy state repairs nothing
     assert ray.get(handle.reconcile_now.remote()) == {"unanswered": [], "draft_events": [], "failed": []}
 

@@ -566,3 +566,52 @@ def test_expired_position_falls_back_to_rescan(bus, probe, make_config, short_op
     # rows 10-19 were never published; rows 0-9 are within the rescan window and come again
     assert published == 20 and got == Counter({event(i).event_id: 1 if i >= 10 else 2 for i in range(20)})
     assert store.outbox.pending() == [] and store.outbox.position().token != saved.token
+
+
+# ---------------------------------------------------------------------------- one write per event
+def test_an_effect_keyed_consumer_stores_no_marks_and_a_redelivery_finds_its_effect(bus):
+    """With `effect_key`, the effect's own unique key is the dedupe mark: no processed rows, and
+    events redelivered after a lost connection reach the handler, whose keyed effect stays one."""
+    effects = bus.store.db["keyed_effects"]
+    calls: Counter = Counter()
+
+    def keyed(e, carrier):
+        calls[e.event_id] += 1
+        time.sleep(0.002)
+        effects.update_one({"_id": e.event_id}, {"$setOnInsert": {"at": time.time()}}, upsert=True)
+
+    c = bus.consumer(keyed, effect_key="keyed_effects._id (the event id)")
+    bus.relay()
+    n = 300
+    bus.store.outbox.add([event(i) for i in range(n)])
+    wait_until(lambda: c.stats["handled"] >= n // 3, "progress")
+    _close_connections(bus.config, f"consumer-{KIND}")
+    wait_until(lambda: effects.count_documents({}) == n, f"{n} effects", timeout_s=60)
+    wait_until(lambda: c.stats["handled"] + c.stats["duplicates"] >= n, "every delivery settled")
+    assert set(calls) == {event(i).event_id for i in range(n)}
+    assert bus.store.processed.seen_many(KIND, [event(i).event_id for i in range(n)]) == set()
+
+
+def test_a_dead_or_restarting_target_is_waited_for_not_counted_against_the_limit(bus):
+    """The delivery limit is 3; the target is unavailable for 6 tries: the event waits with a
+    growing delay (never requeued hot, never dead-lettered) and is handled once it is back."""
+    from contracts.errors import Unavailable
+    tries: list[float] = []
+
+    def restarting(e, carrier):
+        tries.append(time.monotonic())
+        if len(tries) <= 6:
+            raise Unavailable("ai:0 restarting")
+        bus.effect(e)
+
+    cfg = bus.config
+    cfg.app.bus.transient_backoff_initial_s = 0.01
+    cfg.app.bus.transient_backoff_max_s = 0.08
+    c = bus.consumer(restarting)
+    bus.store.outbox.add([event(1)])
+    bus.relay()
+    wait_until(lambda: c.stats["handled"] == 1, "handled once the target is back")
+    assert c.stats["waited"] == 6 and c.stats["requeued"] == 0 and c.stats["dead_lettered"] == 0
+    gaps = [b - a for a, b in zip(tries, tries[1:])]
+    assert all(g >= 0.009 for g in gaps), gaps          # a delay each time, never a hot loop
+    assert bus.effect_counts() == {"message.seen:m1": 1}

@@ -20,10 +20,11 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.ai import metrics
+from contracts import names
 from contracts.settings import Config
 
 log = logging.getLogger(__name__)
-GATE_NAME = "ai:gate"
+GATE_NAME = names.GATE
 HALF_OPEN_POLL_S = 0.05
 _STATE_VALUE = {"closed": 0.0, "half_open": 0.5, "open": 1.0}
 
@@ -163,6 +164,9 @@ class AIGate:
 
     async def ping(self) -> dict[str, Any]:
         return self.core.status()["breaker"]
+
+    async def stop(self) -> None:
+        """Nothing to flush: its state is rebuilt from the workers' next contacts."""
 
 
 def get_or_create_gate(config: Config, namespace: str) -> Any:

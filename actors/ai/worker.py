@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
 import ray
+from ray.exceptions import RayActorError
 
 from actors.ai import metrics
 from actors.ai.drafter import Drafter, Tally
@@ -60,9 +61,11 @@ class AIWorker:
         self.history = ai.history_messages
         self.store = Store.from_config(config)
         self.gate = get_or_create_gate(config, namespace or config.settings.namespace)
+        self._namespace = namespace or config.settings.namespace
+        self._config = config
         self.drafter = Drafter.from_config(config, self.name,
-                                           lease=lambda w, n: self.gate.lease.remote(w, n),
-                                           record=lambda w, o: self.gate.record.remote(w, o))
+                                           lease=lambda w, n: self._at_gate("lease", w, n),
+                                           record=lambda w, o: self._at_gate("record", w, o))
         self.model = self.drafter.model
         self.permits = self.drafter.permits
         self._db_pool = ThreadPoolExecutor(DB_THREADS, thread_name_prefix=f"{self.name}-db")
@@ -99,6 +102,15 @@ class AIWorker:
             raise
         finally:
             self.in_flight -= 1
+
+    async def _at_gate(self, method: str, *args: Any) -> Any:
+        """Call the shared gate; a gate that died (the supervisor restarts it under the same
+        name) is looked up again once."""
+        try:
+            return await getattr(self.gate, method).remote(*args)
+        except RayActorError:
+            self.gate = await asyncio.to_thread(get_or_create_gate, self._config, self._namespace)
+            return await getattr(self.gate, method).remote(*args)
 
     async def _db(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -210,10 +222,10 @@ class AIWorker:
     @staticmethod
     def _classified(did: str, account_id: str, conversation_id: str, last_message_id: str,
                     classification: str) -> ConversationClassified:
-        return ConversationClassified(
-            event_id=f"conversation.classified:{did}", account_id=account_id,
-            conversation_id=conversation_id, last_message_id=last_message_id,
-            classification=classification)
+        return ConversationClassified.make(draft_id=did, account_id=account_id,
+                                           conversation_id=conversation_id,
+                                           last_message_id=last_message_id,
+                                           classification=classification)
 
     async def ping(self) -> dict[str, Any]:
         return {"worker": self.name, "in_flight": self.in_flight,

@@ -17,6 +17,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.browser.launcher import CHROMIUM_FLAGS, scratch_root
+from contracts import names
 from contracts.settings import Config
 
 _PR_SET_PDEATHSIG = 1
@@ -75,7 +76,7 @@ async def shared_endpoint(config: Config) -> str:
     # in the config's namespace, where the supervisor's shutdown looks for it (an actor created
     # by an actor otherwise lands in the job's namespace)
     host = BrowserHost.options(
-        name=f"browser-host:{node_id[:12]}", namespace=config.settings.namespace,
+        name=names.browser_host(node_id), namespace=config.settings.namespace,
         get_if_exists=True, lifetime="detached",
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
     ).remote(config)

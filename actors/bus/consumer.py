@@ -1,7 +1,8 @@
 """A queue consumer that acks only once an event's effect is done, exactly once per event id.
 
 Per delivery: parse and validate (invalid -> dead queue with the validation error), skip ids this
-consumer kind already processed (MongoDB keys), otherwise call the handler. A handler returns None
+consumer kind already processed (MongoDB keys; or, with `effect_key`, none: the handler's effect
+is keyed and finds itself done), otherwise call the handler. A handler returns None
 (effect done) or a `ray.ObjectRef` / `concurrent.futures.Future` (effect running elsewhere): many
 run at once, polled between short `process_data_events` slices on the consumer's own thread (pika
 connections are not thread-safe). Completed events are marked processed in one bulk write per
@@ -28,11 +29,11 @@ from typing import Any, Callable, Iterable
 
 import pika
 import ray
-from ray.exceptions import RayActorError
 from opentelemetry.trace import Status, StatusCode
 from pika.adapters.blocking_connection import BlockingChannel
 from pydantic import ValidationError
 from pymongo.errors import PyMongoError
+from ray.exceptions import RayActorError
 
 from actors.bus import deadletter, metrics
 from actors.bus.connection import CONNECTION_ERRORS, client_name, connect
@@ -93,13 +94,19 @@ class Consumer:
 
     def __init__(self, config: Config, kind: str, routing_keys: Iterable[str], handler: Handler, *,
                  max_in_flight: int | None = None, store: Store | None = None,
-                 source: str = "events", on_settled: Settled | None = None):
+                 source: str = "events", on_settled: Settled | None = None,
+                 effect_key: str | None = None):
         bus = config.app.bus
         self.config = config
         self.kind = kind
         self.routing_keys = list(routing_keys)
         self.handler = handler
         self.on_settled = on_settled
+        # One durable write per event: when the handler's effect has a unique key of its own
+        # (`effect_key` says which), that key is the dedupe mark and the consumer stores none:
+        # a redelivery reaches the handler, which finds its effect done. Without one, processed
+        # marks (one bulk write per batch) are the dedupe.
+        self.effect_key = effect_key
         # "events": the kind's queue bound to the event exchange; "dead": a copy of every dead
         # letter (bound to the dead-letter exchange), each delivery read as a DeadLetterSeen
         self.source = source
@@ -259,7 +266,7 @@ class Consumer:
             else:
                 fresh[eid] = (_Work(eid, d), event)
         try:
-            seen = self.store.processed.seen_many(self.kind, list(fresh))
+            seen = set() if self.effect_key else self.store.processed.seen_many(self.kind, list(fresh))
         except PyMongoError:
             log.exception("dedupe lookup failed; retrying the batch", extra={"consumer": self.kind})
             retry = [d for w, _ in fresh.values() for d in (w.delivery, *w.duplicates)]
@@ -325,7 +332,11 @@ class Consumer:
 
     # ------------------------------------------------------------------ settling
     def _settle(self) -> None:
-        if self._done:                     # hand the batch to the marker; ack once it is stored
+        if self._done and self.effect_key:   # the effect's own key is the mark: ack at once
+            done, self._done = self._done, {}
+            self._marked.append(list(done.values()))
+            self._marking.update(done)
+        elif self._done:                     # hand the batch to the marker; ack once it is stored
             done, self._done = self._done, {}
             self._marking.update(done)
             self._to_mark.put(list(done.values()))

@@ -20,12 +20,12 @@ from actors.bus.topology import Topology
 from actors.notify import messages
 from actors.notify.dispatcher import Dispatcher
 from actors.store import Store
-from contracts import telemetry
+from contracts import names, telemetry
 from contracts.settings import Config
 
 log = logging.getLogger("replydesk.notify")
 
-ACTOR_NAME = "notify:sender"
+ACTOR_NAME = names.NOTIFY
 CONSUMER = "notify"               # the consumer header of a notification's own dead letter
 
 
@@ -133,7 +133,7 @@ class Notifier:
     def _desk_url(self) -> str | None:
         if self._desk is None:
             try:
-                desk = ray.get_actor("review:desk", namespace=self.config.settings.namespace)
+                desk = ray.get_actor(names.REVIEW, namespace=self.config.settings.namespace)
                 self._desk = ray.get(desk.ping.remote(), timeout=5).get("url")
             except Exception:
                 return None

@@ -20,13 +20,13 @@ from actors.review.decisions import Reviewer
 from actors.review.errors import Handler
 from actors.review.security import require_tokens
 from actors.store import Store
-from contracts import telemetry
+from contracts import names, telemetry
 from contracts.metrics import histogram
 from contracts.settings import Config, ReviewConf, resolve
 
 log = logging.getLogger("replydesk.review")
 
-ACTOR_NAME = "review:desk"
+ACTOR_NAME = names.REVIEW
 LATENCY = histogram("replydesk_review_request_seconds", "Review desk request latency",
                     [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], ("route", "status"))
 

@@ -4,12 +4,14 @@
 - draft (the draft id), status "pending_review" as created;
 - decision on a draft (`draft.approved:<draft>` / `draft.rejected:<draft>`): status "approved"
   with the text to send, or "rejected" with the reason; sender is the reviewer's token name;
-- reply sent (`reply.sent:<draft>`), status "sent" with the text sent.
+- reply sent (`reply.sent:<draft>`), status "sent" with the text sent;
+- conversation classified as needing no reply (`conversation.classified:<draft id of that
+  history>`), status "no_reply" with the classification.
 
-Rows come from two places that share one mapping: events as they arrive (`from_event`) and the
-MongoDB documents the writer re-derives at start-up (`from_message_doc`, `draft_rows`,
-`from_send_doc`). Only times differ slightly by path (event time vs stored time); the row id and
-the text never do.
+Each event type declares its row (`sheet_row`, in contracts/events.py). Rows come from two
+places that share that one mapping: events as they arrive (`from_event`) and the MongoDB
+documents the writer re-derives at start-up, turned back into their events. Only times differ
+slightly by path (event time vs stored time); the row id and the text never do.
 
 Values are written with valueInputOption=RAW: chat text such as "=IMPORTXML(...)" stays text and
 is never evaluated as a formula.
@@ -19,6 +21,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping
+
+from pydantic import BaseModel
+
+from contracts.events import (
+    EVENT_ADAPTER,
+    ChatMessage,
+    ConversationClassified,
+    DraftApproved,
+    DraftCreated,
+    DraftRejected,
+    Event,
+    MessageSeen,
+    ReplySent,
+)
+from contracts.ids import draft_id
 
 CELL_LIMIT = 50_000          # Google rejects a cell longer than this
 FIELDS = ("row_id", "kind", "account", "conversation", "sender", "time", "text",
@@ -57,70 +74,42 @@ class RowMapper:
     def _row(self, fields: Mapping[str, Any]) -> Row:
         return Row(str(fields["row_id"]), [_cell(fields.get(c)) for c in self.columns])
 
+    def from_event(self, event: Event | Mapping[str, Any]) -> Row | None:
+        """The row an event stands for (its `sheet_row`, declared with the event type in
+        contracts/events.py); None for event types the sheet does not log."""
+        if not isinstance(event, BaseModel):
+            event = EVENT_ADAPTER.validate_python(event)
+        fields = event.sheet_row()
+        return None if fields is None else self._row(fields)
+
+    # Rows re-derived from what MongoDB holds (a crash kept them out of the sheet): the stored
+    # document is turned back into its event, so both paths share the one mapping.
     def from_message_doc(self, m: Mapping[str, Any]) -> Row:
-        """A message (ChatMessage JSON, as stored in `messages` or carried by message.seen)."""
-        return self._row({"row_id": m.get("message_id") or m["_id"], "kind": "message",
-                          "account": m.get("account_id"), "conversation": m.get("conversation_id"),
-                          "sender": m.get("sender"), "time": m.get("sent_at"), "text": m.get("text"),
-                          "classification": "",
-                          "status": "sent" if m.get("direction") == "out" else "received",
-                          "message_ids": ""})
-
-    def from_draft_doc(self, d: Mapping[str, Any]) -> Row:
-        """A draft (the `drafts` document, or a draft.created event's fields).
-
-        The status column is the status at creation: the sheet is an append-only log."""
-        return self._row({"row_id": d.get("draft_id") or d["_id"], "kind": "draft",
-                          "account": d.get("account_id"), "conversation": d.get("conversation_id"),
-                          "sender": "draft", "time": d.get("created_at") or d.get("occurred_at"),
-                          "text": d.get("text"), "classification": d.get("classification"),
-                          "status": "pending_review",
-                          "message_ids": " ".join(d.get("message_ids") or [])})
-
-    def _decision(self, draft_id: str, d: Mapping[str, Any], approved: bool, by: Any, at: Any,
-                  text: Any) -> Row:
-        kind = "draft.approved" if approved else "draft.rejected"
-        return self._row({"row_id": f"{kind}:{draft_id}", "kind": "decision",
-                          "account": d.get("account_id"), "conversation": d.get("conversation_id"),
-                          "sender": by, "time": at, "text": text,
-                          "status": "approved" if approved else "rejected",
-                          "message_ids": draft_id})
-
-    def _sent(self, d: Mapping[str, Any], at: Any) -> Row:
-        return self._row({"row_id": f"reply.sent:{d['draft_id']}", "kind": "reply",
-                          "account": d.get("account_id"), "conversation": d.get("conversation_id"),
-                          "sender": "", "time": at, "text": d.get("text"), "status": "sent",
-                          "message_ids": d.get("site_message_id") or ""})
+        """A message as stored in `messages`."""
+        msg = {k: v for k, v in m.items() if k in ChatMessage.model_fields}
+        msg.setdefault("message_id", m.get("_id"))
+        return self.from_event(MessageSeen.of(ChatMessage.model_validate(msg)))
 
     def draft_rows(self, d: Mapping[str, Any]) -> list[Row]:
         """A stored draft's rows: as created, plus its decision once a reviewer took one."""
-        rows = [self.from_draft_doc(d)]
+        events: list[Any] = [DraftCreated.of_draft(dict(d))]
         status = d.get("status")
         if status in ("approved", "edited", "sending", "sent"):
-            rows.append(self._decision(d["_id"], d, True, d.get("decided_by"),
-                                       d.get("approved_at") or d.get("edited_at"), d.get("text")))
+            events.append(DraftApproved.of_draft(dict(d)))
         elif status == "rejected":
-            rows.append(self._decision(d["_id"], d, False, d.get("decided_by"), d.get("rejected_at"),
-                                       d.get("reject_reason")))
-        return rows
+            events.append(DraftRejected.of_draft(dict(d)))
+        return [r for e in events if (r := self.from_event(e)) is not None]
 
     def from_send_doc(self, s: Mapping[str, Any]) -> Row:
         """A reply recorded in `sends`."""
-        return self._sent(s, s.get("sent_at"))
+        return self.from_event(ReplySent.of_send(dict(s)))
 
-    def from_event(self, event: Mapping[str, Any]) -> Row | None:
-        """The row an event JSON dict stands for; None for event types the sheet does not log."""
-        kind = event.get("type")
-        if kind == "message.seen":
-            return self.from_message_doc(event["message"])
-        if kind == "draft.created":
-            return self.from_draft_doc(event)
-        if kind == "draft.approved":
-            return self._decision(event["draft_id"], event, True, event["approved_by"],
-                                  event.get("occurred_at"), event["text"])
-        if kind == "draft.rejected":
-            return self._decision(event["draft_id"], event, False, event["rejected_by"],
-                                  event.get("occurred_at"), event.get("reason"))
-        if kind == "reply.sent":
-            return self._sent(event, event.get("occurred_at"))
-        return None
+    def from_classification_doc(self, c: Mapping[str, Any]) -> Row | None:
+        """A conversation classified as needing no reply (`conversations`, no draft)."""
+        if c.get("draft_id") is not None or not c.get("classification"):
+            return None
+        return self.from_event(ConversationClassified.make(
+            draft_id=draft_id(c["account_id"], c["conversation_id"], c["last_message_id"]),
+            account_id=c["account_id"], conversation_id=c["conversation_id"],
+            last_message_id=c["last_message_id"], classification=c["classification"],
+            **({"occurred_at": c["classified_at"]} if c.get("classified_at") else {})))

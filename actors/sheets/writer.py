@@ -23,6 +23,7 @@ import gspread
 import ray
 import requests
 from opentelemetry.trace import Link, SpanContext
+from pydantic import ValidationError
 from tenacity import (AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt,
                       wait_random_exponential)
 
@@ -135,7 +136,7 @@ class SheetsWriter:
         for event in events:
             try:
                 row = self.mapper.from_event(event)
-            except (KeyError, TypeError, AttributeError) as exc:
+            except (KeyError, TypeError, AttributeError, ValidationError) as exc:
                 self.counts["rejected"] += 1
                 log.error("sheets: cannot map event to a row",
                           extra={"event_id": str(event.get("event_id")) if isinstance(event, dict) else None,
@@ -331,6 +332,8 @@ class SheetsWriter:
              lambda d: [] if d.get("direction") == "out" else [m.from_message_doc(d)]),
             (self.store.drafts.coll, m.draft_rows),
             (self.store.sends.coll, lambda d: [m.from_send_doc(d)]),
+            (self.store.conversations.coll,
+             lambda d: [r] if (r := m.from_classification_doc(d)) is not None else []),
         ]
         rows: list[Row] = []
         for coll, to_rows in sources:

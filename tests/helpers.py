@@ -3,10 +3,43 @@ from __future__ import annotations
 
 import asyncio
 import math
+import subprocess
 
 from standins.stack import wait_for
 
-__all__ = ["FakeClock", "wait_for"]
+__all__ = ["FakeClock", "wait_for", "wait_for_idle_bus"]
+
+
+def _bus_idle(config) -> bool:
+    """Nothing left to deliver in the config's namespace: no outbox row unpublished, and no queue
+    (the dead-letter queue aside: what lands there stays) holding a ready or unacked message."""
+    from actors.bus.topology import Topology
+    from actors.store import Store
+    if Store.from_config(config).outbox.count_pending():
+        return False
+    topo = Topology.of(config)
+    out = subprocess.run(["rabbitmqctl", "-q", "list_queues", "name", "messages_ready",
+                          "messages_unacknowledged"], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        name, *counts = line.split("\t")
+        if name.startswith(f"{topo.namespace}.") and name != topo.dead_queue and any(
+                int(c) for c in counts):
+            return False
+    return True
+
+
+def wait_for_idle_bus(config, timeout: float = 60.0) -> None:
+    """Wait until every event of the config's namespace has been published, delivered and acked
+    (seen twice in a row: a consumer may publish a follow-up event as it acks), so a duplicate
+    delivery would already have surfaced."""
+    seen = [False]
+
+    def settled() -> bool:
+        idle = _bus_idle(config)
+        was, seen[0] = seen[0], idle
+        return was and idle
+
+    wait_for(settled, timeout=timeout, what="the bus to deliver every event", interval=0.2)
 
 
 class FakeClock:

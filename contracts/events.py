@@ -168,8 +168,6 @@ class DeadLetterSeen(BaseModel):
 Event = Annotated[Union[MessageSeen, DraftCreated, ConversationClassified, DraftApproved,
                         DraftRejected, ReplySent, ChildFailed, NeedsLogin], Field(discriminator="type")]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
-ROUTING_KEYS = ("message.seen", "draft.created", "conversation.classified", "draft.approved",
-                "draft.rejected", "reply.sent", "child.failed", "account.needs_login")
 
 
 def parse_event(body: bytes | str) -> Event:

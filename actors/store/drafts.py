@@ -15,7 +15,6 @@ from pymongo.errors import DuplicateKeyError
 from contracts.events import utcnow
 
 PENDING = "pending_review"
-APPROVABLE = (PENDING,)
 SENDABLE = ("approved", "edited")
 
 _FIRST_WINDOW = timedelta(minutes=10)                 # see Drafts.page

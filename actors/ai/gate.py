@@ -12,7 +12,6 @@ request -> success closes it, failure re-opens it for another cool-down.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from typing import Any, Callable
 
@@ -20,30 +19,13 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.ai import metrics
+from contracts.ratelimit import TokenBucket
 from contracts.settings import Config
 
 log = logging.getLogger(__name__)
 GATE_NAME = "ai:gate"
 HALF_OPEN_POLL_S = 0.05
 _STATE_VALUE = {"closed": 0.0, "half_open": 0.5, "open": 1.0}
-
-
-class TokenBucket:
-    """`per_minute` tokens a minute, bursting to `capacity` (ten seconds' worth by default)."""
-
-    def __init__(self, per_minute: int, capacity: int | None = None, now: float | None = None):
-        self.rate = per_minute / 60.0
-        self.capacity = float(capacity or max(1, math.ceil(self.rate * 10)))
-        self.tokens = self.capacity
-        self.stamp = time.monotonic() if now is None else now
-
-    def take(self, want: int, now: float) -> tuple[int, float]:
-        """Up to `want` tokens now; when none, how long until the next one."""
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        n = min(want, int(self.tokens))
-        self.tokens -= n
-        return n, (0.0 if n else (1.0 - self.tokens) / self.rate)
 
 
 class Breaker:

@@ -5,7 +5,7 @@ first extracted message, and CPU used while polling.
 
     .venv/bin/python benchmarks/bench_browser.py [--quick | --smoke] [--poll-seconds 6]
 
-`--smoke` (the test suite runs it): N = 1 in both layouts, 1 s of polling, on the caller's Ray
+`--smoke` (the test suite runs it): N = 1 in both layouts, 0.5 s of polling, on the caller's Ray
 instance and MONGODB_URI's server when there are; checks every figure is sane.
 """
 from __future__ import annotations
@@ -143,11 +143,11 @@ def run(layout: str, n: int, site: ChatSiteAdmin, uri: str, poll_s: float) -> di
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="N = 1, 5 only")
-    ap.add_argument("--smoke", action="store_true", help="N = 1 only, 1 s of polling, figures checked")
+    ap.add_argument("--smoke", action="store_true", help="N = 1 only, 0.5 s of polling, figures checked")
     ap.add_argument("--poll-seconds", type=float, default=None, help="polling time per case (6)")
     a = ap.parse_args(argv)
     sizes = [1] if a.smoke else [1, 5] if a.quick else [1, 5, 10, 20]
-    poll_s = a.poll_seconds or (1.0 if a.smoke else 6.0)
+    poll_s = a.poll_seconds or (0.5 if a.smoke else 6.0)
     tmp = tempfile.TemporaryDirectory(prefix="bench-browser-")
     os.environ["BENCH_TMP"] = tmp.name
     os.environ.update({"RABBITMQ_URL": os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),

@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         config.app.accounts[0].poll_interval_s = 0.5
         config.app.review.port = 0
         config.app.supervisor.restart.within_s = 1.0
+        if args.smoke:
+            config.app.ai.workers = 1          # one actor fewer to start: the session is measured
         backoff = config.app.supervisor.restart.backoff_initial_s
         ray_ctx = ray_instance(resources={"browser": 64}, namespace=config.settings.namespace)
         ray_ctx.__enter__()

@@ -9,7 +9,7 @@ Google's real quota (60 writes/min) its time is N minutes whatever the server sp
 
     .venv/bin/python benchmarks/bench_sheets.py [--quick | --smoke] [--rows N]
 
-`--smoke` (the test suite runs it): 300 rows, a baseline of 5, on the caller's Ray instance and
+`--smoke` (the test suite runs it): 150 rows, a baseline of 5, on the caller's Ray instance and
 MONGODB_URI's server when there are; checks the figures and that every row landed once.
 """
 from __future__ import annotations
@@ -112,10 +112,10 @@ def bench_naive(config, url: str, n: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="2,000 rows, baseline 50")
-    p.add_argument("--smoke", action="store_true", help="300 rows, baseline 5, figures checked")
+    p.add_argument("--smoke", action="store_true", help="150 rows, baseline 5, figures checked")
     p.add_argument("--rows", type=int)
     a = p.parse_args(argv)
-    n = a.rows or (300 if a.smoke else 2000 if a.quick else 10_000)
+    n = a.rows or (150 if a.smoke else 2000 if a.quick else 10_000)
     n_naive = 5 if a.smoke else 50 if a.quick else 300
 
     with contextlib.ExitStack() as ex:

@@ -13,6 +13,8 @@ import os
 
 import pytest
 
+from tests.helpers import wait_for
+
 # name -> whether it needs Ray (the browser and restart benchmarks need the `browser` resource,
 # which the suite's Ray instance offers)
 BENCHMARKS = {"store": False, "review": False, "bus": False, "sheets": True, "ai": True,
@@ -33,15 +35,24 @@ def restored_environ():
     os.environ.update(saved)
 
 
+def _named_actors() -> set[tuple[str, str]]:
+    import ray
+    return {(a["namespace"], a["name"]) for a in ray.util.list_named_actors(all_namespaces=True)}
+
+
 @pytest.mark.parametrize("name", list(BENCHMARKS))
 def test_benchmark_smoke(name, request, restored_environ, mongo_uri, rabbit_url, capsys):
     if BENCHMARKS[name]:
         request.getfixturevalue("ray_session")
+        before = _named_actors()
     os.environ.update({"MONGODB_URI": mongo_uri, "RABBITMQ_URL": rabbit_url})
     bench = importlib.import_module(f"benchmarks.bench_{name}")
     assert bench.main(["--smoke"]) == 0       # check() raises SmokeFailed on a bad figure
     out = capsys.readouterr().out
     assert f"smoke ok: bench_{name}:" in out, out[-3000:]
+    if BENCHMARKS[name]:   # it shared the suite's Ray instance: it leaves no actor behind
+        wait_for(lambda: _named_actors() <= before, timeout=30,
+                 what=f"bench_{name}'s actors to be gone: {_named_actors() - before}")
 
 
 def test_smoke_check_refuses_missing_or_insane_figures():

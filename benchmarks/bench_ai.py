@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import subprocess
@@ -149,11 +150,13 @@ def main(argv: list[str] | None = None) -> int:
     L = a.latency_ms / 1000
 
     figures: dict[str, float] = {}
-    mongo = mongo_uri()
+    services = contextlib.ExitStack()   # closed in reverse: Ray, the stand-in, MongoDB
+    uri = services.enter_context(mongo_uri())
     proc, admin = start_standin()
-    base_cfg = base_config(mongo.__enter__(), admin.url)
-    ray_ctx = ray_instance()
-    ray_ctx.__enter__()
+    services.callback(proc.wait, 10)
+    services.callback(proc.terminate)
+    base_cfg = base_config(uri, admin.url)
+    services.enter_context(ray_instance())
     print(f"AI pool throughput, stand-in latency L = {a.latency_ms:.0f} ms; ideal = workers*concurrency/L")
     print(f"best of {a.repeat} runs (median ratio too): the machine is shared, the best run is the "
           f"least disturbed one")
@@ -206,10 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                 pool.stop()
                 store.db.client.drop_database(ns)
     finally:
-        ray_ctx.__exit__(None, None, None)
-        proc.terminate()
-        proc.wait(10)
-        mongo.__exit__(None, None, None)
+        services.close()
     if a.smoke:   # 429s: none without faults; with 30 % of calls answered 429, some were retried
         check("bench_ai", figures, {
             **{k: (1e-9, 2.0) for k in figures if k.endswith("pool/ideal")},

@@ -18,6 +18,7 @@ server when there are; checks every figure is sane and every message was stored 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -57,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     from contracts import settings
     from supervisor import runner
 
-    handle = ray_ctx = None
+    handle = None
+    services = contextlib.ExitStack()   # Ray when this run started it
     try:
         config = settings.load()
         config.app.accounts[0].poll_interval_s = 0.5
@@ -66,8 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.smoke:
             config.app.ai.workers = 1          # one actor fewer to start: the session is measured
         backoff = config.app.supervisor.restart.backoff_initial_s
-        ray_ctx = ray_instance(resources={"browser": 64}, namespace=config.settings.namespace)
-        ray_ctx.__enter__()
+        services.enter_context(ray_instance(resources={"browser": 64}, namespace=config.settings.namespace))
         store = Store.from_config(config)
         handle = runner.start(config)
         ns = config.settings.namespace
@@ -162,8 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             Store(stack.env["MONGODB_URI"], stack.env["MONGODB_DB"]).db.client.drop_database(
                 stack.env["MONGODB_DB"])
         finally:
-            if ray_ctx is not None:
-                ray_ctx.__exit__(None, None, None)
+            services.close()
             stack.close()
 
 

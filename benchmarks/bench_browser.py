@@ -3,14 +3,19 @@ session its own context over CDP). For N sessions: PSS per session (actor proces
 driver, Chromium processes -- the shared browser divided by N), time from actor creation to the
 first extracted message, and CPU used while polling.
 
-    .venv/bin/python benchmarks/bench_browser.py [--quick] [--poll-seconds 6]
+    .venv/bin/python benchmarks/bench_browser.py [--quick | --smoke] [--poll-seconds 6]
+
+`--smoke` (the test suite runs it): N = 1 in both layouts, 0.5 s of polling, on the caller's Ray
+instance and MONGODB_URI's server when there are; checks every figure is sane.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+import tempfile
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,9 +24,9 @@ sys.path.insert(0, str(ROOT))
 import ray  # noqa: E402
 import yaml  # noqa: E402
 
+from benchmarks.common import check, mongo_uri, ray_instance  # noqa: E402
 from contracts import settings  # noqa: E402
 from standins.chatsite import ChatSiteAdmin, make_app  # noqa: E402
-from standins.mongo import MongoServer  # noqa: E402
 from standins.serve import ServedApp  # noqa: E402
 
 CLK = os.sysconf("SC_CLK_TCK")
@@ -66,7 +71,7 @@ def cpu_ticks(pid: int) -> int:
         return 0
 
 
-def make_config(site_url: str, mongo_uri: str, layout: str, n: int, db: str):
+def make_config(site_url: str, uri: str, layout: str, n: int, db: str):
     conf_dir = Path(os.environ["BENCH_TMP"]) / f"conf-{layout}-{n}"
     (conf_dir / "sites").mkdir(parents=True, exist_ok=True)
     base = yaml.safe_load((ROOT / "conf" / "replydesk.yaml").read_text())
@@ -75,20 +80,21 @@ def make_config(site_url: str, mongo_uri: str, layout: str, n: int, db: str):
                          "sends_per_minute": 100, "max_pages": 3} for i in range(n)]
     (conf_dir / "replydesk.yaml").write_text(yaml.safe_dump(base))
     (conf_dir / "sites" / "meetme.yaml").write_text((ROOT / "conf/sites/meetme.yaml").read_text())
-    os.environ.update({"MEETME_URL": site_url, "MONGODB_URI": mongo_uri, "MONGODB_DB": db})
+    os.environ.update({"MEETME_URL": site_url, "MONGODB_URI": uri, "MONGODB_DB": db})
     return settings.load(conf_dir / "replydesk.yaml")
 
 
-def run(layout: str, n: int, site: ChatSiteAdmin, mongo_uri: str, poll_s: float) -> dict:
+def run(layout: str, n: int, site: ChatSiteAdmin, uri: str, poll_s: float) -> dict:
     from actors.browser.session import BrowserSession
     site.reset()
     site.add_account(os.environ["MEETME_USERNAME"], os.environ["MEETME_PASSWORD"])
     for c in range(3):
         for i in range(5):
             site.inject(f"c{c}", f"Sender {c}", f"message {i} in conversation {c}")
-    cfg = make_config(site.url, mongo_uri, layout, n, f"bench_{layout}_{n}")
+    ns = os.environ["REPLYDESK_NAMESPACE"]
+    cfg = make_config(site.url, uri, layout, n, f"{ns}_{layout}_{n}")
     t0 = time.monotonic()
-    actors = [BrowserSession.options(name=f"browser:meetme:bench-{i}", resources={"browser": 0.01},
+    actors = [BrowserSession.options(name=f"browser:meetme:bench-{i}", namespace=ns, resources={"browser": 0.01},
                                      max_restarts=0, max_task_retries=0).remote(cfg, f"bench-{i}")
               for i in range(n)]
     firsts = []
@@ -103,7 +109,7 @@ def run(layout: str, n: int, site: ChatSiteAdmin, mongo_uri: str, poll_s: float)
     host_pids = []
     if layout == "shared_browser":
         node = ray.get_runtime_context().get_node_id()[:12]
-        host = ray.get_actor(f"browser-host:{node}")
+        host = ray.get_actor(f"browser-host:{node}", namespace=ns)   # the host lives in the config's
         host_pids = [ray.get(host.__ray_call__.remote(lambda self: os.getpid()))]
     kids = children()
     procs = [p for pid in pids + host_pids for p in tree(pid, kids)]
@@ -123,7 +129,10 @@ def run(layout: str, n: int, site: ChatSiteAdmin, mongo_uri: str, poll_s: float)
     for a in actors:
         ray.kill(a)
     if layout == "shared_browser":
+        ray.get(host.stop.remote())
         ray.kill(host)
+    from actors.store import Store
+    Store.from_config(cfg).db.client.drop_database(cfg.settings.mongodb_db)
     firsts.sort()
     return {"layout": layout, "n": n, "pss_mib": pss / 1024 / n, "first_s": firsts[0],
             "median_first_s": firsts[len(firsts) // 2], "all_first_s": firsts[-1],
@@ -131,35 +140,35 @@ def run(layout: str, n: int, site: ChatSiteAdmin, mongo_uri: str, poll_s: float)
             "poll_rounds": k}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="N = 1, 5 only")
-    ap.add_argument("--poll-seconds", type=float, default=6.0)
-    a = ap.parse_args()
-    sizes = [1, 5] if a.quick else [1, 5, 10, 20]
-    import tempfile
-    os.environ["BENCH_TMP"] = tempfile.mkdtemp(prefix="bench-browser-")
-    os.environ.update({"RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:5672/%2F",
+    ap.add_argument("--smoke", action="store_true", help="N = 1 only, 0.5 s of polling, figures checked")
+    ap.add_argument("--poll-seconds", type=float, default=None, help="polling time per case (6)")
+    a = ap.parse_args(argv)
+    sizes = [1] if a.smoke else [1, 5] if a.quick else [1, 5, 10, 20]
+    poll_s = a.poll_seconds or (0.5 if a.smoke else 6.0)
+    tmp = tempfile.TemporaryDirectory(prefix="bench-browser-")
+    os.environ["BENCH_TMP"] = tmp.name
+    os.environ.update({"RABBITMQ_URL": os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
                        "GOOGLE_SHEET_ID": "bench", "SHEETS_API_URL": "http://127.0.0.1:9/",
                        "MEETME_USERNAME": "owner@example.com", "MEETME_PASSWORD": "bench-password",
                        "AI_API_KEY": "sk-bench", "AI_API_URL": "http://127.0.0.1:9/",
-                       "REPLYDESK_NAMESPACE": "bench"})
+                       "REVIEW_TOKEN": "bench-review-token-123456",
+                       "REPLYDESK_NAMESPACE": "bench" + uuid.uuid4().hex[:8]})
+    os.environ.pop("REPLYDESK_TRACE_FILE", None)
     served = ServedApp(make_app()).start()
-    mongo = MongoServer().start()
-    ray.init(address="local", num_cpus=2, resources={"browser": 64}, include_dashboard=False,
-             namespace="bench-browser", runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},
-             log_to_driver=False)
     rows = []
     try:
-        for n in sizes:
-            for layout in ("own_browser", "shared_browser"):
-                r = run(layout, n, ChatSiteAdmin(served.url), mongo.uri, a.poll_seconds)
-                rows.append(r)
-                print(f"  {layout:15s} N={n:2d} done", flush=True)
+        with mongo_uri() as uri, ray_instance(resources={"browser": 64}, namespace="bench-browser"):
+            for n in sizes:
+                for layout in ("own_browser", "shared_browser"):
+                    r = run(layout, n, ChatSiteAdmin(served.url), uri, poll_s)
+                    rows.append(r)
+                    print(f"  {layout:15s} N={n:2d} done", flush=True)
     finally:
-        ray.shutdown()
-        mongo.close()
         served.stop()
+        tmp.cleanup()
     print(f"\n{'layout':15s} {'N':>3s} {'PSS MiB/session':>16s} {'first msg s':>12s} "
           f"{'median s':>9s} {'all s':>7s} {'CPU % total':>12s} {'CPU %/session':>14s} {'rounds':>7s}")
     for r in rows:
@@ -173,7 +182,17 @@ def main() -> None:
         print(f"  N={n:2d}: PSS {sh['pss_mib'] / own['pss_mib']:.2f}  "
               f"all-first {sh['all_first_s'] / own['all_first_s']:.2f}  "
               f"CPU/round {(sh['cpu_pct'] / max(sh['poll_rounds'], 1)) / (own['cpu_pct'] / max(own['poll_rounds'], 1)):.2f}")
+    if a.smoke:
+        figures, bounds = {}, {}
+        for r in rows:
+            key = f"{r['layout']} N={r['n']}"
+            figures.update({f"{key} PSS MiB": r["pss_mib"], f"{key} first s": r["first_s"],
+                            f"{key} CPU %": r["cpu_pct"], f"{key} rounds": r["poll_rounds"]})
+            bounds.update({f"{key} PSS MiB": (10, 16_384), f"{key} first s": (1e-3, 300),
+                           f"{key} CPU %": (1e-3, 100 * (os.cpu_count() or 1)), f"{key} rounds": (1, 1e6)})
+        check("bench_browser", figures, bounds)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

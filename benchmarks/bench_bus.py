@@ -2,7 +2,9 @@
 MongoDB) -> MongoDB effect + processed mark -> ack, against raw pika publish (batched confirms) +
 consume (multi-ack) on the same kind of quorum queue, measured in the same run on the same broker.
 
-    .venv/bin/python benchmarks/bench_bus.py [--quick] [--events N] [--rounds R]
+    .venv/bin/python benchmarks/bench_bus.py [--quick | --smoke] [--events N] [--rounds R]
+
+`--smoke` (the test suite runs it): 200 events, one round, every figure checked.
 
 Raw, the broker path and the full path (transactional outbox -> change-stream relay in front, which
 is how the pipeline's producers publish) alternate for R rounds and the median ratios of the same
@@ -32,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from actors.bus import ConfirmPublisher, Consumer, OutboxRelay, Outgoing, Topology  # noqa: E402
 from actors.bus.connection import connect  # noqa: E402
 from actors.store import Store  # noqa: E402
+from benchmarks.common import check  # noqa: E402
 from contracts import settings as settings_mod  # noqa: E402
 from contracts.events import ChatMessage, MessageSeen, dump_event  # noqa: E402
 from standins.mongo import MongoServer  # noqa: E402
@@ -260,13 +263,16 @@ def bench_stages(cfg, n: int) -> tuple[float, float]:
     return relay_rate, consume_rate
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="2,000 events instead of 10,000")
+    ap.add_argument("--smoke", action="store_true", help="200 events, one round, figures checked")
     ap.add_argument("--events", type=int, default=None)
-    ap.add_argument("--rounds", type=int, default=3, help="alternating raw / replydesk rounds")
-    args = ap.parse_args()
-    n = args.events or (2000 if args.quick else 10_000)
+    ap.add_argument("--rounds", type=int, default=None, help="alternating raw / replydesk rounds (3)")
+    args = ap.parse_args(argv)
+    n = args.events or (200 if args.smoke else 2000 if args.quick else 10_000)
+    args.rounds = args.rounds or (1 if args.smoke else 3)
+    KINDS.clear()
     ns = "bench" + uuid.uuid4().hex[:8]
     server = None if os.environ.get("MONGODB_URI") else MongoServer().start()
     cfg = make_config(os.environ.get("MONGODB_URI") or server.uri, ns)
@@ -302,6 +308,12 @@ def main() -> None:
         print(f"MongoDB-wire server, batched inserts alone: {inserts:9.0f} docs/s -> at 2 writes per event "
               f"at most {inserts / 2:7.0f} events/s = {inserts / 2 / raw:5.1%} of raw")
         print(f"goal >= 50% of raw: {'met' if ratio >= 0.5 else 'NOT met'} (broker path)")
+        if args.smoke:
+            rates = {"raw/s": raw, "broker path/s": broker, "with outbox/s": full, "insert_one effect/s": single,
+                     "relay stage/s": relay_rate, "consumer stage/s": consume_rate, "db inserts/s": inserts}
+            check("bench_bus", {**rates, "broker/raw": ratio, "outbox/raw": full_ratio},
+                  {**{k: (1e-9, 1e7) for k in rates}, "broker/raw": (1e-9, 100), "outbox/raw": (1e-9, 100)})
+        return 0
     finally:
         conn = connect(cfg, "bench-cleanup")
         Topology.of(cfg).delete(conn.channel(), sorted(KINDS))
@@ -312,4 +324,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

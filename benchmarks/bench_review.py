@@ -5,7 +5,10 @@ Baselines measured in the same run on the same data:
                 the cost of HTTP + auth + JSON;
   naive list -- Drafts.list(): one sort+skip+limit query, what paging would cost without the
                 time-window scan (see Drafts.page).
-Run: .venv/bin/python benchmarks/bench_review.py [--quick] [--drafts N]
+Run: .venv/bin/python benchmarks/bench_review.py [--quick | --smoke] [--drafts N]
+
+`--smoke` (the test suite runs it): 500 drafts, 5 requests per scenario, on MONGODB_URI's server
+when set; checks every latency is a sane number.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import os
 import secrets
 import sys
 import time
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,18 +28,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from actors.review import make_app  # noqa: E402
 from actors.store import Store  # noqa: E402
 from actors.store.messages import insert_new  # noqa: E402
+from benchmarks.common import check, mongo_uri  # noqa: E402
 from contracts import settings  # noqa: E402
 from contracts.events import utcnow  # noqa: E402
-from standins.mongo import MongoServer  # noqa: E402
 from standins.serve import ServedApp  # noqa: E402
 
 ACCOUNTS = ["acc-a", "acc-b", "acc-c", "acc-d"]
 CLASSES = ["needs_reply", "no_reply_needed", "spam_or_scam", "abusive"]
 
 
-def config(mongo_uri: str, token: str):
-    env = {"RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:5672/%2F", "MONGODB_URI": mongo_uri,
-           "MONGODB_DB": "bench_review", "GOOGLE_SHEET_ID": "bench", "SHEETS_API_URL": "http://127.0.0.1:9/",
+def config(uri: str, token: str, db: str):
+    env = {"RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:5672/%2F", "MONGODB_URI": uri,
+           "MONGODB_DB": db, "GOOGLE_SHEET_ID": "bench", "SHEETS_API_URL": "http://127.0.0.1:9/",
            "MEETME_USERNAME": "bench", "MEETME_PASSWORD": "bench-password", "AI_API_KEY": "bench-key",
            "AI_API_URL": "http://127.0.0.1:9/", "REVIEW_TOKEN": token}
     os.environ.update(env)
@@ -71,58 +75,69 @@ def timed(fn, n: int) -> list[float]:
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="fewer repetitions (about 20 s)")
-    p.add_argument("--drafts", type=int, default=10_000)
-    a = p.parse_args()
-    reps = 30 if a.quick else 200
+    p.add_argument("--smoke", action="store_true", help="500 drafts, 5 requests each, figures checked")
+    p.add_argument("--drafts", type=int, default=None)
+    a = p.parse_args(argv)
+    reps = 5 if a.smoke else 30 if a.quick else 200
+    drafts = a.drafts or (500 if a.smoke else 10_000)
+    page = max(2, min(20, drafts // 50))   # the deep page measured: 20 in the full run
     token = secrets.token_urlsafe(24)
-    with MongoServer() as mongo:
-        cfg = config(mongo.uri, token)
+    figures: dict[str, float] = {}
+    with mongo_uri() as uri:
+        cfg = config(uri, token, "bench_review_" + uuid.uuid4().hex[:8])
         store = Store.from_config(cfg)
         store.ensure_indexes()
         t0 = time.perf_counter()
-        seed(store, a.drafts)
-        print(f"seeded {a.drafts} drafts in {time.perf_counter() - t0:.1f} s "
+        seed(store, drafts)
+        print(f"seeded {drafts} drafts in {time.perf_counter() - t0:.1f} s "
               f"({store.drafts.count({'status': 'pending_review'})} pending)")
         desk = ServedApp(make_app(cfg, store)).start()
         http = requests.Session()
         http.headers["Authorization"] = f"Bearer {token}"
+        try:
+            # page `page` of the unfiltered inbox: the cursor the endpoint hands out after page-1 pages
+            cursor, after = None, None
+            for _ in range(page - 1):
+                body = http.get(desk.url + "/api/drafts", params={"limit": 50, **({"cursor": cursor} if cursor else {})}).json()
+                cursor = body["next_cursor"]
+            last = store.drafts.page(limit=50 * (page - 1))[-1]
+            after = (last["created_at"], last["_id"])
 
-        # page 20 of the unfiltered inbox: the cursor the endpoint hands out after 19 pages
-        cursor, after = None, None
-        for _ in range(19):
-            body = http.get(desk.url + "/api/drafts", params={"limit": 50, **({"cursor": cursor} if cursor else {})}).json()
-            cursor = body["next_cursor"]
-        last = store.drafts.page(limit=50 * 19)[-1]
-        after = (last["created_at"], last["_id"])
-
-        scenarios = [
-            ("first page", {}, {}),
-            ("account", {"account": "acc-b"}, {"account_id": "acc-b"}),
-            ("classification", {"classification": "abusive"}, {"classification": "abusive"}),
-            ("account+class", {"account": "acc-c", "classification": "spam_or_scam"},
-             {"account_id": "acc-c", "classification": "spam_or_scam"}),
-            ("page 20 (cursor)", {"cursor": cursor}, {"after": after}),
-            ("status=sent", {"status": "sent"}, {"status": "sent"}),
-        ]
-        print(f"\n{reps} requests each, limit=50, sequential keep-alive client; times in ms")
-        print(f"{'scenario':18} {'endpoint p50':>12} {'p99':>7} {'raw page p50':>13} {'p99':>7} "
-              f"{'ratio p50':>9} {'naive list p50':>15}")
-        for name, params, kw in scenarios:
-            def call(params=params):
-                r = http.get(desk.url + "/api/drafts", params={"limit": 50, **params})
-                assert r.status_code == 200, r.text
-            ep = timed(call, reps)
-            raw = timed(lambda kw=kw: store.drafts.page(limit=51, **kw), reps)
-            list_kw = {k: v for k, v in kw.items() if k != "after"}
-            skip = 50 * 19 if "after" in kw else 0
-            naive = timed(lambda: store.drafts.list(limit=50, skip=skip, **list_kw), max(5, reps // 10))
-            print(f"{name:18} {pct(ep, .5):12.1f} {pct(ep, .99):7.1f} {pct(raw, .5):13.1f} "
-                  f"{pct(raw, .99):7.1f} {pct(ep, .5) / pct(raw, .5):9.2f} {pct(naive, .5):15.1f}")
-        desk.stop()
+            scenarios = [
+                ("first page", {}, {}),
+                ("account", {"account": "acc-b"}, {"account_id": "acc-b"}),
+                ("classification", {"classification": "abusive"}, {"classification": "abusive"}),
+                ("account+class", {"account": "acc-c", "classification": "spam_or_scam"},
+                 {"account_id": "acc-c", "classification": "spam_or_scam"}),
+                (f"page {page} (cursor)", {"cursor": cursor}, {"after": after}),
+                ("status=sent", {"status": "sent"}, {"status": "sent"}),
+            ]
+            print(f"\n{reps} requests each, limit=50, sequential keep-alive client; times in ms")
+            print(f"{'scenario':18} {'endpoint p50':>12} {'p99':>7} {'raw page p50':>13} {'p99':>7} "
+                  f"{'ratio p50':>9} {'naive list p50':>15}")
+            for name, params, kw in scenarios:
+                def call(params=params):
+                    r = http.get(desk.url + "/api/drafts", params={"limit": 50, **params})
+                    assert r.status_code == 200, r.text
+                    assert r.json()["drafts"], f"{name}: the endpoint listed no drafts"
+                ep = timed(call, reps)
+                raw = timed(lambda kw=kw: store.drafts.page(limit=51, **kw), reps)
+                list_kw = {k: v for k, v in kw.items() if k != "after"}
+                skip = 50 * (page - 1) if "after" in kw else 0
+                naive = timed(lambda: store.drafts.list(limit=50, skip=skip, **list_kw), max(5, reps // 10))
+                print(f"{name:18} {pct(ep, .5):12.1f} {pct(ep, .99):7.1f} {pct(raw, .5):13.1f} "
+                      f"{pct(raw, .99):7.1f} {pct(ep, .5) / pct(raw, .5):9.2f} {pct(naive, .5):15.1f}")
+                figures.update({f"{name} endpoint p50 ms": pct(ep, .5), f"{name} raw p50 ms": pct(raw, .5)})
+        finally:
+            desk.stop()
+            store.db.client.drop_database(store.db_name)
+    if a.smoke:
+        check("bench_review", figures, {k: (1e-6, 10_000) for k in figures})
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -7,15 +7,21 @@ app.sheets.max_writes_per_minute), total time. The baseline appends row by row w
 append_row against the same fake on a smaller N and is extrapolated (printed as such): under
 Google's real quota (60 writes/min) its time is N minutes whatever the server speed.
 
-    .venv/bin/python benchmarks/bench_sheets.py [--quick] [--rows N]
+    .venv/bin/python benchmarks/bench_sheets.py [--quick | --smoke] [--rows N]
+
+`--smoke` (the test suite runs it): 150 rows, a baseline of 5, on the caller's Ray instance and
+MONGODB_URI's server when there are; checks the figures and that every row landed once.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import os
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 import ray  # noqa: E402
 import requests  # noqa: E402
 
+from benchmarks.common import check, mongo_uri, ray_instance  # noqa: E402
 from contracts.events import ChatMessage, MessageSeen  # noqa: E402
 from contracts.ids import message_id  # noqa: E402
 from standins.mongo import MongoServer  # noqa: E402
@@ -33,10 +40,10 @@ from standins.sheetsfake import WRITE_ENDPOINTS, make_app  # noqa: E402
 SHEET = "bench-sheet"
 
 
-def environment(mongo_uri: str, sheets_url: str, tmp: Path) -> None:
+def environment(uri: str, sheets_url: str, db: str) -> None:
     os.environ.update({
-        "RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:5672/%2F", "MONGODB_URI": mongo_uri,
-        "MONGODB_DB": "bench_sheets", "GOOGLE_SHEET_ID": SHEET, "SHEETS_API_URL": sheets_url,
+        "RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:5672/%2F", "MONGODB_URI": uri,
+        "MONGODB_DB": db, "REVIEW_TOKEN": "bench-review-token-123456", "GOOGLE_SHEET_ID": SHEET, "SHEETS_API_URL": sheets_url,
         "MEETME_USERNAME": "bench@example.com", "MEETME_PASSWORD": "bench-password",
         "AI_API_KEY": "sk-bench", "AI_API_URL": "http://127.0.0.1:9/",
         "REPLYDESK_NAMESPACE": "bench", "LOG_LEVEL": "WARNING"})
@@ -102,27 +109,32 @@ def bench_naive(config, url: str, n: int) -> dict:
     return {"rows": n, "requests": n, "seconds": time.monotonic() - t0}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="2,000 rows, baseline 50")
+    p.add_argument("--smoke", action="store_true", help="150 rows, baseline 5, figures checked")
     p.add_argument("--rows", type=int)
-    a = p.parse_args()
-    n = a.rows or (2000 if a.quick else 10_000)
-    n_naive = 50 if a.quick else 300
+    a = p.parse_args(argv)
+    n = a.rows or (150 if a.smoke else 2000 if a.quick else 10_000)
+    n_naive = 5 if a.smoke else 50 if a.quick else 300
 
-    with tempfile.TemporaryDirectory() as tmp, MongoServer(Path(tmp) / "db") as mongo, \
-            ServedApp(make_app()) as fake:
-        environment(mongo.uri, fake.url, Path(tmp))
+    with contextlib.ExitStack() as ex:
+        if a.smoke:   # any server will do: the suite's when it runs this
+            uri = ex.enter_context(mongo_uri())
+        else:
+            tmp = ex.enter_context(tempfile.TemporaryDirectory())
+            uri = ex.enter_context(MongoServer(Path(tmp) / "db")).uri
+        fake = ex.enter_context(ServedApp(make_app()))
+        db = "bench_sheets_" + uuid.uuid4().hex[:8]
+        environment(uri, fake.url, db)
         requests.post(fake.url + "/_admin/spreadsheets", json={"id": SHEET}, timeout=10)
+        from actors.store import Store
         from contracts.settings import load
         config = load()
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
-        try:
+        with ray_instance():
             naive = bench_naive(config, fake.url, n_naive)
             w = bench_writer(config, fake.url, n)
-        finally:
-            ray.shutdown()
+        Store.from_config(config).db.client.drop_database(db)
 
     conf = config.app.sheets
     naive_per_row = naive["seconds"] / naive["rows"]
@@ -145,7 +157,16 @@ def main() -> None:
     ok = w["rows_in_sheet"] == n and w["busiest_minute"] <= conf.max_writes_per_minute
     print("goal   : >= 100 rows/request:", "MET" if w["rows"] / max(w["requests"], 1) >= 100 else "NOT MET",
           "| every row once, quota kept:", "YES" if ok else "NO")
+    if a.smoke:
+        check("bench_sheets", {
+            "rows written": w["rows"], "rows in sheet": w["rows_in_sheet"], "write requests": w["requests"],
+            "rows/request": w["rows"] / max(w["requests"], 1), "writer s": w["seconds"],
+            "busiest minute": w["busiest_minute"], "naive ms/request": naive_per_row * 1000,
+            **({"requests/min": rpm} if not math.isnan(rpm) else {})},
+            {"rows written": (n, n), "rows in sheet": (n, n), "write requests": (1, n),
+             "busiest minute": (1, conf.max_writes_per_minute)})
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -2,15 +2,20 @@
 dump + duplicate-tolerant insert_many, journaled) vs raw `insert_many` of the same documents
 (w=1 and j=true), measured in the same run; plus re-delivery (every message already stored).
 
-    .venv/bin/python benchmarks/bench_store.py [--quick] [--docs N]
+    .venv/bin/python benchmarks/bench_store.py [--quick | --smoke] [--docs N]
+
+`--smoke` (the test suite runs it): 200 documents, on MONGODB_URI's server when set, and checks
+every rate is a sane number and every document was stored.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 from pymongo import MongoClient, WriteConcern  # noqa: E402
 
 from actors.store import Store  # noqa: E402
+from benchmarks.common import check, mongo_uri  # noqa: E402
 from actors.store.client import close_client  # noqa: E402
 from contracts.events import ChatMessage  # noqa: E402
 from contracts.ids import message_id  # noqa: E402
@@ -52,20 +58,27 @@ def chunks(items: list, size: int) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="2,000 documents")
+    p.add_argument("--smoke", action="store_true", help="200 documents, figures checked")
     p.add_argument("--docs", type=int)
     p.add_argument("--batch", type=int, default=100, help="messages per insert call (a page)")
-    a = p.parse_args()
-    n = a.docs or (2000 if a.quick else 20_000)
-    n_single = min(n, 500)
+    a = p.parse_args(argv)
+    n = a.docs or (200 if a.smoke else 2000 if a.quick else 20_000)
+    n_single = min(n, 20 if a.smoke else 500)
 
-    rounds = 1 if a.quick else 3
+    rounds = 1 if a.quick or a.smoke else 3
     results: dict[str, list[float]] = {}
-    with tempfile.TemporaryDirectory() as tmp, MongoServer(Path(tmp) / "db") as server:
-        raw_db = MongoClient(server.uri).get_database("bench_raw")
-        store = Store(server.uri, "bench_store")
+    tag = uuid.uuid4().hex[:8]
+    with contextlib.ExitStack() as ex:
+        if a.smoke:   # any server will do: the suite's when it runs this
+            uri, own = ex.enter_context(mongo_uri()), False
+        else:         # a fresh server of its own, as measured in the README
+            tmp = ex.enter_context(tempfile.TemporaryDirectory())
+            uri, own = ex.enter_context(MongoServer(Path(tmp) / "db")).uri, True
+        raw_db = MongoClient(uri).get_database(f"bench_raw_{tag}")
+        store = Store(uri, f"bench_store_{tag}")
         store.ensure_indexes()
         raw_w1 = raw_db.get_collection("messages", write_concern=WriteConcern(w=1))
         raw_j = raw_db.get_collection("messages_j", write_concern=WriteConcern(w=1, j=True))
@@ -86,7 +99,12 @@ def main() -> None:
                 store.messages.insert, chunks(msgs, a.batch), n)
             run("store.messages.insert one at a time", store.messages.insert,
                 chunks(messages(n_single, f"o{r}-"), 1), n_single)
-        close_client(server.uri)
+        stored = store.messages.count()
+        raw_db.client.drop_database(raw_db.name)
+        raw_db.client.close()
+        store.db.client.drop_database(store.db_name)
+        if own:
+            close_client(uri)
 
     labels = list(results)
     base = statistics.median(results[labels[0]])
@@ -95,7 +113,13 @@ def main() -> None:
     for label in labels:
         rate = statistics.median(results[label])
         print(f"{label:<62} {rate:>9,.0f} docs/s  ({rate / base:5.2f}x raw w=1)")
+    if a.smoke:
+        figures = {label: statistics.median(results[label]) for label in labels}
+        check("bench_store", {**figures, "messages stored": stored},
+              {**{label: (1e-9, 1e7) for label in labels},
+               "messages stored": (rounds * (n + n_single),) * 2})
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

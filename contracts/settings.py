@@ -146,10 +146,6 @@ class Settings(BaseSettings):
                 raise ValueError(f"GOOGLE_CREDENTIALS_FILE: {f} is missing or unreadable")
         return self
 
-    @property
-    def exchange(self) -> str:
-        return f"{self.namespace}.events"
-
 
 class AccountConf(BaseModel):
     model_config = ConfigDict(extra="forbid")

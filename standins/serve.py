@@ -39,7 +39,7 @@ class ServedApp:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = self._runner.addresses[0][1]   # the bound socket (port 0: the one chosen)
 
     def start(self) -> "ServedApp":
         self._thread.start()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 
 import pytest
 
@@ -13,7 +12,7 @@ from actors.ai.drafter import Tally
 from actors.ai.errors import BreakerOpen, TransientAIError
 from contracts.errors import DeadLetter, PermanentError
 from contracts.events import ChatMessage
-
+from tests.helpers import FakeClock
 
 
 def conversation(*texts: str, sender: str = "Alice") -> list[ChatMessage]:
@@ -52,23 +51,22 @@ async def test_classes_without_reply(build):
 
 
 async def test_429_retry_after_is_honoured(build, ai_server):
-    drafter, _ = build()
+    clock = FakeClock()
+    drafter, _ = build(clock=clock)
     ai_server.faults({"kind": "429", "retry_after": 1})
     tally = Tally()
-    t0 = time.monotonic()
     answer = await drafter.classify(conversation("hello?"), tally)
-    elapsed = time.monotonic() - t0
     assert answer.classification == "needs_reply"
-    assert elapsed >= 1.0, f"waited {elapsed:.3f}s, Retry-After said 1s"
+    assert clock.slept >= 1.0, f"waited {clock.sleeps}, Retry-After said 1s"
     assert (tally.attempts, tally.retries, tally.rate_limited) == (2, 1, 1)
 
 
 async def test_503_retry_after_ms_is_honoured(build, ai_server):
-    drafter, _ = build()
+    clock = FakeClock()
+    drafter, _ = build(clock=clock)
     ai_server.faults({"kind": "503", "retry_after_ms": 300})
-    t0 = time.monotonic()
     await drafter.classify(conversation("hello?"), Tally())
-    assert time.monotonic() - t0 >= 0.3
+    assert clock.slept >= 0.3, f"waited {clock.sleeps}, Retry-After said 300 ms"
 
 
 async def test_500_then_success(build, ai_server):
@@ -80,14 +78,15 @@ async def test_500_then_success(build, ai_server):
     assert (tally.attempts, tally.retries) == (3, 2) and ai_server.count == 3
 
 
-async def test_timeout_then_success(build, ai_server):
-    drafter, _ = build()
+async def test_timeout_then_success(build, ai_server, caplog):
+    drafter, _ = build()   # timeout_s 0.5; the stand-in would answer the first call after 10 s
     ai_server.faults({"kind": "timeout", "seconds": 10})
     tally = Tally()
-    t0 = time.monotonic()
     answer = await drafter.classify(conversation("hello?"), tally)
     assert answer.classification == "needs_reply"
-    assert tally.attempts == 2 and time.monotonic() - t0 < 5
+    assert (tally.attempts, tally.retries) == (2, 1)       # the first call was cut off, not awaited
+    (retried,) = [r for r in caplog.records if r.getMessage() == "AI request failed, retrying"]
+    assert "did not answer within 0.5 s" in retried.error
 
 
 async def test_5xx_exhausted_is_transient_with_clear_message(build, ai_server):
@@ -100,14 +99,16 @@ async def test_5xx_exhausted_is_transient_with_clear_message(build, ai_server):
 
 
 async def test_401_fails_fast_without_retries_or_key(build, ai_server, caplog):
-    drafter, _ = build(env={"AI_API_KEY": "sk-this-is-the-wrong-key-987"})
-    t0 = time.monotonic()
+    clock = FakeClock()
+    drafter, _ = build(env={"AI_API_KEY": "sk-this-is-the-wrong-key-987"}, clock=clock)
+    tally = Tally()
     with pytest.raises(PermanentError) as info:
-        await drafter.classify(conversation("hello?"), Tally())
+        await drafter.classify(conversation("hello?"), tally)
     msg = str(info.value)
     assert "HTTP 401" in msg and ai_server.url + "/v1/chat/completions" in msg and "AI_API_KEY" in msg
     assert "sk-this-is-the-wrong-key-987" not in msg + repr(info.value) + caplog.text
-    assert ai_server.count == 0 and time.monotonic() - t0 < 1  # rejected before being recorded
+    assert ai_server.count == 0                   # rejected before being recorded
+    assert (tally.attempts, clock.sleeps) == (1, [])   # fast: one attempt, no wait before failing
 
 
 async def test_401_fault_is_not_retried(build, ai_server):
@@ -183,15 +184,17 @@ async def test_breaker_opens_fails_fast_and_closes_after_cooldown(build, ai_serv
 
 
 async def test_breaker_callers_wait_out_the_cooldown(build, ai_server):
-    drafter, core = build(max_attempts=1, breaker={"failure_threshold": 2, "cooldown_s": 0.6})
+    clock = FakeClock()
+    drafter, core = build(max_attempts=1, breaker={"failure_threshold": 2, "cooldown_s": 0.6},
+                          clock=clock)
     ai_server.faults("500", "500")
     for _ in range(2):
         with pytest.raises(TransientAIError):
             await drafter.classify(conversation("hello?"), Tally())
-    opened = time.monotonic()
+    opened = clock()
     answer = await drafter.classify(conversation("hello?"), Tally())
     assert answer.classification == "needs_reply"
-    assert time.monotonic() - opened >= 0.5 and ai_server.count == 3
+    assert round(clock() - opened, 6) >= 0.6 and ai_server.count == 3   # the whole cool-down
     assert core.status()["breaker"]["state"] == "closed"
 
 

@@ -12,6 +12,7 @@ from actors.ai.permits import Permits
 from actors.ai.prompt import Prompt
 from actors.ai.schema import parse_answer
 from contracts.settings import AIConf
+from tests.helpers import FakeClock
 
 
 def test_token_bucket_grants_batches_then_paces():
@@ -74,8 +75,9 @@ async def test_permits_lease_in_batches_and_hold_the_concurrency_share(make_conf
 
 async def test_permits_report_failures_and_pace_at_the_rate(make_config):
     cfg = make_config(app={"ai": {"requests_per_minute": 1200, "breaker": {"failure_threshold": 3}}})
-    core = GateCore(cfg)
-    core.bucket = TokenBucket(per_minute=1200, capacity=1)  # 20/s, no burst
+    clock = FakeClock()
+    core = GateCore(cfg, clock=clock)
+    core.bucket = TokenBucket(per_minute=1200, capacity=1, now=clock())  # 20/s, no burst
 
     async def lease(w, n):
         return core.lease(w, n)
@@ -83,7 +85,7 @@ async def test_permits_report_failures_and_pace_at_the_rate(make_config):
     async def record(w, o):
         return core.record(w, o)
 
-    permits = Permits("w", lease, record, batch=4, slots=4, fail_fast=False)
+    permits = Permits("w", lease, record, batch=4, slots=4, fail_fast=False, sleep=clock.sleep)
 
     async def failing():
         raise TransientAIError("boom", status=500)
@@ -95,10 +97,9 @@ async def test_permits_report_failures_and_pace_at_the_rate(make_config):
     async def ok():
         return 1
 
-    loop = asyncio.get_running_loop()
-    t0 = loop.time()
+    t0 = clock()
     await asyncio.gather(*(permits.run(ok) for _ in range(10)))
-    assert loop.time() - t0 >= 0.4                       # 10 tokens at 20/s after the first
+    assert round(clock() - t0, 6) >= 0.4                 # 10 tokens at 20/s after the first
     assert core.breaker.failures == 0                    # the success was reported
 
 

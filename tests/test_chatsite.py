@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -20,6 +19,7 @@ from contracts.sitespec import ELEMENTS, SiteConf
 from standins.chatsite import THEMES, ChatSiteAdmin, make_app
 from standins.serve import ServedApp
 from tests.fixtures.infra import BASE_ENV
+from tests.helpers import wait_for
 
 
 def _opener():
@@ -310,7 +310,7 @@ def test_aria_day_separators_and_utc_clocks(chat_site):
     chat_site.theme("aria")
     now = datetime.now(UTC)
     if (now + timedelta(seconds=5)).date() != now.date():  # not across midnight (UTC)
-        time.sleep(6)
+        wait_for(lambda: datetime.now(UTC).date() != now.date(), timeout=10, what="midnight (UTC)")
         now = datetime.now(UTC)
     old = (now - timedelta(days=5)).replace(hour=22, minute=51, second=7, microsecond=0)
     plus2 = timezone(timedelta(hours=2))
@@ -396,9 +396,9 @@ def test_faults_work_in_every_theme(chat_site, theme):
     with pytest.raises(urllib.error.HTTPError) as err:
         _get(chat_site, op, "/chat")
     assert err.value.code == 500
-    chat_site.faults(session_ttl_s=0)
-    time.sleep(0.01)
-    assert LOGGED_OUT[theme] in _get(chat_site, op, "/chat")
+    chat_site.faults(session_ttl_s=0)   # the session expires as soon as any time has passed
+    wait_for(lambda: LOGGED_OUT[theme] in _get(chat_site, op, "/chat"), timeout=10,
+             what="the logged-out page", interval=0.01)
     chat_site.faults(session_ttl_s=None)
     assert LOGGED_OUT[theme] not in _get(chat_site, op, "/chat")
     chat_site.faults(logged_out=True)

@@ -4,7 +4,6 @@ RabbitMQ and the MongoDB-wire server: page -> MongoDB -> broker -> AI draft -> s
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 
 import pytest
@@ -13,7 +12,7 @@ import ray
 from actors.store import Store
 from contracts.telemetry import read_spans
 from tests.fixtures.infra import BASE_ENV
-from tests.helpers import wait_for
+from tests.helpers import wait_for, wait_for_idle_bus
 
 
 @pytest.fixture
@@ -42,7 +41,7 @@ def test_one_message_end_to_end(pipeline, chat_site, sheets):
                    what="message stored")
     draft = wait_for(lambda: store.drafts.coll.find_one({"message_ids": msg["_id"]}), what="draft stored")
     wait_for(lambda: {msg["_id"], draft["_id"]} <= {r[0] for r in sheets.rows()[1:]}, what="sheet rows")
-    time.sleep(1.0)  # let any duplicate delivery surface before counting
+    wait_for_idle_bus(cfg)  # every event delivered and acked: any duplicate has surfaced
 
     assert store.messages.count({"site_message_id": site_id}) == 1
     drafts = list(store.drafts.coll.find({"conversation_id": "c-alice"}))

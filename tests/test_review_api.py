@@ -285,6 +285,19 @@ def test_rate_limit_answers_429_with_retry_after(make_config, store, auth):
         desk.stop()
 
 
+def test_rate_limit_buckets_per_client_refill_and_forget_the_least_recent():
+    from actors.review.ratelimit import TokenBuckets
+    buckets = TokenBuckets(per_minute=60, max_clients=2)      # 1 a second, bursts of 60
+    assert [buckets.take("a", now=0.0) for _ in range(60)] == [0.0] * 60
+    assert buckets.take("a", now=0.0) == pytest.approx(1.0)    # empty: the next token in 1 s
+    assert buckets.take("a", now=0.5) == pytest.approx(0.5)    # half refilled
+    assert buckets.take("a", now=1.0) == 0.0
+    assert buckets.take("b", now=1.0) == 0.0                   # every client has its own bucket
+    buckets.take("c", now=1.0)                                 # a third client: "a" is forgotten
+    assert buckets.take("a", now=1.0) == 0.0                   # ... and starts full again
+    assert TokenBuckets.retry_after(0.2) == "1" and TokenBuckets.retry_after(1.5) == "2"
+
+
 def test_errors_are_json_and_never_stack_traces(desk, store, auth):
     d = add_conversation(store, "c1", ["hi"])
     cases = [

@@ -12,6 +12,7 @@ The answer's JSON schema is sent as `response_format`; an endpoint that rejects 
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from actors.ai import metrics, retry
 from actors.ai.client import AIClient, Completion
 from actors.ai.errors import BreakerOpen, InvalidAnswer, ParameterRejected, TransientAIError
 from actors.ai.guard import LeakGuard
-from actors.ai.permits import LeaseFn, Permits, RecordFn
+from actors.ai.permits import LeaseFn, Permits, RecordFn, SleepFn
 from actors.ai.prompt import Prompt
 from actors.ai.schema import AIAnswer, parse_answer, response_format
 from contracts.errors import DeadLetter
@@ -61,8 +62,9 @@ class Tally:
 
 class Drafter:
     def __init__(self, conf: AIConf, model: str, client: AIClient, permits: Permits,
-                 prompt: Prompt, guard: LeakGuard):
+                 prompt: Prompt, guard: LeakGuard, sleep: SleepFn = asyncio.sleep):
         self.conf = conf
+        self.sleep = sleep        # the retry policy's waits (tests inject a clock's)
         self.model = model
         self.client = client
         self.permits = permits
@@ -70,18 +72,20 @@ class Drafter:
         self.guard = guard
 
     @classmethod
-    def from_config(cls, config: Config, name: str, lease: LeaseFn, record: RecordFn) -> "Drafter":
-        """Wire client, permits (on the given gate calls), prompt and leak guard from config."""
+    def from_config(cls, config: Config, name: str, lease: LeaseFn, record: RecordFn,
+                    sleep: SleepFn = asyncio.sleep) -> "Drafter":
+        """Wire client, permits (on the given gate calls), prompt and leak guard from config;
+        `sleep` is every wait between attempts (retry backoff, Retry-After, the gate's pace)."""
         ai = config.app.ai
         key = config.settings.ai_api_key.get_secret_value()
         prompt = Prompt.load(ai.prompt_file)
         permits = Permits(name, lease, record, batch=ai.concurrency,
                           slots=min(ai.concurrency, max(1, ai.max_concurrent_requests // ai.workers)),
-                          fail_fast=ai.breaker.fail_fast)
+                          fail_fast=ai.breaker.fail_fast, sleep=sleep)
         client = AIClient(config.settings.ai_api_url, key, connect_timeout_s=ai.connect_timeout_s,
                           timeout_s=ai.timeout_s, pool_size=ai.concurrency)
         return cls(ai, config.settings.ai_model or ai.model, client, permits, prompt,
-                   LeakGuard(prompt.system, config.secret_values()))
+                   LeakGuard(prompt.system, config.secret_values()), sleep)
 
     async def classify(self, conversation: list[ChatMessage], tally: Tally,
                        context: dict[str, Any] | None = None) -> AIAnswer:
@@ -180,7 +184,7 @@ class Drafter:
                 "wait_s": round(state.next_action.sleep, 3) if state.next_action else None})
 
         try:
-            async for step in retry.policy(self.conf, on_retry):
+            async for step in retry.policy(self.conf, on_retry, self.sleep):
                 with step:
                     completion = await self.permits.run(attempt)
         except BreakerOpen:

@@ -12,39 +12,21 @@ request -> success closes it, failure re-opens it for another cool-down.
 from __future__ import annotations
 
 import logging
-import math
 import time
-from typing import Any
+from typing import Any, Callable
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.ai import metrics
 from contracts import names
+from contracts.ratelimit import TokenBucket
 from contracts.settings import Config
 
 log = logging.getLogger(__name__)
 GATE_NAME = names.GATE
 HALF_OPEN_POLL_S = 0.05
 _STATE_VALUE = {"closed": 0.0, "half_open": 0.5, "open": 1.0}
-
-
-class TokenBucket:
-    """`per_minute` tokens a minute, bursting to `capacity` (ten seconds' worth by default)."""
-
-    def __init__(self, per_minute: int, capacity: int | None = None):
-        self.rate = per_minute / 60.0
-        self.capacity = float(capacity or max(1, math.ceil(self.rate * 10)))
-        self.tokens = self.capacity
-        self.stamp = time.monotonic()
-
-    def take(self, want: int, now: float) -> tuple[int, float]:
-        """Up to `want` tokens now; when none, how long until the next one."""
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        n = min(want, int(self.tokens))
-        self.tokens -= n
-        return n, (0.0 if n else (1.0 - self.tokens) / self.rate)
 
 
 class Breaker:
@@ -107,9 +89,10 @@ class Breaker:
 class GateCore:
     """The gate's logic without Ray (the actor below wraps it; tests may use it directly)."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, clock: Callable[[], float] = time.monotonic):
         ai = config.app.ai
-        self.bucket = TokenBucket(ai.requests_per_minute)
+        self.clock = clock        # monotonic seconds (tests inject their own)
+        self.bucket = TokenBucket(ai.requests_per_minute, now=clock())
         self.breaker = Breaker(ai.breaker.failure_threshold, ai.breaker.cooldown_s,
                                probe_timeout_s=ai.timeout_s + 1.0)
         self.slots_per_worker = max(1, ai.max_concurrent_requests // ai.workers)
@@ -117,7 +100,7 @@ class GateCore:
         metrics.breaker_state(0.0)
 
     def lease(self, worker: str, want: int) -> dict[str, Any]:
-        now = time.monotonic()
+        now = self.clock()
         self.stats["leases"] += 1
         allowed, probe, retry_in = self.breaker.admit(now)
         granted, wait = 0, retry_in
@@ -130,14 +113,14 @@ class GateCore:
                 "breaker": self.breaker.view(now)}
 
     def record(self, worker: str, outcome: str) -> dict[str, Any]:
-        now = time.monotonic()
+        now = self.clock()
         if outcome == "fail":
             self.stats["failures_reported"] += 1
         self.breaker.record(outcome, now)
         return self.breaker.view(now)
 
     def status(self) -> dict[str, Any]:
-        now = time.monotonic()
+        now = self.clock()
         self.bucket.take(0, now)
         return {"breaker": self.breaker.view(now), "tokens_available": int(self.bucket.tokens),
                 "requests_per_minute": round(self.bucket.rate * 60),

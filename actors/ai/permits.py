@@ -21,12 +21,14 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 LeaseFn = Callable[[str, int], Awaitable[dict[str, Any]]]
 RecordFn = Callable[[str, str], Awaitable[dict[str, Any]]]
+SleepFn = Callable[[float], Awaitable[None]]
 
 
 class Permits:
     def __init__(self, worker: str, lease: LeaseFn, record: RecordFn, *, batch: int, slots: int,
-                 fail_fast: bool, ttl_s: float = 1.0):
+                 fail_fast: bool, ttl_s: float = 1.0, sleep: SleepFn = asyncio.sleep):
         self.worker = worker
+        self._sleep = sleep       # waits for the gate's pace (tests inject a clock's)
         self._lease = lease
         self._record = record
         self._batch = batch
@@ -89,7 +91,7 @@ class Permits:
                         f"AI circuit breaker is {self.breaker['state'].replace('_', '-')} after "
                         f"{self.breaker['failures']} consecutive failures; retry in "
                         f"{self.breaker['retry_in_s']:.1f} s", retry_after=self.breaker["retry_in_s"])
-                await asyncio.sleep(grant["wait_s"])
+                await self._sleep(grant["wait_s"])
         return False
 
     async def _report(self, outcome: str, probe: bool) -> None:

@@ -7,8 +7,9 @@ so a pool does not come back in lock-step), else exponential backoff with full j
 """
 from __future__ import annotations
 
+import asyncio
 import random
-from typing import Callable
+from typing import Awaitable, Callable
 
 from tenacity import (AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt,
                       wait_random_exponential)
@@ -35,9 +36,11 @@ class wait_retry_after_or_backoff:
         return self._backoff(state)
 
 
-def policy(conf: AIConf, on_retry: Callable[[RetryCallState], None] | None = None) -> AsyncRetrying:
-    """A fresh AsyncRetrying for one logical request; `on_retry` runs before each sleep."""
+def policy(conf: AIConf, on_retry: Callable[[RetryCallState], None] | None = None,
+           sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> AsyncRetrying:
+    """A fresh AsyncRetrying for one logical request; `on_retry` runs before each `sleep`."""
     return AsyncRetrying(
+        sleep=sleep,
         stop=stop_after_attempt(conf.max_attempts),
         wait=wait_retry_after_or_backoff(conf.backoff_initial_s, conf.backoff_max_s),
         retry=retry_if_exception(_retryable),

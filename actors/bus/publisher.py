@@ -123,7 +123,9 @@ class ConfirmPublisher:
 
     def _flush(self) -> None:
         """Write the buffered frames to the socket (what BlockingConnection does after a publish):
-        SelectConnection only writes from its ioloop, so without this nothing leaves until `wait`."""
+        SelectConnection only writes from its ioloop, so without this nothing leaves until `wait`.
+        `_get_write_buffer_size` is pika-internal, but pika has no public way to ask whether frames
+        wait unsent; its own BlockingConnection flushes with the same call."""
         conn = self._conn
         if conn is None or not conn.is_open or not conn._get_write_buffer_size():
             return

@@ -6,30 +6,25 @@ import math
 import time
 from collections import OrderedDict
 
+from contracts.ratelimit import TokenBucket
+
 
 class TokenBuckets:
     """One bucket per client key, least recently used evicted past `max_clients` (memory bound)."""
 
     def __init__(self, per_minute: int, max_clients: int = 10_000):
-        self.capacity = float(per_minute)
-        self.rate = per_minute / 60.0                       # tokens per second
+        self.per_minute = per_minute
         self.max_clients = max_clients
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key -> (tokens, at)
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
 
     def take(self, key: str, now: float | None = None) -> float:
         """Spend one token for `key`: 0.0 when allowed, else the seconds until one is available."""
         now = time.monotonic() if now is None else now
-        tokens, at = self._buckets.pop(key, (self.capacity, now))
-        tokens = min(self.capacity, tokens + (now - at) * self.rate)
-        if tokens >= 1.0:
-            self._buckets[key] = (tokens - 1.0, now)
-            wait = 0.0
-        else:
-            self._buckets[key] = (tokens, now)
-            wait = (1.0 - tokens) / self.rate
+        bucket = self._buckets.pop(key, None) or TokenBucket(self.per_minute, self.per_minute, now)
+        self._buckets[key] = bucket                           # now the most recently used
         while len(self._buckets) > self.max_clients:
             self._buckets.popitem(last=False)
-        return wait
+        return bucket.take(1, now)[1]
 
     @staticmethod
     def retry_after(wait: float) -> str:

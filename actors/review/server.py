@@ -81,7 +81,7 @@ class ReviewDesk:
             await runner.cleanup()
             raise
         self._runner = runner
-        host, port = site._server.sockets[0].getsockname()[:2]  # type: ignore[union-attr]
+        host, port = runner.addresses[0][:2]      # the bound socket (port 0: the one chosen)
         scheme = "https" if self.conf.https else "http"
         self.url = f"{scheme}://{host if ':' not in host else f'[{host}]'}:{port}"
         log.info("review desk serving", extra={"url": self.url, "requeued_sends": requeued})

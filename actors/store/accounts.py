@@ -43,9 +43,6 @@ class Accounts:
         doc = self.state.find_one({"_id": account_id}, {"needs_login": 1})
         return (doc or {}).get("needs_login")
 
-    def clear_storage_state(self, account_id: str) -> None:
-        self.state.update_one({"_id": account_id}, {"$unset": {"storage_state": ""}})
-
     def cursor(self, account_id: str, conversation_id: str) -> dict[str, Any] | None:
         return self.cursors.find_one({"account_id": account_id, "conversation_id": conversation_id},
                                      {"_id": 0})

@@ -21,7 +21,6 @@ from pymongo.errors import DuplicateKeyError
 from contracts.events import utcnow
 
 PENDING = "pending_review"
-APPROVABLE = (PENDING,)
 SENDABLE = ("approved", "edited")
 SUPERSEDED = "superseded"
 

@@ -124,10 +124,6 @@ class OutboxReader:
         if self._stream is None:
             self._fall_back()
 
-    @property
-    def scanning(self) -> bool:
-        return self._scan is not None
-
     def read(self, limit: int) -> tuple[list[dict[str, Any]], Position]:
         """Up to `limit` rows and the position that covers them (and everything before them)."""
         rows = self._read_scan(limit) if self._scan is not None else self._read_stream(limit)

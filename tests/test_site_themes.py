@@ -229,7 +229,11 @@ async def test_theme_switch_mid_run_degrades_loudly_then_catches_up(themed, chat
     assert _texts(store, "c1") == [("in", "before 1"), ("in", "before 2"), ("in", "during 1")]
     assert _texts(store, "c2") == [("in", "during 2")]
     assert (await s2.poll())["new"] == [] and len(_incoming_outbox(store)) == 4
-    assert (await s2.send(event))["status"] == "sent"
+    # "during 1" came after the approved draft was written: it is not sent, a fresh one is
+    assert (await s2.send(event))["status"] == "superseded"
+    assert _sent_texts(chat_site, "c1") == []
+    _, fresh = _approve(store, "c1", "hello back", tag="fresh")
+    assert (await s2.send(fresh))["status"] == "sent"
     assert _sent_texts(chat_site, "c1") == ["hello back"]
     assert (await s2.poll())["new"] == []
     assert (await s2.ping())["status"] == "ok"

@@ -175,7 +175,9 @@ class SiteAdapter:
             button = found[0].first
             if not await button.is_visible():
                 return
-            await button.click(timeout=self.config.app.browser.selector_timeout_s * 1000)
+            # it is there and visible: clicking it may still take a while on a loaded machine
+            # (Playwright's actionability checks), so the budget is the navigation timeout
+            await button.click(timeout=self.config.app.browser.navigation_timeout_s * 1000)
             try:
                 await button.wait_for(state="hidden", timeout=2000)
             except PlaywrightError:

@@ -102,6 +102,7 @@ def run(result: dict) -> None:
             message_seen_events=store.db["outbox"].count_documents({"routing_key": "message.seen"}),
             drafts=store.drafts.count(),
             drafts_pending_review=store.drafts.count({"status": "pending_review"}),
+            drafts_superseded=store.drafts.count({"status": "superseded"}),
             site_ids_stored=sorted(m["site_message_id"] for m in store.messages.coll.find()),
             site_ids_injected=sorted([first, second]),
             lost_processes_left=sorted(p for p in doomed if alive(p)),

@@ -48,6 +48,7 @@ class Child:
     restarts: int = 0
     last_error: str | None = None
     last_heartbeat: float = 0.0
+    heartbeats: int = 0                         # answered pings (ops and tests see the cadence)
     died_at: float | None = None
     started_at: float | None = None
     info: dict[str, Any] = field(default_factory=dict)
@@ -61,7 +62,7 @@ class Child:
         # what a person needs to know: a running session may be degraded or waiting for a login
         status = health if self.state == "running" and health in ("degraded", "needs_login") else self.state
         return {"name": self.name, "kind": self.spec.kind, "state": self.state, "status": status,
-                "restarts": self.restarts, "last_error": self.last_error,
+                "restarts": self.restarts, "last_error": self.last_error, "heartbeats": self.heartbeats,
                 "account_id": self.spec.account_id, "info": self.info,
                 "actor_id": self.handle._actor_id.hex() if self.handle is not None else None}
 

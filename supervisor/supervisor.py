@@ -209,6 +209,7 @@ class Supervisor:
                     try:
                         pong = ray.get(done[0])
                         child.last_heartbeat = now
+                        child.heartbeats += 1
                         if isinstance(pong, dict) and "status" in pong:  # degraded + missing elements
                             child.info["health"] = {"status": pong["status"],
                                                     "missing": pong.get("missing", []),

@@ -447,7 +447,7 @@ def _check_enum(value: Any, allowed: tuple[str, ...], name: str, default: str) -
     if value is None:
         return default
     if value not in allowed:
-        raise invalid(f"Invalid value at '{name}' ({'|'.join(allowed)}), \"{value}\"")
+        raise invalid(f"Invalid value at '{name}' (TYPE_ENUM), \"{value}\"")
     return value
 
 

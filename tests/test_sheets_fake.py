@@ -125,6 +125,9 @@ def test_grid_limits_and_malformed_bodies_are_400s_with_googles_body(gc, sheets)
     assert r.status_code == 400 and "Invalid JSON payload" in r.json()["error"]["message"]
     r = requests.post(base + ":append", json={"values": [["a"]]}, timeout=10)
     assert r.status_code == 400 and "valueInputOption" in r.json()["error"]["message"]
+    r = requests.post(base + ":append", params={"valueInputOption": "RAW", "insertDataOption": "ADD"},
+                      json={"values": [["a"]]}, timeout=10)
+    assert r.json()["error"]["message"] == "Invalid value at 'insert_data_option' (TYPE_ENUM), \"ADD\""
     assert sheets.rows("small") == [["a", "b", "c"]] * 4       # nothing malformed was written
 
 

@@ -1,9 +1,34 @@
 """A small in-memory Google Sheets v4 server: the endpoints gspread 6.2 uses, plus an admin API.
 
-No Sheets emulator exists, so tests and the demo point gspread here (SHEETS_API_URL). Beside the
-Sheets endpoints it records every request with a timestamp (so tests can check the write rate the
-writer keeps) and injects faults (429 / 500, by ratio or for the next N requests, and an optional
-per-minute write quota like Google's) so retry behaviour is exercised against real HTTP.
+No Sheets emulator exists, so tests and the demo point gspread here (SHEETS_API_URL). It follows
+Google where gspread and the writer look (Sheets API v4 reference, spreadsheets.values.* and
+spreadsheets.batchUpdate):
+
+- the first sheet of a spreadsheet has sheetId 0; sheets added later get random ids, as Google's;
+  a sheet is a grid (rowCount x columnCount, 1000 x 26 unless asked otherwise);
+- A1 ranges: a sheet title is quoted in answers only when it needs it (`Sheet1!A1:B2`,
+  `'My sheet'!A1`, quotes doubled inside); quoted and unquoted titles are both accepted;
+- `values.get` of an unbounded range (`Sheet1`, `Sheet1!A:C`, `A5:B`) is sized to the grid in
+  its `range`, trailing empty rows and cells are left out of `values`; a range outside the grid
+  is a 400 "exceeds grid limits", and so is a write (update, batchUpdate) that would not fit;
+- `values.append` looks for a "table" from the input range: the last non-empty cell of the range
+  (row by row) and the region around it bounded by empty rows and columns. Values go to the row
+  after that table, starting in its first column, so a stray cell moves where an unpinned append
+  lands, exactly the behaviour gspread users report (`table_range="A1"` pins it). With no data in
+  the range, values go to its top-left cell. `insertDataOption=INSERT_ROWS` inserts whole rows
+  there (rows below move down, the grid grows); `OVERWRITE` (the default) writes over the cells,
+  growing the grid only past its end;
+- `values.clear` / `values.batchClear` empty cells and keep the grid; `batchUpdate` knows
+  addSheet, deleteSheet and updateSheetProperties and is atomic;
+- a malformed body (not JSON, `values` not a list of lists, a cell that is a list or an object,
+  an unknown valueInputOption ...) is a 400 INVALID_ARGUMENT with Google's error body:
+  `{"error": {"code": 400, "message": ..., "status": "INVALID_ARGUMENT"}}`; a null cell in a
+  write leaves that cell unchanged.
+
+Beside the Sheets endpoints it records every request with a timestamp (so tests can check the
+write rate the writer keeps) and injects faults (429 / 500, by ratio or for the next N requests,
+and an optional per-minute write quota like Google's) so retry behaviour is exercised against real
+HTTP.
 
 Admin API (JSON):
   POST /_admin/reset                                   forget everything (spreadsheets, log, faults)
@@ -18,6 +43,8 @@ Run alone: `python -m standins.sheetsfake --port 8303`.
 """
 from __future__ import annotations
 
+import copy
+import json
 import random
 import re
 import time
@@ -28,9 +55,18 @@ from aiohttp import web
 
 from standins.admin import AdminClient
 
-WRITE_ENDPOINTS = ("values_append", "values_update", "values_batch_update", "batch_update")
+WRITE_ENDPOINTS = ("values_append", "values_update", "values_batch_update", "values_clear",
+                   "values_batch_clear", "batch_update")
 FAKE: web.AppKey["SheetsFake"] = web.AppKey("fake")
+CELL_LIMIT = 10_000_000          # cells per spreadsheet, all sheets together
+DEFAULT_ROWS, DEFAULT_COLS = 1000, 26
 _CELL = re.compile(r"^([A-Za-z]*)(\d*)$")
+_PLAIN_TITLE = re.compile(r"^[^\W\d]\w*$")                 # letters, digits, _; no leading digit
+_LOOKS_LIKE_REF = re.compile(r"^([A-Za-z]{1,3}\d+|[Rr]\d*[Cc]\d*)$")  # "AB12", "R1C1": quoted
+VALUE_INPUT = ("RAW", "USER_ENTERED")
+INSERT_DATA = ("OVERWRITE", "INSERT_ROWS")
+DIMENSIONS = ("ROWS", "COLUMNS")
+RENDER = ("FORMATTED_VALUE", "UNFORMATTED_VALUE", "FORMULA")
 
 
 class SheetsError(Exception):
@@ -42,82 +78,21 @@ class SheetsError(Exception):
         self.applied = applied  # the request takes effect, but its answer is an error
 
 
-@dataclass
-class Worksheet:
-    sheet_id: int
-    title: str
-    index: int
-    row_count: int = 1000
-    column_count: int = 26
-    rows: list[list[Any]] = field(default_factory=list)
-
-    def properties(self) -> dict[str, Any]:
-        return {"sheetId": self.sheet_id, "title": self.title, "index": self.index,
-                "sheetType": "GRID",
-                "gridProperties": {"rowCount": self.row_count, "columnCount": self.column_count}}
-
-    def last_data_row(self) -> int:
-        """1-based number of the last row holding any value (0 when empty)."""
-        for i in range(len(self.rows), 0, -1):
-            if any(v not in ("", None) for v in self.rows[i - 1]):
-                return i
-        return 0
-
-    def write(self, row: int, col: int, values: list[list[Any]]) -> None:
-        """Write a block of values with its top-left cell at (row, col), both 1-based."""
-        for i, vals in enumerate(values):
-            r = row - 1 + i
-            while len(self.rows) <= r:
-                self.rows.append([])
-            line = self.rows[r]
-            need = col - 1 + len(vals)
-            if len(line) < need:
-                line.extend([""] * (need - len(line)))
-            for j, v in enumerate(vals):
-                line[col - 1 + j] = "" if v is None else v
-        self.row_count = max(self.row_count, len(self.rows))
-        self.column_count = max(self.column_count, max((len(r) for r in self.rows), default=0))
+def invalid(message: str) -> SheetsError:
+    return SheetsError(400, "INVALID_ARGUMENT", message)
 
 
-@dataclass
-class Spreadsheet:
-    id: str
-    title: str
-    sheets: list[Worksheet]
-    next_sheet_id: int = 1
-
-    def metadata(self) -> dict[str, Any]:
-        return {"spreadsheetId": self.id,
-                "properties": {"title": self.title, "locale": "en_US", "timeZone": "Etc/UTC"},
-                "sheets": [{"properties": s.properties()} for s in self.sheets],
-                "spreadsheetUrl": f"https://docs.google.com/spreadsheets/d/{self.id}/edit"}
-
-    def sheet(self, title: str | None) -> Worksheet:
-        if title is None:
-            return self.sheets[0]
-        for s in self.sheets:
-            if s.title == title:
-                return s
-        raise SheetsError(400, "INVALID_ARGUMENT", f"Unable to parse range: {title!r}")
-
-    def add_sheet(self, title: str, rows: int = 1000, cols: int = 26) -> Worksheet:
-        if any(s.title == title for s in self.sheets):
-            raise SheetsError(400, "INVALID_ARGUMENT",
-                              f'A sheet with the name "{title}" already exists.')
-        ws = Worksheet(self.next_sheet_id, title, len(self.sheets), rows, cols)
-        self.next_sheet_id += 1
-        self.sheets.append(ws)
-        return ws
+def _empty(v: Any) -> bool:
+    return v is None or v == ""
 
 
-@dataclass
-class A1:
-    """A parsed A1 range; bounds are 1-based and None when open."""
-    sheet: str | None
-    r1: int | None
-    c1: int | None
-    r2: int | None
-    c2: int | None
+# --- A1 notation ----------------------------------------------------------------------------
+
+def quote_title(title: str) -> str:
+    """A sheet title as Google writes it in a range: bare when it can be, else single-quoted."""
+    if _PLAIN_TITLE.match(title) and not _LOOKS_LIKE_REF.match(title):
+        return title
+    return "'" + title.replace("'", "''") + "'"
 
 
 def _col_number(letters: str) -> int:
@@ -127,7 +102,7 @@ def _col_number(letters: str) -> int:
     return n
 
 
-def _col_letters(n: int) -> str:
+def col_letters(n: int) -> str:
     s = ""
     while n:
         n, rem = divmod(n - 1, 26)
@@ -135,21 +110,63 @@ def _col_letters(n: int) -> str:
     return s
 
 
-def _cell(text: str) -> tuple[int | None, int | None]:
+def a1_text(title: str, r1: int, c1: int, r2: int, c2: int) -> str:
+    """`Sheet1!A1:B2`, or `Sheet1!A1` for a single cell."""
+    ref = f"{col_letters(c1)}{r1}"
+    if (r1, c1) != (r2, c2):
+        ref += f":{col_letters(c2)}{r2}"
+    return f"{quote_title(title)}!{ref}"
+
+
+@dataclass
+class A1:
+    """A parsed A1 range; bounds are 1-based and None when open (`A:B`, `1:2`, `A5:B`)."""
+    sheet: str | None
+    ref: str                       # the part after "!" as given ("" for a whole sheet)
+    r1: int | None = None
+    c1: int | None = None
+    r2: int | None = None
+    c2: int | None = None
+
+
+def _cell(text: str, rng: str) -> tuple[int | None, int | None]:
+    """(row, column) of "B7", "B" or "7"; columns go up to ZZZ, rows start at 1."""
     m = _CELL.match(text)
-    if not m or not (m.group(1) or m.group(2)):
-        raise SheetsError(400, "INVALID_ARGUMENT", f"Unable to parse range: {text!r}")
-    return (int(m.group(2)) if m.group(2) else None,
-            _col_number(m.group(1)) if m.group(1) else None)
+    letters, digits = (m.group(1), m.group(2)) if m else ("", "")
+    if not (letters or digits) or len(letters) > 3 or (digits and int(digits) == 0):
+        raise invalid(f"Unable to parse range: {rng}")
+    return (int(digits) if digits else None, _col_number(letters) if letters else None)
 
 
-def parse_a1(rng: str) -> A1:
-    """'Sheet'!A1:B2, Sheet!A:A, A1, 'It''s' ... as the Sheets API accepts them."""
-    sheet: str | None = None
-    rest = rng
+def _parse_ref(ref: str, rng: str) -> tuple[int | None, int | None, int | None, int | None]:
+    a, colon, b = ref.partition(":")
+    r1, c1 = _cell(a, rng)
+    if not colon:
+        if r1 is None or c1 is None:      # "B" or "5" alone is not a range
+            raise invalid(f"Unable to parse range: {rng}")
+        return r1, c1, r1, c1
+    r2, c2 = _cell(b, rng)
+    if (r1 is None) != (r2 is None) and (c1 is None or c2 is None):
+        raise invalid(f"Unable to parse range: {rng}")   # "A:5", "1:B"
+    if r1 is not None and r2 is not None and r1 > r2:
+        r1, r2 = r2, r1
+    if c1 is not None and c2 is not None and c1 > c2:
+        c1, c2 = c2, c1
+    return r1, c1, r2, c2
+
+
+def parse_a1(rng: str, titles: list[str] | None = None) -> A1:
+    """`'My sheet'!A1:B2`, `Sheet1!A:A`, `A1`, `'It''s'`, `Sheet1` ... as the Sheets API takes them.
+
+    A bare word is a sheet title when a sheet has that title (`titles`), else a cell reference."""
+    rng = rng.strip()
+    if not rng:
+        raise invalid("Unable to parse range: ")
     if rng.startswith("'"):
         i, name = 1, []
-        while i < len(rng):
+        while True:
+            if i >= len(rng):
+                raise invalid(f"Unable to parse range: {rng}")
             if rng[i] == "'":
                 if rng[i + 1:i + 2] == "'":
                     name.append("'")
@@ -159,22 +176,296 @@ def parse_a1(rng: str) -> A1:
             name.append(rng[i])
             i += 1
         sheet, rest = "".join(name), rng[i + 1:]
-        rest = rest[1:] if rest.startswith("!") else rest
+        if rest and not rest.startswith("!"):
+            raise invalid(f"Unable to parse range: {rng}")
+        ref = rest[1:]
     elif "!" in rng:
-        sheet, rest = rng.split("!", 1)
-    elif rng and not _CELL.match(rng.split(":")[0]):
-        sheet, rest = rng, ""
-    if not rest:
-        return A1(sheet, None, None, None, None)
-    a, _, b = rest.partition(":")
-    r1, c1 = _cell(a)
-    r2, c2 = _cell(b) if b else (r1, c1)
-    return A1(sheet, r1, c1, r2, c2)
+        sheet, ref = rng.rsplit("!", 1)
+    elif titles is not None and rng in titles:
+        sheet, ref = rng, ""
+    else:
+        sheet, ref = None, rng
+    if not ref:
+        if sheet is None:
+            raise invalid(f"Unable to parse range: {rng}")
+        return A1(sheet, "")
+    r1, c1, r2, c2 = _parse_ref(ref, rng)
+    return A1(sheet, ref, r1, c1, r2, c2)
 
 
-def _a1_text(title: str, r1: int, c1: int, r2: int, c2: int) -> str:
-    quoted = "'" + title.replace("'", "''") + "'"
-    return f"{quoted}!{_col_letters(c1)}{r1}:{_col_letters(c2)}{r2}"
+# --- the model ------------------------------------------------------------------------------
+
+@dataclass
+class Worksheet:
+    sheet_id: int
+    title: str
+    index: int
+    row_count: int = DEFAULT_ROWS
+    column_count: int = DEFAULT_COLS
+    rows: list[list[Any]] = field(default_factory=list)   # data; grid cells past it are empty
+
+    def properties(self) -> dict[str, Any]:
+        return {"sheetId": self.sheet_id, "title": self.title, "index": self.index,
+                "sheetType": "GRID",
+                "gridProperties": {"rowCount": self.row_count, "columnCount": self.column_count}}
+
+    def value(self, r: int, c: int) -> Any:
+        if r - 1 < len(self.rows):
+            line = self.rows[r - 1]
+            if c - 1 < len(line):
+                return line[c - 1]
+        return ""
+
+    def any_in_row(self, r: int, c1: int, c2: int) -> bool:
+        if r < 1 or r > len(self.rows):
+            return False
+        line = self.rows[r - 1]
+        return any(not _empty(v) for v in line[max(c1, 1) - 1:c2])
+
+    def any_in_col(self, c: int, r1: int, r2: int) -> bool:
+        if c < 1:
+            return False
+        return any(c - 1 < len(line) and not _empty(line[c - 1])
+                   for line in self.rows[max(r1, 1) - 1:r2])
+
+    def last_cell(self, r1: int, c1: int, r2: int, c2: int) -> tuple[int, int] | None:
+        """The last non-empty cell of the block, row by row (bottom row first, rightmost)."""
+        for r in range(min(r2, len(self.rows)), r1 - 1, -1):
+            line = self.rows[r - 1]
+            for c in range(min(c2, len(line)), c1 - 1, -1):
+                if not _empty(line[c - 1]):
+                    return r, c
+        return None
+
+    def region(self, r: int, c: int) -> tuple[int, int, int, int]:
+        """The table around (r, c): grown while a neighbouring row or column (diagonals
+        included) holds a value, i.e. the block bounded by empty rows and columns."""
+        top, left, bottom, right = r, c, r, c
+        changed = True
+        while changed:
+            changed = False
+            while self.any_in_row(bottom + 1, left - 1, right + 1):
+                bottom += 1
+                changed = True
+            while top > 1 and self.any_in_row(top - 1, left - 1, right + 1):
+                top -= 1
+                changed = True
+            while right < self.column_count and self.any_in_col(right + 1, top - 1, bottom + 1):
+                right += 1
+                changed = True
+            while left > 1 and self.any_in_col(left - 1, top - 1, bottom + 1):
+                left -= 1
+                changed = True
+        return top, left, bottom, right
+
+    def write(self, row: int, col: int, values: list[list[Any]]) -> int:
+        """Write a block with its top-left cell at (row, col), both 1-based; None leaves a cell
+        as it is. The block must fit the grid. Returns the number of cells written."""
+        cells = 0
+        for i, vals in enumerate(values):
+            r = row - 1 + i
+            if not any(v is not None for v in vals):
+                continue
+            while len(self.rows) <= r:
+                self.rows.append([])
+            line = self.rows[r]
+            need = col - 1 + len(vals)
+            if len(line) < need:
+                line.extend([""] * (need - len(line)))
+            for j, v in enumerate(vals):
+                if v is not None:
+                    line[col - 1 + j] = v
+                    cells += 1
+        self._trim(self.rows[row - 1:row - 1 + len(values)])
+        return cells
+
+    def clear(self, r1: int, c1: int, r2: int, c2: int) -> None:
+        for line in self.rows[r1 - 1:r2]:
+            for c in range(c1 - 1, min(c2, len(line))):
+                line[c] = ""
+        self._trim(self.rows[r1 - 1:r2])
+
+    def insert_rows(self, at: int, n: int) -> None:
+        """Insert n empty rows before row `at` (1-based); the grid grows by n."""
+        if at - 1 < len(self.rows):
+            self.rows[at - 1:at - 1] = [[] for _ in range(n)]
+        self.row_count += n
+
+    def resize(self, rows: int, cols: int) -> None:
+        self.row_count, self.column_count = rows, cols
+        del self.rows[rows:]
+        for line in self.rows:
+            del line[cols:]
+        self._trim()
+
+    def _trim(self, lines: list[list[Any]] | None = None) -> None:
+        """Drop trailing empty cells of `lines` (default: every row), then trailing empty rows."""
+        for line in self.rows if lines is None else lines:
+            while line and _empty(line[-1]):
+                line.pop()
+        while self.rows and not self.rows[-1]:
+            self.rows.pop()
+
+
+@dataclass
+class Spreadsheet:
+    id: str
+    title: str
+    sheets: list[Worksheet]
+
+    def __post_init__(self) -> None:
+        self.ids = random.Random(f"sheet-ids:{self.id}")
+
+    def metadata(self) -> dict[str, Any]:
+        return {"spreadsheetId": self.id,
+                "properties": {"title": self.title, "locale": "en_US", "timeZone": "Etc/UTC"},
+                "sheets": [{"properties": s.properties()} for s in self.sheets],
+                "spreadsheetUrl": f"https://docs.google.com/spreadsheets/d/{self.id}/edit"}
+
+    def titles(self) -> list[str]:
+        return [s.title for s in self.sheets]
+
+    def sheet(self, title: str | None, rng: str) -> Worksheet:
+        if title is None:
+            return self.sheets[0]
+        for s in self.sheets:
+            if s.title == title:
+                return s
+        raise invalid(f"Unable to parse range: {rng}")
+
+    def by_id(self, sheet_id: Any) -> Worksheet:
+        for s in self.sheets:
+            if s.sheet_id == sheet_id:
+                return s
+        raise invalid(f"No grid with id: {sheet_id}")
+
+    def cells(self) -> int:
+        return sum(s.row_count * s.column_count for s in self.sheets)
+
+    def check_cells(self, extra: int = 0) -> None:
+        if self.cells() + extra > CELL_LIMIT:
+            raise invalid("This action would increase the number of cells in the workbook above "
+                          f"the limit of {CELL_LIMIT} cells.")
+
+    def add_sheet(self, title: str | None = None, rows: int = DEFAULT_ROWS, cols: int = DEFAULT_COLS,
+                  sheet_id: int | None = None, index: int | None = None) -> Worksheet:
+        """The first sheet gets id 0 (as in a new Google spreadsheet); later ones a random id."""
+        if title is None:
+            n = len(self.sheets) + 1
+            while f"Sheet{n}" in self.titles():
+                n += 1
+            title = f"Sheet{n}"
+        if not isinstance(title, str) or not title.strip():
+            raise invalid("Sheet names must be non-empty.")
+        if title in self.titles():
+            raise invalid(f'A sheet with the name "{title}" already exists. '
+                          "Please enter another name.")
+        if not (isinstance(rows, int) and isinstance(cols, int)) or rows < 1 or cols < 1:
+            raise invalid("Sheet grid must have at least one row and one column.")
+        taken = {s.sheet_id for s in self.sheets}
+        if sheet_id is None:
+            sheet_id = 0 if not self.sheets else self.ids.randint(1, 2**31 - 1)
+            while sheet_id in taken:
+                sheet_id = self.ids.randint(1, 2**31 - 1)
+        elif not isinstance(sheet_id, int) or sheet_id < 0:
+            raise invalid(f"Invalid sheetId: {sheet_id}")
+        elif sheet_id in taken:
+            raise invalid(f"Duplicate sheet ID: {sheet_id}")
+        self.check_cells(rows * cols)
+        ws = Worksheet(sheet_id, title, 0, rows, cols)
+        at = len(self.sheets) if index is None else max(0, min(int(index), len(self.sheets)))
+        self.sheets.insert(at, ws)
+        self._reindex()
+        return ws
+
+    def delete_sheet(self, sheet_id: Any) -> None:
+        ws = self.by_id(sheet_id)
+        if len(self.sheets) == 1:
+            raise invalid("You can't remove all the sheets in a document.")
+        self.sheets.remove(ws)
+        self._reindex()
+
+    def _reindex(self) -> None:
+        for i, s in enumerate(self.sheets):
+            s.index = i
+
+
+@dataclass
+class Bounds:
+    """A range resolved against its sheet: 1-based, inclusive, clipped to the grid."""
+    ws: Worksheet
+    r1: int
+    c1: int
+    r2: int
+    c2: int
+    single: bool          # the range named one cell ("A1"): a write anchor, not a limit
+
+    def text(self) -> str:
+        return a1_text(self.ws.title, self.r1, self.c1, self.r2, self.c2)
+
+
+def _render(v: Any, option: str) -> Any:
+    """A stored value as values.get answers it (FORMATTED_VALUE renders numbers and booleans)."""
+    if option == "UNFORMATTED_VALUE" or option == "FORMULA":
+        return v
+    if isinstance(v, bool):
+        return "TRUE" if v else "FALSE"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if isinstance(v, (int, float)):
+        return str(v)
+    return v
+
+
+def _rstrip(values: list[Any]) -> list[Any]:
+    values = list(values)
+    while values and _empty(values[-1]):
+        values.pop()
+    return values
+
+
+def check_values(values: Any, where: str) -> list[list[Any]]:
+    """A ValueRange's `values`: a list of rows, each a list of strings, numbers, booleans or null."""
+    if values is None:
+        return []
+    if not isinstance(values, list):
+        raise invalid(f"Invalid value at '{where}' (type.googleapis.com/google.protobuf.ListValue), "
+                      f"{json.dumps(values)}")
+    for i, row in enumerate(values):
+        if not isinstance(row, list):
+            raise invalid(f"Invalid value at '{where}[{i}]' "
+                          f"(type.googleapis.com/google.protobuf.ListValue), {json.dumps(row)}")
+        for j, cell in enumerate(row):
+            if isinstance(cell, list):
+                raise invalid(f"Invalid values[{i}][{j}]: list_value {{\n}}")
+            if isinstance(cell, dict):
+                raise invalid(f"Invalid values[{i}][{j}]: struct_value {{\n}}")
+    return values
+
+
+def _check_enum(value: Any, allowed: tuple[str, ...], name: str, default: str) -> str:
+    if value is None:
+        return default
+    if value not in allowed:
+        raise invalid(f"Invalid value at '{name}' (TYPE_ENUM), \"{value}\"")
+    return value
+
+
+def value_range(body: Any, where: str, allowed: set[str]) -> tuple[list[list[Any]], str, Any]:
+    """Validate a ValueRange object: (values, majorDimension, range)."""
+    if not isinstance(body, dict):
+        raise invalid(f"Invalid value at '{where}' (type.googleapis.com/google.apps.sheets.v4."
+                      f"ValueRange), {json.dumps(body)}")
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise invalid(f'Invalid JSON payload received. Unknown name "{unknown[0]}" at \'{where}\': '
+                      "Cannot find field.")
+    values = check_values(body.get("values"), f"{where}.values")
+    major = _check_enum(body.get("majorDimension"), DIMENSIONS, f"{where}.major_dimension", "ROWS")
+    return values, major, body.get("range")
+
+
+VALUE_RANGE_FIELDS = {"range", "majorDimension", "values"}
 
 
 class SheetsFake:
@@ -227,89 +518,205 @@ class SheetsFake:
             return SheetsError(500, "INTERNAL", "Injected: internal error")
         return None
 
-    # --- Sheets v4 operations -------------------------------------------------------------
+    # --- ranges -----------------------------------------------------------------------------
 
-    def values_get(self, ss: Spreadsheet, rng: str, major: str = "ROWS") -> dict[str, Any]:
-        a = parse_a1(rng)
-        ws = ss.sheet(a.sheet)
-        r1, c1 = a.r1 or 1, a.c1 or 1
-        r2 = a.r2 or max(len(ws.rows), 1)
-        c2 = a.c2 or max((len(r) for r in ws.rows), default=1) or 1
-        block = [[(line[c] if c < len(line) else "") for c in range(c1 - 1, c2)]
-                 for line in (ws.rows[r - 1] if r - 1 < len(ws.rows) else [] for r in range(r1, r2 + 1))]
+    def resolve(self, ss: Spreadsheet, rng: Any) -> Bounds:
+        """A range against its sheet's grid: open ends sized to the grid; a bound past the grid
+        is Google's 400 "exceeds grid limits"."""
+        if not isinstance(rng, str):
+            raise invalid(f"Unable to parse range: {rng}")
+        a = parse_a1(rng, ss.titles())
+        ws = ss.sheet(a.sheet, rng)
+        if ((a.r1 or 1) > ws.row_count or (a.r2 or 1) > ws.row_count
+                or (a.c1 or 1) > ws.column_count or (a.c2 or 1) > ws.column_count):
+            shown = quote_title(ws.title) + ("!" + a.ref if a.ref else "")
+            raise invalid(f"Range ({shown}) exceeds grid limits. Max rows: {ws.row_count}, "
+                          f"max columns: {ws.column_count}")
+        single = a.ref != "" and a.r1 == a.r2 and a.c1 == a.c2 and ":" not in a.ref
+        return Bounds(ws, a.r1 or 1, a.c1 or 1, a.r2 or ws.row_count, a.c2 or ws.column_count,
+                      single)
+
+    # --- Sheets v4 operations ---------------------------------------------------------------
+
+    def values_get(self, ss: Spreadsheet, rng: str, major: str | None = None,
+                   render: str | None = None) -> dict[str, Any]:
+        major = _check_enum(major, DIMENSIONS, "major_dimension", "ROWS")
+        render = _check_enum(render, RENDER, "value_render_option", "FORMATTED_VALUE")
+        b = self.resolve(ss, rng)
+        ws = b.ws
+        block = [[_render(ws.value(r, c), render) for c in range(b.c1, b.c2 + 1)]
+                 for r in range(b.r1, min(b.r2, len(ws.rows)) + 1)]
         if major == "COLUMNS":
             block = [list(col) for col in zip(*block)] if block else []
         block = [_rstrip(v) for v in block]
         while block and not block[-1]:
             block.pop()
-        out: dict[str, Any] = {"range": _a1_text(ws.title, r1, c1, r2, c2), "majorDimension": major}
+        out: dict[str, Any] = {"range": b.text(), "majorDimension": major}
         if block:
             out["values"] = block
         return out
 
+    def _update_plan(self, ss: Spreadsheet, rng: Any, values: list[list[Any]],
+                     major: str) -> tuple[Bounds, list[list[Any]]]:
+        """Where a values.update writes, checked against the range and the grid (no change yet)."""
+        b = self.resolve(ss, rng)
+        if major == "COLUMNS":
+            width = max((len(v) for v in values), default=0)
+            values = [[col[i] if i < len(col) else None for col in values] for i in range(width)]
+        height, width = len(values), max((len(v) for v in values), default=0)
+        if not b.single:
+            if height > b.r2 - b.r1 + 1:
+                raise invalid(f"Requested writing within range [{rng}], but tried writing to row "
+                              f"[{b.r1 + height - 1}]")
+            if width > b.c2 - b.c1 + 1:
+                raise invalid(f"Requested writing within range [{rng}], but tried writing to "
+                              f"column [{col_letters(b.c1 + width - 1)}]")
+        if b.r1 + height - 1 > b.ws.row_count or b.c1 + width - 1 > b.ws.column_count:
+            shown = a1_text(b.ws.title, b.r1, b.c1, b.r1 + max(height, 1) - 1, b.c1 + max(width, 1) - 1)
+            raise invalid(f"Range ({shown}) exceeds grid limits. Max rows: {b.ws.row_count}, "
+                          f"max columns: {b.ws.column_count}")
+        return b, values
+
     def values_update(self, ss: Spreadsheet, rng: str, values: list[list[Any]],
                       major: str = "ROWS") -> dict[str, Any]:
-        a = parse_a1(rng)
-        ws = ss.sheet(a.sheet)
+        b, values = self._update_plan(ss, rng, values, major)
+        cells = b.ws.write(b.r1, b.c1, values)
+        return _updated(ss.id, b.ws.title, b.r1, b.c1, values, cells)
+
+    def values_batch_update(self, ss: Spreadsheet, data: Any) -> list[dict[str, Any]]:
+        if not isinstance(data, list):
+            raise invalid(f"Invalid value at 'data' (type.googleapis.com/google.protobuf.ListValue), "
+                          f"{json.dumps(data)}")
+        plans = []
+        for i, d in enumerate(data):  # all checked before any is written: the batch is atomic
+            values, major, rng = value_range(d, f"data[{i}]", VALUE_RANGE_FIELDS)
+            plans.append(self._update_plan(ss, rng, values, major))
+        return [_updated(ss.id, b.ws.title, b.r1, b.c1, values, b.ws.write(b.r1, b.c1, values))
+                for b, values in plans]
+
+    def values_append(self, ss: Spreadsheet, rng: str, values: list[list[Any]], major: str = "ROWS",
+                      insert: str | None = None) -> dict[str, Any]:
+        insert = _check_enum(insert, INSERT_DATA, "insert_data_option", "OVERWRITE")
+        b = self.resolve(ss, rng)
+        ws = b.ws
         if major == "COLUMNS":
-            values = [list(r) for r in zip(*values)]
-        r1, c1 = a.r1 or 1, a.c1 or 1
-        ws.write(r1, c1, values)
-        return _updated(ss.id, ws.title, r1, c1, values)
+            width = max((len(v) for v in values), default=0)
+            values = [[col[i] if i < len(col) else None for col in values] for i in range(width)]
+        out: dict[str, Any] = {"spreadsheetId": ss.id}
+        seed = ws.last_cell(b.r1, b.c1, b.r2, b.c2)
+        if seed is None:                 # no table: the values go to the range's first cell
+            row, col = b.r1, b.c1
+        else:
+            top, left, bottom, right = ws.region(*seed)
+            out["tableRange"] = a1_text(ws.title, top, left, bottom, right)
+            row, col = bottom + 1, left
+        height, width = len(values), max((len(v) for v in values), default=0)
+        grow_rows = height if insert == "INSERT_ROWS" else max(0, row + height - 1 - ws.row_count)
+        grow_cols = max(0, col + width - 1 - ws.column_count)
+        ss.check_cells(grow_rows * (ws.column_count + grow_cols) + grow_cols * ws.row_count)
+        if insert == "INSERT_ROWS":
+            ws.insert_rows(row, height)
+        else:
+            ws.row_count += grow_rows
+        ws.column_count += grow_cols
+        cells = ws.write(row, col, values)
+        out["updates"] = _updated(ss.id, ws.title, row, col, values, cells)
+        return out
 
-    def values_append(self, ss: Spreadsheet, rng: str, values: list[list[Any]]) -> dict[str, Any]:
-        a = parse_a1(rng)
-        ws = ss.sheet(a.sheet)
-        c1 = a.c1 or 1
-        start = ws.last_data_row() + 1
-        table = _a1_text(ws.title, 1, c1, max(start - 1, 1), c1 + max((len(v) for v in values), default=1) - 1)
-        ws.write(start, c1, values)
-        return {"spreadsheetId": ss.id, "tableRange": table,
-                "updates": _updated(ss.id, ws.title, start, c1, values)}
+    def values_clear(self, ss: Spreadsheet, rng: str) -> str:
+        b = self.resolve(ss, rng)
+        b.ws.clear(b.r1, b.c1, b.r2, b.c2)
+        return b.text()
 
-    def batch_update(self, ss: Spreadsheet, requests: list[dict[str, Any]]) -> dict[str, Any]:
-        replies: list[dict[str, Any]] = []
-        for req in requests:
-            if "addSheet" in req:
-                p = req["addSheet"].get("properties", {})
+    def batch_update(self, ss: Spreadsheet, requests: Any) -> dict[str, Any]:
+        """addSheet, deleteSheet, updateSheetProperties; all or nothing, as Google applies them."""
+        if not isinstance(requests, list):
+            raise invalid("Invalid value at 'requests' (type.googleapis.com/google.protobuf."
+                          f"ListValue), {json.dumps(requests)}")
+        saved = copy.deepcopy(ss.sheets), copy.deepcopy(ss.ids)
+        try:
+            return {"spreadsheetId": ss.id,
+                    "replies": [self._request(ss, i, req) for i, req in enumerate(requests)]}
+        except SheetsError:
+            ss.sheets, ss.ids = saved
+            raise
+
+    def _request(self, ss: Spreadsheet, i: int, req: Any) -> dict[str, Any]:
+        if not isinstance(req, dict) or len(req) != 1:
+            raise invalid(f"Invalid requests[{i}]: " + ("No request set." if not req else
+                                                       "Exactly one kind of request is allowed."))
+        kind, body = next(iter(req.items()))
+        if not isinstance(body, dict) or not isinstance(body.get("properties", {}), dict):
+            raise invalid(f"Invalid value at 'requests[{i}].{kind}', {json.dumps(body)}")
+        try:
+            if kind == "addSheet":
+                p = body.get("properties", {})
                 grid = p.get("gridProperties", {})
-                ws = ss.add_sheet(p.get("title") or f"Sheet{ss.next_sheet_id}",
-                                  grid.get("rowCount", 1000), grid.get("columnCount", 26))
-                replies.append({"addSheet": {"properties": ws.properties()}})
-            elif "updateSheetProperties" in req:
-                p = req["updateSheetProperties"]["properties"]
-                ws = next((s for s in ss.sheets if s.sheet_id == p.get("sheetId")), None)
-                if ws is None:
-                    raise SheetsError(400, "INVALID_ARGUMENT", f"No grid with id: {p.get('sheetId')}")
+                ws = ss.add_sheet(p.get("title"), grid.get("rowCount", DEFAULT_ROWS),
+                                  grid.get("columnCount", DEFAULT_COLS), p.get("sheetId"), p.get("index"))
+                return {"addSheet": {"properties": ws.properties()}}
+            if kind == "deleteSheet":
+                ss.delete_sheet(body.get("sheetId"))
+                return {}
+            if kind == "updateSheetProperties":
+                p = body.get("properties", {})
+                ws = ss.by_id(p.get("sheetId"))
+                if "title" in p and p["title"] != ws.title:
+                    if p["title"] in ss.titles():
+                        raise invalid(f'A sheet with the name "{p["title"]}" already exists. '
+                                      "Please enter another name.")
+                    ws.title = p["title"]
                 grid = p.get("gridProperties", {})
-                ws.title = p.get("title", ws.title)
-                ws.row_count = grid.get("rowCount", ws.row_count)
-                ws.column_count = grid.get("columnCount", ws.column_count)
-                replies.append({})
-            else:
-                raise SheetsError(400, "INVALID_ARGUMENT",
-                                  f"The fake does not support request {sorted(req)}")
-        return {"spreadsheetId": ss.id, "replies": replies}
+                rows, cols = grid.get("rowCount", ws.row_count), grid.get("columnCount", ws.column_count)
+                if (rows, cols) != (ws.row_count, ws.column_count):
+                    ss.check_cells(rows * cols - ws.row_count * ws.column_count)
+                    ws.resize(rows, cols)
+                if "index" in p:
+                    ss.sheets.remove(ws)
+                    ss.sheets.insert(max(0, min(int(p["index"]), len(ss.sheets))), ws)
+                    ss._reindex()
+                return {}
+        except SheetsError as exc:
+            raise invalid(f"Invalid requests[{i}].{kind}: {exc.message}") from None
+        raise invalid(f"Invalid requests[{i}]: the fake does not support {kind!r}")
 
 
-def _rstrip(values: list[Any]) -> list[Any]:
-    values = list(values)
-    while values and values[-1] in ("", None):
-        values.pop()
-    return values
-
-
-def _updated(sid: str, title: str, r1: int, c1: int, values: list[list[Any]]) -> dict[str, Any]:
-    width = max((len(v) for v in values), default=0)
-    return {"spreadsheetId": sid,
-            "updatedRange": _a1_text(title, r1, c1, r1 + max(len(values), 1) - 1, c1 + max(width, 1) - 1),
-            "updatedRows": len(values), "updatedColumns": width,
-            "updatedCells": sum(len(v) for v in values)}
+def _updated(sid: str, title: str, r1: int, c1: int, values: list[list[Any]],
+             cells: int) -> dict[str, Any]:
+    height, width = len(values), max((len(v) for v in values), default=0)
+    out: dict[str, Any] = {"spreadsheetId": sid, "updatedRange": a1_text(
+        title, r1, c1, r1 + max(height, 1) - 1, c1 + max(width, 1) - 1)}
+    if cells:
+        out.update(updatedRows=sum(1 for v in values if any(x is not None for x in v)),
+                   updatedColumns=width, updatedCells=cells)
+    return out
 
 
 def _error(exc: SheetsError) -> web.Response:
     return web.json_response({"error": {"code": exc.code, "message": exc.message,
                                         "status": exc.status}}, status=exc.code)
+
+
+async def _body(request: web.Request) -> Any:
+    if not request.body_exists:
+        return {}
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise invalid("Invalid JSON payload received. Unexpected token.") from None
+    if not isinstance(body, dict):
+        raise invalid(f"Invalid JSON payload received. Expected an object, got {type(body).__name__}.")
+    return body
+
+
+def _value_input(request: web.Request, given: Any = None) -> str:
+    option = request.query.get("valueInputOption") if given is None else given
+    if option is None:
+        raise invalid("'valueInputOption' is required but not specified")
+    return _check_enum(option, VALUE_INPUT, "value_input_option", "RAW")
 
 
 def make_app() -> web.Application:
@@ -329,13 +736,13 @@ def make_app() -> web.Application:
                     fault = fake.fault_for(name, now)
                     if fault is not None and not fault.applied:
                         raise fault
-                    body = await request.json() if request.body_exists else {}
+                    body = await _body(request)
                     result = fn(request, fake.spreadsheet(request.match_info["sid"]), body)
                     entry["applied"] = True
                     if fault is not None:
                         raise fault
                     entry["status"] = 200
-                    entry["rows"] = len(body.get("values", [])) if isinstance(body, dict) else 0
+                    entry["rows"] = len(body.get("values") or [])
                     return web.json_response(result)
                 except SheetsError as exc:
                     entry["status"] = exc.code
@@ -343,36 +750,68 @@ def make_app() -> web.Application:
             return handler
         return wrap
 
+    def with_values(result: dict[str, Any], request: web.Request, ss: Spreadsheet) -> dict[str, Any]:
+        """includeValuesInResponse=true: the written cells, read back."""
+        if request.query.get("includeValuesInResponse") == "true" and "updatedRange" in result:
+            result["updatedData"] = fake.values_get(ss, result["updatedRange"],
+                                                    render=request.query.get("responseValueRenderOption"))
+        return result
+
     @endpoint("get_spreadsheet")
     def get_spreadsheet(request, ss, body):
         return ss.metadata()
 
     @endpoint("values_get")
     def values_get(request, ss, body):
-        return fake.values_get(ss, request.match_info["rng"], request.query.get("majorDimension", "ROWS"))
+        return fake.values_get(ss, request.match_info["rng"], request.query.get("majorDimension"),
+                               request.query.get("valueRenderOption"))
 
     @endpoint("values_batch_get")
     def values_batch_get(request, ss, body):
-        major = request.query.get("majorDimension", "ROWS")
+        major, render = request.query.get("majorDimension"), request.query.get("valueRenderOption")
         return {"spreadsheetId": ss.id,
-                "valueRanges": [fake.values_get(ss, r, major) for r in request.query.getall("ranges", [])]}
+                "valueRanges": [fake.values_get(ss, r, major, render)
+                                for r in request.query.getall("ranges", [])]}
 
     @endpoint("values_append")
     def values_append(request, ss, body):
-        return fake.values_append(ss, request.match_info["rng"], body.get("values", []))
+        _value_input(request)
+        values, major, _ = value_range(body, "data", VALUE_RANGE_FIELDS)
+        result = fake.values_append(ss, request.match_info["rng"], values, major,
+                                    request.query.get("insertDataOption"))
+        with_values(result["updates"], request, ss)
+        return result
 
     @endpoint("values_update")
     def values_update(request, ss, body):
-        return fake.values_update(ss, request.match_info["rng"], body.get("values", []),
-                                  body.get("majorDimension", "ROWS"))
+        _value_input(request)
+        values, major, _ = value_range(body, "data", VALUE_RANGE_FIELDS)
+        return with_values(fake.values_update(ss, request.match_info["rng"], values, major),
+                           request, ss)
 
     @endpoint("values_batch_update")
     def values_batch_update(request, ss, body):
-        responses = [fake.values_update(ss, d["range"], d.get("values", []),
-                                        d.get("majorDimension", "ROWS")) for d in body.get("data", [])]
+        _value_input(request, body.get("valueInputOption"))
+        responses = fake.values_batch_update(ss, body.get("data", []))
         return {"spreadsheetId": ss.id, "responses": responses,
-                "totalUpdatedRows": sum(r["updatedRows"] for r in responses),
-                "totalUpdatedCells": sum(r["updatedCells"] for r in responses)}
+                "totalUpdatedRows": sum(r.get("updatedRows", 0) for r in responses),
+                "totalUpdatedColumns": max((r.get("updatedColumns", 0) for r in responses), default=0),
+                "totalUpdatedCells": sum(r.get("updatedCells", 0) for r in responses),
+                "totalUpdatedSheets": len({r["updatedRange"].rsplit("!", 1)[0] for r in responses})}
+
+    @endpoint("values_clear")
+    def values_clear(request, ss, body):
+        return {"spreadsheetId": ss.id, "clearedRange": fake.values_clear(ss, request.match_info["rng"])}
+
+    @endpoint("values_batch_clear")
+    def values_batch_clear(request, ss, body):
+        ranges = body.get("ranges", [])
+        if not isinstance(ranges, list):
+            raise invalid("Invalid value at 'ranges' (type.googleapis.com/google.protobuf.ListValue), "
+                          f"{json.dumps(ranges)}")
+        for r in ranges:  # all resolved before any is cleared
+            fake.resolve(ss, r)
+        return {"spreadsheetId": ss.id, "clearedRanges": [fake.values_clear(ss, r) for r in ranges]}
 
     @endpoint("batch_update")
     def batch_update(request, ss, body):
@@ -394,7 +833,8 @@ def make_app() -> web.Application:
     async def admin_rows(request: web.Request) -> web.Response:
         try:
             ss = fake.spreadsheet(request.match_info["sid"])
-            ws = ss.sheet(request.query.get("sheet"))
+            title = request.query.get("sheet")
+            ws = ss.sheet(title, title or "")
         except SheetsError as exc:
             return _error(exc)
         return web.json_response({"title": ws.title, "rows": [_rstrip(r) for r in ws.rows]})
@@ -421,7 +861,9 @@ def make_app() -> web.Application:
     app.router.add_post(f"/v4/spreadsheets/{sid}:batchUpdate", batch_update)
     app.router.add_get(f"/v4/spreadsheets/{sid}/values:batchGet", values_batch_get)
     app.router.add_post(f"/v4/spreadsheets/{sid}/values:batchUpdate", values_batch_update)
+    app.router.add_post(f"/v4/spreadsheets/{sid}/values:batchClear", values_batch_clear)
     app.router.add_post(f"/v4/spreadsheets/{sid}/values/{rng}:append", values_append)
+    app.router.add_post(f"/v4/spreadsheets/{sid}/values/{rng}:clear", values_clear)
     app.router.add_get(f"/v4/spreadsheets/{sid}/values/{rng}", values_get)
     app.router.add_put(f"/v4/spreadsheets/{sid}/values/{rng}", values_update)
     app.router.add_post("/_admin/reset", admin_reset)

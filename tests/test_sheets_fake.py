@@ -1,4 +1,5 @@
-"""The Sheets v4 fake speaks what gspread 6.2 sends, and its faults behave as documented; the
+"""The Sheets v4 fake speaks what gspread 6.2 sends and answers as Google does where gspread and
+the writer look (table detection, grid, A1 quoting, errors); its faults behave as documented; the
 gspread client module reaches it by config and validates real-Google credentials files."""
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 
 import gspread
 import pytest
+import requests
 
 from actors.sheets.http import load_credentials, open_client, redirecting_client
 from contracts.errors import PermanentError
@@ -36,6 +38,118 @@ def test_gspread_round_trip(gc, sheets):
     with pytest.raises(gspread.exceptions.APIError) as info:
         sh.add_worksheet("It's a log", rows=1, cols=1)
     assert info.value.code == 400
+
+
+def test_first_sheet_is_id_0_and_ranges_quote_titles_only_when_needed(gc, sheets):
+    sh = gc.open_by_key(sheets.sheet_id)
+    ws = sh.sheet1
+    assert (ws.id, ws.row_count, ws.col_count) == (0, 1000, 26)   # a new spreadsheet's first sheet
+    log = sh.add_worksheet("It's a log", rows=5, cols=3)
+    assert log.id not in (0, 1) and log.index == 1
+    ws.update([["a", "b"]], "A1")
+    # gspread always quotes; Google answers bare titles bare and quotes the others, '' inside
+    assert sh.values_get("Sheet1!A1:B1")["range"] == "Sheet1!A1:B1"
+    assert sh.values_get("'Sheet1'!A1")["range"] == "Sheet1!A1"
+    assert sh.values_get("A1:B1")["values"] == [["a", "b"]]                 # no title: first sheet
+    assert sh.values_get("'It''s a log'")["range"] == "'It''s a log'!A1:C5"  # sized to the grid
+    assert sh.values_get("Sheet1!A:C") == {"range": "Sheet1!A1:C1000", "majorDimension": "ROWS",
+                                            "values": [["a", "b"]]}           # trailing cells trimmed
+    assert sh.values_get("Sheet1!B:B", params={"majorDimension": "COLUMNS"})["values"] == [["b"]]
+    with pytest.raises(gspread.exceptions.APIError, match="Unable to parse range"):
+        sh.values_get("'No such sheet'!A1")
+
+
+def api_error(fn, *args, **kwargs) -> dict:
+    """The JSON body of the APIError a call raises."""
+    with pytest.raises(gspread.exceptions.APIError) as info:
+        fn(*args, **kwargs)
+    return info.value.response.json()
+
+
+def test_append_finds_the_table_as_google_does(gc, sheets):
+    """values.append appends after the "table" it finds from the given range, in the table's
+    first column: unpinned, a gap or a stray cell moves where rows land (what gspread users see,
+    e.g. burnash/gspread#537 and #828); pinned to A1 the rows go under the table, in column A."""
+    ws = gc.open_by_key(sheets.sheet_id).sheet1
+    steps = [ws.append_row(["Test1", "", "Test2"]) for _ in range(3)]  # the whole sheet as range
+    assert [s.get("tableRange") for s in steps] == [None, "Sheet1!C1", "Sheet1!E2"]
+    assert [s["updates"]["updatedRange"] for s in steps] == ["Sheet1!A1:C1", "Sheet1!C2:E2",
+                                                             "Sheet1!E3:G3"]
+    ws.clear()
+    ws.update([["id", "kind", "text"], ["r1", "message", "hi"], ["", "note", "typed by a person"],
+               ["r2", "message", "yo"]], "A1")
+    ws.update([["stray"]], "E4")       # beside the last row, one empty column away
+    ws.update([["total"]], "B7")       # below the table, after two empty rows
+    out = ws.append_rows([["r3", "message", "x"]])                       # unpinned
+    assert out["updates"]["updatedRange"] == "Sheet1!B8:D8"              # under the total
+    ws.batch_clear(["B8:D8"])
+
+    def grid() -> int:  # the server's row count (gspread's own goes up on every append_rows)
+        return gc.open_by_key(sheets.sheet_id).sheet1.row_count
+    assert grid() == 1000
+    out = ws.append_rows([["r3", "message", "x"], ["r4", "message", "y"]], table_range="A1",
+                         insert_data_option="INSERT_ROWS")
+    assert out["tableRange"] == "Sheet1!A1:C4"        # the row with an empty A is in the table
+    assert out["updates"]["updatedRange"] == "Sheet1!A5:C6"
+    assert ws.col_values(1) == ["id", "r1", "", "r2", "r3", "r4"]
+    assert ws.acell("E4").value == "stray" and ws.acell("B9").value == "total"  # rows inserted
+    assert grid() == 1002                                                      # the grid grew
+    out = ws.append_rows([["r5", "message", "z"]], table_range="A1")           # OVERWRITE
+    assert out["updates"]["updatedRange"] == "Sheet1!A7:C7" and grid() == 1002
+
+
+def test_grid_limits_and_malformed_bodies_are_400s_with_googles_body(gc, sheets):
+    sh = gc.open_by_key(sheets.sheet_id)
+    ws = sh.add_worksheet("small", rows=3, cols=2)
+    assert api_error(ws.update, [["x"]], "A4") == {"error": {
+        "code": 400, "status": "INVALID_ARGUMENT",
+        "message": "Range (small!A4) exceeds grid limits. Max rows: 3, max columns: 2"}}
+    assert "exceeds grid limits" in api_error(ws.update, [["a", "b", "c"]], "A1")["error"]["message"]
+    assert "exceeds grid limits" in api_error(ws.get, "A1:C1")["error"]["message"]
+    ws.append_rows([["a", "b", "c"]] * 4)  # an append may go past the grid: rows/columns are added
+    meta = sh.fetch_sheet_metadata()["sheets"][1]["properties"]["gridProperties"]
+    assert meta == {"rowCount": 4, "columnCount": 3}
+    base = f"{sheets.url}/v4/spreadsheets/{sheets.sheet_id}/values/small!A1"
+    bad = [({"values": "nope"}, "Invalid value at 'data.values'"),
+           ({"values": ["row"]}, "Invalid value at 'data.values[0]'"),
+           ({"values": [["a", ["b"]]]}, "Invalid values[0][1]: list_value"),
+           ({"values": [[{"a": 1}]]}, "Invalid values[0][0]: struct_value"),
+           ({"rows": [["a"]]}, 'Invalid JSON payload received. Unknown name "rows"')]
+    for body, message in bad:
+        for method, url in (("post", base + ":append"), ("put", base)):
+            r = requests.request(method, url, params={"valueInputOption": "RAW"}, json=body, timeout=10)
+            err = r.json()["error"]
+            assert (r.status_code, err["code"], err["status"]) == (400, 400, "INVALID_ARGUMENT"), body
+            assert err["message"].startswith(message), (body, err)
+    r = requests.post(base + ":append", params={"valueInputOption": "RAW"}, data="{oops", timeout=10)
+    assert r.status_code == 400 and "Invalid JSON payload" in r.json()["error"]["message"]
+    r = requests.post(base + ":append", json={"values": [["a"]]}, timeout=10)
+    assert r.status_code == 400 and "valueInputOption" in r.json()["error"]["message"]
+    r = requests.post(base + ":append", params={"valueInputOption": "RAW", "insertDataOption": "ADD"},
+                      json={"values": [["a"]]}, timeout=10)
+    assert r.json()["error"]["message"] == "Invalid value at 'insert_data_option' (TYPE_ENUM), \"ADD\""
+    assert sheets.rows("small") == [["a", "b", "c"]] * 4       # nothing malformed was written
+
+
+def test_clear_batch_clear_and_delete_sheet(gc, sheets):
+    sh = gc.open_by_key(sheets.sheet_id)
+    ws = sh.sheet1
+    ws.update([["a", "b", "c"], ["d", "e", "f"]], "A1")
+    assert sh.values_clear("Sheet1!B:B") == {"spreadsheetId": sheets.sheet_id,
+                                             "clearedRange": "Sheet1!B1:B1000"}
+    assert ws.batch_clear(["A2", "C1:C2"])["clearedRanges"] == ["Sheet1!A2", "Sheet1!C1:C2"]
+    assert sheets.rows("Sheet1") == [["a"]]
+    ws.clear()
+    assert ws.get_all_values() == [[]] and sh.sheet1.row_count == 1000  # values go, the grid stays
+    other = sh.add_worksheet("other", rows=2, cols=2)
+    body = {"requests": [{"addSheet": {"properties": {"title": "third"}}},
+                         {"deleteSheet": {"sheetId": 12345}}]}
+    assert api_error(sh.batch_update, body)["error"]["message"] == \
+        "Invalid requests[1].deleteSheet: No grid with id: 12345"
+    assert [w.title for w in sh.worksheets()] == ["Sheet1", "other"]  # all or nothing
+    sh.del_worksheet(ws)
+    assert [(w.title, w.index) for w in sh.worksheets()] == [("other", 0)]
+    assert "remove all the sheets" in api_error(sh.del_worksheet, other)["error"]["message"]
 
 
 def test_unknown_spreadsheet_is_not_found(gc):

@@ -281,3 +281,46 @@ def test_sheet_not_found_is_a_clear_error(cfg, sheets, writers, make_config):
         ray.get(writers(config).start.remote())
     err = root_cause(info.value)
     assert isinstance(err, PermanentError) and "GOOGLE_SHEET_ID" in str(err)
+
+
+def test_cells_a_person_typed_never_shift_or_double_rows(cfg, sheets, store, writers):
+    """values.append appends after the "table" it finds from its range (see the fake): given the
+    whole sheet, a value typed below the log would take the rows. The writer pins its table to A1,
+    so rows stay in column A under the log whatever a person typed around it (a row with an empty
+    column A, a cell beside the last row, a total below), and the row-id column it reads back
+    still tells after a lost answer or a crash what the sheet holds."""
+    config = cfg()
+    w = writers(config)
+    ray.get(w.start.remote())
+    events = stored_events(store, 30)            # 30 messages and a draft, all stored
+    ray.get(w.add.remote(events[:10]))
+    ray.get(w.flush.remote())
+    ws = open_client(config).open_by_key(config.settings.google_sheet_id).worksheet("replydesk")
+    ws.resize(cols=14)                                                   # a person widens it ...
+    note = ["", "", "", "", "", "", "note typed by a person"]
+    ws.update([note], "A12")                                             # ... a row, no id in A
+    ws.update([["beside"]], "M11")                                       # ... by the last row
+    ws.update([["total: 10"]], "C15")                                    # ... and a total below
+    probe = ws.append_rows([["probe"]])          # unpinned, Google's table would be C15
+    assert probe["updates"]["updatedRange"] == "replydesk!C16"
+    ws.batch_clear(["C16"])
+
+    sheets.faults(next_500_applied=1, endpoints=["values_append"])  # written, but the answer lost
+    ray.get(w.add.remote(events[10:20]))
+    ray.get(w.flush.remote())
+    assert ray.get(w.stats.remote())["reconciled"] == 10           # found by id in column A
+    ray.kill(w)
+    store.sheet_rows.coll.delete_many({})        # and a crash lost every mark
+    w2 = writers(config)
+    info = ray.get(w2.start.remote())
+    assert (info["rows_in_sheet"], info["rederived"]) == (20, len(events) - 20)
+    ray.get(w2.flush.remote())
+
+    rows = sheets.rows("replydesk")
+    assert rows[0] == config.app.sheets.columns
+    log_rows = rows[1:11] + rows[12:12 + len(events) - 10]
+    assert all(r[0] and r[1] in ("message", "draft") for r in log_rows)  # id in A, kind in B
+    ids = [r[0] for r in log_rows]
+    assert len(ids) == len(set(ids)) == len(events)                    # none twice, none missing
+    assert rows[10][12] == "beside" and rows[11] == note               # the person's cells stay
+    assert rows[12 + len(events) - 10:] == [[], [], ["", "", "total: 10"]]  # moved down, intact

@@ -9,7 +9,9 @@ Correctness rests on MongoDB, not on the actor's memory:
   an append and its mark; a write whose outcome is unknown (timeout, 5xx) triggers the same read
   before it is retried, so a row is never appended twice;
 - a 429 / 5xx keeps the buffer and backs off with jitter (tenacity); the pacer keeps requests
-  under app.sheets.max_writes_per_minute; one append carries a whole batch.
+  under app.sheets.max_writes_per_minute; one append carries a whole batch;
+- appends pin their table to A1 (see TABLE_RANGE) and insert rows, so values a person typed
+  around the log never move where rows land and the row-id column stays column A.
 """
 from __future__ import annotations
 
@@ -38,6 +40,11 @@ from contracts.settings import Config
 log = logging.getLogger("replydesk.sheets")
 
 MAX_LINKS = 128  # OpenTelemetry's default span link limit
+# values.append looks for a "table" from the range it is given and appends after it, in its first
+# column: given the whole sheet, a cell someone typed below or beside the log becomes that table and
+# rows land there (shifted right, row ids out of column A, unseen by _reconcile). Pinned to the
+# header's first cell, the table is the log itself, so rows always go to column A after its last row.
+TABLE_RANGE = "A1"
 
 ROWS_WRITTEN = metrics.counter("replydesk_sheets_rows_written", "Rows confirmed appended to the sheet")
 REQUESTS = metrics.counter("replydesk_sheets_requests", "Sheets write requests by outcome", ("outcome",))
@@ -219,7 +226,8 @@ class SheetsWriter:
         self.counts["requests"] += 1
         try:
             await asyncio.to_thread(self.ws.append_rows, [p.row.values for p in chunk],
-                                    value_input_option="RAW", insert_data_option="INSERT_ROWS")
+                                    value_input_option="RAW", insert_data_option="INSERT_ROWS",
+                                    table_range=TABLE_RANGE)
         except BaseException as exc:  # also cancellation: the thread's request may still land
             code = _status(exc)
             self.counts["rate_limited" if code == 429 else

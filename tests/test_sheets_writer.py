@@ -12,7 +12,7 @@ from actors.sheets.writer import SheetsWriter
 from contracts.errors import PermanentError, root_cause
 from actors.review.decisions import Reviewer, approved_event, rejected_event
 from actors.store.drafts import SENDABLE
-from contracts.events import ChatMessage, DraftCreated, MessageSeen, ReplySent
+from contracts.events import ChatMessage, ChildFailed, DraftCreated, MessageSeen, ReplySent
 from contracts.ids import draft_id, message_id
 from contracts.telemetry import read_spans
 
@@ -107,7 +107,8 @@ def test_same_events_three_times_and_after_restart_written_once(cfg, sheets, sto
     assert store.messages.count() == 120 and store.drafts.count() == 1
     added = [ray.get(w.add.remote(events)) for _ in range(3)]
     assert added[0] == len(events) and added[1:] == [0, 0]
-    ignored = {"type": "conversation.classified", "event_id": "conversation.classified:x"}
+    ignored = ChildFailed.make(child="ai:0", kind="ai", account_id=None, error="boom",
+                               at=1.0).model_dump(mode="json")      # the sheet does not log it
     assert ray.get(w.add.remote([{"type": "message.seen", "event_id": "bad"}, ignored])) == 0
     assert ray.get(w.stats.remote())["rejected"] == 1  # logged with its event id, not fatal
     ray.get(w.flush.remote())
@@ -249,8 +250,8 @@ def test_429_storm_keeps_rows_and_rate(cfg, sheets, store, writers):
     statuses = collections.Counter(e["status"] for e in log if e["endpoint"] == "values_append")
     assert statuses[429] > 0 and statuses[200] > 0, statuses
     interval = 60.0 / per_minute
-    gaps = [b - a for a, b in zip(writes, writes[1:])]
-    assert min(gaps) >= interval * 0.8, f"writes {min(gaps):.3f}s apart; limit is {interval:.3f}s"
+    # Google's quota is a count per minute, which is what is checked (as the server saw the
+    # requests); a minimum gap between arrivals would only measure this machine's load
     for i, t in enumerate(writes):  # any 60 s window (scaled: any 6 s) holds at most the quota
         assert sum(1 for u in writes[i:] if u - t < interval * 10) <= 10 + 1
     stats = ray.get(w.stats.remote())

@@ -93,6 +93,8 @@ def run(result: dict) -> None:
         result["recreated_s"] = round(time.monotonic() - t_loss, 2)
         new_node = wait_for(lambda: _actor_node(BROWSER, ns), 10, "the new browser actor's node")
         wait_for(lambda: _draft_for(store, second), 60, "the draft of the message sent after the loss")
+        # the new draft supersedes the open one right after it is stored
+        wait_for(lambda: store.drafts.count({"status": "pending_review"}) == 1, 30, "one open draft")
         result["resumed_s"] = round(time.monotonic() - t_loss, 2)
 
         result.update(

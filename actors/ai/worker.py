@@ -39,7 +39,7 @@ T = TypeVar("T")
 # MongoDB calls run off the event loop on a few threads per worker: journaled writes slow down
 # sharply when many run at once (measured: 1 100/s with 1-4 writers, 350/s with 16), so more
 # threads would only queue inside the database.
-DB_THREADS = 2
+DB_THREADS = 3     # a draft's first round trip is three reads at once
 
 
 def answered_messages(history: list[ChatMessage]) -> list[str]:

@@ -70,23 +70,31 @@ class Drafts:
             {"$set": {"status": to_status, f"{to_status}_at": utcnow(), **fields}},
             return_document=ReturnDocument.AFTER)
 
-    def supersede_older(self, account_id: str, conversation_id: str, seq: int, by: str,
+    def supersede_older(self, account_id: str, conversation_id: str, seq: int, by: str | None,
                         reason: str) -> int:
         """Mark the conversation's pending drafts written from an older history superseded."""
+        older = [d["_id"] for d in self.of_conversation(account_id, conversation_id)
+                 if d.get("status") == PENDING and (d.get("answers_seq") is None or d["answers_seq"] < seq)]
+        if not older:
+            return 0
         res = self.coll.update_many(
-            {"account_id": account_id, "conversation_id": conversation_id, "status": PENDING,
-             "$or": [{"answers_seq": {"$lt": seq}}, {"answers_seq": {"$exists": False}}]},
+            {"_id": {"$in": older}, "status": PENDING},
             {"$set": {"status": SUPERSEDED, "superseded_at": utcnow(), "superseded_by": by,
                       "superseded_reason": reason}})
         return res.modified_count
 
+    def of_conversation(self, account_id: str, conversation_id: str) -> list[dict[str, Any]]:
+        """A conversation's drafts (id, status, answers_seq, last message): a handful each. One
+        indexed query; filters beyond the index are applied here (on the wire server an `$or`
+        or a field outside the index makes it scan the whole collection)."""
+        return list(self.coll.find({"account_id": account_id, "conversation_id": conversation_id},
+                                   {"_id": 1, "status": 1, "answers_seq": 1, "last_message_id": 1}))
+
     def rivals(self, account_id: str, conversation_id: str, draft_id: str, seq: int) -> list[dict[str, Any]]:
         """The conversation's other drafts that are open, or written from a newer history than
         `seq`: what a new draft supersedes, or is superseded by."""
-        return list(self.coll.find({"account_id": account_id, "conversation_id": conversation_id,
-                                    "_id": {"$ne": draft_id},
-                                    "$or": [{"status": PENDING}, {"answers_seq": {"$gt": seq}}]},
-                                   {"_id": 1, "status": 1, "answers_seq": 1}))
+        return [d for d in self.of_conversation(account_id, conversation_id)
+                if d["_id"] != draft_id and (d.get("status") == PENDING or (d.get("answers_seq") or 0) > seq)]
 
     def supersede(self, draft_id: str, from_status: tuple[str, ...], by: str | None,
                   reason: str) -> dict[str, Any] | None:
@@ -103,9 +111,8 @@ class Drafts:
 
     def covering(self, account_id: str, conversation_id: str, seq: int, message_id: str) -> bool:
         """Does a draft (any status) answer the conversation up to `seq` or beyond?"""
-        return self.coll.find_one({"account_id": account_id, "conversation_id": conversation_id,
-                                   "$or": [{"answers_seq": {"$gte": seq}},
-                                           {"last_message_id": message_id}]}, {"_id": 1}) is not None
+        return any((d.get("answers_seq") or 0) >= seq or d.get("last_message_id") == message_id
+                   for d in self.of_conversation(account_id, conversation_id))
 
     def sent_since(self, account_id: str, conversation_id: str, since: datetime | None,
                    exclude: str) -> list[dict[str, Any]]:

@@ -123,9 +123,10 @@ class Messages:
     def incoming_seen_between(self, lower: str, upper: str, limit: int = 5000) -> list[dict]:
         """Incoming messages first seen in [lower, upper) (ISO UTC stamps): what the reconciler
         checks for an answer path."""
-        return list(self.coll.find({"seen_at": {"$gte": lower, "$lt": upper}, "direction": "in"},
-                                   {"account_id": 1, "conversation_id": 1, "seq": 1, "seen_at": 1})
-                    .limit(limit))
+        docs = self.coll.find({"seen_at": {"$gte": lower, "$lt": upper}},   # index `seen` only
+                              {"account_id": 1, "conversation_id": 1, "seq": 1, "seen_at": 1,
+                               "direction": 1}).limit(limit)
+        return [d for d in docs if d.get("direction", "in") == "in"]
 
     def newest(self, account_id: str, conversation_id: str) -> dict | None:
         return self.coll.find_one({"account_id": account_id, "conversation_id": conversation_id},

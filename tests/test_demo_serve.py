@@ -59,12 +59,11 @@ def _approve_alice(page) -> str:
         expect(item).to_have_count(1, timeout=90_000)       # one open draft per conversation
         item.click()
         expect(page.locator("#draft-text")).not_to_have_value("")
-        text = page.locator("#draft-text").input_value()
         page.locator("#approve").click()
         status = page.locator("#draft-status")
         expect(status).to_have_attribute("data-status", re.compile("^(sent|superseded)$"), timeout=60_000)
         if status.get_attribute("data-status") == "sent":
-            return text
+            return page.locator("#draft-text").input_value()   # the text of the draft that was sent
         page.locator("#refresh").click()
         expect(page.locator(".draft-item").filter(has_text="c-alice")).to_have_count(1, timeout=90_000)
     pytest.fail("every draft for Alice was superseded by newer chatter before it could be sent")

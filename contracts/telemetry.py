@@ -63,6 +63,51 @@ class JsonFileSpanExporter(SpanExporter):
         return None
 
 
+class RedactingSpanExporter(SpanExporter):
+    """Hands the wrapped exporter copies of the spans with every registered secret masked in the
+    name, the attributes, the events (an exception's message and stack) and the status text, so a
+    secret that reached a span never leaves the process (OTLP, or any exporter)."""
+
+    def __init__(self, inner: SpanExporter):
+        self.inner = inner
+
+    def export(self, spans: "list[ReadableSpan]") -> SpanExportResult:
+        return self.inner.export([redact_span(s) for s in spans] if _secrets else spans)
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return _redact(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_redact_value(v) for v in value)
+    return value
+
+
+def _redact_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {k: _redact_value(v) for k, v in (attributes or {}).items()}
+
+
+def redact_span(span: ReadableSpan) -> ReadableSpan:
+    """A copy of `span` with every registered secret masked (the span itself is left alone)."""
+    from opentelemetry.sdk.trace import Event
+    from opentelemetry.trace import Status
+    status = span.status
+    if status.description:
+        status = Status(status.status_code, _redact(status.description))
+    return ReadableSpan(
+        name=_redact(span.name), context=span.get_span_context(), parent=span.parent,
+        resource=span.resource, attributes=_redact_attributes(span.attributes),
+        events=[Event(_redact(e.name), _redact_attributes(e.attributes), e.timestamp) for e in span.events],
+        links=span.links, kind=span.kind, status=status, start_time=span.start_time,
+        end_time=span.end_time, instrumentation_scope=span.instrumentation_scope)
+
+
 def read_spans(path: Path | str) -> list[dict[str, Any]]:
     p = Path(path)
     if not p.exists():
@@ -146,8 +191,8 @@ def setup(service: str, *, trace_file: Path | str | None = None, otlp_endpoint: 
             provider.add_span_processor(SimpleSpanProcessor(JsonFileSpanExporter(Path(trace_file))))
         if otlp_endpoint:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-            provider.add_span_processor(BatchSpanProcessor(
-                OTLPSpanExporter(endpoint=otlp_endpoint.rstrip("/") + "/v1/traces")))
+            provider.add_span_processor(BatchSpanProcessor(RedactingSpanExporter(
+                OTLPSpanExporter(endpoint=otlp_endpoint.rstrip("/") + "/v1/traces"))))
         trace.set_tracer_provider(provider)
 
 

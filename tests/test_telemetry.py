@@ -43,3 +43,77 @@ def test_logs_spans_and_unhandled_errors(tmp_path):
     assert outer["trace_id"] == inside["trace_id"]
     assert child["trace_id"] == outer["trace_id"] and child["parent_id"] == outer["span_id"]
     assert fresh["parent_id"] is None and fresh["trace_id"] != outer["trace_id"]
+
+
+OTLP_SCRIPT = r"""
+import sys
+from contracts import telemetry
+telemetry.setup("probe", otlp_endpoint=sys.argv[1], secrets=("hunter2-secret-key",))
+try:
+    with telemetry.span("call hunter2-secret-key", message_id="m1") as s:
+        s.set_attribute("http.url", "https://ai.example/v1?key=hunter2-secret-key")
+        s.set_attribute("tags", ["a", "hunter2-secret-key"])
+        raise RuntimeError("auth failed for hunter2-secret-key")
+except RuntimeError:
+    pass
+telemetry.flush()
+"""
+
+
+def test_spans_sent_over_otlp_carry_no_configured_secret(tmp_path):
+    """A real OTLP/HTTP receiver gets the span, its attributes, its exception event and its
+    status with the secret masked, as the JSON-lines file does."""
+    import asyncio
+    import threading
+
+    from aiohttp import web
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    bodies: list[bytes] = []
+    ready = threading.Event()
+    box: dict = {}
+
+    async def traces(request):
+        bodies.append(await request.read())
+        return web.Response(status=200, content_type="application/x-protobuf")
+
+    def serve():
+        loop = asyncio.new_event_loop()
+        app = web.Application()
+        app.router.add_post("/v1/traces", traces)
+        runner = web.AppRunner(app)
+        loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        loop.run_until_complete(site.start())
+        box["port"] = site._server.sockets[0].getsockname()[1]
+        box["loop"], box["runner"] = loop, runner
+        ready.set()
+        loop.run_forever()
+        loop.run_until_complete(runner.cleanup())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        r = subprocess.run([sys.executable, "-c", OTLP_SCRIPT, f"http://127.0.0.1:{box['port']}"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr[-2000:]
+    finally:
+        box["loop"].call_soon_threadsafe(box["loop"].stop)
+        thread.join(10)
+    assert bodies, "no span reached the OTLP receiver"
+    spans = [sp for body in bodies for rs in ExportTraceServiceRequest.FromString(body).resource_spans
+             for ss in rs.scope_spans for sp in ss.spans]
+    (sent,) = spans
+    raw = b"".join(bodies)
+    assert b"hunter2-secret-key" not in raw
+    assert sent.name == "call **********"
+    attrs = {a.key: a.value for a in sent.attributes}
+    assert attrs["http.url"].string_value == "https://ai.example/v1?key=**********"
+    assert [v.string_value for v in attrs["tags"].array_value.values] == ["a", "**********"]
+    assert attrs["message.id"].string_value == "m1"
+    (event,) = sent.events
+    ev = {a.key: a.value.string_value for a in event.attributes}
+    assert event.name == "exception" and ev["exception.message"] == "auth failed for **********"
+    assert "RuntimeError" in ev["exception.stacktrace"]
+    assert sent.status.message == "RuntimeError: auth failed for **********"

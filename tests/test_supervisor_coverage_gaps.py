@@ -2,15 +2,14 @@
 changed config, poll_now, handle_of."""
 from __future__ import annotations
 
-import time
-
 import ray
 
 from actors.store import Store
 from tests.helpers import wait_for
 
 BROWSER = "browser:meetme:meetme-main"
-SLOW_POLL = 60.0  # far longer than any wait below: only poll_now can explain a quick pass
+SLOW_POLL = 3600.0  # the session never polls again by itself during the test: only poll_now can
+#                     explain a second pass (no clock is timed)
 
 
 def _names(handle) -> dict[str, str]:
@@ -30,11 +29,9 @@ def test_handle_of_and_poll_now_trigger_an_immediate_pass(start_pipeline, chat_s
     assert ray.get(handle.handle_of.remote("browser:meetme:nobody")) is None
 
     second = chat_site.inject("c-1", "Ann", "Still there?")
-    asked = time.monotonic()
     handle.poll_now.remote()
     wait_for(lambda: store.messages.coll.find_one({"site_message_id": second}), timeout=40,
              what="the second message, extracted by the pass poll_now asked for")
-    assert time.monotonic() - asked < SLOW_POLL
 
 
 def test_reload_starts_added_children_and_stops_removed_ones(start_pipeline, pipeline_config):

@@ -100,6 +100,19 @@ def test_one_notification_per_draft_says_who_and_what(make_config, store, receiv
     assert len(receiver.received()) == 2 and disp.pending() == 0
 
 
+def test_a_draft_superseded_before_it_is_announced_is_not_announced(make_config, store, receiver):
+    """A newer message superseded the draft before its event reached the notifier: the reviewer
+    is told about the draft that answers the conversation, not about one they cannot approve."""
+    clock = Clock()
+    cfg, disp, maker, _ = _setup(make_config, store, receiver, clock)
+    old, new = _drafts(store, 2)
+    assert store.drafts.supersede(old["draft_id"], ("pending_review",), new["draft_id"], "newer message")
+    assert maker.note(old) is None
+    assert disp.add([maker.note(new)]) == 1
+    disp.step()
+    assert _links(receiver.received()) == [new["draft_id"]]
+
+
 def test_a_burst_of_50_drafts_gives_digests_within_the_rate(make_config, store, receiver):
     clock = Clock()
     cfg, disp, maker, sent_at = _setup(make_config, store, receiver, clock, max_per_minute=5)

@@ -100,6 +100,13 @@ class NoteMaker:
     def note(self, event: dict[str, Any]) -> messages.Note | None:
         kind = event.get("type")
         if kind == "draft.created" and self.conf.on_draft:
+            draft = self.store.drafts.get(event.get("draft_id", ""))
+            if draft is not None and draft.get("status") == "superseded":
+                # a newer draft answers the conversation and is announced itself
+                log.info("draft superseded before it was announced; not announced",
+                         extra={"draft_id": event.get("draft_id"),
+                                "superseded_by": draft.get("superseded_by")})
+                return None
             contact = text = None
             ids = event.get("message_ids") or []
             if ids:

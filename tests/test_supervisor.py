@@ -293,7 +293,7 @@ def test_headed_login_for_a_person_under_a_virtual_display(make_config, chat_sit
 
 def test_a_child_restarting_slowly_holds_up_no_event_and_no_other_heartbeat(start_pipeline, chat_site):
     """The browser session is killed and its restart hangs (the site answers every page after
-    a minute); meanwhile 60 events flow through the router to the AI worker and every other
+    a minute); meanwhile 200 events flow through the router to the AI worker and every other
     child keeps answering its heartbeats."""
     from contracts.events import ChatMessage, MessageSeen
     cfg, handle = start_pipeline()
@@ -306,7 +306,7 @@ def test_a_child_restarting_slowly_holds_up_no_event_and_no_other_heartbeat(star
               if c["name"] != BROWSER}
     msgs = [ChatMessage(message_id=f"slow:{i}", account_id="meetme-main", site="meetme",
                         conversation_id=f"s-{i}", sender="Ann", text=f"Hello {i}, how are you?",
-                        sent_at="2026-01-01T10:00:00Z") for i in range(60)]
+                        sent_at="2026-01-01T10:00:00Z") for i in range(200)]
     store.messages.insert(msgs)
     store.outbox.add([MessageSeen.of(m) for m in msgs])
 
@@ -314,9 +314,9 @@ def test_a_child_restarting_slowly_holds_up_no_event_and_no_other_heartbeat(star
         now = {c["name"]: c for c in ray.get(handle.status.remote())["children"]}
         beats = {n: now[n]["heartbeats"] - before for n, before in others.items()}
         done = store.conversations.coll.count_documents({"conversation_id": {"$regex": "^s-"}})
-        return done == 60 and all(b >= 3 for b in beats.values()) and now
+        return done == 200 and all(b >= 3 for b in beats.values()) and now
 
-    now = wait_for(progress, timeout=180, what="60 conversations drafted or classified, 3 more heartbeats of every other child")
+    now = wait_for(progress, timeout=180, what="200 conversations drafted or classified, 3 more heartbeats of every other child")
     assert now[BROWSER]["state"] != "running"          # all of it happened while it restarted
     chat_site.faults(slow_ms=0)
     if _child(handle, BROWSER)["state"] == "failed":   # its restarts may have run out meanwhile

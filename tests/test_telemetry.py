@@ -85,7 +85,7 @@ def test_spans_sent_over_otlp_carry_no_configured_secret(tmp_path):
         loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, "127.0.0.1", 0)
         loop.run_until_complete(site.start())
-        box["port"] = site._server.sockets[0].getsockname()[1]
+        box["port"] = runner.addresses[0][1]
         box["loop"], box["runner"] = loop, runner
         ready.set()
         loop.run_forever()

@@ -22,6 +22,7 @@ from typing import Any
 
 import ray
 
+
 from actors.store import Store
 from contracts import names, telemetry
 from contracts.errors import PermanentError, root_cause

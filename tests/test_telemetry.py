@@ -63,44 +63,23 @@ telemetry.flush()
 def test_spans_sent_over_otlp_carry_no_configured_secret(tmp_path):
     """A real OTLP/HTTP receiver gets the span, its attributes, its exception event and its
     status with the secret masked, as the JSON-lines file does."""
-    import asyncio
-    import threading
-
     from aiohttp import web
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+    from standins.serve import ServedApp
+
     bodies: list[bytes] = []
-    ready = threading.Event()
-    box: dict = {}
 
     async def traces(request):
         bodies.append(await request.read())
         return web.Response(status=200, content_type="application/x-protobuf")
 
-    def serve():
-        loop = asyncio.new_event_loop()
-        app = web.Application()
-        app.router.add_post("/v1/traces", traces)
-        runner = web.AppRunner(app)
-        loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        loop.run_until_complete(site.start())
-        box["port"] = runner.addresses[0][1]
-        box["loop"], box["runner"] = loop, runner
-        ready.set()
-        loop.run_forever()
-        loop.run_until_complete(runner.cleanup())
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    try:
-        r = subprocess.run([sys.executable, "-c", OTLP_SCRIPT, f"http://127.0.0.1:{box['port']}"],
+    app = web.Application()
+    app.router.add_post("/v1/traces", traces)
+    with ServedApp(app) as receiver:
+        r = subprocess.run([sys.executable, "-c", OTLP_SCRIPT, receiver.url],
                            cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr[-2000:]
-    finally:
-        box["loop"].call_soon_threadsafe(box["loop"].stop)
-        thread.join(10)
     assert bodies, "no span reached the OTLP receiver"
     spans = [sp for body in bodies for rs in ExportTraceServiceRequest.FromString(body).resource_spans
              for ss in rs.scope_spans for sp in ss.spans]

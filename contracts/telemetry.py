@@ -21,9 +21,10 @@ from typing import Any, Iterator, Mapping
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (BatchSpanProcessor, SimpleSpanProcessor, SpanExporter,
                                             SpanExportResult)
+from opentelemetry.trace import Status
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 _PROPAGATOR = TraceContextTextMapPropagator()
@@ -33,7 +34,8 @@ _secrets: set[str] = set()
 
 
 class JsonFileSpanExporter(SpanExporter):
-    """Appends one JSON object per finished span to a file shared by all processes on the node."""
+    """Appends one JSON object per finished span to a file shared by all processes on the node
+    (set up behind `RedactingSpanExporter`, like every exporter)."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -44,7 +46,7 @@ class JsonFileSpanExporter(SpanExporter):
         lines = []
         for s in spans:
             ctx = s.get_span_context()
-            lines.append(_redact(json.dumps({
+            lines.append(json.dumps({
                 "name": s.name,
                 "trace_id": format(ctx.trace_id, "032x"),
                 "span_id": format(ctx.span_id, "016x"),
@@ -54,7 +56,7 @@ class JsonFileSpanExporter(SpanExporter):
                 "status": s.status.status_code.name,
                 "attributes": {k: (v if isinstance(v, (str, int, float, bool)) else str(v))
                                for k, v in (s.attributes or {}).items()},
-            })))  # a secret that reached an attribute is masked like in a log line
+            }))
         with self._lock, open(self.path, "a", encoding="utf-8") as f:
             f.write("".join(line + "\n" for line in lines))
         return SpanExportResult.SUCCESS
@@ -95,8 +97,6 @@ def _redact_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def redact_span(span: ReadableSpan) -> ReadableSpan:
     """A copy of `span` with every registered secret masked (the span itself is left alone)."""
-    from opentelemetry.sdk.trace import Event
-    from opentelemetry.trace import Status
     status = span.status
     if status.description:
         status = Status(status.status_code, _redact(status.description))
@@ -188,7 +188,8 @@ def setup(service: str, *, trace_file: Path | str | None = None, otlp_endpoint: 
         provider = TracerProvider(resource=Resource.create({"service.name": service,
                                                             "service.namespace": "replydesk"}))
         if trace_file:
-            provider.add_span_processor(SimpleSpanProcessor(JsonFileSpanExporter(Path(trace_file))))
+            provider.add_span_processor(SimpleSpanProcessor(RedactingSpanExporter(
+                JsonFileSpanExporter(Path(trace_file)))))
         if otlp_endpoint:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
             provider.add_span_processor(BatchSpanProcessor(RedactingSpanExporter(

@@ -48,7 +48,7 @@ def test_logs_spans_and_unhandled_errors(tmp_path):
 OTLP_SCRIPT = r"""
 import sys
 from contracts import telemetry
-telemetry.setup("probe", otlp_endpoint=sys.argv[1], secrets=("hunter2-secret-key",))
+telemetry.setup("probe", otlp_endpoint=sys.argv[1], trace_file=sys.argv[2], secrets=("hunter2-secret-key",))
 try:
     with telemetry.span("call hunter2-secret-key", message_id="m1") as s:
         s.set_attribute("http.url", "https://ai.example/v1?key=hunter2-secret-key")
@@ -62,7 +62,7 @@ telemetry.flush()
 
 def test_spans_sent_over_otlp_carry_no_configured_secret(tmp_path):
     """A real OTLP/HTTP receiver gets the span, its attributes, its exception event and its
-    status with the secret masked, as the JSON-lines file does."""
+    status with the secret masked, and so does the JSON-lines file (one mechanism for both)."""
     from aiohttp import web
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -77,7 +77,7 @@ def test_spans_sent_over_otlp_carry_no_configured_secret(tmp_path):
     app = web.Application()
     app.router.add_post("/v1/traces", traces)
     with ServedApp(app) as receiver:
-        r = subprocess.run([sys.executable, "-c", OTLP_SCRIPT, receiver.url],
+        r = subprocess.run([sys.executable, "-c", OTLP_SCRIPT, receiver.url, str(tmp_path / "spans.jsonl")],
                            cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr[-2000:]
     assert bodies, "no span reached the OTLP receiver"
@@ -96,3 +96,9 @@ def test_spans_sent_over_otlp_carry_no_configured_secret(tmp_path):
     assert event.name == "exception" and ev["exception.message"] == "auth failed for **********"
     assert "RuntimeError" in ev["exception.stacktrace"]
     assert sent.status.message == "RuntimeError: auth failed for **********"
+    from contracts.telemetry import read_spans
+    (filed,) = read_spans(tmp_path / "spans.jsonl")
+    assert "hunter2-secret-key" not in (tmp_path / "spans.jsonl").read_text()
+    assert filed["name"] == "call **********"
+    assert filed["attributes"]["http.url"] == "https://ai.example/v1?key=**********"
+    assert filed["attributes"]["tags"] == str(("a", "**********"))

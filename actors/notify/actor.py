@@ -20,6 +20,7 @@ from actors.bus.topology import Topology
 from actors.notify import messages
 from actors.notify.dispatcher import Dispatcher
 from actors.store import Store
+from actors.store.drafts import SUPERSEDED
 from contracts import names, telemetry
 from contracts.settings import Config
 
@@ -101,7 +102,7 @@ class NoteMaker:
         kind = event.get("type")
         if kind == "draft.created" and self.conf.on_draft:
             draft = self.store.drafts.get(event.get("draft_id", ""))
-            if draft is not None and draft.get("status") == "superseded":
+            if draft is not None and draft.get("status") == SUPERSEDED:
                 # a newer draft answers the conversation and is announced itself
                 log.info("draft superseded before it was announced; not announced",
                          extra={"draft_id": event.get("draft_id"),

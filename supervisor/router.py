@@ -19,13 +19,13 @@ import threading
 from typing import Any
 
 import ray
-from ray.exceptions import RayActorError
+from ray.exceptions import RayActorError, RayTaskError
 
 from actors.ai.pool import AIPool
 from actors.bus import Consumer, OutboxRelay, declare_topology
 from actors.store import Store
 from contracts import names, telemetry
-from contracts.errors import Unavailable, root_cause
+from contracts.errors import Unavailable
 from contracts.events import routes
 from contracts.settings import Config
 from supervisor.reconciler import Reconciler
@@ -55,6 +55,14 @@ def routes_for(config: Config) -> dict[str, list[str]]:
 def all_kinds() -> list[str]:
     """Every queue a namespace can have (what decommissioning removes)."""
     return [*routes(), DEAD_WATCH]
+
+
+def actor_died(error: BaseException | None) -> bool:
+    """The called actor itself died (RayActorError / ActorDiedError for the call). A RayTaskError
+    is the actor's own method raising: even when what it raised is an actor error from a call it
+    made to another actor (Ray's RayTaskError.as_instanceof_cause makes that error an instance of
+    RayActorError too), the child is alive and is not reported dead."""
+    return isinstance(error, RayActorError) and not isinstance(error, RayTaskError)
 
 
 class Targets:
@@ -183,8 +191,7 @@ class Router:
         handle and tells the supervisor at once."""
         with self._calls_lock:
             who = self._calls.pop(ref, None)
-        if who is None or error is None or not isinstance(root_cause(error), RayActorError) \
-                and not isinstance(error, RayActorError):
+        if who is None or not actor_died(error):
             return
         name, handle = who
         self.targets.forget(name, handle)

@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 import ray
-from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+
 
 from actors.store import Store
 from contracts import names, telemetry
@@ -31,7 +31,7 @@ from contracts.metrics import counter, gauge
 from contracts.settings import Config
 from supervisor.children import Child, ChildSpec, NameTaken, create_actor, find_actor, kill_quietly
 from supervisor.policy import RestartPolicy
-from supervisor.router import all_kinds, notifying, routes_for  # noqa: F401  (re-exported)
+from supervisor.router import actor_died, all_kinds, notifying, routes_for  # noqa: F401  (re-exported)
 from supervisor.specs import child_specs
 
 log = logging.getLogger("replydesk.supervisor")
@@ -48,7 +48,8 @@ NAME_RETRY_S = 0.2           # a child whose name is still held by its dying pre
 
 
 def _is_death(exc: BaseException) -> bool:
-    return isinstance(exc, (ActorDiedError, RayActorError, ActorUnavailableError))
+    """The child itself died; an actor error raised inside its call (a RayTaskError) is not."""
+    return actor_died(exc)
 
 
 class Supervisor:

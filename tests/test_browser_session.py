@@ -222,3 +222,51 @@ async def test_send_resumed_after_crash_between_click_and_ack(session, chat_site
     assert chat_site.sent()["counts"] == {"c1": 1}
     assert store.drafts.get(did)["status"] == "sent"
     assert store.outbox.coll.count_documents({"routing_key": "reply.sent"}) == 1
+
+
+async def test_an_approved_send_waits_for_one_conversation_not_a_whole_pass(session, chat_site, store):
+    """The page is held per conversation: a send that arrives while a long pass reads a dozen
+    slow conversations goes out between two of them, before the pass ends."""
+    import asyncio
+    s = await session()
+    chat_site.inject("c1", "Alice", "are you there?")
+    await s.poll()
+    for i in range(12):
+        chat_site.inject(f"n{i:02d}", f"Person {i}", f"hello {i}, how are you?")
+    chat_site.faults(slow_ms=250)
+    try:
+        passing = asyncio.create_task(s.poll())
+        while store.messages.count() < 2:        # the pass has read its first conversation
+            await asyncio.sleep(0.02)
+        did, _, r = await _approve_and_send(s, store, "c1", "Yes, here")
+        assert r["status"] == "sent"
+        assert not passing.done()                 # it did not wait for the rest of the pass
+        result = await passing
+    finally:
+        chat_site.faults(slow_ms=0)
+    assert len(result["new"]) == 12 and chat_site.sent()["counts"] == {"c1": 1}
+
+
+def test_the_heartbeat_answers_while_every_slot_waits_for_the_page(config, chat_site, store, ray_session):
+    """Passes queued beyond the session's 8 slots (each waits for the page) do not hold up its
+    ping: the heartbeat has a concurrency group of its own, so a long pass never looks hung."""
+    import ray
+
+    from actors.browser.session import BrowserSession
+    for i in range(4):
+        chat_site.inject(f"c{i}", f"Person {i}", f"hi {i}, are you there?")
+    actor = BrowserSession.options(max_concurrency=8).remote(config(), ACCOUNT)
+    try:
+        ray.get(actor.start.remote(), timeout=120)
+        chat_site.faults(slow_ms=800)
+        passes = [actor.poll.remote(None) for _ in range(10)]
+        ping = actor.ping.remote()
+        done, _ = ray.wait([ping, *passes], num_returns=1, timeout=120)
+        assert done == [ping], "a pass finished before the heartbeat was answered"
+        assert ray.get(ping)["account"] == ACCOUNT
+        chat_site.faults(slow_ms=0)
+        ray.get(passes, timeout=300)
+    finally:
+        chat_site.faults(slow_ms=0)
+        ray.get(actor.stop.remote(), timeout=60)
+        ray.kill(actor)

@@ -615,3 +615,39 @@ def test_a_dead_or_restarting_target_is_waited_for_not_counted_against_the_limit
     gaps = [b - a for a, b in zip(tries, tries[1:])]
     assert all(g >= 0.009 for g in gaps), gaps          # a delay each time, never a hot loop
     assert bus.effect_counts() == {"message.seen:m1": 1}
+
+
+def test_a_mongodb_outage_in_the_handler_is_waited_out_not_dead_lettered(bus, tmp_path):
+    """The handler's database is down (SIGKILLed) for more tries than the delivery limit (3):
+    a ConnectionFailure is waited out like a restarting actor, and the effect is stored once
+    the database is back, never dead-lettered."""
+    from pymongo import MongoClient
+
+    from standins.mongo import MongoServer
+    server = MongoServer(storage=tmp_path / "db").start()
+    client = MongoClient(server.uri, serverSelectionTimeoutMS=300, connectTimeoutMS=300,
+                         socketTimeoutMS=2000)
+    effects = client["chaos"]["effects"]
+    effects.insert_one({"_id": "warm-up"})
+    server.stop(kill=True)
+    tries: list[int] = []
+
+    def needs_db(e, carrier):
+        tries.append(1)
+        if len(tries) == 6:
+            server.start()                  # back after five failed tries
+        effects.update_one({"_id": e.event_id}, {"$inc": {"n": 1}}, upsert=True)
+
+    cfg = bus.config
+    cfg.app.bus.transient_backoff_initial_s = 0.01
+    cfg.app.bus.transient_backoff_max_s = 0.08
+    try:
+        c = bus.consumer(needs_db)
+        bus.store.outbox.add([event(1)])
+        bus.relay()
+        wait_until(lambda: c.stats["handled"] == 1, "handled once the database is back")
+        assert c.stats["waited"] == 5 and c.stats["dead_lettered"] == 0 and c.stats["requeued"] == 0
+        assert effects.find_one({"_id": "message.seen:m1"})["n"] == 1
+    finally:
+        client.close()
+        server.close()

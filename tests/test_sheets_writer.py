@@ -325,3 +325,46 @@ def test_cells_a_person_typed_never_shift_or_double_rows(cfg, sheets, store, wri
     assert len(ids) == len(set(ids)) == len(events)                    # none twice, none missing
     assert rows[10][12] == "beside" and rows[11] == note               # the person's cells stay
     assert rows[12 + len(events) - 10:] == [[], [], ["", "", "total: 10"]]  # moved down, intact
+
+
+def test_rows_appended_while_mongodb_goes_down_are_never_appended_again(make_config, sheets, tmp_path):
+    """Google took the rows, then the database died before they were marked (MongoDB SIGKILLed
+    right after the append): the next flush records them, and neither it nor a redelivery of the
+    same events appends them again. The writer runs in this process so the outage lands exactly
+    between the append and its mark."""
+    import asyncio
+
+    from pymongo.errors import PyMongoError
+
+    from actors.store import Store
+    from standins.mongo import MongoServer
+    server = MongoServer(storage=tmp_path / "db").start()
+    try:
+        config = make_config(app={"sheets": FAST}, SHEETS_API_URL=sheets.url, MONGODB_URI=server.uri)
+        store = Store.from_config(config)
+        events = stored_events(store, 30)
+        writer = SheetsWriter.__ray_actor_class__(config)     # the plain class, in-process
+
+        async def scenario() -> None:
+            await writer.start()
+            await writer.add(events)
+            real = writer.ws.append_rows
+
+            def append_then_database_dies(*args, **kwargs):
+                out = real(*args, **kwargs)
+                server.stop(kill=True)
+                return out
+            writer.ws.append_rows = append_then_database_dies
+            with pytest.raises(PyMongoError):
+                await writer.flush()
+            writer.ws.append_rows = real
+            assert len(row_ids(sheets)) == len(events)     # in the sheet, not yet recorded
+            server.start()
+            await writer.flush()
+            assert await writer.add(events) == 0           # a redelivery finds them written
+            await writer.flush()
+        asyncio.run(scenario())
+        assert_once(sheets, events)
+        assert store.sheet_rows.count() == len(events)
+    finally:
+        server.close()

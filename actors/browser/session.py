@@ -164,6 +164,7 @@ class AccountSession:
         state = await self.handle.context.storage_state()
         await asyncio.to_thread(self.store.accounts.save_storage_state, self.account.id, state)
 
+    @ray.method(concurrency_group="health")
     async def ping(self) -> dict:
         return {"account": self.account.id, "site": self.site.name,
                 "logged_in": self.adapter is not None, "last_poll_at": self.last_poll_at,
@@ -206,17 +207,22 @@ class AccountSession:
         adapter = await self._adapter()
         new: list[str] = []
         with telemetry.span("browser.poll", carrier, account=self.hash, site=self.site.name):
-            async with self._page_lock, self._health_pass():
-                items = await adapter.inbox()
+            # the page is held per step (the inbox, then each conversation), never for a whole
+            # pass: an approved send waits for one conversation's read at most, not the pass
+            async with self._health_pass():
+                async with self._page_lock:
+                    items = await adapter.inbox()
                 failed: SelectorNotFound | None = None
                 for item in items:
-                    cursor = await asyncio.to_thread(self.store.accounts.cursor, self.account.id,
-                                                     item.conversation_id)
-                    if cursor and cursor.get("signature") == item.signature and not self._due(cursor):
-                        continue
                     try:
-                        new += await self._read_conversation(adapter, item.conversation_id, cursor,
-                                                             item.signature)
+                        async with self._page_lock:   # the cursor too: a send may have moved it
+                            cursor = await asyncio.to_thread(self.store.accounts.cursor,
+                                                             self.account.id, item.conversation_id)
+                            if cursor and cursor.get("signature") == item.signature \
+                                    and not self._due(cursor):
+                                continue
+                            new += await self._read_conversation(adapter, item.conversation_id,
+                                                                 cursor, item.signature)
                     except SelectorNotFound as exc:  # this conversation waits; the others go on
                         failed = failed or exc
                         continue
@@ -429,4 +435,6 @@ def _fault_exit_hook() -> None:
         os._exit(17)
 
 
-BrowserSession = ray.remote(num_cpus=0)(AccountSession)
+# the heartbeat has its own concurrency group: sends and polls waiting for the page can fill the
+# default group's slots, and a session that cannot answer its ping looks hung to the supervisor
+BrowserSession = ray.remote(num_cpus=0, concurrency_groups={"health": 2})(AccountSession)

@@ -10,7 +10,8 @@ batch by a marker thread, so the consumer keeps receiving and dispatching while 
 once a batch's marks are stored the consumer thread acks it (a single multiple-ack for the
 contiguous prefix). `DeadLetter` and `PermanentError` (retrying cannot help: a 401, a 404,
 a wrong password) go to the dead queue with their reason on the first delivery. A target that
-is dead or restarting (Ray's actor errors, `Unavailable`) is waited for: the delivery stays
+is dead or restarting (Ray's actor errors, `Unavailable`), or a MongoDB that cannot be reached
+(`ConnectionFailure`: AutoReconnect, NetworkTimeout, ServerSelectionTimeoutError), is waited for: the delivery stays
 unacked and is handed to the handler again after a growing delay, without counting against the
 delivery limit, for up to `bus.transient_retry_s`. Any other error is requeued until the delivery
 limit, then dead-lettered with the last error, so nothing is dropped silently. After a lost connection, unacked deliveries come back and
@@ -32,7 +33,7 @@ import ray
 from opentelemetry.trace import Status, StatusCode
 from pika.adapters.blocking_connection import BlockingChannel
 from pydantic import ValidationError
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConnectionFailure, PyMongoError
 from ray.exceptions import RayActorError
 
 from actors.bus import deadletter, metrics
@@ -52,9 +53,14 @@ Settled = Callable[[Any, "BaseException | None"], None]
 TRACE_HEADERS = ("traceparent", "tracestate")
 
 
+# What the handler needs is out (the target actor dead or restarting, MongoDB unreachable, here
+# or inside the actor it called): waited out with the delayed retry, never dead-lettered.
+TRANSIENT = (RayActorError, Unavailable, ConnectionFailure)
+
+
 def transient(exc: BaseException) -> bool:
-    """The target was dead or restarting: another try after a delay can succeed."""
-    return isinstance(exc, (RayActorError, Unavailable)) or isinstance(root_cause(exc), (RayActorError, Unavailable))
+    """The target, or the database it needs, was down: another try after a delay can succeed."""
+    return isinstance(exc, TRANSIENT) or isinstance(root_cause(exc), TRANSIENT)
 
 
 @dataclass

@@ -81,6 +81,7 @@ class SheetsWriter:
         self.store = Store.from_config(config)
         self.pacer = Pacer(self.conf.max_writes_per_minute)
         self.buffer: dict[str, Pending] = {}     # row id -> pending row, in arrival order
+        self.unmarked: set[str] = set()   # row ids appended to the sheet, not yet marked in MongoDB
         self.oldest: float | None = None          # monotonic time the oldest buffered row arrived
         self.ws: gspread.Worksheet | None = None
         self.ambiguous = False                    # last write failed with an unknown outcome
@@ -160,7 +161,8 @@ class SheetsWriter:
 
     def _fresh(self, rows: list[Row]) -> list[Row]:
         """Rows neither buffered nor already recorded as written."""
-        candidates = {r.row_id: r for r in rows if r.row_id not in self.buffer}
+        candidates = {r.row_id: r for r in rows if r.row_id not in self.buffer
+                      and r.row_id not in self.unmarked}
         done = self.store.sheet_rows.present(list(candidates))
         self.counts["duplicates_skipped"] += len(rows) - len(candidates) + len(done)
         return [r for rid, r in candidates.items() if rid not in done]
@@ -168,7 +170,7 @@ class SheetsWriter:
     def _buffer(self, rows: list[Row], link: SpanContext | None) -> int:
         added = 0
         for r in rows:
-            if r.row_id not in self.buffer:
+            if r.row_id not in self.buffer and r.row_id not in self.unmarked:
                 self.buffer[r.row_id] = Pending(r, link if link and link.is_valid else None)
                 added += 1
         if added and self.oldest is None:
@@ -188,6 +190,7 @@ class SheetsWriter:
             raise RuntimeError("SheetsWriter.start() must succeed before flush()")
         written = 0
         async with self.lock:
+            await self._mark_appended()
             while self.buffer:
                 chunk = list(self.buffer.values())[:self.conf.max_rows_per_request]
                 written += await self._write(chunk)
@@ -206,13 +209,23 @@ class SheetsWriter:
                 chunk = [p for p in chunk if p.row.row_id not in done]
             chunk = await self._retry(self._append, chunk)
             ids = [p.row.row_id for p in chunk]
-            await asyncio.to_thread(self.store.sheet_rows.mark, ids)
+            # in the sheet now: out of the buffer before the mark, so a failed mark (MongoDB
+            # down) never appends them again; the mark is retried by the next flush
+            self.unmarked.update(ids)
             self._drop(set(ids))
             s.set_attribute("written", len(ids))
         self.counts["rows_written"] += len(ids)
         if ids:
             ROWS_WRITTEN.inc(len(ids))
+        await self._mark_appended()
         return len(ids)
+
+    async def _mark_appended(self) -> None:
+        """Record in MongoDB the rows appended but not yet marked (raises while it is down)."""
+        if self.unmarked:
+            ids = sorted(self.unmarked)
+            await asyncio.to_thread(self.store.sheet_rows.mark, ids)
+            self.unmarked.difference_update(ids)
 
     async def _append(self, chunk: list[Pending]) -> list[Pending]:
         """One attempt: after an unknown-outcome failure, first learn what the sheet already has."""
@@ -246,12 +259,12 @@ class SheetsWriter:
     async def _run(self) -> None:
         """Background flusher: when batch_size rows wait, or the oldest has waited linger_s."""
         while True:
-            if not self.buffer:
+            if not self.buffer and not self.unmarked:
                 self.wake.clear()
                 await self.wake.wait()
                 continue
             age = time.monotonic() - (self.oldest or time.monotonic())
-            if len(self.buffer) < self.conf.batch_size and age < self.conf.linger_s:
+            if self.buffer and len(self.buffer) < self.conf.batch_size and age < self.conf.linger_s:
                 self.wake.clear()
                 try:
                     await asyncio.wait_for(self.wake.wait(), self.conf.linger_s - age)
@@ -325,6 +338,7 @@ class SheetsWriter:
         col = await asyncio.to_thread(self.ws.col_values, 1)
         ids = [v for v in col[1:] if v]
         await asyncio.to_thread(self.store.sheet_rows.mark, ids)
+        self.unmarked.difference_update(ids)
         before = len(self.buffer)
         self._drop(set(ids))
         self.counts["reconciled"] += before - len(self.buffer)

@@ -1,0 +1,56 @@
+"""The chaos run's short variant (`./run chaos --smoke`): about 100 messages over a dozen
+conversations while a browser session is killed, the MongoDB-wire server is SIGKILLed and
+restarted on its data, the Sheets fake answers 500 after applying an append, and a broker node of
+the run's own is restarted. It judges the run against the stand-ins' own records (the chat site's
+messages and sends, the Sheets fake's rows, the scripted reviewer's approvals), never our store.
+
+It starts its own Ray, broker node and database server (it kills them), so it runs in its own
+process, as the node-loss scenario does."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def chaos_run():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.pop("MONGODB_URI", None)
+    env["PYTHONPATH"] = str(ROOT)
+    proc = subprocess.run([sys.executable, "-m", "standins.chaos", "--smoke", "--json",
+                           "--settle-timeout-s", "60", "--recovery-timeout-s", "60"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=280)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    assert line, f"no result (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-4000:]}"
+    return json.loads(line[len("RESULT "):]), proc
+
+
+@pytest.mark.timeout(300)
+def test_chaos_short_run_loses_and_duplicates_nothing(chaos_run):
+    t, proc = chaos_run
+    # ground truth came out: messages were injected and stored, replies reached the contacts
+    assert t["messages_injected"] >= 100 and t["conversations"] >= 10, t
+    assert t["sends_shown"] >= 10 and t["reviewer"]["approved"] >= t["sends_shown"], t
+    assert t["settled"], t
+    for column in ("messages_lost", "messages_duplicated", "unanswered", "answered_twice",
+                   "sheet_rows_missing", "sheet_rows_duplicated", "sends_lost", "sends_duplicated"):
+        assert t[column] == 0, (column, t)
+    assert t["messages_stored"] == t["messages_injected"], t
+    assert t["dead_letters"] == {}, t
+    faults = [r["fault"] for r in t["recovery"]]
+    assert {"kill:browser", "mongo:sigkill", "sheets:500_applied", "broker:restart"} <= set(faults)
+    assert all(r["recovery_s"] is not None for r in t["recovery"]), t["recovery"]
+    assert proc.returncode == 0, proc.stdout[-2000:]
+
+
+def test_the_chaos_run_leaves_no_process_of_its_own(chaos_run):
+    t, proc = chaos_run
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert "replydesk-chaos-" not in out      # its broker node and database dir are gone

@@ -22,7 +22,6 @@ from typing import Any
 
 import ray
 
-
 from actors.store import Store
 from contracts import names, telemetry
 from contracts.errors import PermanentError, root_cause

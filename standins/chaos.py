@@ -411,7 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="./run chaos", description=__doc__.splitlines()[0])
     p.add_argument("--messages", type=int, default=1000)
     p.add_argument("--conversations", type=int, default=0, help="default: messages / 8")
-    p.add_argument("--rate", type=float, default=4.0, help="messages injected per second")
+    p.add_argument("--rate", type=float, default=1.5,
+                   help="messages injected per second (one browser session on 2 cores serves about 1.5)")
     p.add_argument("--smoke", action="store_true", help="the short variant: 100 messages, a few faults")
     p.add_argument("--fault-window-s", type=float, default=8.0)
     p.add_argument("--recovery-timeout-s", type=float, default=120.0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -24,9 +25,19 @@ def chaos_run():
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     env.pop("MONGODB_URI", None)
     env["PYTHONPATH"] = str(ROOT)
-    proc = subprocess.run([sys.executable, "-m", "standins.chaos", "--smoke", "--json",
-                           "--settle-timeout-s", "60", "--recovery-timeout-s", "60"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=280)
+    proc = subprocess.Popen([sys.executable, "-m", "standins.chaos", "--smoke", "--json",
+                             "--settle-timeout-s", "60", "--recovery-timeout-s", "60"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=280)
+    except subprocess.TimeoutExpired:  # Ctrl-C, so the run stops its broker node and database itself
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, err = proc.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+    proc = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
     assert line, f"no result (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-4000:]}"
     return json.loads(line[len("RESULT "):]), proc

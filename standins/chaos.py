@@ -16,7 +16,9 @@ rows, approvals are the reviewer's own log. Columns:
 - injected / stored / lost / duplicated messages: incoming messages on the site; stored by
   site id; site messages never stored; site ids stored twice
 - unanswered: conversations whose newest site message is the contact's
-- answered twice: two replies to a contact with no new incoming message between them
+- answered twice: two replies in a row at the site where the second answers no message the first
+  did not (by the drafts' `answers_seq`); two replies in a row that answer different messages
+  (the contact wrote while the first was being clicked) are shown in a column of their own
 - sheet rows missing / duplicated: site messages and site-shown replies without their row, and
   row ids (or incoming messages) appearing twice
 - sends lost / duplicated: approvals answered 200 whose reply never reached the site although
@@ -60,17 +62,8 @@ def log(msg: str) -> None:
 
 
 def wait_until(pred: Callable[[], Any], timeout: float, what: str, interval: float = 0.3) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            v = pred()
-        except Exception:
-            v = None
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
+    from standins.stack import wait_for
+    return wait_for(pred, timeout, what, interval, tolerate=(Exception,))
 
 
 class Reviewer(threading.Thread):
@@ -145,6 +138,31 @@ def _site_messages(site_url: str, conv: str) -> list[dict[str, Any]]:
     return r.json()
 
 
+def _second_reply(store, conv: str, a: dict[str, Any], b: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Two replies in a row at the site: did the second answer the same messages as the first?
+
+    The site shows *when* a reply was clicked, not what it was written from; the drafts record
+    that (`answers_seq`: the newest message each was written from). If a contact's message
+    exists that the second reply answers and the first did not, the two answer different
+    messages: the contact wrote while the first reply was being clicked (after its last read of
+    the page), so the site shows it above the first reply, and the next draft answered it
+    ("race"). Otherwise, or when either draft cannot be found, the contact was answered twice."""
+    def draft(m):
+        return store.drafts.coll.find_one({"conversation_id": conv, "status": "sent", "text": m["text"]},
+                                          {"answers_seq": 1, "created_at": 1})
+    da, db = draft(a), draft(b)
+    detail = {"first": a["text"][:60], "second": b["text"][:60],
+              "first_answers_seq": (da or {}).get("answers_seq"),
+              "second_answers_seq": (db or {}).get("answers_seq")}
+    if not da or not db or da.get("answers_seq") is None or db.get("answers_seq") is None:
+        return "twice", detail
+    between = store.messages.coll.count_documents(
+        {"conversation_id": conv, "direction": "in",
+         "seq": {"$gt": da["answers_seq"], "$lte": db["answers_seq"]}})
+    detail["messages_only_the_second_answers"] = between
+    return ("race" if between else "twice"), detail
+
+
 class Chaos:
     def __init__(self, args: argparse.Namespace):
         self.args = args
@@ -211,6 +229,8 @@ class Chaos:
         from standins.stack import start_stack
         work = Path(tempfile.mkdtemp(prefix="replydesk-chaos-"))
         work.chmod(0o755)      # the broker node runs as the rabbitmq user
+        from standins import reaper
+        reaper.start(work)     # however this process ends, its broker node and database go too
         self.broker = RabbitNode(work / "rabbit")
         self.mongo = MongoServer(storage=work / "mongo")
         self.stack = None
@@ -348,8 +368,9 @@ class Chaos:
         from actors.store import Store
         store = Store.from_config(self.config)
         site = self.stack.site.url
-        injected = stored = lost = duplicated = unanswered = twice = sends_dup = 0
+        injected = stored = lost = duplicated = unanswered = sends_dup = 0
         shown: dict[str, set[str]] = {}
+        pairs: list[dict[str, Any]] = []     # two replies in a row at the site
         for conv in sorted(self.injector.conversations):
             msgs = _site_messages(site, conv)
             ins = [m for m in msgs if m["direction"] == "in"]
@@ -361,7 +382,10 @@ class Chaos:
             lost += sum(1 for m in ins if not by_site[m["id"]])
             duplicated += sum(c - 1 for c in by_site.values() if c > 1)
             unanswered += bool(msgs) and msgs[-1]["direction"] == "in"
-            twice += sum(1 for a, b in zip(msgs, msgs[1:]) if a["direction"] == b["direction"] == "out")
+            for a, b in zip(msgs, msgs[1:]):
+                if a["direction"] == b["direction"] == "out":
+                    kind, detail = _second_reply(store, conv, a, b)
+                    pairs.append({"conversation": conv, "kind": kind, **detail})
             outs = Counter(m["text"] for m in msgs if m["direction"] == "out")
             sends_dup += sum(c - 1 for c in outs.values() if c > 1)
             shown[conv] = set(outs)
@@ -372,11 +396,15 @@ class Chaos:
                 continue
             if doc.get("status") != "superseded":
                 sends_lost += 1
+        twice = sum(p["kind"] == "twice" for p in pairs)
+        for p in pairs:
+            log(f"two replies in a row ({p['kind']}): {p}")
         sheet = self._sheet_check()
         dead = Counter(d.get("reason", "?")[:80] for d in store.db["dead_letters"].find({}, {"reason": 1}))
         return {"messages_injected": injected, "messages_stored": stored, "messages_lost": lost,
                 "messages_duplicated": duplicated, "conversations": len(shown), "unanswered": unanswered,
-                "answered_twice": twice, "sheet_rows_missing": sheet["missing"],
+                "answered_twice": twice, "replied_after_race": len(pairs) - twice,
+                "replies_in_a_row": pairs, "sheet_rows_missing": sheet["missing"],
                 "sheet_rows_duplicated": sheet["duplicated"], "sends_shown": sum(
                     len(v) for v in shown.values()), "sends_lost": sends_lost,
                 "sends_duplicated": sends_dup, "dead_letters": dict(dead)}
@@ -387,6 +415,8 @@ def print_table(t: dict[str, Any]) -> None:
             ("messages lost / duplicated", f"{t['messages_lost']} / {t['messages_duplicated']}"),
             ("conversations / with an unanswered incoming message", f"{t['conversations']} / {t['unanswered']}"),
             ("contacts answered twice for the same messages", t["answered_twice"]),
+            ("two replies answering different messages (a message came during the click)",
+             t["replied_after_race"]),
             ("sheet rows missing / duplicated", f"{t['sheet_rows_missing']} / {t['sheet_rows_duplicated']}"),
             ("sends shown / lost / duplicated", f"{t['sends_shown']} / {t['sends_lost']} / {t['sends_duplicated']}"),
             ("dead letters by reason", ", ".join(f"{r}: {n}" for r, n in t["dead_letters"].items()) or "none"),

@@ -14,11 +14,16 @@ from standins.mongo import MongoServer
 from standins.serve import ServedApp
 
 
-def wait_for(predicate, timeout: float = 60.0, what: str = "condition", interval: float = 0.1):
-    """Poll `predicate` until it returns something truthy (returned); TimeoutError after `timeout`."""
+def wait_for(predicate, timeout: float = 60.0, what: str = "condition", interval: float = 0.1,
+             tolerate: tuple[type[BaseException], ...] = ()):
+    """Poll `predicate` until it returns something truthy (returned); TimeoutError after `timeout`.
+    An exception in `tolerate` (a server restarting under a chaos run) counts as not yet."""
     deadline = time.monotonic() + timeout
     while True:
-        value = predicate()
+        try:
+            value = predicate()
+        except tolerate:
+            value = None
         if value:
             return value
         if time.monotonic() >= deadline:

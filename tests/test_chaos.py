@@ -65,3 +65,27 @@ def test_the_chaos_run_leaves_no_process_of_its_own(chaos_run):
     t, proc = chaos_run
     out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert "replydesk-chaos-" not in out      # its broker node and database dir are gone
+
+
+def test_the_reaper_stops_a_runs_servers_when_the_run_is_killed(tmp_path):
+    """A run SIGKILLed (no cleanup code of its own runs) leaves no server behind: its reaper
+    kills every process naming the run's work dir and removes the dir."""
+    from standins import reaper
+    from standins.stack import wait_for
+    work = tmp_path / "replydesk-reaper-test"
+    work.mkdir()
+    run = subprocess.Popen([sys.executable, "-c", (
+        "import subprocess, sys, time\n"
+        "from standins import reaper\n"
+        "reaper.start(sys.argv[1])\n"
+        "server = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)', sys.argv[1]],\n"
+        "                          start_new_session=True)\n"
+        "print(server.pid, flush=True)\n"
+        "time.sleep(600)\n"), str(work)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE, text=True)
+    server = int(run.stdout.readline())
+    assert server in reaper.naming(str(work)), "the run's server is up"
+    run.kill()
+    run.wait(timeout=10)
+    wait_for(lambda: not reaper.alive(server) and not work.exists(), timeout=30,
+             what="the reaper to stop the run's server and remove its dir")

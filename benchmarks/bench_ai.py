@@ -2,7 +2,8 @@
 
 For each pool size (workers x concurrency) the ideal throughput is workers*concurrency/L; the
 pool (Ray actors, shared gate, MongoDB reads/writes per draft) should reach >= 90% of it. Drafts
-are submitted like a bus consumer would (2*workers*concurrency unacked); the rate is n / wall time. A
+are submitted as the router's AI consumer submits them: as many unacked at once as it keeps in
+flight with the shipped config (`bus.prefetch`, 64); the rate is n / wall time. A
 baseline measured in the same run -- plain aiohttp from this process at the same concurrency,
 no Ray, no MongoDB, no gate -- shows what the stand-in itself delivers. Then the same with 30% of
 the calls answered 429 at once with Retry-After 50 ms: each draft then needs 0.43 extra attempts
@@ -10,7 +11,7 @@ on average (~22 ms), so ~90% of the fault-free ideal is the most that run can re
 Every draft also costs four MongoDB operations (two journaled writes) on the SecantusDB stand-in,
 a single Python process: at the largest sizes it, not the pool, sets the ceiling on 2 cores.
 
-    .venv/bin/python benchmarks/bench_ai.py [--quick | --smoke] [--latency-ms 200] [--window 2]
+    .venv/bin/python benchmarks/bench_ai.py [--quick | --smoke] [--latency-ms 200] [--window N]
 
 Why 2x8 fell short (70-78 % in quick runs): a draft waits for MongoDB about as long as for the
 AI (`db ms`, five round trips with two journaled writes on the single-process SecantusDB, slower
@@ -138,8 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=None, help="target duration of each run")
     p.add_argument("--repeat", type=int, default=None, help="runs per case (best is reported)")
     p.add_argument("--sizes", default=None, help="pool sizes, e.g. 1x8,2x8,4x16 (workers x concurrency)")
-    p.add_argument("--window", type=float, default=2.0,
-                   help="unacked drafts submitted at once, as a multiple of workers*concurrency")
+    p.add_argument("--window", type=int, default=None,
+                   help="unacked drafts submitted at once; default: what the router's AI consumer "
+                        "keeps in flight with the shipped config (bus.max_in_flight or bus.prefetch)")
     a = p.parse_args(argv)
     if a.smoke:
         a.quick, a.sizes, a.seconds = True, a.sizes or "1x2", a.seconds or 0.5
@@ -176,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                 n = max(workers * conc * 2, int(ideal * seconds))
                 admin.reset()
                 admin.latency(a.latency_ms)
-                window = int(a.window * workers * conc)
+                window = a.window or cfg.app.bus.max_in_flight or cfg.app.bus.prefetch
                 run_pool(pool, store, "warm", workers * conc * 4, window)   # connections, pools
                 for label, ratio in (("none", 0.0), ("30% 429", 0.3)):
                     bases, gots, busy, limited, db_ms = [], [], [], 0, []

@@ -133,6 +133,8 @@ class Consumer:
         self._incoming: deque[_Delivery] = deque()
         self._unsettled: dict[int, None] = {}       # current channel's unacked tags, in order
         self._running: dict[str, _Work] = {}        # event id -> work whose result is pending
+        self._refs: dict[ray.ObjectRef, _Work] = {} # the running ObjectRefs (polled with ray.wait)
+        self._finished: deque[_Work] = deque()      # running Futures that completed (any thread)
         self._done: dict[str, _Work] = {}           # effect done: mark processed, then ack
         self._marking: dict[str, _Work] = {}        # handed to the marker thread, not yet stored
         self._waiting: dict[str, _Work] = {}        # target dead/restarting: handed again at .due
@@ -164,7 +166,8 @@ class Consumer:
         """Consume until stop(), reconnecting with backoff; blocking (the thread's target)."""
         # What an earlier run left unsettled was never acked: the broker redelivers it, and it
         # must be handled afresh rather than wait on work that no longer exists.
-        for pending in (self._running, self._done, self._marking, self._waiting):
+        for pending in (self._running, self._refs, self._finished, self._done, self._marking,
+                        self._waiting):
             pending.clear()
         self._failed.clear()
         self._to_mark, self._marked = SimpleQueue(), deque()
@@ -308,33 +311,44 @@ class Consumer:
                 span.set_status(Status(StatusCode.ERROR))
                 self._failed.append((work, exc))
                 return
-        if isinstance(result, (ray.ObjectRef, Future)):
+        if isinstance(result, ray.ObjectRef):
             work.result = result
             self._running[work.event_id] = work
+            self._refs[result] = work
+        elif isinstance(result, Future):
+            work.result = result
+            self._running[work.event_id] = work
+            # queued by whichever thread completes it: polling costs nothing per running Future
+            result.add_done_callback(lambda _f, w=work: self._finished.append(w))
         else:
             self._done[work.event_id] = work
 
     def _poll_running(self) -> None:
-        if not self._running:
-            return
-        refs = [w.result for w in self._running.values() if isinstance(w.result, ray.ObjectRef)]
-        ready = set(ray.wait(refs, num_returns=len(refs), timeout=0)[0]) if refs else set()
-        for event_id, work in list(self._running.items()):
-            r = work.result
-            if (r in ready) if isinstance(r, ray.ObjectRef) else r.done():
-                del self._running[event_id]
-                error: BaseException | None = None
+        """Settle the handler results that completed: Futures queued themselves on completion,
+        ObjectRefs are asked of Ray in one `ray.wait`."""
+        settled: list[_Work] = []
+        while self._finished:
+            settled.append(self._finished.popleft())
+        if self._refs:
+            ready = ray.wait(list(self._refs), num_returns=len(self._refs), timeout=0)[0]
+            settled.extend(self._refs.pop(r) for r in ready)
+        for work in settled:
+            event_id, r = work.event_id, work.result
+            if self._running.get(event_id) is not work:
+                continue    # started before run() began afresh: its redelivery is handled anew
+            del self._running[event_id]
+            error: BaseException | None = None
+            try:
+                ray.get(r) if isinstance(r, ray.ObjectRef) else r.result()
+                self._done[event_id] = work
+            except Exception as exc:
+                error = exc
+                self._failed.append((work, exc))
+            if self.on_settled is not None:
                 try:
-                    ray.get(r) if isinstance(r, ray.ObjectRef) else r.result()
-                    self._done[event_id] = work
-                except Exception as exc:
-                    error = exc
-                    self._failed.append((work, exc))
-                if self.on_settled is not None:
-                    try:
-                        self.on_settled(r, error)
-                    except Exception:
-                        log.exception("on_settled hook failed", extra={"consumer": self.kind})
+                    self.on_settled(r, error)
+                except Exception:
+                    log.exception("on_settled hook failed", extra={"consumer": self.kind})
 
     # ------------------------------------------------------------------ settling
     def _settle(self) -> None:

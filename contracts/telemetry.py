@@ -261,7 +261,10 @@ def span(name: str, carrier: Mapping[str, Any] | None = None, *, root: bool = Fa
     the current context. Common keywords (account, conversation_id, message_id, event_id...) get
     their dotted names."""
     ctx = otel_context.Context() if root else (extract(carrier) if carrier else None)
-    with tracer().start_as_current_span(name, context=ctx, attributes=attributes(**attrs)) as s:
+    # start_span + use_span is what start_as_current_span does, without its two extra layers of
+    # generator context managers (the proxy tracer's and the real one's): a third less per span
+    with trace.use_span(tracer().start_span(name, context=ctx, attributes=attributes(**attrs)),
+                        end_on_exit=True) as s:
         yield s
 
 

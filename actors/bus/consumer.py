@@ -24,7 +24,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from queue import SimpleQueue
 from typing import Any, Callable, Iterable
 
@@ -88,7 +88,7 @@ class _Work:
     event_id: str
     delivery: _Delivery
     result: Any = None                        # the handler's ObjectRef / Future while running
-    duplicates: list[_Delivery] = field(default_factory=list)
+    duplicates: tuple[_Delivery, ...] = ()    # (a tuple: most events have none, and no list then)
     event: Any = None                         # the parsed event (handed again after a delay)
     waits: int = 0                            # delayed retries after a dead/restarting target
     first_wait: float = 0.0
@@ -270,7 +270,7 @@ class Consumer:
             work = (self._running.get(eid) or self._done.get(eid) or self._marking.get(eid)
                     or self._waiting.get(eid) or (fresh.get(eid) or (None,))[0])
             if work is not None:
-                work.duplicates.append(d)   # settled with the first copy, never handled twice
+                work.duplicates += (d,)     # settled with the first copy, never handled twice
                 self.stats["duplicates"] += 1
             else:
                 fresh[eid] = (_Work(eid, d), event)
@@ -319,7 +319,8 @@ class Consumer:
             work.result = result
             self._running[work.event_id] = work
             # queued by whichever thread completes it: polling costs nothing per running Future
-            result.add_done_callback(lambda _f, w=work: self._finished.append(w))
+            # (defaults, not a closure: fewer objects kept per running event for the GC)
+            result.add_done_callback(lambda _f, w=work, finished=self._finished: finished.append(w))
         else:
             self._done[work.event_id] = work
 
@@ -457,7 +458,7 @@ class Consumer:
     def _current(self, d: _Delivery) -> bool:
         return d.generation == self._generation and self._channel is not None
 
-    def _ack(self, deliveries: list[_Delivery]) -> None:
+    def _ack(self, deliveries: Iterable[_Delivery]) -> None:
         """Ack with one multiple-ack for the contiguous oldest run, singly for the rest."""
         tags = {d.tag for d in deliveries if self._current(d)}
         if not tags:

@@ -22,6 +22,7 @@ run: it is the ceiling of a one-write consumer on this server (half of it for tw
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import sys
@@ -287,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--smoke", action="store_true", help="200 events, one round, figures checked")
     ap.add_argument("--events", type=int, default=None)
     ap.add_argument("--rounds", type=int, default=None, help="alternating raw / replydesk rounds (3)")
+    ap.add_argument("--no-gc-freeze", action="store_true",
+                    help="leave the start-up heap to the collector (the router freezes it)")
     args = ap.parse_args(argv)
     n = args.events or (200 if args.smoke else 2000 if args.quick else 10_000)
     args.rounds = args.rounds or (1 if args.smoke else 3)
@@ -294,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     ns = "bench" + uuid.uuid4().hex[:8]
     server = None if os.environ.get("MONGODB_URI") else MongoServer().start()
     cfg = make_config(os.environ.get("MONGODB_URI") or server.uri, ns)
+    if not args.no_gc_freeze:   # set up like the router once it runs (supervisor/router.py)
+        gc.freeze()
     try:
         raws, brokers, twos, fulls, ceilings = [], [], [], [], []
         for r in range(args.rounds):
@@ -332,9 +337,12 @@ def main(argv: list[str] | None = None) -> int:
               f" events/s  = {consume_rate / raw:5.1%} of raw")
         print(f"database ceiling: MongoDB-wire server, batched inserts alone: {inserts:9.0f} docs/s "
               f"= {inserts / raw:5.1%} of raw (one write per event: at most this many events/s)")
-        print(f"goal >= 90% of the database ceiling: {'met' if db_ratio >= 0.9 else 'NOT met'}; "
-              f">= 50% of raw where the database allows it: "
-              f"{'met' if ratio >= 0.5 else 'NOT met' if inserts >= 0.5 * raw else 'n/a (the database is below half of raw)'}")
+        if inserts >= 0.5 * raw:   # the database allows half of raw: that is the goal
+            print(f"goal >= 50% of raw (the database ceiling is above half of raw): "
+                  f"{'met' if ratio >= 0.5 else 'NOT met'} ({ratio:.1%})")
+        else:                      # the database is the limit: get close to it
+            print(f"goal >= 90% of the database ceiling (below half of raw here): "
+                  f"{'met' if db_ratio >= 0.9 else 'NOT met'} ({db_ratio:.1%})")
         if args.smoke:
             rates = {"raw/s": raw, "one write/s": broker, "two writes/s": two, "with outbox/s": full,
                      "insert_one effect/s": single, "relay stage/s": relay_rate,

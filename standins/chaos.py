@@ -7,7 +7,8 @@ approves drafts through the review desk's HTTP API (as a person would), it kills
 (the supervisor too), SIGKILLs and restarts the database on its data directory, restarts the
 broker and disconnects every client, and injects AI and Sheets faults through the stand-ins'
 admin APIs. After each fault a probe message is written in a conversation of its own: the
-fault's recovery time is fault -> the probe's reply shown at the chat site.
+fault's recovery time is fault -> the probe's reply shown at the chat site (for a Sheets fault:
+-> the probe's row in the sheet), and where the probe's time went is logged.
 
 Ground truth is never our own store: what was injected and what was sent to each contact is the
 chat stand-in's record (`/_admin/conversations/{cid}/messages`), the sheet is the Sheets fake's
@@ -212,13 +213,43 @@ class Chaos:
         self.probes += 1
         conv = f"probe{self.probes:02d}"
         text = f"p{self.probes:02d} after {name}: are you still there, anyone?"
+        injected_at = time.time()
         self.injector.inject(conv, text)
+        if "sheets" in name:    # the sheet's path recovered: the probe's row is in the sheet
+            def back() -> bool:
+                return any(r and len(r) > 2 and conv in r for r in self.stack.sheets.rows()[1:])
+            what = f"the probe's sheet row after {name}"
+        else:                   # the answer path recovered: the probe's reply shows on the site
+            def back() -> bool:
+                return bool((m := _site_messages(self.stack.site.url, conv)) and m[-1]["direction"] == "out")
+            what = f"the probe reply after {name}"
         try:
-            wait_until(lambda: (m := _site_messages(self.stack.site.url, conv)) and m[-1]["direction"] == "out",
-                       self.args.recovery_timeout_s, f"the probe reply after {name}", interval=0.2)
+            wait_until(back, self.args.recovery_timeout_s, what, interval=0.2)
+            took = time.monotonic() - t0
         except TimeoutError:
-            return None
-        return time.monotonic() - t0
+            took = None
+        log(f"  probe {conv}: {self._stages(conv, injected_at)}")
+        return took
+
+    def _stages(self, conv: str, injected_at: float) -> str:
+        """Where a probe's time went (seconds after it was written on the site), from the
+        store's own stamps: what a slow recovery is made of."""
+        from datetime import datetime
+        from actors.store import Store
+
+        def after(stamp: Any) -> str:
+            if isinstance(stamp, str):
+                stamp = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+            return "-" if stamp is None else f"{stamp.timestamp() - injected_at:.1f}s"
+        try:
+            store = Store.from_config(self.config)
+            msg = store.messages.coll.find_one({"conversation_id": conv, "direction": "in"}) or {}
+            draft = store.drafts.coll.find_one({"conversation_id": conv}, sort=[("created_at", -1)]) or {}
+        except Exception as exc:      # the database may be the fault being recovered from
+            return f"stages unknown ({type(exc).__name__})"
+        return (f"stored {after(msg.get('seen_at'))}, drafted {after(draft.get('created_at'))}, "
+                f"approved {after(draft.get('approved_at'))}, send began {after(draft.get('sending_at'))}, "
+                f"sent {after(draft.get('sent_at'))}")
 
     # ------------------------------------------------------------------ run
     def run(self) -> dict[str, Any]:
@@ -441,8 +472,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="./run chaos", description=__doc__.splitlines()[0])
     p.add_argument("--messages", type=int, default=1000)
     p.add_argument("--conversations", type=int, default=0, help="default: messages / 8")
-    p.add_argument("--rate", type=float, default=1.5,
-                   help="messages injected per second (one browser session on 2 cores serves about 1.5)")
+    p.add_argument("--rate", type=float, default=1.2,
+                   help="messages injected per second (one browser session on 2 cores serves about "
+                        "1.5, so recovery times measure recovery, not a growing backlog)")
     p.add_argument("--smoke", action="store_true", help="the short variant: 100 messages, a few faults")
     p.add_argument("--fault-window-s", type=float, default=8.0)
     p.add_argument("--recovery-timeout-s", type=float, default=120.0)

@@ -19,13 +19,14 @@ log = logging.getLogger(__name__)
 @dataclass
 class ChildSpec:
     name: str                                   # Ray actor name (what the dashboard shows)
-    kind: str                                   # router | gate | browser | ai | sheets | review | notify
+    kind: str                                   # router | gate | host | browser | ai | sheets | review | notify
     actor_cls: Any                              # a ray.remote actor class
     args: tuple = ()
     options: dict[str, Any] = field(default_factory=dict)
     restart: RestartType = RestartType.PERMANENT
     account_id: str | None = None
     poll_interval_s: float | None = None        # browser sessions are polled by the supervisor
+    node_id: str | None = None                  # a browser host: the node it is pinned to
     start_method: str = "start"                 # called once after creation (and on adoption)
     fingerprint: str = ""                       # of the config it runs with: reload restarts a
                                                 # child whose fingerprint changed, and only it

@@ -65,8 +65,20 @@ def _browser_fingerprint(config: Config, account: Any) -> str:
                         _secret(cred.password))
 
 
-def child_specs(config: Config, home_node: str | None = None) -> list[ChildSpec]:
-    """The children `config` asks for; all but the browser sessions are pinned to `home_node`."""
+def browser_nodes(config: Config) -> list[str]:
+    """The alive nodes that run browsers (a `browser` resource), when the layout shares one
+    Chromium per node; none otherwise (each session then owns its browser)."""
+    if config.app.browser.layout != "shared_browser":
+        return []
+    return sorted(n["NodeID"] for n in ray.nodes()
+                  if n.get("Alive") and n.get("Resources", {}).get("browser", 0) > 0)
+
+
+def child_specs(config: Config, home_node: str | None = None,
+                browser_nodes: list[str] | tuple[str, ...] = ()) -> list[ChildSpec]:
+    """The children `config` asks for; all but the browser sessions and hosts are pinned to
+    `home_node`; one browser host is pinned to each of `browser_nodes` (shared-browser layout)."""
+    from actors.browser.host import BrowserHost
     from actors.ai.worker import AIWorker
     from actors.browser.session import BrowserSession
     from actors.sheets.writer import SheetsWriter
@@ -86,6 +98,12 @@ def child_specs(config: Config, home_node: str | None = None) -> list[ChildSpec]
                   options={"num_cpus": 0, "get_if_exists": True, **near(home_node)}, start_method="ping",
                   fingerprint=_fingerprint(_common(config), config.app.ai)),
     ]
+    # before the sessions (they attach to it); adopted if a session on a new node created it first
+    for node in browser_nodes:
+        specs.append(ChildSpec(name=names.browser_host(node), kind="host", actor_cls=BrowserHost,
+                               args=(config,), options={"num_cpus": 0, "get_if_exists": True, **near(node)},
+                               start_method="ping", node_id=node,
+                               fingerprint=_fingerprint(_common(config), config.app.browser)))
     for account in config.app.accounts:
         specs.append(ChildSpec(
             name=names.browser(account.site, account.id), kind="browser",

@@ -31,7 +31,7 @@ from contracts.settings import Config
 from supervisor.children import Child, ChildSpec, NameTaken, create_actor, find_actor, kill_quietly
 from supervisor.policy import RestartPolicy
 from supervisor.router import actor_died, all_kinds, notifying, routes_for  # noqa: F401  (re-exported)
-from supervisor.specs import child_specs
+from supervisor.specs import browser_nodes, child_specs
 
 log = logging.getLogger("replydesk.supervisor")
 
@@ -43,6 +43,7 @@ MESSAGES = counter("replydesk_messages_seen_total", "New chat messages extracted
 POLL_ERRORS = counter("replydesk_poll_errors_total", "Failed browser passes", ("child",))
 
 ALL_KINDS = all_kinds()      # every queue a namespace can have (what decommissioning removes)
+HOSTS_CHECK_S = 5.0          # how often the browser nodes are listed (shared-browser layout)
 NAME_RETRY_S = 0.2           # a child whose name is still held by its dying predecessor: try again
 
 
@@ -68,7 +69,8 @@ class Supervisor:
         self.children: dict[str, Child] = {}
         self._seen_messages = 0
         self.home_node = ray.get_runtime_context().get_node_id()  # where the control plane stays
-        for spec in child_specs(config, self.home_node):
+        self._hosts_checked_at = time.monotonic()
+        for spec in child_specs(config, self.home_node, browser_nodes(config)):
             self._add_child(spec)
         self._monitor = threading.Thread(target=self._run, name="supervisor-monitor", daemon=True)
         self._monitor.start()
@@ -165,9 +167,32 @@ class Supervisor:
             try:
                 with self._lock:
                     self._tick()
+                if time.monotonic() - self._hosts_checked_at >= HOSTS_CHECK_S:
+                    self._sync_hosts()
             except Exception:
                 log.exception("supervisor tick failed")
             time.sleep(self.TICK_S)
+
+    def _sync_hosts(self) -> None:
+        """Shared-browser layout: a browser host per alive browser node. A node that joined gets
+        its host; the host of a node that left is dropped (its actor went with the node)."""
+        self._hosts_checked_at = time.monotonic()
+        nodes = browser_nodes(self.config)           # a GCS call: outside the lock
+        wanted = {names.browser_host(n) for n in nodes}
+        with self._lock:
+            have = {n for n, c in self.children.items() if c.spec.kind == "host"}
+            if wanted == have:
+                return
+            for name in have - wanted:
+                log.warning("browser node left; dropping its host", extra={"child": name})
+                self.children.pop(name).state = "stopped"
+            for spec in child_specs(self.config, self.home_node, nodes):
+                if spec.kind == "host" and spec.name not in have:
+                    log.info("browser node joined; starting its host", extra={"child": spec.name})
+                    child = Child(spec=spec, policy=RestartPolicy.from_conf(self.config.app.supervisor.restart))
+                    self.children[spec.name] = child
+                    self._spawn_or_back_off(child)
+            self._changed.notify_all()
 
     def _tick(self) -> None:
         now = time.monotonic()
@@ -323,7 +348,7 @@ class Supervisor:
         removed ones, and restart exactly the children whose config changed (a changed site spec,
         account setting or tuning), with the new config and a fresh restart budget, so a `failed`
         session whose spec was fixed runs again. Unchanged children keep running untouched."""
-        wanted = {s.name: s for s in child_specs(config, self.home_node)}
+        wanted = {s.name: s for s in child_specs(config, self.home_node, browser_nodes(config))}
         changes: dict[str, list[str]] = {"added": [], "removed": [], "restarted": [], "unchanged": []}
         with self._lock:      # decide; the old children are stopped outside the lock
             self.config = config
@@ -344,8 +369,7 @@ class Supervisor:
                 else:
                     child.spec = spec  # same behaviour; a later restart uses the new config too
                     changes["unchanged"].append(name)
-        for child in leaving:
-            self._stop_child(child)
+        self._stop_children(leaving)
         with self._lock:      # then start the new ones (never waits: see _spawn)
             for name in changes["added"] + changes["restarted"]:
                 fresh = Child(spec=wanted[name], policy=RestartPolicy.from_conf(config.app.supervisor.restart))
@@ -381,42 +405,45 @@ class Supervisor:
             self._changed.notify_all()
             return child.snapshot()
 
-    def _stop_child(self, child: Child) -> None:
-        """Stop and remove a child's actor (blocking: never called under the lock)."""
-        child.state = "stopped"
-        if child.handle is not None:
+    @staticmethod
+    def _stop_children(children: list[Child], timeout_s: float = 15.0) -> None:
+        """Stop and remove these children's actors, all at once (blocking: never called under
+        the lock); one that does not stop within `timeout_s` is killed."""
+        stopping: dict[Any, Child] = {}
+        for child in children:
+            child.state = "stopped"
+            if child.handle is not None:
+                stopping[child.handle.stop.remote()] = child
+        ready, _ = ray.wait(list(stopping), num_returns=len(stopping), timeout=timeout_s) \
+            if stopping else ([], [])
+        for ref, child in stopping.items():
             try:
-                ray.get(child.handle.stop.remote(), timeout=15)
-            except Exception:
-                log.warning("child did not stop cleanly", extra={"child": child.name})
+                if ref not in ready:
+                    raise TimeoutError(f"no answer in {timeout_s:.0f}s")
+                ray.get(ref)
+            except Exception as exc:
+                log.warning("child did not stop cleanly", extra={
+                    "child": child.name, "error": f"{type(exc).__name__}: {exc}"[:300]})
             kill_quietly(child.handle)
-        child.handle = None
+            child.handle = None
 
     def shutdown(self) -> dict[str, Any]:
         """Stop the router first (it stops consuming and lets running calls finish), then every
-        other child, then the browser hosts. The caller then kills this actor."""
+        other child, the browser hosts last (sessions attach to them). The caller then kills
+        this actor."""
         self._stop.set()
         self._monitor.join(10)
         status = self.status()
         with self._lock:
             children = list(self.children.values())
-        for child in sorted(children, key=lambda c: c.spec.kind != "router"):
-            self._stop_child(child)
-        self._stop_browser_hosts()
+        # the router first (no new calls reach the others), the hosts last (sessions use them)
+        stages = ([c for c in children if c.spec.kind == "router"],
+                  [c for c in children if c.spec.kind not in ("router", "host")],
+                  [c for c in children if c.spec.kind == "host"])
+        for stage in stages:
+            self._stop_children(stage)
         telemetry.flush()
         return status
-
-    def _stop_browser_hosts(self) -> None:
-        """The shared-browser layout starts one Chromium host actor per node: stop them too."""
-        for node in ray.nodes():
-            host = find_actor(names.browser_host(node["NodeID"]), self.ns)
-            if host is None:
-                continue
-            try:
-                ray.get(host.stop.remote(), timeout=15)
-            except Exception:
-                log.warning("browser host did not stop cleanly", extra={"node": node["NodeID"][:12]})
-            kill_quietly(host)
 
     def ping(self) -> bool:
         return True

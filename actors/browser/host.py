@@ -1,7 +1,9 @@
 """The shared-browser layout: one Chromium per node, reached over CDP by every session there.
 
 `BrowserHost` is a detached Ray actor pinned to its node (named f"browser-host:{node_id}"), so it
-outlives any single session; Chromium is its child and dies with it (PR_SET_PDEATHSIG).
+outlives any single session; Chromium is its child and dies with it (PR_SET_PDEATHSIG). The
+supervisor runs one per browser node as a child (supervisor/specs.py): heartbeats, restarts and
+shutdown as for any other child.
 """
 from __future__ import annotations
 
@@ -58,6 +60,11 @@ class BrowserHost:
             raise RuntimeError(f"shared Chromium exited with {self.proc.returncode}")
         return self.endpoint
 
+    def ping(self) -> dict:
+        """The supervisor's start call and heartbeat: a host whose Chromium exited fails it (and
+        is restarted, with a new Chromium)."""
+        return {"endpoint": self.cdp_endpoint(), "pid": self.proc.pid}
+
     def pid(self) -> int:
         return self.proc.pid
 
@@ -71,10 +78,12 @@ class BrowserHost:
 
 
 async def shared_endpoint(config: Config) -> str:
-    """The CDP endpoint of this node's shared Chromium, starting the host if there is none."""
+    """The CDP endpoint of this node's shared Chromium. The supervisor starts one host per
+    browser node (a child spec); a session on a node that joined since is not kept waiting: it
+    starts the host itself, and the supervisor adopts it under the same name."""
     node_id = ray.get_runtime_context().get_node_id()
-    # in the config's namespace, where the supervisor's shutdown looks for it (an actor created
-    # by an actor otherwise lands in the job's namespace)
+    # in the config's namespace, where the supervisor looks for it (an actor created by an actor
+    # otherwise lands in the job's namespace)
     host = BrowserHost.options(
         name=names.browser_host(node_id), namespace=config.settings.namespace,
         get_if_exists=True, lifetime="detached",

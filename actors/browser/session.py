@@ -54,6 +54,8 @@ SENDS_OUT_OF_DATE = counter("replydesk_send_out_of_date_total",
                             "Approved replies not sent because newer messages arrived", ("site",))
 SENDS_UNPROVEN = counter("replydesk_send_unproven_total",
                          "Sends refused because an earlier attempt's outcome could not be proven", ("site",))
+BROWSER_REOPENED = counter("replydesk_browser_reopened_total",
+                           "Sessions opened again because their browser disconnected", ("site",))
 
 # Fault-injection point for the exactly-once send test: exit the process right after the click.
 EXIT_AFTER_SEND_CLICK = "REPLYDESK_FAULT_EXIT_AFTER_SEND_CLICK"
@@ -180,6 +182,13 @@ class AccountSession:
             await handle.close()
 
     async def _adapter(self) -> SiteAdapter:
+        if self.handle is not None and not self.handle.browser.is_connected():
+            # Chromium is gone (it crashed, or the node's shared host restarted): every page call
+            # would fail from now on; open the session again (the stored login state is reused)
+            log.warning("browser disconnected; opening the session again",
+                        extra={"account": self.hash, "site": self.site.name})
+            BROWSER_REOPENED.inc(tags={"site": self.site.name})
+            await self.stop()
         if self.adapter is None:
             await self.start()
         if self.adapter is None:  # needs_login: the site is not touched until a person logs in

@@ -303,7 +303,9 @@ class Chaos:
             self.injector.start()
             t_flow = time.monotonic()
             faults = SMOKE_FAULTS if args.smoke else FAULTS
-            gap = max(1.0, (args.messages / args.rate) / (len(faults) + 1))
+            # faults spread over the flow; the short run's four come one after another (its flow
+            # of 12 s is over before the probes of the first faults have their replies anyway)
+            gap = 1.0 if args.smoke else max(1.0, (args.messages / args.rate) / (len(faults) + 1))
             for name in faults:
                 time.sleep(gap)
                 log(f"fault {name}")
@@ -366,7 +368,7 @@ class Chaos:
                     return False
             return not self._sheet_check()["missing"]
         try:
-            wait_until(done, timeout, "every conversation answered and logged", interval=2.0)
+            wait_until(done, timeout, "every conversation answered and logged", interval=0.5)
             time.sleep(3)      # late duplicates have their chance to show
             return True
         except TimeoutError as exc:

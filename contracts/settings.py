@@ -161,6 +161,10 @@ class AccountConf(BaseModel):
     # A conversation whose inbox item looks unchanged is skipped, but read again at least this
     # often: an inbox item need not show every change (identical text in the same minute).
     revisit_s: float = Field(60.0, ge=0)
+    # A pass reads every changed conversation first, then at most this many due revisits (the
+    # longest unread first): a big inbox is revisited over several passes, never all in one
+    # while new messages wait behind it.
+    revisits_per_pass: int = Field(3, ge=1)
 
 
 class BrowserConf(BaseModel):

@@ -270,3 +270,50 @@ def test_the_heartbeat_answers_while_every_slot_waits_for_the_page(config, chat_
         chat_site.faults(slow_ms=0)
         ray.get(actor.stop.remote(), timeout=60)
         ray.kill(actor)
+
+
+async def test_a_pass_reads_changed_conversations_first_and_spreads_the_revisits(
+        make_config, chat_site, store, artifacts_dir):
+    """Twelve conversations all due for a revisit and one new message: the pass reads the changed
+    conversation and two revisits (not all twelve); the others are revisited by the next passes,
+    the longest unread first, and nothing is read twice."""
+    from datetime import datetime, timedelta, timezone
+    now = [datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)]
+    cfg = make_config(app={"browser": {"artifacts_dir": str(artifacts_dir), "selector_timeout_s": 0.5,
+                                       "retry_backoff_s": 0.01, "navigation_timeout_s": 10},
+                           "accounts": [{"id": ACCOUNT, "navigations_per_minute": 10000,
+                                         "sends_per_minute": 100, "revisit_s": 60,
+                                         "revisits_per_pass": 2}]},
+                      MEETME_URL=chat_site.url)
+    s = AccountSession(cfg, ACCOUNT, clock=lambda: now[0])
+    try:
+        await s.start()
+        for i in range(12):
+            chat_site.inject(f"c{i:02d}", f"Person {i}", f"hello {i}")
+        assert len((await s.poll())["new"]) == 12
+        # read once more: reading a conversation cleared its unread badge, which is part of the
+        # inbox item's signature, so each looks changed once
+        assert (await s.poll())["new"] == []
+
+        def conversation_views() -> int:
+            return chat_site.stats()["views"].get("chat", 0)
+        now[0] += timedelta(seconds=61)            # every conversation is due for a revisit
+        chat_site.inject("c05", "Person 5", "are you there?")
+        before = conversation_views()
+        result = await s.poll()
+        assert len(result["new"]) == 1              # the new message, in this pass
+        assert conversation_views() - before == 1 + 1 + 2   # inbox, c05, two revisits
+
+        def read_at() -> dict[str, datetime]:
+            return {c["conversation_id"]: c["read_at"] for c in store.accounts.cursors.find(
+                {"account_id": ACCOUNT})}
+        fresh = {cid for cid, at in read_at().items() if at.replace(tzinfo=timezone.utc) >= now[0]}
+        assert len(fresh) == 3 and "c05" in fresh
+        for _ in range(5):                          # 9 left, 2 per pass
+            assert (await s.poll())["new"] == []
+        assert all(at.replace(tzinfo=timezone.utc) >= now[0] for at in read_at().values())
+        before = conversation_views()
+        await s.poll()                              # none due any more: the inbox only
+        assert conversation_views() - before == 1
+    finally:
+        await s.stop()

@@ -222,7 +222,7 @@ class AccountSession:
                 async with self._page_lock:
                     items = await adapter.inbox()
                 failed: SelectorNotFound | None = None
-                for item in items:
+                for item in await self._this_pass(items):
                     try:
                         async with self._page_lock:   # the cursor too: a send may have moved it
                             cursor = await asyncio.to_thread(self.store.accounts.cursor,
@@ -265,14 +265,26 @@ class AccountSession:
         finally:
             self.health.end_pass()
 
+    async def _this_pass(self, items: list) -> list:
+        """What this pass reads: every conversation whose inbox item changed (inbox order), then
+        at most `revisits_per_pass` unchanged-looking ones due for a revisit, the longest unread
+        first. A big inbox is revisited over several passes, so a new message never waits for a
+        pass that re-reads them all."""
+        cursors = await asyncio.to_thread(self.store.accounts.cursors_of, self.account.id,
+                                          [i.conversation_id for i in items])
+        changed, due = [], []
+        for item in items:
+            cursor = cursors.get(item.conversation_id)
+            if not cursor or cursor.get("signature") != item.signature:
+                changed.append(item)
+            elif self._due(cursor):
+                due.append(item)
+        due.sort(key=lambda i: _read_at(cursors[i.conversation_id]))
+        return changed + due[:self.account.revisits_per_pass]
+
     def _due(self, cursor: dict) -> bool:
         """An unchanged-looking conversation is read again once revisit_s has passed."""
-        read_at = cursor.get("read_at")
-        if read_at is None:
-            return True
-        if read_at.tzinfo is None:
-            read_at = read_at.replace(tzinfo=timezone.utc)
-        return (self.clock() - read_at).total_seconds() >= self.account.revisit_s
+        return (self.clock() - _read_at(cursor)).total_seconds() >= self.account.revisit_s
 
     def _record(self, msgs: list[ChatMessage]) -> list[str]:
         """Store messages, emit MessageSeen for incoming ones not yet emitted, flag them emitted."""
@@ -437,6 +449,14 @@ class AccountSession:
                                 site_message_id=site_message_id)
         log.info("reply %s", status, extra={"draft_id": ev.draft_id, "account": self.hash})
         return {"status": status, "site_message_id": site_message_id}
+
+
+def _read_at(cursor: dict) -> datetime:
+    """When the conversation was last read (UTC; never: the earliest time)."""
+    read_at = cursor.get("read_at")
+    if read_at is None:
+        return datetime.min.replace(tzinfo=timezone.utc)
+    return read_at if read_at.tzinfo is not None else read_at.replace(tzinfo=timezone.utc)
 
 
 def _fault_exit_hook() -> None:

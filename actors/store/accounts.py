@@ -47,6 +47,12 @@ class Accounts:
         return self.cursors.find_one({"account_id": account_id, "conversation_id": conversation_id},
                                      {"_id": 0})
 
+    def cursors_of(self, account_id: str, conversation_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The cursors of these conversations, by conversation id (one query)."""
+        docs = self.cursors.find({"account_id": account_id, "conversation_id": {"$in": conversation_ids}},
+                                 {"_id": 0})
+        return {d["conversation_id"]: d for d in docs}
+
     def set_cursor(self, account_id: str, conversation_id: str, **cursor: Any) -> None:
         self.cursors.update_one({"account_id": account_id, "conversation_id": conversation_id},
                                 {"$set": {**cursor, "updated_at": utcnow()}}, upsert=True)

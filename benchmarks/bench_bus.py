@@ -22,7 +22,6 @@ run: it is the ceiling of a one-write consumer on this server (half of it for tw
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import statistics
 import sys
@@ -288,8 +287,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--smoke", action="store_true", help="200 events, one round, figures checked")
     ap.add_argument("--events", type=int, default=None)
     ap.add_argument("--rounds", type=int, default=None, help="alternating raw / replydesk rounds (3)")
-    ap.add_argument("--no-gc-freeze", action="store_true",
-                    help="leave the start-up heap to the collector (the router freezes it)")
     args = ap.parse_args(argv)
     n = args.events or (200 if args.smoke else 2000 if args.quick else 10_000)
     args.rounds = args.rounds or (1 if args.smoke else 3)
@@ -297,8 +294,6 @@ def main(argv: list[str] | None = None) -> int:
     ns = "bench" + uuid.uuid4().hex[:8]
     server = None if os.environ.get("MONGODB_URI") else MongoServer().start()
     cfg = make_config(os.environ.get("MONGODB_URI") or server.uri, ns)
-    if not args.no_gc_freeze:   # set up like the router once it runs (supervisor/router.py)
-        gc.freeze()
     try:
         raws, brokers, twos, fulls, ceilings = [], [], [], [], []
         for r in range(args.rounds):

@@ -14,7 +14,6 @@ does not count against the delivery limit.
 """
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 from typing import Any
@@ -133,10 +132,6 @@ class Router:
                 c.start()
             self._reconciling = threading.Thread(target=self._reconcile_loop, name="reconciler", daemon=True)
             self._reconciling.start()
-            # what is alive now (modules, Ray, pydantic, OTel, connections) lives as long as the
-            # router: out of the collector's sight, a full collection no longer walks it while
-            # the consumers keep thousands of events in flight (CPython's gc.freeze)
-            gc.freeze()
             log.info("router started", extra={"queues": list(self.routes)})
         return {"queues": {c.kind: c.queue for c in self.consumers}}
 

@@ -13,12 +13,11 @@ a single Python process: at the largest sizes it, not the pool, sets the ceiling
 
     .venv/bin/python benchmarks/bench_ai.py [--quick | --smoke] [--latency-ms 200] [--window N]
 
-Why 2x8 fell short (70-78 % in quick runs): a draft waits for MongoDB about as long as for the
-AI (`db ms`, five round trips with two journaled writes on the single-process SecantusDB, slower
-still while other work loads the 2 cores), and with 2*workers*concurrency unacked drafts only one
-L of that fits before AI slots go idle (`busy` < 100 %). Doubling the pool doubles the database
-load. The worker now runs its independent lookups and writes concurrently; `--window 4` (what
-the AI consumer's default prefetch of 64 allows a 2x8 pool) shows the pool itself keeps up.
+Why 2x8 falls short (85.6 % on a quiet machine, 2026-12-02; 1x8 94 %): a draft waits for MongoDB
+longer than for the AI (`db ms` ~625 against L = 200 ms: about eight operations with two
+journaled writes on the single-process SecantusDB), so even with 64 unacked drafts the AI slots
+idle (`busy` < 90 %); doubling the pool doubles the database load. The worker already runs its
+independent lookups and writes concurrently; fewer round trips per draft is what is left.
 """
 from __future__ import annotations
 

@@ -23,7 +23,11 @@ Message-level fields (`message_*`) are looked up inside each `message` element; 
 selector `:scope` is the message element itself. Page-level elements are looked up in the page.
 An `inbox_item` names its conversation by `from` (default `["@href"]`: the item's or its first
 descendant's link, matched against `paths.conversation`; an attribute such as
-`@data-conversation-id` may give the id itself).
+`@data-conversation-id` may give the id itself). An item's visible text is its signature: a
+conversation is read when it changes. `inbox_unread` (optional, looked up inside each item) names
+the unread badge: it is then kept apart from the rest of the text, so the badge our own read
+clears does not count as a change (which would cost a second read of every new message), while
+a badge that appears or changes still does.
 
 Times are part of a message's identity when the site gives it no id: a site that shows only
 relative times ("5 min ago") needs an attribute with the absolute time (`@title`, `@datetime`),
@@ -47,6 +51,7 @@ ELEMENTS: dict[str, tuple[bool, str]] = {
                                           # page: handed to a person, never solved
     "popup_close": (False, "page"),
     "inbox_item": (True, "page"),
+    "inbox_unread": (False, "item"),      # the unread badge inside an inbox item (see below)
     "message": (True, "page"),
     "message_id": (False, "field"),
     "message_sender": (True, "field"),

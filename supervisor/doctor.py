@@ -25,7 +25,7 @@ from contracts.sitespec import ELEMENTS, SiteConf
 
 PAGES = {  # which page each element is looked for on
     "login": ("login_username", "login_password", "login_submit", "logged_out", "login_challenge"),
-    "inbox": ("inbox_item", "popup_close"),
+    "inbox": ("inbox_item", "inbox_unread", "popup_close"),
     "conversation": ("message", *FIELDS, "message_direction", "date_header", "older_messages",
                      "conversation_start", "reply_box", "send_button"),
 }

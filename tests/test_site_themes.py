@@ -94,7 +94,10 @@ async def test_extraction_with_paging_and_identical_messages(theme, themed, chat
     assert len(first["new"]) == 11 and first["conversations"] == 2
     # pages were read newest first; stored order is the conversation's order
     assert _texts(store, "c1") == [("in", f"m{i}") for i in range(10)]
+    views = chat_site.stats()["views"].get("chat", 0)
     assert (await s.poll())["new"] == []
+    # the read cleared the unread badges (inbox_unread): no change, so the inbox is all it opens
+    assert chat_site.stats()["views"].get("chat", 0) - views == 1
     # two identical messages in one minute are two messages, on every re-read and across pages
     same = _minute()
     chat_site.inject("c1", "Alice", "ok", time=same)
@@ -121,8 +124,12 @@ async def test_reply_sent_once_and_never_read_back_as_incoming(theme, themed, ch
     chat_site.inject("c1", "Alice", "are you there?")
     await s.poll()
     did, event = _approve(store, "c1", "Yes <b>here</b> 👋")
+    views = chat_site.stats()["views"].get("chat", 0)
     r = await s.send(event, {})
     assert r["status"] == "sent"
+    # one page load to read what came since and send from (never a second load of the same page),
+    # plus the reload of a form post (aria sends by XHR)
+    assert chat_site.stats()["views"].get("chat", 0) - views == (1 if theme == "aria" else 2)
     assert bool(r["site_message_id"]) == (theme in ("classic", "bubbles"))  # only those show ids
     assert store.drafts.get(did)["status"] == "sent"
     assert (await s.send(event))["status"] == "already_sent"

@@ -86,13 +86,22 @@ class SendNotConfirmed(RuntimeError):
 # Per inbox item: the first source (`@attr` on the item or its first descendant that has it) with a
 # value, and the item's visible text (its signature: preview, time and unread count change on arrival).
 _INBOX_JS = """
-(els, from) => els.map(el => {
+(els, [from, unread]) => els.map(el => {
   for (const src of from) {
     const attr = src.slice(1);
     const f = el.hasAttribute(attr) ? el : el.querySelector('[' + CSS.escape(attr) + ']');
     const v = f ? f.getAttribute(attr) : null;
-    if (v && v.trim()) return {ref: attr === 'href' ? new URL(v, location.href).pathname : v.trim(),
-                               text: el.textContent};
+    if (!(v && v.trim())) continue;
+    const ref = attr === 'href' ? new URL(v, location.href).pathname : v.trim();
+    for (const sel of unread) {   // the first badge selector that matches inside the item
+      const badges = Array.from(el.querySelectorAll(sel));
+      if (!badges.length) continue;
+      const badge = badges.map(b => b.textContent).join(' ');
+      const rest = el.cloneNode(true);
+      rest.querySelectorAll(sel).forEach(b => b.remove());
+      return {ref, text: rest.textContent, unread: badge};
+    }
+    return {ref, text: el.textContent, unread: null};
   }
   return null;
 })
@@ -257,15 +266,16 @@ class SiteAdapter:
             return []
         items = []
         sources = [src for src in self.site.element("inbox_item").from_ if src.startswith("@")]
+        unread = self.site.selectors("inbox_unread")
         unreadable = 0
-        for raw in await found[0].evaluate_all(_INBOX_JS, sources):
+        for raw in await found[0].evaluate_all(_INBOX_JS, [sources, unread]):
             ref = (raw or {}).get("ref", "")
             m = self._conv_re.match(ref)
             conversation_id = m.group(1) if m else (ref if ref and "/" not in ref else None)
             if conversation_id is None:
                 unreadable += 1
                 continue
-            items.append(InboxItem(conversation_id, " ".join(raw["text"].split())))
+            items.append(InboxItem.of(conversation_id, raw["text"], raw.get("unread")))
         if unreadable:  # a conversation we cannot name is a conversation we would never read
             raise await self.selectors.not_found(
                 self.page, "inbox_item", detail=f"{unreadable} inbox item(s) gave no conversation "
@@ -474,10 +484,32 @@ class SiteAdapter:
             self.site.name, self.page.url, shot, html)
 
 
+BADGE = "\x1f"   # in a signature: the item's text, then the unread badge when the spec names it
+
+
 @dataclass(frozen=True)
 class InboxItem:
     conversation_id: str
     signature: str  # the item's visible text (preview, time, unread badge): changes on arrival
+
+    @classmethod
+    def of(cls, conversation_id: str, text: str, badge: str | None) -> "InboxItem":
+        """`badge`: the text of the item's `inbox_unread` element (None: the spec names none, or
+        none is shown); kept after BADGE so the text without it can be compared alone."""
+        text = " ".join(text.split())
+        badge = " ".join((badge or "").split())
+        return cls(conversation_id, f"{text}{BADGE}{badge}" if badge else text)
+
+    def unchanged_since(self, recorded: str | None) -> bool:
+        """Nothing new since the signature recorded at the last read: the same, or the same text
+        with only the unread badge gone (the read cleared it, as a person's reading does). A
+        new message changes the text or brings a badge back; what changes neither (the same
+        text again, read elsewhere) is found by the revisit."""
+        if recorded is None:
+            return False
+        return recorded == self.signature or (
+            BADGE not in self.signature and BADGE in recorded
+            and recorded.partition(BADGE)[0] == self.signature)
 
 
 def _ends(shapes: list, window: list) -> list[int]:

@@ -227,7 +227,7 @@ class AccountSession:
                         async with self._page_lock:   # the cursor too: a send may have moved it
                             cursor = await asyncio.to_thread(self.store.accounts.cursor,
                                                              self.account.id, item.conversation_id)
-                            if cursor and cursor.get("signature") == item.signature \
+                            if cursor and item.unchanged_since(cursor.get("signature")) \
                                     and not self._due(cursor):
                                 continue
                             new += await self._read_conversation(adapter, item.conversation_id,
@@ -266,7 +266,8 @@ class AccountSession:
             self.health.end_pass()
 
     async def _this_pass(self, items: list) -> list:
-        """What this pass reads: every conversation whose inbox item changed (inbox order), then
+        """What this pass reads: every conversation whose inbox item changed (inbox order; an
+        unread badge that only went away is no change, see InboxItem.unchanged_since), then
         at most `revisits_per_pass` unchanged-looking ones due for a revisit, the longest unread
         first. A big inbox is revisited over several passes, so a new message never waits for a
         pass that re-reads them all."""
@@ -275,9 +276,14 @@ class AccountSession:
         changed, due = [], []
         for item in items:
             cursor = cursors.get(item.conversation_id)
-            if not cursor or cursor.get("signature") != item.signature:
+            if not cursor or not item.unchanged_since(cursor.get("signature")):
                 changed.append(item)
-            elif self._due(cursor):
+                continue
+            if cursor.get("signature") != item.signature:  # only the unread badge went (read):
+                await asyncio.to_thread(                   # a badge next time is a change again
+                    self.store.accounts.set_cursor, self.account.id, item.conversation_id,
+                    signature=item.signature)
+            if self._due(cursor):
                 due.append(item)
         due.sort(key=lambda i: _read_at(cursors[i.conversation_id]))
         return changed + due[:self.account.revisits_per_pass]
@@ -365,7 +371,9 @@ class AccountSession:
         # must still answer the conversation as it is now
         cursor = await asyncio.to_thread(self.store.accounts.cursor, self.account.id, ev.conversation_id)
         await self._read_conversation(adapter, ev.conversation_id, cursor, None)
-        await adapter.visit(adapter.url("conversation", conversation_id=ev.conversation_id))
+        url = adapter.url("conversation", conversation_id=ev.conversation_id)
+        if adapter.page.url != url:  # the read paged back to older messages: the newest page again
+            await adapter.visit(url)
         # read_seen proves every message's direction or raises: no send on an unprovable page
         on_page = await adapter.read_seen()
         if "send_anchor" in draft:  # an earlier attempt may have clicked before a crash

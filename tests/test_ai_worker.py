@@ -14,6 +14,7 @@ from contracts import telemetry
 from contracts.errors import DeadLetter, root_cause
 from contracts.events import ChatMessage, parse_event
 from contracts.ids import draft_id
+from tests.helpers import wait_for
 
 FAST = {"workers": 2, "concurrency": 4, "connect_timeout_s": 0.5, "timeout_s": 1.0,
         "max_attempts": 3, "backoff_initial_s": 0.01, "backoff_max_s": 0.05}
@@ -167,3 +168,32 @@ def test_classification_is_stored_and_a_redelivery_costs_no_ai_call(pool_for, st
     seed(store, "c-ok", "Fancy a walk on Sunday?")
     made = ray.get(pool.submit("acct", "c-ok", CARRIER), timeout=30)
     assert store.conversations.get("acct", "c-ok")["draft_id"] == made["draft_id"]
+
+
+def test_a_draft_written_from_an_older_history_after_a_newer_one_is_superseded_at_once(
+        pool_for, store, ai_server):
+    """Two workers race on one conversation: the draft of the older history is stored last. It is
+    superseded by the newer one at once (never two open drafts), and the conversation's state
+    stays at the newest history."""
+    pool, _ = pool_for(timeout_s=10)
+    seed(store, "c1", "Hi, are you there?")
+    ai_server.latency(1500)                      # the first draft's answer comes late
+    slow = pool.submit("acct", "c1")
+    wait_for(lambda: ai_server.count == 1, 30, "the first request at the AI")
+    ai_server.latency(0)
+    store.messages.insert([ChatMessage(message_id="acct:c1:new", account_id="acct", site="meetme",
+                                       conversation_id="c1", sender="Bob", text="Fancy a walk?",
+                                       sent_at="2026-01-01T10:05:00Z")])
+    fast = ray.get(pool.submit("acct", "c1"), timeout=30)
+    late = ray.get(slow, timeout=30)
+    assert fast["created"] and late["created"] and fast["draft_id"] != late["draft_id"]
+    older, newer = store.drafts.get(late["draft_id"]), store.drafts.get(fast["draft_id"])
+    assert older["answers_seq"] < newer["answers_seq"]
+    assert older["status"] == "superseded" and older["superseded_by"] == fast["draft_id"]
+    assert newer["status"] == "pending_review"
+    state = store.conversations.get("acct", "c1")
+    assert state["draft_id"] == fast["draft_id"] and state["seq"] == newer["answers_seq"]
+    # and a redelivery of either event asks the AI no more: the newest draft is found
+    calls = ai_server.count
+    assert ray.get(pool.submit("acct", "c1"), timeout=30)["draft_id"] == fast["draft_id"]
+    assert ai_server.count == calls

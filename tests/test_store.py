@@ -166,3 +166,28 @@ def test_messages_known_by_content_key_unless_their_site_ids_differ(store):
     assert [x.message_id for x in store.messages.insert([m("acct:c9:m2", "m2")])] == ["acct:c9:m2"]
     seqs = [d["seq"] for d in store.messages.coll.find({"conversation_id": "c9"}).sort("seq", 1)]
     assert len(seqs) == 2 and seqs[0] < seqs[1]
+
+
+def test_a_classification_from_an_older_history_never_overwrites_a_newer_one(store):
+    """Two workers racing on one conversation: whichever records first, the state ends at the
+    newest history, and each learns what it supersedes or is superseded by (one round trip)."""
+    conv = store.conversations
+
+    def record(seq: int, draft: str | None):
+        return conv.record_classification(account_id="acct", conversation_id="c1",
+                                          last_message_id=f"m{seq}", classification="needs_reply",
+                                          draft_id=draft, seq=seq)
+    assert record(1, "d1") == (True, None)                      # the first decision
+    recorded, before = record(3, "d3")                          # newer: supersedes d1
+    assert recorded and before["draft_id"] == "d1" and before["seq"] == 1
+    recorded, newer = record(2, "d2")                           # older, written later
+    assert not recorded and newer["draft_id"] == "d3" and newer["seq"] == 3
+    recorded, before = record(3, "d3")                          # a redelivery of the newest
+    assert recorded and before["draft_id"] == "d3"
+    assert conv.get("acct", "c1")["draft_id"] == "d3"
+    # a state recorded before states knew their seq is overwritten, not taken for a newer one
+    conv.coll.update_one({"_id": conv.key("acct", "c2")}, {"$set": {"draft_id": "old"}}, upsert=True)
+    recorded, before = conv.record_classification(
+        account_id="acct", conversation_id="c2", last_message_id="m1", classification="chit_chat",
+        draft_id=None, seq=1)
+    assert recorded and before["draft_id"] == "old" and conv.get("acct", "c2")["seq"] == 1

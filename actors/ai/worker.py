@@ -5,7 +5,9 @@ is derived from the conversation's newest message, so a redelivered event finds 
 only re-queues its (idempotent) outbox event; the AI is not asked twice. At most one draft of a
 conversation is open: a new one supersedes the older pending one, and one written from an older
 history than an existing draft is superseded at once (two workers racing on one conversation).
-A draft costs three database round trips: the reads, the insert, the event with the rest.
+A draft costs three database round trips and four operations: two reads (the history and the
+conversation's state), the insert, then its event and the conversation's state at once (which
+also says what the draft supersedes, or that it is out of date itself).
 
 Concurrency: at most `app.ai.concurrency` AI requests are in flight per worker (the permits'
 semaphore, also capped by the worker's share of `max_concurrent_requests`). It covers the HTTP
@@ -39,7 +41,7 @@ T = TypeVar("T")
 # MongoDB calls run off the event loop on a few threads per worker: journaled writes slow down
 # sharply when many run at once (measured: 1 100/s with 1-4 writers, 350/s with 16), so more
 # threads would only queue inside the database.
-DB_THREADS = 3     # a draft's first round trip is three reads at once
+DB_THREADS = 3     # a draft runs at most two operations at once; a neighbour's overlaps them
 
 
 def answered_messages(history: list[ChatMessage]) -> list[str]:
@@ -123,9 +125,8 @@ class AIWorker:
     async def _draft(self, span: Any, account_id: str, conversation_id: str) -> dict[str, Any]:
         # independent lookups run at once: each round trip a draft waits for is taken from the
         # window of unacked events that keeps the AI endpoint busy
-        (history, seq), latest, known = await asyncio.gather(
+        (history, seq), known = await asyncio.gather(
             self._db(self.store.messages.history, account_id, conversation_id, self.history),
-            self._db(self.store.drafts.latest_for_conversation, account_id, conversation_id),
             self._db(self.store.conversations.get, account_id, conversation_id))
         if not history:
             raise DeadLetter(f"no stored messages for conversation {conversation_id!r}")
@@ -138,23 +139,23 @@ class AIWorker:
             return {"draft_id": None, "classification": None, "created": False}
         did = draft_id(account_id, conversation_id, last.message_id)
         span.set_attribute("ai.draft_id", did)
-        # the draft of this history, if written already, is the conversation's newest (a rare
-        # older one written later only costs a second AI call; its insert is a no-op)
-        existing = latest if latest is not None and latest["_id"] == did else None
+        carrier = telemetry.inject()
+        drafts = self.store.drafts
+        # the conversation's state names the draft of its newest decision: a redelivery finds
+        # it there (a crash between the draft's insert and this state costs one more AI call,
+        # and the draft already stored is what its event carries)
+        existing = (await self._db(drafts.get, did)
+                    if known and known.get("draft_id") == did else None)
         if existing is not None:  # redelivery: make sure its event is queued, do not ask again
             self.counts["duplicates"] += 1
-            event = DraftCreated.make(draft_id=did, account_id=account_id,
-                                      conversation_id=conversation_id,
-                                      message_ids=existing["message_ids"],
-                                      classification=existing["classification"], text=existing["text"])
-            await self._db(self.store.outbox.add, [event], telemetry.inject())
+            await self._db(self.store.outbox.add, [self._created(existing)], carrier)
             return {"draft_id": did, "classification": existing["classification"], "created": False}
         if known and known["last_message_id"] == last.message_id and known["draft_id"] is None:
             # redelivery of a conversation already classified as needing no reply
             self.counts["duplicates"] += 1
             await self._db(self.store.outbox.add, [self._classified(
                 did, account_id, conversation_id, last.message_id, known["classification"])],
-                telemetry.inject())
+                carrier)
             return {"draft_id": None, "classification": known["classification"], "created": False}
 
         tally = Tally()
@@ -166,58 +167,59 @@ class AIWorker:
             for k in ("attempts", "retries", "tokens", "rate_limited"):
                 self.counts[k] += getattr(tally, k)
 
-        message_ids = answered_messages(history)
-        carrier = telemetry.inject()
-        drafts = self.store.drafts
+        record = functools.partial(
+            self.store.conversations.record_classification, account_id=account_id,
+            conversation_id=conversation_id, last_message_id=last.message_id,
+            classification=answer.classification, seq=seq)
         if answer.classification != "needs_reply":
             self.counts["classified"] += 1
             event = self._classified(did, account_id, conversation_id, last.message_id,
                                      answer.classification)
-            await asyncio.gather(   # all idempotent: a redelivery after a crash redoes any
-                self._db(functools.partial(
-                    self.store.conversations.record_classification, account_id=account_id,
-                    conversation_id=conversation_id, last_message_id=last.message_id,
-                    classification=answer.classification, draft_id=None, seq=seq)),
-                self._db(self.store.outbox.add, [event], carrier),
+            (recorded, before), _ = await asyncio.gather(   # idempotent: a redelivery redoes any
+                self._db(functools.partial(record, draft_id=None)),
+                self._db(self.store.outbox.add, [event], carrier))
+            if recorded and before and before.get("draft_id"):
                 # the newer reading of the conversation says no reply: an older draft is out of date
-                self._db(drafts.supersede_older, account_id, conversation_id, seq, None,
-                         f"the conversation, read again with newer messages, was classified "
-                         f"{answer.classification!r}"))
+                await self._db(drafts.supersede_older, account_id, conversation_id, seq, None,
+                               f"the conversation, read again with newer messages, was classified "
+                               f"{answer.classification!r}")
             return {"draft_id": None, "classification": answer.classification, "created": False}
 
         doc = {"_id": did, "account_id": account_id, "conversation_id": conversation_id,
-               "message_ids": message_ids, "last_message_id": last.message_id, "answers_seq": seq,
-               "classification": answer.classification, "text": answer.reply,
+               "message_ids": answered_messages(history), "last_message_id": last.message_id,
+               "answers_seq": seq, "classification": answer.classification, "text": answer.reply,
                "reason": answer.reason, "model": self.model, "status": "pending_review",
                "ai": {"attempts": tally.attempts, "tokens": tally.tokens}}
         created = await self._db(drafts.insert, doc)
         self.counts["created" if created else "duplicates"] += 1
         if created:
             metrics.count("drafts", 1, self.model)
-        event = DraftCreated.make(draft_id=did, account_id=account_id, conversation_id=conversation_id,
-                                  message_ids=message_ids, classification=answer.classification,
-                                  text=answer.reply or "")
-        # after the draft is stored, at once (a redelivery finds it): its event, the conversation's
-        # state, and at most one open draft per conversation: this one supersedes older ones, and
-        # is itself superseded if a newer one was written while the AI answered
-        _, _, others = await asyncio.gather(
-            self._db(functools.partial(
-                self.store.conversations.record_classification, account_id=account_id,
-                conversation_id=conversation_id, last_message_id=last.message_id,
-                classification=answer.classification, draft_id=did, seq=seq)),
-            self._db(self.store.outbox.add, [event], carrier),
-            self._db(drafts.rivals, account_id, conversation_id, did, seq))
-        newer = next((d for d in others if (d.get("answers_seq") or 0) > seq), None)
-        if newer is not None:
-            await self._db(drafts.supersede, did, ("pending_review",), newer["_id"],
-                           "a draft written from newer messages exists")
-        elif any(d.get("status") == "pending_review" for d in others):
+        else:   # stored by an earlier delivery: its event carries what is stored, not this answer
+            doc = await self._db(drafts.get, did) or doc
+        # after the draft is stored, at once (a redelivery finds it): its event and the
+        # conversation's state, which also says what it supersedes: at most one open draft per
+        # conversation, so this one supersedes older ones, and is itself superseded at once if
+        # one written from newer messages was recorded while the AI answered
+        (recorded, other), _ = await asyncio.gather(
+            self._db(functools.partial(record, draft_id=did)),
+            self._db(self.store.outbox.add, [self._created(doc)], carrier))
+        if not recorded:
+            await self._db(drafts.supersede, did, ("pending_review",), other.get("draft_id"),
+                           "a newer reading of the conversation exists")
+        elif other and other.get("draft_id") not in (None, did):
             await self._db(drafts.supersede_older, account_id, conversation_id, seq, did,
                            "newer messages arrived; a new draft answers them all")
         log.info("draft created", extra={"draft_id": did, "conversation_id": conversation_id,
                                          "account": account_hash(account_id),
-                                         "superseded": newer is not None})
+                                         "superseded": not recorded})
         return {"draft_id": did, "classification": answer.classification, "created": created}
+
+    @staticmethod
+    def _created(doc: dict[str, Any]) -> DraftCreated:
+        return DraftCreated.make(draft_id=doc["_id"], account_id=doc["account_id"],
+                                 conversation_id=doc["conversation_id"],
+                                 message_ids=doc["message_ids"],
+                                 classification=doc["classification"], text=doc.get("text") or "")
 
     @staticmethod
     def _classified(did: str, account_id: str, conversation_id: str, last_message_id: str,

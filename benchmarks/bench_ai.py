@@ -7,17 +7,20 @@ flight with the shipped config (`bus.prefetch`, 64); the rate is n / wall time. 
 baseline measured in the same run -- plain aiohttp from this process at the same concurrency,
 no Ray, no MongoDB, no gate -- shows what the stand-in itself delivers. Then the same with 30% of
 the calls answered 429 at once with Retry-After 50 ms: each draft then needs 0.43 extra attempts
-on average (~22 ms), so ~90% of the fault-free ideal is the most that run can reach.
+on average, judged against the same fault-free ideal.
 Every draft also costs four MongoDB operations (two journaled writes) on the SecantusDB stand-in,
 a single Python process: at the largest sizes it, not the pool, sets the ceiling on 2 cores.
 
     .venv/bin/python benchmarks/bench_ai.py [--quick | --smoke] [--latency-ms 200] [--window N]
 
-Why 2x8 falls short (85.6 % on a quiet machine, 2026-12-02; 1x8 94 %): a draft waits for MongoDB
-longer than for the AI (`db ms` ~625 against L = 200 ms: about eight operations with two
-journaled writes on the single-process SecantusDB), so even with 64 unacked drafts the AI slots
-idle (`busy` < 90 %); doubling the pool doubles the database load. The worker already runs its
-independent lookups and writes concurrently; fewer round trips per draft is what is left.
+Measured on a quiet machine, 2026-12-03: 1x8 96.5 %, 2x8 94.3 %, with 30 % 429s 94.0 % and
+93.6 % (goal >= 90 %: met). 2x8 fell short (85.6 %) while a draft cost seven MongoDB operations;
+four are left (history and state read at once, the draft, then its event and the state written at
+once; the state is a compare-and-set on its revision, not a findAndModify, which the wire server
+answers with a scan of the whole collection). 4x8 and 2x16 (an ideal of 160 drafts/s) reach
+94 % / 88 % (with 429s) when measured alone, but only 25-35 % after the smaller sizes ran: on
+2 cores the CPU is then 0 % idle (secantusd-py alone ~0.8 of a core) and every write on the
+SecantusDB stand-in costs more as its oplog grows (insert 0.8 -> 1.6 ms after 21,000 writes).
 """
 from __future__ import annotations
 
@@ -46,6 +49,7 @@ from standins.aiserver import AdminClient  # noqa: E402
 from standins.mongo import free_port  # noqa: E402
 
 KEY = "sk-bench-key-0123456789"
+GOAL, GOAL_SIZES = 0.90, ("1x8", "2x8")   # of ideal, with and without 30 % 429s
 
 
 def start_standin() -> tuple[subprocess.Popen, AdminClient]:
@@ -211,6 +215,10 @@ def main(argv: list[str] | None = None) -> int:
                 store.db.client.drop_database(ns)
     finally:
         services.close()
+    goals = [k for k in figures if k.endswith("pool/ideal") and k.split()[0] in GOAL_SIZES]
+    for k in goals:
+        print(f"goal: {k} >= {GOAL:.0%}: {figures[k]:.1%} "
+              f"{'met' if figures[k] >= GOAL else 'NOT MET'}")
     if a.smoke:   # 429s: none without faults; with 30 % of calls answered 429, some were retried
         check("bench_ai", figures, {
             **{k: (1e-9, 2.0) for k in figures if k.endswith("pool/ideal")},

@@ -191,3 +191,25 @@ def test_a_classification_from_an_older_history_never_overwrites_a_newer_one(sto
         account_id="acct", conversation_id="c2", last_message_id="m1", classification="chit_chat",
         draft_id=None, seq=1)
     assert recorded and before["draft_id"] == "old" and conv.get("acct", "c2")["seq"] == 1
+    # a state read before asking the AI, changed by another worker meanwhile: decided again
+    stale = conv.get("acct", "c1")
+    assert record(4, "d4") == (True, stale)
+    recorded, newer = conv.record_classification(
+        account_id="acct", conversation_id="c1", last_message_id="m3", classification="chit_chat",
+        draft_id=None, seq=3, known=stale)              # it read seq 3, then seq 4 was recorded
+    assert not recorded and newer["draft_id"] == "d4"
+    recorded, before = conv.record_classification(
+        account_id="acct", conversation_id="c1", last_message_id="m5", classification="needs_reply",
+        draft_id="d5", seq=5, known=stale)              # newer than what it missed: recorded
+    assert recorded and before["draft_id"] == "d4"      # and it learns the draft it supersedes
+    assert conv.get("acct", "c1")["draft_id"] == "d5"
+    def first(seq: int, draft: str | None, **kw):
+        return conv.record_classification(account_id="acct", conversation_id="c3",
+                                          last_message_id=f"m{seq}", classification="needs_reply",
+                                          draft_id=draft, seq=seq, **kw)
+    # both read "no state yet"; the rival's first decision is recorded before ours
+    assert first(2, "r2", known=None) == (True, None)
+    recorded, newer = first(1, "o1", known=None)        # ours is older: not recorded
+    assert not recorded and newer["draft_id"] == "r2"
+    recorded, before = first(3, "o3", known=None)       # ours is newer: recorded over it
+    assert recorded and before["draft_id"] == "r2" and conv.get("acct", "c3")["draft_id"] == "o3"

@@ -170,7 +170,7 @@ class AIWorker:
         record = functools.partial(
             self.store.conversations.record_classification, account_id=account_id,
             conversation_id=conversation_id, last_message_id=last.message_id,
-            classification=answer.classification, seq=seq)
+            classification=answer.classification, seq=seq, known=known)
         if answer.classification != "needs_reply":
             self.counts["classified"] += 1
             event = self._classified(did, account_id, conversation_id, last.message_id,

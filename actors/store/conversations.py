@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument, WriteConcern
+from pymongo import ASCENDING, DESCENDING, WriteConcern
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from contracts.events import utcnow
+
+
+UNREAD = object()   # record_classification reads the state itself
+_MAX_RACES = 100
 
 
 class Conversations:
@@ -27,28 +31,40 @@ class Conversations:
         return f"{account_id}:{conversation_id}"
 
     def record_classification(self, *, account_id: str, conversation_id: str, last_message_id: str,
-                              classification: str, draft_id: str | None,
-                              seq: int) -> tuple[bool, dict[str, Any] | None]:
+                              classification: str, draft_id: str | None, seq: int,
+                              known: dict[str, Any] | None | object = UNREAD,
+                              ) -> tuple[bool, dict[str, Any] | None]:
         """Record what the AI decided from the history up to message `seq`, unless a decision
         from a newer history is recorded already (two workers racing on one conversation).
         Returns (recorded, the state before: None for the first decision; when not recorded,
-        the newer decision). One round trip: this is also how a new draft learns which draft it
-        supersedes, or that it is out of date itself."""
+        the newer decision). This is also how a new draft learns which draft it supersedes, or
+        that it is out of date itself.
+
+        A compare-and-set on the state's revision, from `known` (the state the caller read
+        before it asked the AI; read here when not given): one write when nobody raced, and
+        one more read per lost race. Not a findAndModify: the MongoDB-wire server scans the
+        whole collection for one (18 ms at 3,000 conversations, against 0.7 ms for this
+        update), and a pool that doubles its drafts per second would wait on it."""
         key = self.key(account_id, conversation_id)
-        update = {"$set": {"account_id": account_id, "conversation_id": conversation_id,
-                           "last_message_id": last_message_id, "classification": classification,
-                           "draft_id": draft_id, "classified_at": utcnow(), "seq": seq}}
-        try:
-            return True, self.coll.find_one_and_update(
-                {"_id": key, "seq": {"$lte": seq}}, update, upsert=True,
-                return_document=ReturnDocument.BEFORE)
-        except DuplicateKeyError:   # the state exists and did not match: a newer seq, or none
-            before = self.coll.find_one({"_id": key})
-            if before is not None and (before.get("seq") or 0) > seq:
+        fields = {"account_id": account_id, "conversation_id": conversation_id,
+                  "last_message_id": last_message_id, "classification": classification,
+                  "draft_id": draft_id, "classified_at": utcnow(), "seq": seq}
+        before = self.coll.find_one({"_id": key}) if known is UNREAD else known
+        for _ in range(_MAX_RACES):
+            if before is None:
+                try:
+                    self.coll.insert_one({"_id": key, **fields, "rev": 1})
+                    return True, None
+                except DuplicateKeyError:   # another decision was recorded first
+                    pass
+            elif (before.get("seq") or 0) > seq:   # no seq: recorded before states knew it
                 return False, before
-            # recorded before states knew their seq (or removed meanwhile): ours is the newest
-            return True, self.coll.find_one_and_update({"_id": key}, update, upsert=True,
-                                                       return_document=ReturnDocument.BEFORE)
+            elif self.coll.update_one({"_id": key, "rev": before.get("rev")},
+                                      {"$set": fields, "$inc": {"rev": 1}}).matched_count:
+                return True, before
+            before = self.coll.find_one({"_id": key})   # changed since read: decide again
+        raise RuntimeError(f"conversation state {key!r} changed {_MAX_RACES} times while one "
+                           f"decision was being recorded")
 
     def get(self, account_id: str, conversation_id: str) -> dict[str, Any] | None:
         return self.coll.find_one({"_id": self.key(account_id, conversation_id)})

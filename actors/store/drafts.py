@@ -90,12 +90,6 @@ class Drafts:
         return list(self.coll.find({"account_id": account_id, "conversation_id": conversation_id},
                                    {"_id": 1, "status": 1, "answers_seq": 1, "last_message_id": 1}))
 
-    def rivals(self, account_id: str, conversation_id: str, draft_id: str, seq: int) -> list[dict[str, Any]]:
-        """The conversation's other drafts that are open, or written from a newer history than
-        `seq`: what a new draft supersedes, or is superseded by."""
-        return [d for d in self.of_conversation(account_id, conversation_id)
-                if d["_id"] != draft_id and (d.get("status") == PENDING or (d.get("answers_seq") or 0) > seq)]
-
     def supersede(self, draft_id: str, from_status: tuple[str, ...], by: str | None,
                   reason: str) -> dict[str, Any] | None:
         return self.transition(draft_id, from_status, SUPERSEDED, superseded_by=by,

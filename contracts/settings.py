@@ -165,6 +165,9 @@ class AccountConf(BaseModel):
     # longest unread first): a big inbox is revisited over several passes, never all in one
     # while new messages wait behind it.
     revisits_per_pass: int = Field(3, ge=1)
+    # A live site (`live: true` in its spec) is read when its open inbox page changes; its inbox
+    # is still reloaded at least this often, in case the push channel stopped silently.
+    safety_poll_s: float = Field(60.0, gt=0)
 
 
 class BrowserConf(BaseModel):

@@ -109,6 +109,12 @@ class SiteConf(BaseModel):
     paths: dict[str, str]
     elements: dict[str, Element]
     anchor_messages: int = Field(3, ge=1, le=20)  # messages before a send that fingerprint its place
+    # The site pushes changes into its open inbox page (a websocket or SSE channel its own client
+    # renders). The session then keeps the inbox page open, is told of each change by the page
+    # itself (a MutationObserver), reads the changed conversations at once, and reloads the inbox
+    # only every `safety_poll_s` of the account (the channel may stop silently). Default: the
+    # session reloads the inbox every `poll_interval_s`.
+    live: bool = False
 
     @field_validator("paths")
     @classmethod

@@ -15,6 +15,13 @@ site spec: `classic` by conf/sites/meetme.yaml, the others by standins/sites/<th
 - `aria`: no class names at all (data-testid, roles, ARIA attributes), day separators with
   `HH:MM` clocks, a contenteditable reply box and an XHR (JSON) send without navigation.
 
+Live pages: an open inbox page (every theme) subscribes to `GET /_live/inbox`, a server-sent
+events stream (as real chat sites push over a websocket or SSE): whenever a message is added to
+any conversation, the page receives the inbox re-rendered in the current theme and replaces its
+content in place, without a reload. The `live` fault (`faults(live=False)`) makes the channel
+stop silently: the stream stays open and sends nothing, as a dead push channel does. Streams are
+not page views.
+
 `POST /_admin/theme {"theme": ...}` switches the theme for all later page loads (a redesign in the
 middle of the day); `reset` restores the app's default (`make_app(theme=..., brand=...)`). Chat
 text is hostile: everything dynamic is HTML-escaped.
@@ -25,6 +32,7 @@ default theme and brand).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import time
@@ -86,6 +94,8 @@ class Faults:
                                      # shows that challenge page instead of logging in
     send_render_stale: bool = False  # an XHR send is stored, but its answer re-renders the log
                                      # without it (a later page load shows it)
+    live: bool = True                # open inbox pages get new messages pushed (False: the
+                                     # channel stays open and silently sends nothing)
 
 
 class SiteState:
@@ -107,8 +117,18 @@ class SiteState:
         self.sent: list[dict[str, Any]] = []
         self.faults = Faults()
         self.stats: dict[str, Any] = {"login_submissions": 0, "logins": 0, "page_views": 0,
-                                      "views": {}, "sends": 0, "errors_500": 0, "resets": 0}
+                                      "views": {}, "sends": 0, "errors_500": 0, "resets": 0,
+                                      "inbox_views": 0, "live_streams": 0, "live_pushes": 0}
         self.next_id = 1
+        for q in getattr(self, "listeners", ()):   # the pages of before the reset reconnect
+            q.put_nowait(None)
+        self.listeners: set[asyncio.Queue] = set()   # open live inbox streams
+
+    def changed(self, conversation_id: str) -> None:
+        """Tell every open live inbox that the inbox changed (unless the channel is dead)."""
+        if self.faults.live:
+            for q in self.listeners:
+                q.put_nowait(conversation_id)
 
     def add_message(self, conversation_id: str, sender: str, text: str, direction: str,
                     when: str | None = None, title: str | None = None) -> Message:
@@ -121,6 +141,7 @@ class SiteState:
         conv.messages.append(msg)
         if direction == "in":
             conv.unread += 1
+        self.changed(conversation_id)
         return msg
 
     def new_session(self, user: str) -> str:
@@ -170,12 +191,24 @@ class Markup:
         return element not in self.broken
 
 
-def _page(title: str, body: str, *, modal: str, logged_in: bool) -> str:
+# An open inbox page keeps itself current: each pushed inbox replaces the page's content (its
+# scripts stay), as a chat site's own client renders what its websocket or SSE channel brings.
+_LIVE_SCRIPT = """<script>(() => {
+  const es = new EventSource("/_live/inbox");
+  es.addEventListener("inbox", (ev) => {
+    const doc = new DOMParser().parseFromString(JSON.parse(ev.data).body, "text/html");
+    const scripts = [...document.body.querySelectorAll(":scope > script")];
+    document.body.replaceChildren(...doc.body.childNodes, ...scripts);
+  });
+})();</script>"""
+
+
+def _page(title: str, body: str, *, modal: str, logged_in: bool, live: bool = False) -> str:
     store = ("<script>if(!localStorage.getItem('mm.device'))"
              "localStorage.setItem('mm.device',Math.random().toString(36).slice(2));</script>"
              if logged_in else "")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title></head>"
-            f"<body>{body}{modal}{store}</body></html>")
+            f"<body>{body}{modal}{store}{_LIVE_SCRIPT if live else ''}</body></html>")
 
 
 # ---------------------------------------------------------------- the classic markup
@@ -584,21 +617,24 @@ def _theme(request: web.Request) -> Theme:
     return _THEMES[_state(request).theme]
 
 
-def _html(request: web.Request, title: str, body: str, *, logged_in: bool) -> web.Response:
+def _html(request: web.Request, title: str, body: str, *, logged_in: bool,
+          live: bool = False) -> web.Response:
     st = _state(request)
     f = st.faults
     n = st.stats["page_views"]
     popup = f.popup == "always" or (isinstance(f.popup, int) and f.popup > 0 and n % f.popup == 0)
     theme = _theme(request)
     modal = theme.popup(st.brand, f) if popup else ""
-    return web.Response(text=_page(theme.title(title, st.brand), body, modal=modal, logged_in=logged_in),
+    return web.Response(text=_page(theme.title(title, st.brand), body, modal=modal,
+                                   logged_in=logged_in, live=live),
                         content_type="text/html")
 
 
 @web.middleware
 async def _faults(request: web.Request, handler):
-    """Page requests (not /_admin) get the configured slowness, resets and 500s."""
-    if request.path.startswith("/_admin"):
+    """Page requests (not /_admin, not the live streams) get the configured slowness, resets
+    and 500s."""
+    if request.path.startswith(("/_admin", "/_live")):
         return await handler(request)
     st = _state(request)
     f = st.faults
@@ -682,7 +718,37 @@ async def inbox(request: web.Request) -> web.Response:
     st = _state(request)
     if not st.session_user(request):
         raise _login_redirect(request)
-    return _html(request, "Messages", _theme(request).inbox(st, st.faults), logged_in=True)
+    st.stats["inbox_views"] += 1
+    return _html(request, "Messages", _theme(request).inbox(st, st.faults), logged_in=True, live=True)
+
+
+async def live_inbox(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: `inbox` with the inbox re-rendered (current theme) after each change."""
+    st = _state(request)
+    if not st.session_user(request):
+        raise web.HTTPUnauthorized(text="logged out")
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                       "Cache-Control": "no-cache"})
+    await resp.prepare(request)
+    changes: asyncio.Queue = asyncio.Queue()
+    st.listeners.add(changes)
+    st.stats["live_streams"] += 1
+    try:
+        while True:
+            try:
+                change = await asyncio.wait_for(changes.get(), 15)
+            except asyncio.TimeoutError:
+                await resp.write(b": keep-alive\n\n")
+                continue
+            if change is None:   # the site shuts down: end the stream (the page reconnects)
+                return resp
+            while not changes.empty():   # a burst is one update
+                changes.get_nowait()
+            body = _THEMES[st.theme].inbox(st, st.faults)
+            await resp.write(f"event: inbox\ndata: {json.dumps({'body': body})}\n\n".encode())
+            st.stats["live_pushes"] += 1
+    finally:
+        st.listeners.discard(changes)
 
 
 def _conversation(request: web.Request) -> Conversation:
@@ -888,15 +954,23 @@ async def admin_theme(request: web.Request) -> web.Response:
                               "themes": list(THEMES)})
 
 
+async def _end_live_streams(app: web.Application) -> None:
+    """On shutdown, long-lived streams end at once instead of holding the server's exit."""
+    for q in app[STATE].listeners:
+        q.put_nowait(None)
+
+
 def make_app(theme: str = "classic", brand: str = "MeetMe") -> web.Application:
     """The site with `theme` as its default markup (`reset` comes back to it) and `brand` in its
     titles and headings."""
     app = web.Application(middlewares=[_faults])
     app[STATE] = SiteState(theme, brand)
+    app.on_shutdown.append(_end_live_streams)
     app.router.add_get("/login", login_page)
     app.router.add_post("/login", login_submit)
     app.router.add_get("/", root)
     app.router.add_get("/chat", inbox)
+    app.router.add_get("/_live/inbox", live_inbox)
     app.router.add_get("/chat/{cid}", conversation)
     app.router.add_post("/chat/{cid}/send", send)
     app.router.add_get("/contact", contact_index)

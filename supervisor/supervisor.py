@@ -273,6 +273,8 @@ class Supervisor:
                 MESSAGES.inc(new, tags={"account": child.spec.account_id or ""})
             if not (isinstance(result, dict) and result.get("needs_login")):  # the site was read
                 child.info["last_poll"] = {"new": new, "at": time.time()}
+            if isinstance(result, dict) and result.get("live"):
+                child.next_poll_at = now   # a live site's next pass waits for its page to change
         except Exception as exc:
             cause = root_cause(exc)
             if _is_death(exc):
@@ -342,6 +344,9 @@ class Supervisor:
             for c in self.children.values():
                 c.next_poll_at = 0.0
                 c.poll_again = c.poll_ref is not None
+            waiting = [c.handle for c in self.children.values() if c.poll_again]
+        for handle in waiting:   # a live site's pass may be waiting for its page to change: now
+            handle.wake.remote()
 
     def reload(self, config: Config) -> dict[str, Any]:
         """Apply a new (already validated) config while running: start added accounts, stop
@@ -403,7 +408,10 @@ class Supervisor:
                 child.next_poll_at = 0.0
                 child.poll_again = child.poll_ref is not None
             self._changed.notify_all()
-            return child.snapshot()
+            waiting, snapshot = (child.handle if child.poll_again else None), child.snapshot()
+        if waiting is not None:   # a live site's pass may be waiting for its page to change
+            waiting.wake.remote()
+        return snapshot
 
     @staticmethod
     def _stop_children(children: list[Child], timeout_s: float = 15.0) -> None:

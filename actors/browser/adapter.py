@@ -107,6 +107,18 @@ _INBOX_JS = """
 })
 """
 
+# A live site's open inbox tells the session of every change to its content (installed once per
+# loaded inbox document; the binding survives navigations, the observer does not).
+WATCH_BINDING = "replydeskInboxChanged"
+_WATCH_JS = """
+(binding) => {
+  if (window.__replydeskWatching) return;
+  window.__replydeskWatching = true;
+  new MutationObserver(() => window[binding] && window[binding]())
+    .observe(document.body, {subtree: true, childList: true, characterData: true});
+}
+"""
+
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -253,8 +265,21 @@ class SiteAdapter:
 
     # ------------------------------------------------------------ reading
 
-    async def inbox(self) -> list["InboxItem"]:
-        await self.visit(self.url("inbox"))
+    def on_inbox(self) -> bool:
+        """The page shows the inbox (a live site's page is left there, watched, between passes)."""
+        return urlparse(self.page.url).path == urlparse(self.url("inbox")).path
+
+    async def watch(self) -> None:
+        """Report every change of the open inbox page through WATCH_BINDING (a live site)."""
+        await self.page.evaluate(_WATCH_JS, WATCH_BINDING)
+
+    async def inbox(self, *, reload: bool = True) -> list["InboxItem"]:
+        """The inbox items; `reload=False` reads the open inbox page as it is now (a live site's
+        page keeps itself current), loading it only when the page shows something else."""
+        if reload or not self.on_inbox():
+            await self.visit(self.url("inbox"))
+            if self.site.live:
+                await self.watch()
         found = await self.selectors.probe(self.page, "inbox_item")
         if not found:
             # An empty inbox is normal; conversation links without matching items are not.

@@ -20,6 +20,10 @@ and restarts it itself. Exactly-once rules:
   outgoing message after the anchor; a page whose messages' direction cannot be proven is never
   sent on (the send could not be proven to have happened once).
 - status: `degraded` while any element of the site spec misses (named in `ping()`).
+- live sites (`live: true` in the spec): the inbox page stays open between passes and its own
+  content changes (pushed by the site) wake the pass, which reads that page as it is and then
+  only the conversations whose items changed; the inbox is reloaded only when the page was left
+  (to read or send) or every `safety_poll_s`, which finds whatever a dead push channel missed.
 """
 from __future__ import annotations
 
@@ -33,7 +37,7 @@ from typing import Callable
 
 import ray
 
-from actors.browser.adapter import LoggedOut, NeedsLogin, SendUnproven, SiteAdapter
+from actors.browser.adapter import WATCH_BINDING, LoggedOut, NeedsLogin, SendUnproven, SiteAdapter
 from actors.browser.extract import norm_text
 from actors.browser.launcher import BrowserSessionHandle, open_session, scratch_root, session_dir
 from actors.browser.limits import NodeSlots, SlidingWindowLimiter
@@ -89,6 +93,8 @@ class AccountSession:
         self._checked_stored_wait = False
         self._resumed = False
         self._page_lock = asyncio.Lock()  # one page: poll and send take turns
+        self._changed = asyncio.Event()   # a live site's open inbox changed, or a pass is asked for
+        self._reload_at = 0.0             # a live site's inbox is reloaded no later than this
         self._start_lock = asyncio.Lock()
 
     # ------------------------------------------------------------ life cycle
@@ -150,6 +156,8 @@ class AccountSession:
         self.handle = await open_session(self.config, session_dir(self.site.name, self.account.id),
                                          state, endpoint)
         try:
+            if self.site.live:   # the page calls it on every change of its inbox (adapter.watch)
+                await self.handle.page.expose_binding(WATCH_BINDING, lambda _source: self._changed.set())
             self.adapter = SiteAdapter(self.handle.page, self.config, self.account,
                                          self.config.credentials(self.account), self.selectors,
                                          self.navigations, self.slots, on_login=self._save_state,
@@ -212,15 +220,34 @@ class AccountSession:
                 await self._hand_to_person(exc)
             return waiting
 
+    async def wake(self) -> None:
+        """Run the waiting pass of a live site now (`poll_now`); a polled site's next pass is the
+        supervisor's to schedule."""
+        self._changed.set()
+
+    async def _until_changed(self, adapter: SiteAdapter) -> bool:
+        """A live site: wait (the page not held) until its open inbox changes or the safety
+        reload is due. Returns whether the inbox must be reloaded rather than read as it is."""
+        if adapter.on_inbox() and not self._changed.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), max(0.0, self._reload_at - time.monotonic()))
+        self._changed.clear()   # before the read: a change during it wakes the next pass
+        return time.monotonic() >= self._reload_at or not adapter.on_inbox()
+
     async def _poll(self, carrier: dict | None) -> dict:
         adapter = await self._adapter()
+        live = self.site.live
+        reload = await self._until_changed(adapter) if live else True
         new: list[str] = []
+        read = 0
         with telemetry.span("browser.poll", carrier, account=self.hash, site=self.site.name):
             # the page is held per step (the inbox, then each conversation), never for a whole
             # pass: an approved send waits for one conversation's read at most, not the pass
             async with self._health_pass():
                 async with self._page_lock:
-                    items = await adapter.inbox()
+                    items = await adapter.inbox(reload=reload)
+                if live and reload:
+                    self._reload_at = time.monotonic() + self.account.safety_poll_s
                 failed: SelectorNotFound | None = None
                 for item in await self._this_pass(items):
                     try:
@@ -230,15 +257,23 @@ class AccountSession:
                             if cursor and item.unchanged_since(cursor.get("signature")) \
                                     and not self._due(cursor):
                                 continue
+                            read += 1
                             new += await self._read_conversation(adapter, item.conversation_id,
                                                                  cursor, item.signature)
                     except SelectorNotFound as exc:  # this conversation waits; the others go on
                         failed = failed or exc
                         continue
+                if live and read:
+                    # back to the inbox, watched again; what changed while the page was away is
+                    # on it now, so the next pass reads it at once (no reload)
+                    async with self._page_lock:
+                        if not adapter.on_inbox():
+                            await adapter.inbox()
+                    self._changed.set()
         self.last_poll_at = time.time()
         if failed is not None:  # the cursor of that conversation did not move: nothing is lost
             raise failed
-        return {"new": new, "conversations": len(items)}
+        return {"new": new, "conversations": len(items), "live": live}
 
     async def _read_conversation(self, adapter: SiteAdapter, conversation_id: str,
                                  cursor: dict | None, signature: str | None) -> list[str]:
@@ -324,6 +359,8 @@ class AccountSession:
                     except LoggedOut:  # the session expired as we submitted: log in, check, resend
                         await adapter.login()
                         return await self._send(adapter, ev)
+                    finally:   # a live site's inbox page was left: the waiting pass goes back
+                        self._changed.set()
             except NeedsLogin as exc:  # kept, not dead-lettered: sent when the session resumes
                 await self._defer_send(ev, exc)
                 return {"status": "waiting_for_login", "site_message_id": None}

@@ -114,3 +114,19 @@ async def test_a_push_channel_that_stops_silently_is_covered_by_the_safety_reloa
     assert after["inbox_views"] > stats["inbox_views"]                        # the reload found them
     assert _texts(store, "c1") == [("in", "hello"), ("in", "still there?")]
     assert _texts(store, "c2") == [("in", "new here")]
+
+
+async def test_the_browser_gone_while_a_live_pass_waits_opens_the_session_again(
+        live_session, chat_site, store):
+    s = await live_session("classic", safety_poll_s=600)
+    chat_site.inject("c1", "Alice", "hello")
+    assert len((await s.poll())["new"]) == 1
+    assert (await s.poll())["new"] == []
+    waiting = asyncio.create_task(s.poll())           # waits for the page, for up to 600 s
+    await asyncio.sleep(0.2)
+    chat_site.faults(live=False)                      # nothing will be pushed: only the crash wakes it
+    chat_site.inject("c1", "Alice", "sent while the browser was down")
+    await s.handle.browser.close()                    # Chromium gone (a crash, a host restart)
+    result = await asyncio.wait_for(waiting, 60)
+    assert len(result["new"]) == 1 and s.handle.browser.is_connected()
+    assert _texts(store, "c1") == [("in", "hello"), ("in", "sent while the browser was down")]

@@ -158,6 +158,10 @@ class AccountSession:
         try:
             if self.site.live:   # the page calls it on every change of its inbox (adapter.watch)
                 await self.handle.page.expose_binding(WATCH_BINDING, lambda _source: self._changed.set())
+                # a waiting pass must not wait for a page that is gone: it opens the session again
+                self.handle.browser.on("disconnected", lambda *_: self._changed.set())
+                self.handle.page.on("crash", lambda *_: self._changed.set())
+                self._reload_at = 0.0   # a new page is not watched yet: the next pass loads it
             self.adapter = SiteAdapter(self.handle.page, self.config, self.account,
                                          self.config.credentials(self.account), self.selectors,
                                          self.navigations, self.slots, on_login=self._save_state,
@@ -225,19 +229,24 @@ class AccountSession:
         supervisor's to schedule."""
         self._changed.set()
 
-    async def _until_changed(self, adapter: SiteAdapter) -> bool:
-        """A live site: wait (the page not held) until its open inbox changes or the safety
-        reload is due. Returns whether the inbox must be reloaded rather than read as it is."""
+    async def _until_changed(self, adapter: SiteAdapter) -> SiteAdapter:
+        """A live site: wait (the page not held) until its open inbox changes, the safety reload
+        is due or the page is gone. Returns the adapter to read with (opened again if the browser
+        went while it waited)."""
         if adapter.on_inbox() and not self._changed.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), max(0.0, self._reload_at - time.monotonic()))
         self._changed.clear()   # before the read: a change during it wakes the next pass
-        return time.monotonic() >= self._reload_at or not adapter.on_inbox()
+        return await self._adapter()
 
     async def _poll(self, carrier: dict | None) -> dict:
         adapter = await self._adapter()
         live = self.site.live
-        reload = await self._until_changed(adapter) if live else True
+        reload = True
+        if live:
+            adapter = await self._until_changed(adapter)
+            # the page is read as it is when it is the watched inbox and no safety reload is due
+            reload = time.monotonic() >= self._reload_at or not adapter.on_inbox()
         new: list[str] = []
         read = 0
         with telemetry.span("browser.poll", carrier, account=self.hash, site=self.site.name):

@@ -6,9 +6,11 @@ import os
 import signal
 
 import ray
+import yaml
 from ray._private import state as ray_state
 
 from actors.store import Store
+from contracts.settings import ROOT
 from tests.fixtures.infra import BASE_ENV
 from tests.helpers import wait_for
 
@@ -115,6 +117,25 @@ def _try(method, *args):
         return ray.get(method.remote(*args), timeout=60)
     except (ray.exceptions.ActorUnavailableError, ray.exceptions.GetTimeoutError):
         return None
+
+
+def test_a_live_site_is_read_when_its_page_changes_not_on_the_poll_interval(start_pipeline, chat_site):
+    """Under the supervisor, a live site's session is asked for its next pass at once and waits
+    for its page: with poll and safety intervals of 10 minutes, a pushed message is drafted."""
+    live = {**yaml.safe_load((ROOT / "conf" / "sites" / "meetme.yaml").read_text()), "live": True}
+    cfg, handle = start_pipeline(
+        app={"accounts": [{"id": "meetme-main", "site": "meetme", "poll_interval_s": 600,
+                           "safety_poll_s": 600, "navigations_per_minute": 600,
+                           "sends_per_minute": 60}]},
+        sites={"meetme": live})
+    store = Store.from_config(cfg)
+    first = chat_site.inject("c-1", "Ann", "Hello there!")
+    wait_for(lambda: _draft_for(store, first, "c-1"), timeout=60, what="first draft")
+    pushes = chat_site.stats()["live_pushes"]
+    second = chat_site.inject("c-1", "Ann", "Still there?")
+    wait_for(lambda: _draft_for(store, second, "c-1"), timeout=60, what="the pushed message drafted")
+    assert chat_site.stats()["live_pushes"] > pushes and store.messages.count() == 2
+    assert _child(handle, BROWSER)["restarts"] == 0
 
 
 def test_a_redesigned_site_shows_the_session_degraded_and_recovers(start_pipeline, chat_site):

@@ -15,12 +15,14 @@ site spec: `classic` by conf/sites/meetme.yaml, the others by standins/sites/<th
 - `aria`: no class names at all (data-testid, roles, ARIA attributes), day separators with
   `HH:MM` clocks, a contenteditable reply box and an XHR (JSON) send without navigation.
 
-Live pages: an open inbox page (every theme) subscribes to `GET /_live/inbox`, a server-sent
-events stream (as real chat sites push over a websocket or SSE): whenever a message is added to
-any conversation, the page receives the inbox re-rendered in the current theme and replaces its
-content in place, without a reload. The `live` fault (`faults(live=False)`) makes the channel
-stop silently: the stream stays open and sends nothing, as a dead push channel does. Streams are
-not page views.
+Live pages (every theme but `items`, which has no live updates): an open inbox page subscribes
+to `GET /_live/inbox`, and an open conversation (its latest page) to `GET /_live/chat/<id>`,
+server-sent events streams (as real chat sites push over a websocket or SSE). Whenever a message
+is added, the inbox page receives the inbox re-rendered and replaces its content in place, and
+that conversation's open pages receive its message log and replace the log (the reply box is
+left alone), without a reload, in the theme the page was loaded with. The `live` fault
+(`faults(live=False)`) makes the channel stop silently: the streams stay open and send nothing,
+as a dead push channel does. Streams are not page views.
 
 `POST /_admin/theme {"theme": ...}` switches the theme for all later page loads (a redesign in the
 middle of the day); `reset` restores the app's default (`make_app(theme=..., brand=...)`). Chat
@@ -120,15 +122,17 @@ class SiteState:
                                       "views": {}, "sends": 0, "errors_500": 0, "resets": 0,
                                       "inbox_views": 0, "live_streams": 0, "live_pushes": 0}
         self.next_id = 1
-        for q in getattr(self, "listeners", ()):   # the pages of before the reset reconnect
+        for _, q in getattr(self, "listeners", ()):   # the pages of before the reset reconnect
             q.put_nowait(None)
-        self.listeners: set[asyncio.Queue] = set()   # open live inbox streams
+        self.listeners: set[tuple[str, asyncio.Queue]] = set()   # open live streams: (what, queue)
 
     def changed(self, conversation_id: str) -> None:
-        """Tell every open live inbox that the inbox changed (unless the channel is dead)."""
+        """Tell the open live inboxes and that conversation's open pages (unless the channel is
+        dead)."""
         if self.faults.live:
-            for q in self.listeners:
-                q.put_nowait(conversation_id)
+            for key, q in self.listeners:
+                if key in ("inbox", conversation_id):
+                    q.put_nowait(conversation_id)
 
     def add_message(self, conversation_id: str, sender: str, text: str, direction: str,
                     when: str | None = None, title: str | None = None) -> Message:
@@ -191,24 +195,33 @@ class Markup:
         return element not in self.broken
 
 
-# An open inbox page keeps itself current: each pushed inbox replaces the page's content (its
-# scripts stay), as a chat site's own client renders what its websocket or SSE channel brings.
+# An open page keeps itself current, as a chat site's own client renders what its websocket or
+# SSE channel brings: a pushed inbox replaces the inbox page's content (its scripts stay); a
+# pushed log replaces a conversation's message log (the reply box and what is typed stay).
 _LIVE_SCRIPT = """<script>(() => {
-  const es = new EventSource("/_live/inbox");
+  const es = new EventSource(%s);
   es.addEventListener("inbox", (ev) => {
     const doc = new DOMParser().parseFromString(JSON.parse(ev.data).body, "text/html");
     const scripts = [...document.body.querySelectorAll(":scope > script")];
     document.body.replaceChildren(...doc.body.childNodes, ...scripts);
   });
+  es.addEventListener("log", (ev) => {
+    const log = document.querySelector(%s);
+    if (log) log.innerHTML = JSON.parse(ev.data).log;
+  });
 })();</script>"""
 
 
-def _page(title: str, body: str, *, modal: str, logged_in: bool, live: bool = False) -> str:
+def _live_script(stream: str, log_selector: str = "") -> str:
+    return _LIVE_SCRIPT % (json.dumps(stream), json.dumps(log_selector or "none"))
+
+
+def _page(title: str, body: str, *, modal: str, logged_in: bool, live: str = "") -> str:
     store = ("<script>if(!localStorage.getItem('mm.device'))"
              "localStorage.setItem('mm.device',Math.random().toString(36).slice(2));</script>"
              if logged_in else "")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title></head>"
-            f"<body>{body}{modal}{store}{_LIVE_SCRIPT if live else ''}</body></html>")
+            f"<body>{body}{modal}{store}{live}</body></html>")
 
 
 # ---------------------------------------------------------------- the classic markup
@@ -334,6 +347,8 @@ _DIALOG_STYLE = "margin:20vh auto;width:300px;background:#fff;padding:1em"
 class Theme:
     """One markup of the site. `faults` matter to `classic` only (renamed/broken hooks)."""
     name = ""
+    live = True              # open pages get changes pushed (see the module docstring)
+    log_selector = ""        # the conversation page's message container (`log()` is its content)
 
     def title(self, title: str, brand: str) -> str:
         return f"{title} · {brand}"
@@ -359,6 +374,7 @@ class Theme:
 class ClassicTheme(Theme):
     """Today's MeetMe markup (conf/sites/meetme.yaml), with the renamed/broken fault hooks."""
     name = "classic"
+    log_selector = "[role=log]"
 
     def title(self, title: str, brand: str) -> str:
         return title
@@ -393,6 +409,7 @@ class ClassicTheme(Theme):
 class BubblesTheme(Theme):
     """Ids and plain classes; `data-id` message ids, direction classes, `YYYY-MM-DD HH:MM` (UTC)."""
     name = "bubbles"
+    log_selector = ".chat-window"
 
     def popup(self, brand: str, faults: Faults) -> str:
         return (f'<div class="overlay" style="{_OVERLAY_STYLE}">'
@@ -454,6 +471,8 @@ class BubblesTheme(Theme):
 class ItemsTheme(Theme):
     """Classes only; messages carry no id of any kind; `HH:MM` text with the ISO time in `title`."""
     name = "items"
+    live = False             # a site without live updates: its pages show what they loaded
+    log_selector = ".message-list"
 
     def popup(self, brand: str, faults: Faults) -> str:
         return (f'<div class="popup-overlay" style="{_OVERLAY_STYLE}">'
@@ -531,6 +550,7 @@ class AriaTheme(Theme):
     """No class names at all: data-testid, roles and ARIA attributes; day separators with `HH:MM`
     clocks (UTC); a contenteditable reply box and an XHR send (JSON, no navigation)."""
     name = "aria"
+    log_selector = "[role=log]"
 
     def popup(self, brand: str, faults: Faults) -> str:
         return (f'<div data-testid="overlay" style="{_OVERLAY_STYLE}">'
@@ -618,7 +638,7 @@ def _theme(request: web.Request) -> Theme:
 
 
 def _html(request: web.Request, title: str, body: str, *, logged_in: bool,
-          live: bool = False) -> web.Response:
+          live: str = "") -> web.Response:
     st = _state(request)
     f = st.faults
     n = st.stats["page_views"]
@@ -719,19 +739,27 @@ async def inbox(request: web.Request) -> web.Response:
     if not st.session_user(request):
         raise _login_redirect(request)
     st.stats["inbox_views"] += 1
-    return _html(request, "Messages", _theme(request).inbox(st, st.faults), logged_in=True, live=True)
+    theme = _theme(request)
+    live = _live_script(f"/_live/inbox?theme={theme.name}") if theme.live else ""
+    return _html(request, "Messages", theme.inbox(st, st.faults), logged_in=True, live=live)
 
 
-async def live_inbox(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: `inbox` with the inbox re-rendered (current theme) after each change."""
+async def live_stream(request: web.Request) -> web.StreamResponse:
+    """Server-sent events after each change, rendered in the theme the page was loaded with:
+    `inbox` (the inbox re-rendered) on /_live/inbox, `log` (the conversation's latest page of
+    messages) on /_live/chat/<id>."""
     st = _state(request)
     if not st.session_user(request):
         raise web.HTTPUnauthorized(text="logged out")
+    theme = _THEMES.get(request.query.get("theme", ""), _theme(request))
+    cid = request.match_info.get("cid")
+    conv = _conversation(request) if cid is not None else None
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                        "Cache-Control": "no-cache"})
     await resp.prepare(request)
     changes: asyncio.Queue = asyncio.Queue()
-    st.listeners.add(changes)
+    listener = (cid if cid is not None else "inbox", changes)
+    st.listeners.add(listener)
     st.stats["live_streams"] += 1
     try:
         while True:
@@ -744,11 +772,14 @@ async def live_inbox(request: web.Request) -> web.StreamResponse:
                 return resp
             while not changes.empty():   # a burst is one update
                 changes.get_nowait()
-            body = _THEMES[st.theme].inbox(st, st.faults)
-            await resp.write(f"event: inbox\ndata: {json.dumps({'body': body})}\n\n".encode())
+            if conv is None:
+                event, data = "inbox", {"body": theme.inbox(st, st.faults)}
+            else:
+                event, data = "log", {"log": theme.log(conv, max(1, st.faults.page_size), st.faults)}
+            await resp.write(f"event: {event}\ndata: {json.dumps(data)}\n\n".encode())
             st.stats["live_pushes"] += 1
     finally:
-        st.listeners.discard(changes)
+        st.listeners.discard(listener)
 
 
 def _conversation(request: web.Request) -> Conversation:
@@ -769,8 +800,12 @@ async def conversation(request: web.Request) -> web.Response:
     except ValueError:
         raise web.HTTPBadRequest(text="bad before id") from None
     conv.unread = 0
-    body = _theme(request).conversation(conv, before_id, max(1, st.faults.page_size), st.faults, st.brand)
-    return _html(request, conv.title, body, logged_in=True)
+    theme = _theme(request)
+    body = theme.conversation(conv, before_id, max(1, st.faults.page_size), st.faults, st.brand)
+    live = (_live_script(f"/_live/chat/{urllib.parse.quote(conv.id, safe='')}?theme={theme.name}",
+                         theme.log_selector)
+            if theme.live and before_id is None else "")   # an older page stays as it is
+    return _html(request, conv.title, body, logged_in=True, live=live)
 
 
 async def send(request: web.Request) -> web.Response:
@@ -956,7 +991,7 @@ async def admin_theme(request: web.Request) -> web.Response:
 
 async def _end_live_streams(app: web.Application) -> None:
     """On shutdown, long-lived streams end at once instead of holding the server's exit."""
-    for q in app[STATE].listeners:
+    for _, q in app[STATE].listeners:
         q.put_nowait(None)
 
 
@@ -970,7 +1005,8 @@ def make_app(theme: str = "classic", brand: str = "MeetMe") -> web.Application:
     app.router.add_post("/login", login_submit)
     app.router.add_get("/", root)
     app.router.add_get("/chat", inbox)
-    app.router.add_get("/_live/inbox", live_inbox)
+    app.router.add_get("/_live/inbox", live_stream)
+    app.router.add_get("/_live/chat/{cid}", live_stream)
     app.router.add_get("/chat/{cid}", conversation)
     app.router.add_post("/chat/{cid}/send", send)
     app.router.add_get("/contact", contact_index)

@@ -130,3 +130,27 @@ async def test_the_browser_gone_while_a_live_pass_waits_opens_the_session_again(
     result = await asyncio.wait_for(waiting, 60)
     assert len(result["new"]) == 1 and s.handle.browser.is_connected()
     assert _texts(store, "c1") == [("in", "hello"), ("in", "sent while the browser was down")]
+
+
+@pytest.mark.parametrize("theme", ["bubbles", "items"])
+async def test_the_stand_in_pushes_into_open_conversation_pages_of_live_themes_only(
+        theme, live_session, chat_site, store):
+    """What the session reads is the site's own page: an open conversation's log takes a pushed
+    message in place (the reply box keeps what is typed); `items` is a theme without live updates."""
+    s = await live_session(theme, safety_poll_s=600)
+    chat_site.inject("c1", "Alice", "hello")
+    await s.poll()
+    page = s.handle.page
+    await page.goto(f"{chat_site.url}/chat/c1")
+    box = page.locator("textarea").first
+    await box.fill("typed, not sent")
+    views = chat_site.stats()["views"]["chat"]
+    chat_site.inject("c1", "Alice", "pushed while the page is open")
+    shown = page.get_by_text("pushed while the page is open")
+    if theme == "items":                              # no channel at all: nothing can be pushed
+        assert "/_live/" not in await page.content() and chat_site.stats()["live_streams"] == 0
+        assert await shown.count() == 0
+    else:
+        await shown.wait_for(timeout=10_000)
+        assert await box.input_value() == "typed, not sent"
+    assert chat_site.stats()["views"]["chat"] == views   # no reload either way

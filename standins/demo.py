@@ -306,10 +306,13 @@ def serve(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)     # a second Ctrl-C must not cut cleanup short
         chromium_pids = [pid for pid, cmd in _process_tree(os.getpid()).items() if "chromium" in cmd]
         if handle is not None:
+            print("demo: stopping the supervisor and its actors...", flush=True)
             runner.stop(handle)
             runner.decommission(config)
         if ray.is_initialized():
+            print("demo: stopping Ray...", flush=True)
             ray.shutdown()
+        print("demo: stopping the stand-ins...", flush=True)
         receiver.stop()
         stack.close()
     # this run's own browsers only (other replydesk runs on the machine have theirs): every

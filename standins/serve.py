@@ -35,7 +35,10 @@ class ServedApp:
         self.loop.run_forever()
 
     async def _start(self) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True)
+        # a stand-in never holds a shutdown for long: handlers still running after 5 s (a
+        # long-lived stream whose client is gone) are cancelled
+        self._runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True,
+                                     shutdown_timeout=5.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()

@@ -40,8 +40,10 @@ def test_a_newer_message_supersedes_the_open_draft_and_its_approval_is_refused(s
     chat_site.inject("c-1", "Ann", "Or maybe a museum on Sunday?")
     second = wait_for(lambda: (d := _open_drafts(store, "c-1")) and d[0]["_id"] != first["_id"] and d[0],
                       what="the new draft")
-    # at most one open draft; the old one is kept, marked, and names its successor
-    assert len(_open_drafts(store, "c-1")) == 1
+    # at most one open draft; the old one is kept, marked, and names its successor. The new
+    # draft is stored first (a crash in between never leaves the conversation without an open
+    # draft), the old one is marked right after: milliseconds later, so wait for it
+    wait_for(lambda: len(_open_drafts(store, "c-1")) == 1, what="the old draft superseded")
     old = store.drafts.get(first["_id"])
     assert old["status"] == "superseded" and old["superseded_by"] == second["_id"]
     # the new draft answers both messages, up to the conversation's newest

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -578,3 +579,54 @@ def _check_theme_in_browser(site, page, theme: str) -> None:
     if "date_header" in spec.elements:  # aria draws a day separator only where the day changes
         assert not any(found["page"]["date_header"]), (theme, "a page continuing the day of the page before")
     assert [s["text"] for s in site.sent()["messages"] if s["conversation_id"] == cid] == ["hello <i>Alice</i>"]
+
+
+def test_the_live_streams_push_each_change_and_never_hold_the_sites_shutdown():
+    """SSE as a client reads it: an `inbox` event with the re-rendered inbox per change, a `log`
+    event on the conversation's stream, nothing once the `live` switch is off; and a site with
+    open streams stops at once (they end on shutdown)."""
+    served = ServedApp(make_app()).start()
+    site = ChatSiteAdmin(served.url)
+    site.add_account("owner", "pw")
+    cookie = site.session_cookie("owner")
+    site.inject("c1", "Ann", "first")
+    headers = {"Cookie": f"{cookie['cookie']}={cookie['value']}"}
+
+    def events(path: str, n: int) -> list[tuple[str, dict]]:
+        got, event = [], None
+        with urllib.request.urlopen(urllib.request.Request(served.url + path, headers=headers),
+                                    timeout=10) as r:
+            assert r.headers["Content-Type"].startswith("text/event-stream")
+            for raw in r:
+                line = raw.decode().rstrip("\n")
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: "):
+                    got.append((event, json.loads(line[6:])))
+                    if len(got) == n:
+                        return got
+        return got
+
+    out: dict[str, list] = {}
+    readers = [threading.Thread(target=lambda p=p: out.__setitem__(p, events(p, 1)))
+               for p in ("/_live/inbox?theme=classic", "/_live/chat/c1?theme=aria")]
+    for t in readers:
+        t.start()
+    wait_for(lambda: site.stats()["live_streams"] == 2, what="both streams open")
+    site.inject("c1", "Ann", "pushed <b>now</b>")
+    for t in readers:
+        t.join(10)
+    (kind, inbox), = out["/_live/inbox?theme=classic"]
+    assert kind == "inbox" and "pushed &lt;b&gt;now&lt;/b&gt;" in inbox["body"] and "chat-list" in inbox["body"]
+    (kind, log), = out["/_live/chat/c1?theme=aria"]
+    assert kind == "log" and 'data-testid="msg"' in log["log"] and "pushed &lt;b&gt;now" in log["log"]
+    assert site.stats()["live_pushes"] == 2 and site.stats()["page_views"] == 0   # not page views
+    site.faults(live=False)
+    quiet = threading.Thread(target=lambda: out.__setitem__("quiet", events("/_live/inbox", 1)))
+    quiet.start()
+    wait_for(lambda: site.stats()["live_streams"] == 3, what="a third stream open")
+    site.inject("c1", "Ann", "not pushed")
+    assert site.stats()["live_pushes"] == 2                  # the channel is silent, still open
+    served.stop()                                            # ends the open stream: no wait
+    quiet.join(10)
+    assert not quiet.is_alive() and out["quiet"] == []

@@ -101,7 +101,12 @@ def test_demo_serve_lets_a_person_approve_and_see_the_reply(tmp_path):
         wait_for(lambda: any(x.startswith("new message from") for x in lines), 30, "chatter")
         family |= _descendants(proc.pid)
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(120) == 0, "".join(lines[-30:])
+        try:
+            code = proc.wait(120)
+        except subprocess.TimeoutExpired:   # say where the shutdown stopped (its steps are printed)
+            pytest.fail("the demo did not stop within 120 s of Ctrl-C; its last lines:\n"
+                        + "".join(lines[-30:]))
+        assert code == 0, "".join(lines[-30:])
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -241,6 +241,9 @@ def serve(args: argparse.Namespace) -> int:
     import signal
     t0 = time.monotonic()
     signal.signal(signal.SIGTERM, signal.default_int_handler)   # stop the same way as Ctrl-C
+    # and Ctrl-C stops it even when it was started with SIGINT ignored (a background job of a
+    # shell without job control inherits that, and Python then installs no handler of its own)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     from standins.notifyrecv import ReceiverAdmin
     from standins.notifyrecv import make_app as receiver_app

@@ -122,9 +122,13 @@ class SiteState:
                                       "views": {}, "sends": 0, "errors_500": 0, "resets": 0,
                                       "inbox_views": 0, "live_streams": 0, "live_pushes": 0}
         self.next_id = 1
-        for _, q in getattr(self, "listeners", ()):   # the pages of before the reset reconnect
-            q.put_nowait(None)
+        self.end_streams()   # the pages of before the reset reconnect
         self.listeners: set[tuple[str, asyncio.Queue]] = set()   # open live streams: (what, queue)
+
+    def end_streams(self) -> None:
+        """End every open live stream (a reset, the site's shutdown)."""
+        for _, q in getattr(self, "listeners", ()):
+            q.put_nowait(None)
 
     def changed(self, conversation_id: str) -> None:
         """Tell the open live inboxes and that conversation's open pages (unless the channel is
@@ -991,8 +995,7 @@ async def admin_theme(request: web.Request) -> web.Response:
 
 async def _end_live_streams(app: web.Application) -> None:
     """On shutdown, long-lived streams end at once instead of holding the server's exit."""
-    for _, q in app[STATE].listeners:
-        q.put_nowait(None)
+    app[STATE].end_streams()
 
 
 def make_app(theme: str = "classic", brand: str = "MeetMe") -> web.Application:

@@ -273,13 +273,17 @@ class SiteAdapter:
         """Report every change of the open inbox page through WATCH_BINDING (a live site)."""
         await self.page.evaluate(_WATCH_JS, WATCH_BINDING)
 
+    async def open_inbox(self) -> None:
+        """Load the inbox page (watched, on a live site)."""
+        await self.visit(self.url("inbox"))
+        if self.site.live:
+            await self.watch()
+
     async def inbox(self, *, reload: bool = True) -> list["InboxItem"]:
         """The inbox items; `reload=False` reads the open inbox page as it is now (a live site's
         page keeps itself current), loading it only when the page shows something else."""
         if reload or not self.on_inbox():
-            await self.visit(self.url("inbox"))
-            if self.site.live:
-                await self.watch()
+            await self.open_inbox()
         found = await self.selectors.probe(self.page, "inbox_item")
         if not found:
             # An empty inbox is normal; conversation links without matching items are not.

@@ -277,7 +277,7 @@ class AccountSession:
                     # on it now, so the next pass reads it at once (no reload)
                     async with self._page_lock:
                         if not adapter.on_inbox():
-                            await adapter.inbox()
+                            await adapter.open_inbox()
                     self._changed.set()
         self.last_poll_at = time.time()
         if failed is not None:  # the cursor of that conversation did not move: nothing is lost

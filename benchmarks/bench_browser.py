@@ -73,6 +73,34 @@ def cpu_ticks(pid: int) -> int:
         return 0
 
 
+def start_sessions(cfg, n: int) -> list:
+    """N browser-session actors, as the supervisor names and places them."""
+    from actors.browser.session import BrowserSession
+    ns = os.environ["REPLYDESK_NAMESPACE"]
+    return [BrowserSession.options(name=f"browser:meetme:bench-{i}", namespace=ns,
+                                   resources={"browser": 0.01}, max_restarts=0,
+                                   max_task_retries=0).remote(cfg, f"bench-{i}") for i in range(n)]
+
+
+def processes(actors: list, extra_pids: list[int] = ()) -> list[int]:
+    """Every process of these actors (and of `extra_pids`): the actor, its driver, its browser."""
+    pids = ray.get([a.__ray_call__.remote(lambda self: os.getpid()) for a in actors])
+    kids = children()
+    return [p for pid in [*pids, *extra_pids] for p in tree(pid, kids)]
+
+
+def cpu_s(procs: list[int]) -> float:
+    return sum(cpu_ticks(p) for p in procs) / CLK
+
+
+def stop_sessions(actors: list, cfg) -> None:
+    from actors.store import Store
+    ray.get([a.stop.remote() for a in actors])
+    for a in actors:
+        ray.kill(a)
+    Store.from_config(cfg).db.client.drop_database(cfg.settings.mongodb_db)
+
+
 def make_config(site_url: str, uri: str, layout: str, n: int, db: str, live: bool = False):
     conf_dir = Path(os.environ["BENCH_TMP"]) / f"conf-{layout}-{n}-{'live' if live else 'polled'}"
     (conf_dir / "sites").mkdir(parents=True, exist_ok=True)
@@ -88,7 +116,6 @@ def make_config(site_url: str, uri: str, layout: str, n: int, db: str, live: boo
 
 
 def run(layout: str, n: int, site: ChatSiteAdmin, uri: str, poll_s: float) -> dict:
-    from actors.browser.session import BrowserSession
     site.reset()
     site.add_account(os.environ["MEETME_USERNAME"], os.environ["MEETME_PASSWORD"])
     for c in range(3):
@@ -97,9 +124,7 @@ def run(layout: str, n: int, site: ChatSiteAdmin, uri: str, poll_s: float) -> di
     ns = os.environ["REPLYDESK_NAMESPACE"]
     cfg = make_config(site.url, uri, layout, n, f"{ns}_{layout}_{n}")
     t0 = time.monotonic()
-    actors = [BrowserSession.options(name=f"browser:meetme:bench-{i}", namespace=ns, resources={"browser": 0.01},
-                                     max_restarts=0, max_task_retries=0).remote(cfg, f"bench-{i}")
-              for i in range(n)]
+    actors = start_sessions(cfg, n)
     firsts = []
     refs = {a.poll.remote(): i for i, a in enumerate(actors)}
     pending = list(refs)
@@ -108,18 +133,16 @@ def run(layout: str, n: int, site: ChatSiteAdmin, uri: str, poll_s: float) -> di
         for r in done:
             assert ray.get(r)["new"], "a session extracted nothing"
             firsts.append(time.monotonic() - t0)
-    pids = ray.get([a.__ray_call__.remote(lambda self: os.getpid()) for a in actors])
     host_pids = []
     if layout == "shared_browser":
         node = ray.get_runtime_context().get_node_id()[:12]
         host = ray.get_actor(f"browser-host:{node}", namespace=ns)   # the host lives in the config's
         host_pids = [ray.get(host.__ray_call__.remote(lambda self: os.getpid()))]
-    kids = children()
-    procs = [p for pid in pids + host_pids for p in tree(pid, kids)]
+    procs = processes(actors, host_pids)
     pss = sum(pss_kib(p) for p in procs)
 
     # CPU while polling: every session polls in a loop while messages keep arriving.
-    c0 = sum(cpu_ticks(p) for p in procs)
+    c0 = cpu_s(procs)
     w0 = time.monotonic()
     k = 0
     while time.monotonic() - w0 < poll_s:
@@ -127,15 +150,11 @@ def run(layout: str, n: int, site: ChatSiteAdmin, uri: str, poll_s: float) -> di
         ray.get([a.poll.remote() for a in actors])
         k += 1
     wall = time.monotonic() - w0
-    cpu = (sum(cpu_ticks(p) for p in procs) - c0) / CLK
-    ray.get([a.stop.remote() for a in actors])
-    for a in actors:
-        ray.kill(a)
+    cpu = cpu_s(procs) - c0
+    stop_sessions(actors, cfg)
     if layout == "shared_browser":
         ray.get(host.stop.remote())
         ray.kill(host)
-    from actors.store import Store
-    Store.from_config(cfg).db.client.drop_database(cfg.settings.mongodb_db)
     firsts.sort()
     return {"layout": layout, "n": n, "pss_mib": pss / 1024 / n, "first_s": firsts[0],
             "median_first_s": firsts[len(firsts) // 2], "all_first_s": firsts[-1],
@@ -157,7 +176,6 @@ def run_live(live: bool, n: int, site: ChatSiteAdmin, uri: str, idle_s: float, m
     apart: new message on the page -> stored, for every session, and the CPU they cost."""
     import asyncio
 
-    from actors.browser.session import BrowserSession
     from actors.store import Store
     site.reset()
     site.add_account(os.environ["MEETME_USERNAME"], os.environ["MEETME_PASSWORD"])
@@ -167,13 +185,9 @@ def run_live(live: bool, n: int, site: ChatSiteAdmin, uri: str, idle_s: float, m
     cfg = make_config(site.url, uri, "own_browser", n, f"{ns}_{mode}_{n}", live=live)
     store = Store.from_config(cfg)
     interval = cfg.app.accounts[0].poll_interval_s
-    actors = [BrowserSession.options(name=f"browser:meetme:bench-{i}", namespace=ns,
-                                     resources={"browser": 0.01}, max_restarts=0,
-                                     max_task_retries=0).remote(cfg, f"bench-{i}") for i in range(n)]
+    actors = start_sessions(cfg, n)
     ray.get([a.poll.remote() for a in actors], timeout=600)      # started, first message read
-    pids = ray.get([a.__ray_call__.remote(lambda self: os.getpid()) for a in actors])
-    kids = children()
-    procs = [p for pid in pids for p in tree(pid, kids)]
+    procs = processes(actors)
     pss = sum(pss_kib(p) for p in procs)
 
     async def measure() -> tuple[float, float, list[float]]:
@@ -189,10 +203,10 @@ def run_live(live: bool, n: int, site: ChatSiteAdmin, uri: str, idle_s: float, m
                         pass
         drivers = [asyncio.ensure_future(drive(a)) for a in actors]
         await asyncio.sleep(min(2.0, idle_s))                        # settle
-        c0, w0 = sum(cpu_ticks(p) for p in procs), time.monotonic()
+        c0, w0 = cpu_s(procs), time.monotonic()
         await asyncio.sleep(idle_s)
-        idle = (sum(cpu_ticks(p) for p in procs) - c0) / CLK / (time.monotonic() - w0)
-        c1, w1 = sum(cpu_ticks(p) for p in procs), time.monotonic()
+        idle = (cpu_s(procs) - c0) / (time.monotonic() - w0)
+        c1, w1 = cpu_s(procs), time.monotonic()
         latencies: list[float] = []
         for k in range(messages):
             marker = f"probe {uuid.uuid4().hex[:8]}"
@@ -207,7 +221,7 @@ def run_live(live: bool, n: int, site: ChatSiteAdmin, uri: str, idle_s: float, m
                 await asyncio.sleep(0.02)
             assert len(seen) == n, f"{mode}: {n - len(seen)} session(s) never stored {marker!r}"
             await asyncio.sleep(max(0.0, gap_s - (time.monotonic() - t0)))
-        busy = (sum(cpu_ticks(p) for p in procs) - c1) / CLK
+        busy = cpu_s(procs) - c1
         per_message = (busy - idle * (time.monotonic() - w1)) / max(messages * n, 1)
         stop.set()
         for a in actors:
@@ -216,10 +230,7 @@ def run_live(live: bool, n: int, site: ChatSiteAdmin, uri: str, idle_s: float, m
         return idle, per_message, latencies
 
     idle, per_message, latencies = asyncio.run(measure())
-    ray.get([a.stop.remote() for a in actors])
-    for a in actors:
-        ray.kill(a)
-    store.db.client.drop_database(cfg.settings.mongodb_db)
+    stop_sessions(actors, cfg)
     return {"mode": mode, "n": n, "pss_mib": pss / 1024 / n, "idle_pct_per_session": 100 * idle / n,
             "cpu_s_per_message": max(per_message, 0.0), "p50_s": percentile(latencies, 0.5),
             "p99_s": percentile(latencies, 0.99), "interval_s": interval}

@@ -5,9 +5,10 @@ consumer's effect is keyed by it (or by what it is about).
 
 The registry: each event type is declared once, here, by its class: its model and routing key
 (`type`), its id format (`make` / `of`), which consumer kinds take it (`consumers`) and how it is
-logged in the sheet (`sheet_row`). The broker topology, the supervisor's routing and the sheet
-writer's mapping are derived from `EVENT_TYPES`; adding an event type is one class here (added to
-`EVENT_TYPES`) plus the handler of any new consumer kind.
+logged in the sheet (`sheet_row`) and a typical instance (`example`, which the registry's tests
+publish through the broker and map to a sheet row). The broker topology, the supervisor's routing,
+the sheet writer's mapping and the registry's tests are derived from `EVENT_TYPES`; adding an event
+type is one class here (added to `EVENT_TYPES`) plus its handler in each consumer that takes it.
 """
 from __future__ import annotations
 
@@ -59,6 +60,11 @@ class _Event(BaseModel):
         `row_id` unique), or None when the sheet does not log it."""
         return None
 
+    @classmethod
+    def example(cls) -> "_Event":
+        """A typical instance, built the way producers build it (the registry's tests use it)."""
+        raise NotImplementedError(f"{cls.__name__}.example(): every registered event type has one")
+
 
 class MessageSeen(_Event):
     consumers = ("ai", "sheets")
@@ -76,6 +82,11 @@ class MessageSeen(_Event):
     def of(cls, m: ChatMessage) -> "MessageSeen":
         return cls(event_id=f"message.seen:{m.message_id}", account_id=m.account_id,
                    conversation_id=m.conversation_id, message=m)
+
+    @classmethod
+    def example(cls) -> "MessageSeen":
+        return cls.of(ChatMessage(message_id="m1", account_id="a", site="meetme", conversation_id="c",
+                                  sender="Ann", text="hi", sent_at="2026-01-01T10:00:00Z"))
 
 
 class DraftCreated(_Event):
@@ -112,6 +123,11 @@ class DraftCreated(_Event):
                    conversation_id=conversation_id, message_ids=message_ids,
                    classification=classification, text=text, **at)
 
+    @classmethod
+    def example(cls) -> "DraftCreated":
+        return cls.make(draft_id="d1", account_id="a", conversation_id="c", message_ids=["m1"],
+                        classification="needs_reply", text="Hello!")
+
 
 class ConversationClassified(_Event):
     """The AI read the conversation and found no reply is needed (no_reply_needed, spam...)."""
@@ -133,6 +149,11 @@ class ConversationClassified(_Event):
                 "conversation": self.conversation_id, "sender": "", "time": self.occurred_at,
                 "text": "", "classification": self.classification, "status": "no_reply",
                 "message_ids": self.last_message_id}
+
+    @classmethod
+    def example(cls) -> "ConversationClassified":
+        return cls.make(draft_id="d1", account_id="a", conversation_id="c", last_message_id="m1",
+                        classification="spam_or_scam")
 
 
 class DraftApproved(_Event):
@@ -161,6 +182,11 @@ class DraftApproved(_Event):
     def sheet_row(self) -> dict[str, Any]:
         return _decision_row(self, self.approved_by, self.text, "approved")
 
+    @classmethod
+    def example(cls) -> "DraftApproved":
+        return cls.make(draft_id="d1", account_id="a", conversation_id="c", text="Hello!",
+                        approved_by="owner")
+
 
 class DraftRejected(_Event):
     consumers = ("sheets",)
@@ -184,6 +210,11 @@ class DraftRejected(_Event):
 
     def sheet_row(self) -> dict[str, Any]:
         return _decision_row(self, self.rejected_by, self.reason, "rejected")
+
+    @classmethod
+    def example(cls) -> "DraftRejected":
+        return cls.make(draft_id="d1", account_id="a", conversation_id="c", rejected_by="owner",
+                        reason="rude")
 
 
 class ReplySent(_Event):
@@ -214,6 +245,11 @@ class ReplySent(_Event):
                 "conversation": self.conversation_id, "sender": "", "time": self.occurred_at,
                 "text": self.text, "status": "sent", "message_ids": self.site_message_id or ""}
 
+    @classmethod
+    def example(cls) -> "ReplySent":
+        return cls.make(draft_id="d1", account_id="a", conversation_id="c", idempotency_key="send:d1",
+                        site_message_id="s9", text="Hello!")
+
 
 class ChildFailed(_Event):
     """The supervisor gave up on a child (restart intensity exceeded, or a permanent error)."""
@@ -230,6 +266,10 @@ class ChildFailed(_Event):
         return cls(event_id=f"child.failed:{child}:{int(at * 1000)}", child=child, kind=kind,
                    account_id=account_id or "", error=error[:500])
 
+    @classmethod
+    def example(cls) -> "ChildFailed":
+        return cls.make(child="ai:0", kind="ai", account_id=None, error="boom", at=1.0)
+
 
 class NeedsLogin(_Event):
     """A browser session cannot log in (wrong or expired credentials): a person must act."""
@@ -243,6 +283,10 @@ class NeedsLogin(_Event):
     def make(cls, *, child: str, account_id: str, error: str, at: float) -> "NeedsLogin":
         return cls(event_id=f"account.needs_login:{account_id}:{int(at * 1000)}", child=child,
                    account_id=account_id, error=error[:500])
+
+    @classmethod
+    def example(cls) -> "NeedsLogin":
+        return cls.make(child="browser:meetme:a", account_id="a", error="captcha", at=1.0)
 
 
 class DeadLetterSeen(BaseModel):

@@ -16,7 +16,7 @@ from actors.bus import declare_topology, dead_letters
 from actors.bus.connection import parameters
 from actors.notify.actor import AppriseSender, NoteMaker, dead_letter_to_broker, make_dispatcher
 from actors.store import Store
-from contracts.events import DraftCreated
+from contracts.events import EVENT_TYPES, DraftCreated, routing_key
 from standins.notifyrecv import ReceiverAdmin, make_app
 from standins.serve import ServedApp
 from tests.fixtures.infra import BASE_ENV
@@ -111,6 +111,19 @@ def test_a_draft_superseded_before_it_is_announced_is_not_announced(make_config,
     assert disp.add([maker.note(new)]) == 1
     disp.step()
     assert _links(receiver.received()) == [new["draft_id"]]
+
+
+def test_every_event_type_routed_to_the_notifier_has_a_note_and_an_unknown_one_is_refused(make_config, store):
+    """The registry routes a type to "notify"; the notifier's one table says how its note reads.
+    A type routed there with no note raises (its delivery is retried, then dead-lettered with
+    the reason), never acked as if a person had been told."""
+    maker = NoteMaker(make_config(app={"notify": {"desk_url": DESK}}), store)
+    for t in (t for t in EVENT_TYPES if "notify" in t.consumers):
+        note = maker.note(t.example().model_dump(mode="json"))
+        assert note is not None and note.note_id == t.example().event_id, t.__name__
+        assert routing_key(t) in NoteMaker.HANDLERS
+    with pytest.raises(ValueError, match="no note for event type 'toy.pinged'"):
+        maker.note({"type": "toy.pinged", "event_id": "toy.pinged:1"})
 
 
 def test_a_burst_of_50_drafts_gives_digests_within_the_rate(make_config, store, receiver):

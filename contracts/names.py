@@ -20,5 +20,5 @@ def browser(site: str, account_id: str) -> str:
 
 
 def browser_host(node_id: str) -> str:
-    """The node's shared Chromium host (shared-browser layout)."""
+    """The node's session host (hosted layout): its Playwright driver, Chromium and sessions."""
     return f"browser-host:{node_id[:12]}"

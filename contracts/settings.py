@@ -172,7 +172,10 @@ class AccountConf(BaseModel):
 
 class BrowserConf(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    layout: Literal["own_browser", "shared_browser"] = "own_browser"
+    # own_browser: a Chromium per session; hosted: one process per node runs every session
+    # there (one driver, one Chromium), each account still its own named actor
+    # (actors/browser/hosted.py)
+    layout: Literal["own_browser", "hosted"] = "own_browser"
     max_concurrent_navigations: int = Field(4, ge=1)
     navigation_timeout_s: float = Field(15.0, gt=0)
     page_retries: int = Field(3, ge=0)

@@ -22,7 +22,10 @@ is added, the inbox page receives the inbox re-rendered and replaces its content
 that conversation's open pages receive its message log and replace the log (the reply box is
 left alone), without a reload, in the theme the page was loaded with. The `live` fault
 (`faults(live=False)`) makes the channel stop silently: the streams stay open and send nothing,
-as a dead push channel does. Streams are not page views.
+as a dead push channel does. Streams are not page views. A page is rendered with its channel's
+change count (`since`); a stream that opens after a change its page missed (between the
+render and the subscription) sends the current state at once, as real chat clients sync on
+connect.
 
 `POST /_admin/theme {"theme": ...}` switches the theme for all later page loads (a redesign in the
 middle of the day); `reset` restores the app's default (`make_app(theme=..., brand=...)`). Chat
@@ -124,6 +127,10 @@ class SiteState:
         self.next_id = 1
         self.end_streams()   # the pages of before the reset reconnect
         self.listeners: set[tuple[str, asyncio.Queue]] = set()   # open live streams: (what, queue)
+        # how many changes each live channel ("inbox", a conversation id) has had: a page is
+        # rendered with it, and a stream that opens after a change the page missed (between the
+        # render and the subscription) sends it at once, as real chat clients sync on connect
+        self.versions: dict[str, int] = {}
 
     def end_streams(self) -> None:
         """End every open live stream (a reset, the site's shutdown)."""
@@ -133,6 +140,8 @@ class SiteState:
     def changed(self, conversation_id: str) -> None:
         """Tell the open live inboxes and that conversation's open pages (unless the channel is
         dead)."""
+        for key in ("inbox", conversation_id):
+            self.versions[key] = self.versions.get(key, 0) + 1
         if self.faults.live:
             for key, q in self.listeners:
                 if key in ("inbox", conversation_id):
@@ -744,7 +753,8 @@ async def inbox(request: web.Request) -> web.Response:
         raise _login_redirect(request)
     st.stats["inbox_views"] += 1
     theme = _theme(request)
-    live = _live_script(f"/_live/inbox?theme={theme.name}") if theme.live else ""
+    live = (_live_script(f"/_live/inbox?theme={theme.name}&since={st.versions.get('inbox', 0)}")
+            if theme.live else "")
     return _html(request, "Messages", theme.inbox(st, st.faults), logged_in=True, live=live)
 
 
@@ -765,6 +775,12 @@ async def live_stream(request: web.Request) -> web.StreamResponse:
     listener = (cid if cid is not None else "inbox", changes)
     st.listeners.add(listener)
     st.stats["live_streams"] += 1
+    try:
+        since = int(request.query.get("since", ""))
+    except ValueError:
+        since = None
+    if since is not None and st.versions.get(listener[0], 0) > since and st.faults.live:
+        changes.put_nowait(listener[0])   # changed since the page was rendered: sync now
     try:
         while True:
             try:
@@ -806,8 +822,8 @@ async def conversation(request: web.Request) -> web.Response:
     conv.unread = 0
     theme = _theme(request)
     body = theme.conversation(conv, before_id, max(1, st.faults.page_size), st.faults, st.brand)
-    live = (_live_script(f"/_live/chat/{urllib.parse.quote(conv.id, safe='')}?theme={theme.name}",
-                         theme.log_selector)
+    live = (_live_script(f"/_live/chat/{urllib.parse.quote(conv.id, safe='')}?theme={theme.name}"
+                         f"&since={st.versions.get(conv.id, 0)}", theme.log_selector)
             if theme.live and before_id is None else "")   # an older page stays as it is
     return _html(request, conv.title, body, logged_in=True, live=live)
 

@@ -66,9 +66,9 @@ def _browser_fingerprint(config: Config, account: Any) -> str:
 
 
 def browser_nodes(config: Config) -> list[str]:
-    """The alive nodes that run browsers (a `browser` resource), when the layout shares one
-    Chromium per node; none otherwise (each session then owns its browser)."""
-    if config.app.browser.layout != "shared_browser":
+    """The alive nodes that run browsers (a `browser` resource), when the layout has a host per
+    node (hosted); none otherwise (each session then owns its browser)."""
+    if config.app.browser.layout != "hosted":
         return []
     return sorted(n["NodeID"] for n in ray.nodes()
                   if n.get("Alive") and n.get("Resources", {}).get("browser", 0) > 0)
@@ -77,8 +77,8 @@ def browser_nodes(config: Config) -> list[str]:
 def child_specs(config: Config, home_node: str | None = None,
                 browser_nodes: list[str] | tuple[str, ...] = ()) -> list[ChildSpec]:
     """The children `config` asks for; all but the browser sessions and hosts are pinned to
-    `home_node`; one browser host is pinned to each of `browser_nodes` (shared-browser layout)."""
-    from actors.browser.host import BrowserHost
+    `home_node`; one session host is pinned to each of `browser_nodes` (hosted layout)."""
+    from actors.browser.hosted import HostedSession, SessionHost
     from actors.ai.worker import AIWorker
     from actors.browser.session import BrowserSession
     from actors.sheets.writer import SheetsWriter
@@ -99,15 +99,16 @@ def child_specs(config: Config, home_node: str | None = None,
                   fingerprint=_fingerprint(_common(config), config.app.ai)),
     ]
     # before the sessions (they attach to it); adopted if a session on a new node created it first
+    hosted = config.app.browser.layout == "hosted"
     for node in browser_nodes:
-        specs.append(ChildSpec(name=names.browser_host(node), kind="host", actor_cls=BrowserHost,
+        specs.append(ChildSpec(name=names.browser_host(node), kind="host", actor_cls=SessionHost,
                                args=(config,), options={"num_cpus": 0, "get_if_exists": True, **near(node)},
                                start_method="ping", node_id=node,
                                fingerprint=_fingerprint(_common(config), config.app.browser)))
     for account in config.app.accounts:
         specs.append(ChildSpec(
             name=names.browser(account.site, account.id), kind="browser",
-            actor_cls=_remote(BrowserSession), args=(config, account.id),
+            actor_cls=HostedSession if hosted else _remote(BrowserSession), args=(config, account.id),
             # a `browser` resource marks the nodes that have Chromium (see ray_cluster.yaml)
             options={"num_cpus": 0, "resources": {"browser": 0.01}, "max_concurrency": 8},
             restart=RestartType.PERMANENT, account_id=account.id,

@@ -43,7 +43,7 @@ MESSAGES = counter("replydesk_messages_seen_total", "New chat messages extracted
 POLL_ERRORS = counter("replydesk_poll_errors_total", "Failed browser passes", ("child",))
 
 ALL_KINDS = all_kinds()      # every queue a namespace can have (what decommissioning removes)
-HOSTS_CHECK_S = 5.0          # how often the browser nodes are listed (shared-browser layout)
+HOSTS_CHECK_S = 5.0          # how often the browser nodes are listed (hosted layout)
 NAME_RETRY_S = 0.2           # a child whose name is still held by its dying predecessor: try again
 
 
@@ -174,7 +174,7 @@ class Supervisor:
             time.sleep(self.TICK_S)
 
     def _sync_hosts(self) -> None:
-        """Shared-browser layout: a browser host per alive browser node. A node that joined gets
+        """Hosted layout: a session host per alive browser node. A node that joined gets
         its host; the host of a node that left is dropped (its actor went with the node)."""
         self._hosts_checked_at = time.monotonic()
         nodes = browser_nodes(self.config)           # a GCS call: outside the lock

@@ -630,3 +630,37 @@ def test_the_live_streams_push_each_change_and_never_hold_the_sites_shutdown():
     served.stop()                                            # ends the open stream: no wait
     quiet.join(10)
     assert not quiet.is_alive() and out["quiet"] == []
+
+
+def test_a_stream_opened_after_a_change_its_page_missed_syncs_at_once(chat_site):
+    """A change between the page's render and its subscription is not lost to the page: the
+    page carries its channel's change count (`since`), and a stream opened after a newer change
+    sends the current state at once; one opened up to date sends nothing until the next change."""
+    cookie = chat_site.session_cookie(BASE_ENV["MEETME_USERNAME"])
+    headers = {"Cookie": f"{cookie['cookie']}={cookie['value']}"}
+    chat_site.inject("c1", "Ann", "first")
+    with urllib.request.urlopen(urllib.request.Request(chat_site.url + "/chat", headers=headers), timeout=10) as r:
+        page = r.read().decode()
+    since = int(re.search(r"/_live/inbox\?theme=\w+&since=(\d+)", page).group(1))
+    chat_site.inject("c2", "Bea", "between the render and the subscription")
+
+    def first_event(path: str, out: list) -> None:
+        with urllib.request.urlopen(urllib.request.Request(chat_site.url + path, headers=headers),
+                                    timeout=10) as r:
+            for raw in r:
+                if raw.startswith(b"data: "):
+                    out.append(json.loads(raw[6:]))
+                    return
+
+    late: list = []
+    first_event(f"/_live/inbox?theme=classic&since={since}", late)   # returns at once: no inject
+    assert "between the render and the subscription" in late[0]["body"]
+    pushes = chat_site.stats()["live_pushes"]
+    current: list = []
+    reader = threading.Thread(target=first_event, args=(f"/_live/inbox?theme=classic&since={since + 1}", current))
+    reader.start()
+    wait_for(lambda: chat_site.stats()["live_streams"] == 2, what="the up-to-date stream open")
+    assert chat_site.stats()["live_pushes"] == pushes and not current   # nothing to sync
+    chat_site.inject("c1", "Ann", "next")
+    reader.join(10)
+    assert "next" in current[0]["body"]

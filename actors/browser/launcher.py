@@ -1,8 +1,8 @@
 """Getting a browser for one session, in either layout (config browser.layout):
 
 - own_browser: the session launches its own Chromium (via its own Playwright driver).
-- shared_browser: one Chromium per node (host.BrowserHost) and each session connects over CDP and
-  opens its own context there; contexts never share cookies or storage.
+- hosted: one process per node (hosted.SessionHost) runs every session there, on one Playwright
+  driver and one Chromium it launched; each session is a context of its own (`open_context`).
 
 The Playwright driver runs with TMPDIR set to a directory the session owns, so the profile and
 scratch files Chromium leaves behind when a process is killed land there and are deleted by the
@@ -66,25 +66,29 @@ def _pid_alive(pid: int) -> bool:
 
 @dataclass
 class BrowserSessionHandle:
-    playwright: Playwright
+    playwright: Playwright | None   # None: the browser and its driver are a host's (`open_context`)
     browser: Browser
     context: BrowserContext
     page: Page
-    scratch: Path
+    scratch: Path | None
 
     async def close(self) -> None:
-        """Close page, context, browser (a CDP browser is only disconnected) and the driver."""
+        """Close page and context, and the browser and the driver when they are this
+        session's own."""
+        owned = self.playwright is not None
         try:
-            for closer in (self.page.close, self.context.close, self.browser.close):
+            for closer in (self.page.close, self.context.close, *((self.browser.close,) if owned else ())):
                 try:
                     await closer()
                 except Exception:  # already gone (crashed browser): keep closing the rest
                     pass
         finally:
             try:
-                await self.playwright.stop()
+                if owned:
+                    await self.playwright.stop()
             finally:
-                shutil.rmtree(self.scratch, ignore_errors=True)
+                if self.scratch is not None:
+                    shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 async def start_playwright(scratch: Path) -> Playwright:
@@ -100,20 +104,34 @@ async def start_playwright(scratch: Path) -> Playwright:
             os.environ["TMPDIR"] = old
 
 
-async def open_session(config: Config, scratch: Path, storage_state: dict[str, Any] | None,
-                       cdp_endpoint: str | None = None) -> BrowserSessionHandle:
-    """Launch (or connect to) Chromium and open one context restored from `storage_state`."""
+async def open_session(config: Config, scratch: Path,
+                       storage_state: dict[str, Any] | None) -> BrowserSessionHandle:
+    """Launch Chromium and open one context restored from `storage_state`."""
     pw = await start_playwright(scratch)
     try:
-        if cdp_endpoint:
-            browser = await pw.chromium.connect_over_cdp(cdp_endpoint)
-        else:
-            browser = await pw.chromium.launch(executable_path=config.settings.chromium_path,
-                                               headless=config.settings.headless, args=CHROMIUM_FLAGS)
-        context = await browser.new_context(storage_state=storage_state)
-        context.set_default_timeout(config.app.browser.navigation_timeout_s * 1000)
-        page = await context.new_page()
+        browser = await launch_browser(pw, config)
+        handle = await open_context(config, browser, storage_state)
     except BaseException:
         await pw.stop()
         raise
-    return BrowserSessionHandle(pw, browser, context, page, scratch)
+    handle.playwright, handle.scratch = pw, scratch
+    return handle
+
+
+async def launch_browser(pw: Playwright, config: Config) -> Browser:
+    return await pw.chromium.launch(executable_path=config.settings.chromium_path,
+                                    headless=config.settings.headless, args=CHROMIUM_FLAGS)
+
+
+async def open_context(config: Config, browser: Browser,
+                       storage_state: dict[str, Any] | None) -> BrowserSessionHandle:
+    """One context (and its page) on a browser the caller keeps: closing the handle closes only
+    them."""
+    context = await browser.new_context(storage_state=storage_state)
+    try:
+        context.set_default_timeout(config.app.browser.navigation_timeout_s * 1000)
+        page = await context.new_page()
+    except BaseException:
+        await context.close()
+        raise
+    return BrowserSessionHandle(None, browser, context, page, None)

@@ -33,13 +33,14 @@ import logging
 import os
 import time
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Awaitable, Callable
 
 import ray
+from playwright.async_api import Browser
 
 from actors.browser.adapter import WATCH_BINDING, LoggedOut, NeedsLogin, SendUnproven, SiteAdapter
 from actors.browser.extract import norm_text
-from actors.browser.launcher import BrowserSessionHandle, open_session, scratch_root, session_dir
+from actors.browser.launcher import BrowserSessionHandle, open_context, open_session, scratch_root, session_dir
 from actors.browser.limits import NodeSlots, SlidingWindowLimiter
 from actors.browser.selectors import Health, SelectorNotFound, Selectors
 from actors.store import Store
@@ -70,7 +71,10 @@ def _utcnow() -> datetime:
 
 
 class AccountSession:
-    def __init__(self, config: Config, account_id: str, clock: Callable[[], datetime] = _utcnow):
+    def __init__(self, config: Config, account_id: str, clock: Callable[[], datetime] = _utcnow,
+                 browser_source: Callable[[], Awaitable[Browser]] | None = None):
+        """`browser_source`: the hosted layout's shared browser (hosted.SessionHost), on which
+        the session opens only its own context; without it the layout decides."""
         telemetry.setup_from(config, f"browser:{account_id}")
         self.config = config
         self.account = config.account(account_id)
@@ -96,6 +100,8 @@ class AccountSession:
         self._changed = asyncio.Event()   # a live site's open inbox changed, or a pass is asked for
         self._reload_at = 0.0             # a live site's inbox is reloaded no later than this
         self._start_lock = asyncio.Lock()
+        self.browser_source = browser_source
+        self._on_disconnect: Callable | None = None
 
     # ------------------------------------------------------------ life cycle
 
@@ -149,17 +155,18 @@ class AccountSession:
 
     async def _open(self) -> None:
         state = await asyncio.to_thread(self.store.accounts.storage_state, self.account.id)
-        endpoint = None
-        if self.config.app.browser.layout == "shared_browser":
-            from actors.browser.host import shared_endpoint
-            endpoint = await shared_endpoint(self.config)
-        self.handle = await open_session(self.config, session_dir(self.site.name, self.account.id),
-                                         state, endpoint)
+        if self.browser_source is not None:   # hosted: a context on the host's browser
+            self.handle = await open_context(self.config, await self.browser_source(), state)
+        else:
+            self.handle = await open_session(self.config, session_dir(self.site.name, self.account.id),
+                                             state)
         try:
             if self.site.live:   # the page calls it on every change of its inbox (adapter.watch)
                 await self.handle.page.expose_binding(WATCH_BINDING, lambda _source: self._changed.set())
                 # a waiting pass must not wait for a page that is gone: it opens the session again
-                self.handle.browser.on("disconnected", lambda *_: self._changed.set())
+                # (removed on stop: a hosted browser outlives the session's contexts)
+                self._on_disconnect = lambda *_: self._changed.set()
+                self.handle.browser.on("disconnected", self._on_disconnect)
                 self.handle.page.on("crash", lambda *_: self._changed.set())
                 self._reload_at = 0.0   # a new page is not watched yet: the next pass loads it
             self.adapter = SiteAdapter(self.handle.page, self.config, self.account,
@@ -191,11 +198,14 @@ class AccountSession:
         """Close page, context and browser and delete this session's scratch directory."""
         handle, self.handle, self.adapter = self.handle, None, None
         if handle is not None:
+            if self._on_disconnect is not None:
+                handle.browser.remove_listener("disconnected", self._on_disconnect)
+                self._on_disconnect = None
             await handle.close()
 
     async def _adapter(self) -> SiteAdapter:
         if self.handle is not None and not self.handle.browser.is_connected():
-            # Chromium is gone (it crashed, or the node's shared host restarted): every page call
+            # Chromium is gone (it crashed, or the node's session host relaunched it): every page call
             # would fail from now on; open the session again (the stored login state is reused)
             log.warning("browser disconnected; opening the session again",
                         extra={"account": self.hash, "site": self.site.name})

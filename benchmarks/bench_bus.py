@@ -18,10 +18,13 @@ Effects are written by a group-committing writer (the handler returns a Future; 
 per batch), as a high-rate consumer should; a per-event `insert_one` handler is measured once for
 comparison. The last line measures the MongoDB-wire server's own batched insert rate in the same
 run: it is the ceiling of a one-write consumer on this server (half of it for two writes).
+
+The process runs with the router's GC setting (`actors.bus.consumer.tune_gc`), raw included.
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import sys
@@ -36,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from actors.bus import ConfirmPublisher, Consumer, OutboxRelay, Outgoing, Topology  # noqa: E402
 from actors.bus.connection import connect  # noqa: E402
+from actors.bus.consumer import tune_gc  # noqa: E402
 from actors.store import Store  # noqa: E402
 from benchmarks.common import check  # noqa: E402
 from contracts import settings as settings_mod  # noqa: E402
@@ -291,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     n = args.events or (200 if args.smoke else 2000 if args.quick else 10_000)
     args.rounds = args.rounds or (1 if args.smoke else 3)
     KINDS.clear()
+    # the router's process runs its consumers with this GC setting: so do raw and replydesk here
+    gc_before = tune_gc()
     ns = "bench" + uuid.uuid4().hex[:8]
     server = None if os.environ.get("MONGODB_URI") else MongoServer().start()
     cfg = make_config(os.environ.get("MONGODB_URI") or server.uri, ns)
@@ -353,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         Store.from_config(cfg).db.client.drop_database(ns)
         if server is not None:
             server.close()
+        gc.set_threshold(*gc_before)   # the caller's (the test suite's) process as it was
 
 
 if __name__ == "__main__":

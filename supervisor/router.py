@@ -23,6 +23,7 @@ from ray.exceptions import RayActorError, RayTaskError
 
 from actors.ai.pool import AIPool
 from actors.bus import Consumer, OutboxRelay, declare_topology
+from actors.bus.consumer import tune_gc
 from actors.store import Store
 from contracts import names, telemetry
 from contracts.errors import Unavailable
@@ -97,6 +98,8 @@ class Router:
     def __init__(self, config: Config):
         self.config = config
         self.ns = config.settings.namespace
+        if ray.get_runtime_context().get_actor_id():   # its own process (not a test's): it consumes
+            tune_gc()
         telemetry.setup_from(config, names.ROUTER)
         self.store = Store.from_config(config)
         self.routes = routes_for(config)

@@ -9,7 +9,9 @@ import urllib.request
 import pytest
 import ray
 
+from actors.bus.consumer import GC_THRESHOLD
 from actors.store import Store
+from contracts.names import ROUTER
 from contracts.telemetry import read_spans
 from tests.fixtures.infra import BASE_ENV
 from tests.helpers import wait_for, wait_for_idle_bus
@@ -35,6 +37,9 @@ def _review(url, path, token, body=None):
 def test_one_message_end_to_end(pipeline, chat_site, sheets):
     cfg, handle = pipeline
     store = Store.from_config(cfg)
+    # the router's process consumes every event: its GC is tuned for that (actors.bus.consumer)
+    router = ray.get_actor(ROUTER, namespace=cfg.settings.namespace)
+    assert ray.get(router.__ray_call__.remote(lambda self: __import__("gc").get_threshold())) == GC_THRESHOLD
     site_id = chat_site.inject("c-alice", "Alice", "Hi! Are you free for coffee on Saturday?")
 
     msg = wait_for(lambda: store.messages.coll.find_one({"site_message_id": site_id}),

@@ -54,10 +54,11 @@ def pss_kib(pid: int) -> int:
     return 0
 
 
-def cpu_ticks(pid: int) -> int:
+def cpu_ticks(pid: int, reaped: bool = False) -> int:
+    """utime + stime of `pid`; with `reaped`, its reaped children's too (cutime + cstime)."""
     try:
         f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return int(f[11]) + int(f[12])
+        return sum(int(x) for x in f[11:15 if reaped else 13])
     except OSError:
         return 0
 
@@ -82,9 +83,14 @@ def host_of(layout: str):
     return ray.get_actor(names.browser_host(node), namespace=os.environ["REPLYDESK_NAMESPACE"])
 
 
+def pids_of(actors: list) -> list[int]:
+    """The process ids of these actors."""
+    return ray.get([a.__ray_call__.remote(lambda self: os.getpid()) for a in actors])
+
+
 def processes(actors: list, extra_pids: list[int] = ()) -> list[int]:
     """Every process of these actors (and of `extra_pids`): the actor, its driver, its browser."""
-    pids = ray.get([a.__ray_call__.remote(lambda self: os.getpid()) for a in actors])
+    pids = pids_of(actors)
     kids = children()
     return [p for pid in [*pids, *extra_pids] for p in tree(pid, kids)]
 
@@ -134,7 +140,7 @@ def run(layout: str, n: int, site: ChatSiteAdmin, uri: str, poll_s: float) -> di
             assert ray.get(r)["new"], "a session extracted nothing"
             firsts.append(time.monotonic() - t0)
     host = host_of(layout)
-    host_pids = [ray.get(host.__ray_call__.remote(lambda self: os.getpid()))] if host else []
+    host_pids = pids_of([host]) if host else []
     procs = processes(actors, host_pids)
     pss = sum(pss_kib(p) for p in procs)
 
@@ -178,13 +184,12 @@ def tree_cpu_s(roots: list[int], host_pid: int | None = None) -> dict[str, float
     out = dict.fromkeys(KINDS, 0.0)
     for pid in {p for r in roots for p in tree(r, kids)}:
         try:
-            f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             comm = Path(f"/proc/{pid}/comm").read_text().strip()
         except OSError:
             continue
         kind = ("host" if pid == host_pid else "actors" if pid in roots else
                 "driver" if comm == "node" else "chromium")
-        out[kind] += sum(int(x) for x in f[11:15]) / CLK
+        out[kind] += cpu_ticks(pid, reaped=True) / CLK
     out["total"] = sum(out.values())
     return out
 
@@ -237,10 +242,8 @@ def run_density(mode: str, n: int, sites: list, uri: str, ai_latency_s: float, i
         started_s = time.monotonic() - t0
         actors = [ray.get_actor(names.browser(f"meetme{i}", f"density-{i}"), namespace=ns) for i in range(n)]
         host = host_of(cfg.app.browser.layout)
-        roots = ray.get([a.__ray_call__.remote(lambda self: os.getpid()) for a in actors])
-        host_pid = ray.get(host.__ray_call__.remote(lambda self: os.getpid())) if host else None
-        if host_pid is not None:
-            roots.append(host_pid)
+        roots = pids_of(actors + ([host] if host else []))
+        host_pid = roots[-1] if host else None
         time.sleep(min(3.0, idle_s))                                  # settle
         kids = children()
         pss = sum(pss_kib(p) for p in {p for r in roots for p in tree(r, kids)})
@@ -252,7 +255,6 @@ def run_density(mode: str, n: int, sites: list, uri: str, ai_latency_s: float, i
         count = max(n, min_messages)
         gap = window_s / count     # one per account per window, spread evenly over the accounts
         c1, w1 = tree_cpu_s(roots, host_pid)["total"], time.monotonic()
-        sent: list[tuple[str, int, float]] = []
         latencies: list[float] = []
         waiting: dict[str, float] = {}
         k = 0
@@ -264,14 +266,10 @@ def run_density(mode: str, n: int, sites: list, uri: str, ai_latency_s: float, i
                 marker = f"What music do you like? (probe {k} {uuid.uuid4().hex[:8]})"
                 sites[i].inject(f"c{1 + (k // n) % 3}", "Sender", marker)
                 waiting[marker] = time.monotonic()
-                sent.append((marker, i, waiting[marker]))
                 k += 1
                 if k == count:
                     deadline = time.monotonic() + 120
-            for marker in list(waiting):
-                msg = store.messages.coll.find_one({"text": marker}, {"_id": 1})
-                if msg and store.drafts.coll.find_one({"last_message_id": msg["_id"]}, {"_id": 1}):
-                    latencies.append(time.monotonic() - waiting.pop(marker))
+            latencies += drafted_since(store, waiting)
             if deadline is not None and time.monotonic() > deadline:
                 break
             time.sleep(0.02)
@@ -294,6 +292,17 @@ def run_density(mode: str, n: int, sites: list, uri: str, ai_latency_s: float, i
             "safety_s": cfg.app.accounts[0].safety_poll_s, **crash}
 
 
+def drafted_since(store, waiting: dict[str, float]) -> list[float]:
+    """Of the messages waiting (text -> when it was put on the page), those whose draft is stored
+    now: taken out of `waiting`, their page -> draft times returned."""
+    done = []
+    for marker in list(waiting):
+        msg = store.messages.coll.find_one({"text": marker}, {"_id": 1})
+        if msg and store.drafts.coll.find_one({"last_message_id": msg["_id"]}, {"_id": 1}):
+            done.append(time.monotonic() - waiting.pop(marker))
+    return done
+
+
 def crash_recovery(host, sites: list, store) -> dict:
     """The host killed (its driver and Chromium with it), then a message on every account's site:
     how long until each is drafted (the supervisor restarts the host, every account attaches
@@ -307,10 +316,7 @@ def crash_recovery(host, sites: list, store) -> dict:
         waiting[marker] = t0
     back: list[float] = []
     while waiting and time.monotonic() - t0 < 300:
-        for marker in list(waiting):
-            msg = store.messages.coll.find_one({"text": marker}, {"_id": 1})
-            if msg and store.drafts.coll.find_one({"last_message_id": msg["_id"]}, {"_id": 1}):
-                back.append(time.monotonic() - waiting.pop(marker))
+        back += drafted_since(store, waiting)
         time.sleep(0.05)
     dup = list(store.messages.coll.aggregate([
         {"$group": {"_id": {"a": "$account_id", "s": "$site_message_id"}, "n": {"$sum": 1}}},

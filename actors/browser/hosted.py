@@ -51,6 +51,7 @@ class SessionHost:
         self.sessions: dict[str, tuple[Any, str]] = {}   # account -> (AccountSession, proxy name)
         self._pw = None
         self._browser = None
+        self._chromium: int | None = None    # its browser process (ops and tests see it in ping)
         self._scratch: Path | None = None
         self._launch = asyncio.Lock()
         self._reaper: asyncio.Task | None = None
@@ -73,6 +74,7 @@ class SessionHost:
                 log.warning("the hosted Chromium went away: launching it again",
                             extra={"node": self.node_id[:12], "sessions": len(self.sessions)})
             self._browser = await launch_browser(self._pw, self.config)
+            self._chromium = self._find_chromium()
             return self._browser
 
     async def attach(self, config: Config, account_id: str, proxy: str) -> None:
@@ -100,9 +102,10 @@ class SessionHost:
         """The supervisor's start call and heartbeat; launches Chromium when it is missing."""
         await self._ready()
         await self.browser()
-        return {"pid": os.getpid(), "sessions": len(self.sessions), "chromium": self.chromium_pid()}
+        return {"pid": os.getpid(), "sessions": len(self.sessions), "chromium": self._chromium}
 
-    def chromium_pid(self) -> int | None:
+    @staticmethod
+    def _find_chromium() -> int | None:
         """The pid of the hosted Chromium's browser process (a descendant of this process)."""
         from actors.browser.procs import descendants
         for pid in descendants(os.getpid()):
@@ -120,15 +123,9 @@ class SessionHost:
         for account_id, (session, _) in list(self.sessions.items()):
             await self._stop(account_id, session)
         self.sessions.clear()
+        from actors.browser.launcher import close_browser
         browser, pw, self._browser, self._pw = self._browser, self._pw, None, None
-        for closer in ((browser.close,) if browser else ()) + ((pw.stop,) if pw else ()):
-            try:
-                await closer()
-            except Exception:
-                log.debug("hosted browser already gone", exc_info=True)
-        if self._scratch is not None:
-            import shutil
-            shutil.rmtree(self._scratch, ignore_errors=True)
+        await close_browser(browser, pw, self._scratch)
 
     @staticmethod
     async def _stop(account_id: str, session: Any) -> None:

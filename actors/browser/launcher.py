@@ -75,20 +75,30 @@ class BrowserSessionHandle:
     async def close(self) -> None:
         """Close page and context, and the browser and the driver when they are this
         session's own."""
-        owned = self.playwright is not None
+        await _close_quietly(self.page.close, self.context.close)
+        if self.playwright is not None:
+            await close_browser(self.browser, self.playwright, self.scratch)
+
+
+async def _close_quietly(*closers) -> None:
+    for closer in closers:
         try:
-            for closer in (self.page.close, self.context.close, *((self.browser.close,) if owned else ())):
-                try:
-                    await closer()
-                except Exception:  # already gone (crashed browser): keep closing the rest
-                    pass
+            await closer()
+        except Exception:  # already gone (crashed browser): keep closing the rest
+            pass
+
+
+async def close_browser(browser: Browser | None, pw: Playwright | None, scratch: Path | None) -> None:
+    """Close a browser, stop its driver and delete its scratch directory (whatever is given)."""
+    try:
+        await _close_quietly(*((browser.close,) if browser else ()))
+    finally:
+        try:
+            if pw is not None:
+                await pw.stop()
         finally:
-            try:
-                if owned:
-                    await self.playwright.stop()
-            finally:
-                if self.scratch is not None:
-                    shutil.rmtree(self.scratch, ignore_errors=True)
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
 
 
 async def start_playwright(scratch: Path) -> Playwright:

@@ -98,7 +98,8 @@ class Faults:
     challenge: str | None = None     # "captcha" | "2fa" | "device" | "unusual": a correct login
                                      # shows that challenge page instead of logging in
     send_render_stale: bool = False  # an XHR send is stored, but its answer re-renders the log
-                                     # without it (a later page load shows it)
+                                     # without it and the open page is not pushed it (a later
+                                     # page load shows it)
     live: bool = True                # open inbox pages get new messages pushed (False: the
                                      # channel stays open and silently sends nothing)
 
@@ -137,18 +138,21 @@ class SiteState:
         for _, q in getattr(self, "listeners", ()):
             q.put_nowait(None)
 
-    def changed(self, conversation_id: str) -> None:
+    def changed(self, conversation_id: str, *, conversation_pages: bool = True) -> None:
         """Tell the open live inboxes and that conversation's open pages (unless the channel is
-        dead)."""
-        for key in ("inbox", conversation_id):
+        dead; `conversation_pages=False`: the open pages of that conversation are not told, so
+        they keep showing what they had until they are loaded again)."""
+        keys = ("inbox", conversation_id) if conversation_pages else ("inbox",)
+        for key in keys:
             self.versions[key] = self.versions.get(key, 0) + 1
         if self.faults.live:
             for key, q in self.listeners:
-                if key in ("inbox", conversation_id):
+                if key in keys:
                     q.put_nowait(conversation_id)
 
     def add_message(self, conversation_id: str, sender: str, text: str, direction: str,
-                    when: str | None = None, title: str | None = None) -> Message:
+                    when: str | None = None, title: str | None = None, *,
+                    conversation_pages: bool = True) -> Message:
         conv = self.conversations.get(conversation_id)
         if conv is None:
             conv = self.conversations[conversation_id] = Conversation(conversation_id, title or sender)
@@ -158,7 +162,7 @@ class SiteState:
         conv.messages.append(msg)
         if direction == "in":
             conv.unread += 1
-        self.changed(conversation_id)
+        self.changed(conversation_id, conversation_pages=conversation_pages)
         return msg
 
     def new_session(self, user: str) -> str:
@@ -856,7 +860,10 @@ async def send(request: web.Request) -> web.Response:
     if not text.strip():
         raise web.HTTPBadRequest(text="empty message")
     before = list(conv.messages)
-    msg = st.add_message(conv.id, user, text, "out")
+    # send_render_stale: the page never shows this send, neither in the XHR's answer nor pushed
+    # into the open page (a later page load shows it)
+    msg = st.add_message(conv.id, user, text, "out",
+                         conversation_pages=not (is_json and st.faults.send_render_stale))
     st.sent.append(msg.as_json(conv.id))
     st.stats["sends"] += 1
     if is_json:

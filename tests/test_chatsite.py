@@ -664,3 +664,35 @@ def test_a_stream_opened_after_a_change_its_page_missed_syncs_at_once(chat_site)
     chat_site.inject("c1", "Ann", "next")
     reader.join(10)
     assert "next" in current[0]["body"]
+
+
+def test_a_stale_rendered_send_is_not_pushed_into_the_open_conversation(chat_site):
+    """`send_render_stale`: the XHR's answer leaves the send out and the open conversation page is
+    not pushed it either (nothing on the page shows it); the site stored it, so the next change
+    pushed, like a fresh page load, shows it."""
+    op = _opener()
+    _themed_login(chat_site, op, "aria")
+    chat_site.theme("aria")
+    chat_site.inject("c1", "Alice", "one")
+    cookie = chat_site.session_cookie(BASE_ENV["MEETME_USERNAME"])
+    headers = {"Cookie": f"{cookie['cookie']}={cookie['value']}"}
+    got: list = []
+
+    def first_log() -> None:
+        req = urllib.request.Request(chat_site.url + "/_live/chat/c1?theme=aria", headers=headers)
+        with urllib.request.urlopen(req, timeout=10) as r:
+            for raw in r:
+                if raw.startswith(b"data: "):
+                    got.append(json.loads(raw[6:])["log"])
+                    return
+
+    reader = threading.Thread(target=first_log)
+    reader.start()
+    wait_for(lambda: chat_site.stats()["live_streams"] == 1, what="the conversation's stream open")
+    chat_site.faults(send_render_stale=True)
+    status, body = _post_json(chat_site, op, "/chat/c1/send", {"message": "unseen reply"})
+    assert status == 200 and "unseen reply" not in body["log_html"]
+    assert chat_site.sent()["counts"] == {"c1": 1} and chat_site.stats()["live_pushes"] == 0
+    chat_site.inject("c1", "Alice", "two")
+    reader.join(10)
+    assert "unseen reply" in got[0] and ">two<" in got[0]

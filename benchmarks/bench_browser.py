@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -256,23 +257,27 @@ def run_density(mode: str, n: int, sites: list, uri: str, ai_latency_s: float, i
         gap = window_s / count     # one per account per window, spread evenly over the accounts
         c1, w1 = tree_cpu_s(roots, host_pid)["total"], time.monotonic()
         latencies: list[float] = []
+        split: list[tuple[float, float]] = []
         waiting: dict[str, float] = {}
         k = 0
         deadline = None
+        last_look = 0.0
         while k < count or waiting:
             now = time.monotonic()
             if k < count and now >= w1 + k * gap:
                 i = k % n
                 marker = f"What music do you like? (probe {k} {uuid.uuid4().hex[:8]})"
                 sites[i].inject(f"c{1 + (k // n) % 3}", "Sender", marker)
-                waiting[marker] = time.monotonic()
+                waiting[marker] = time.time()
                 k += 1
                 if k == count:
                     deadline = time.monotonic() + 120
-            latencies += drafted_since(store, waiting)
+            if k >= count or now - last_look >= 0.5:
+                latencies += drafted_since(store, waiting, split)
+                last_look = now
             if deadline is not None and time.monotonic() > deadline:
                 break
-            time.sleep(0.02)
+            time.sleep(0.02 if k < count else 0.25)
         wall = time.monotonic() - w1
         busy = tree_cpu_s(roots, host_pid)["total"] - c1
         per_message = (busy - idle * wall) / count
@@ -287,20 +292,47 @@ def run_density(mode: str, n: int, sites: list, uri: str, ai_latency_s: float, i
             "cpu_s_per_message": max(per_message, 0.0),
             "p50_s": percentile(latencies, 0.5) if latencies else float("nan"),
             "p99_s": percentile(latencies, 0.99) if latencies else float("nan"),
+            "to_stored_p50_s": percentile([a for a, _ in split], 0.5) if split else float("nan"),
+            "to_draft_p50_s": percentile([b for _, b in split], 0.5) if split else float("nan"),
             "messages": count, "drafted": drafted, "started_s": started_s,
             "interval_s": cfg.app.accounts[0].poll_interval_s, "ai_s": ai_latency_s,
             "safety_s": cfg.app.accounts[0].safety_poll_s, **crash}
 
 
-def drafted_since(store, waiting: dict[str, float]) -> list[float]:
-    """Of the messages waiting (text -> when it was put on the page), those whose draft is stored
-    now: taken out of `waiting`, their page -> draft times returned."""
+def drafted_since(store, waiting: dict[str, float], split: list | None = None) -> list[float]:
+    """Of the messages waiting (text -> when it was put on the page, wall clock), those whose
+    draft is stored now: taken out of `waiting`, their page -> draft times returned, from the
+    times the store wrote (the message's `seen_at`, the draft's `created_at`), not from when this
+    loop looked. Two queries a look, whatever is waiting, so the looking loads the database little.
+    `split` gets (page -> message stored, message stored -> draft stored) per message."""
+    if not waiting:
+        return []
+    msgs = {m["_id"]: m for m in store.messages.coll.find({"text": {"$in": list(waiting)}},
+                                                         {"_id": 1, "text": 1, "seen_at": 1})}
+    if not msgs:
+        return []
     done = []
-    for marker in list(waiting):
-        msg = store.messages.coll.find_one({"text": marker}, {"_id": 1})
-        if msg and store.drafts.coll.find_one({"last_message_id": msg["_id"]}, {"_id": 1}):
-            done.append(time.monotonic() - waiting.pop(marker))
+    for d in store.drafts.coll.find({"last_message_id": {"$in": list(msgs)}},
+                                    {"last_message_id": 1, "created_at": 1}):
+        m = msgs.pop(d["last_message_id"], None)
+        if m is None or m["text"] not in waiting:
+            continue
+        at = waiting.pop(m["text"])
+        drafted = _epoch(d["created_at"])
+        done.append(drafted - at)
+        if split is not None:
+            seen = _epoch(m["seen_at"])
+            split.append((seen - at, drafted - seen))
     return done
+
+
+def _epoch(value) -> float:
+    """A stored time (a BSON datetime, or the ISO text a model stored) as epoch seconds."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.timestamp()
 
 
 def crash_recovery(host, sites: list, store) -> dict:
@@ -308,16 +340,16 @@ def crash_recovery(host, sites: list, store) -> dict:
     how long until each is drafted (the supervisor restarts the host, every account attaches
     again and reads), and whether any was lost or stored twice."""
     ray.kill(host, no_restart=True)
-    t0 = time.monotonic()
+    t0 = time.time()
     waiting = {}
     for i, site in enumerate(sites):
         marker = f"Are you free on Sunday? (after the crash {i} {uuid.uuid4().hex[:6]})"
         site.inject("c1", "Sender", marker)
         waiting[marker] = t0
     back: list[float] = []
-    while waiting and time.monotonic() - t0 < 300:
+    while waiting and time.time() - t0 < 300:
         back += drafted_since(store, waiting)
-        time.sleep(0.05)
+        time.sleep(0.25)
     dup = list(store.messages.coll.aggregate([
         {"$group": {"_id": {"a": "$account_id", "s": "$site_message_id"}, "n": {"$sum": 1}}},
         {"$match": {"n": {"$gt": 1}}}]))
@@ -411,11 +443,13 @@ def main(argv: list[str] | None = None) -> int:
               f"live (hosted, pushed into the open inbox; safety reload {r0['safety_s']:g} s); "
               f"AI stand-in latency {r0['ai_s']:g} s; one message per account per {window_s:g} s")
         print(f"{'mode':7s} {'layout':12s} {'N':>3s} {'PSS MiB/session':>16s} {'idle CPU %/session':>19s} "
-              f"{'CPU ms/message':>15s} {'page->draft p50 s':>18s} {'p99 s':>7s} {'drafted':>9s} {'start s':>8s}")
+              f"{'CPU ms/message':>15s} {'page->draft p50 s':>18s} {'p99 s':>7s} {'drafted':>9s} {'start s':>8s} "
+              f"{'p50 page->stored':>17s} {'stored->draft':>14s}")
         for r in lives:
             print(f"{r['mode']:7s} {r['layout']:12s} {r['n']:3d} {r['pss_mib']:16.1f} "
                   f"{r['idle_pct_per_session']:19.3f} {1000 * r['cpu_s_per_message']:15.1f} "
-                  f"{r['p50_s']:18.2f} {r['p99_s']:7.2f} {r['drafted']:4d}/{r['messages']:<4d} {r['started_s']:8.1f}")
+                  f"{r['p50_s']:18.2f} {r['p99_s']:7.2f} {r['drafted']:4d}/{r['messages']:<4d} {r['started_s']:8.1f} "
+                  f"{r['to_stored_p50_s']:17.2f} {r['to_draft_p50_s']:14.2f}")
         print("idle CPU % of a core per session, by process: " + "; ".join(
             f"{r['mode']} N={r['n']}: " + ", ".join(f"{k} {v:.3f}" for k, v in r["idle_by_kind"].items())
             for r in lives))

@@ -93,6 +93,15 @@ def test_hosted_layout_runs_every_account_in_one_host_and_a_host_crash_loses_not
     # nothing twice: one stored copy per account of every message
     for site_id in (first, pushed, *during):
         assert stored_by(site_id) == ACCOUNTS
+    # the accounts' own actors lived through it: their heartbeats kept answering while they
+    # attached again (none was taken for hung and restarted, which would start its session twice)
+    beats = {c["name"]: c["heartbeats"] for c in ray.get(handle.status.remote())["children"]
+             if c["kind"] == "browser"}
+    wait_for(lambda: all(c["heartbeats"] > beats[c["name"]]
+                         for c in ray.get(handle.status.remote())["children"] if c["kind"] == "browser"),
+             timeout=30, what="every account's heartbeat after the host came back")
+    browsers = [c for c in ray.get(handle.status.remote())["children"] if c["kind"] == "browser"]
+    assert [(c["restarts"], c["state"]) for c in browsers] == [(0, "running")] * len(ACCOUNTS), browsers
 
     chromium = ray.get(new_host.ping.remote())["chromium"]
     runner.stop(handle)                          # the supervisor's shutdown stops the host too

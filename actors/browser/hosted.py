@@ -165,14 +165,21 @@ def node_host(config: Config, node_id: str | None = None):
 @ray.remote(num_cpus=0, concurrency_groups={"health": 2})
 class HostedSession:
     """One account's actor in the hosted layout: the same calls as `BrowserSession`, run by the
-    node's `SessionHost`."""
+    node's `SessionHost`.
+
+    Ray runs each concurrency group of an async actor on its own event loop, in its own thread:
+    an asyncio lock or event shared by the two would leave a waiter in one loop never woken by a
+    release in the other (measured: a heartbeat hung behind an attach, the supervisor took the
+    actor for hung and restarted it, and its session was started twice). So attaching is done by
+    the default group's calls only, and the heartbeat (`health`) never waits on it: it asks the
+    host it has, or says it is attaching."""
 
     def __init__(self, config: Config, account_id: str):
         self.config = config
         self.account_id = account_id
         self.name = names.browser(config.account(account_id).site, account_id)
         self.host = None
-        self._attach = asyncio.Lock()
+        self._attach = asyncio.Lock()   # default group only (see the class docstring)
 
     async def _host(self):
         async with self._attach:
@@ -207,7 +214,22 @@ class HostedSession:
 
     @ray.method(concurrency_group="health")
     async def ping(self) -> dict:
-        return await self._call("ping")
+        """The session's health from the host; while attaching (no host yet, or the one it had
+        went away or does not hold the session any more), only that this actor is alive: no
+        `status`, so the health last reported stands. A hung host is the host's own heartbeat's
+        to find."""
+        host = self.host
+        attaching = {"account": self.account_id, "attaching": True}
+        if host is None:
+            return attaching
+        try:
+            return await host.call.remote(self.account_id, "ping")
+        except RayActorError:
+            return attaching
+        except RayTaskError as exc:
+            if isinstance(exc.cause, NotAttached):
+                return attaching
+            raise exc.cause from None
 
     async def poll(self, carrier: dict | None = None) -> dict:
         return await self._call("poll", carrier)

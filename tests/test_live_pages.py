@@ -66,8 +66,10 @@ async def test_a_message_pushed_into_the_open_inbox_is_read_once_without_reloadi
         theme, live_session, chat_site, store):
     # the safety reload is far away: only the page's own change can wake the pass in time
     s = await live_session(theme, safety_poll_s=600)
+    started = chat_site.stats()["inbox_views"]        # the start loaded the inbox, watched
     chat_site.inject("c1", "Alice", "hello")
-    assert len((await s.poll())["new"]) == 1          # the first pass loads the inbox
+    assert len((await s.poll())["new"]) == 1          # the first pass reads that page as it is
+    assert chat_site.stats()["inbox_views"] - started == 1   # only back to it after reading c1
     assert (await s.poll())["new"] == []              # back on the inbox: read as it is, no change
     await _until(lambda: chat_site.stats()["live_streams"] >= 1 and not s._changed.is_set(),
                  "the open inbox to subscribe to the site's push channel")

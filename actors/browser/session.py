@@ -168,13 +168,19 @@ class AccountSession:
                 self._on_disconnect = lambda *_: self._changed.set()
                 self.handle.browser.on("disconnected", self._on_disconnect)
                 self.handle.page.on("crash", lambda *_: self._changed.set())
-                self._reload_at = 0.0   # a new page is not watched yet: the next pass loads it
+                self._reload_at = 0.0   # not watched yet: the next pass loads it (unless below)
             self.adapter = SiteAdapter(self.handle.page, self.config, self.account,
                                          self.config.credentials(self.account), self.selectors,
                                          self.navigations, self.slots, on_login=self._save_state,
                                        clock=self.clock)
             async with self._page_lock:
                 await self.adapter.ensure_logged_in()
+                if self.site.live and self.adapter.on_inbox():
+                    # the inbox just loaded is watched from now on: the first pass reads it as it
+                    # is (what changed before the watch began is on it), not after a second load
+                    await self.adapter.watch()
+                    self._reload_at = time.monotonic() + self.account.safety_poll_s
+                    self._changed.set()
         except BaseException:
             await self.stop()
             raise

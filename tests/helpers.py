@@ -7,7 +7,18 @@ import subprocess
 
 from standins.stack import wait_for
 
-__all__ = ["FakeClock", "wait_for", "wait_for_idle_bus"]
+__all__ = ["FakeClock", "until", "wait_for", "wait_for_idle_bus"]
+
+
+async def until(predicate, what: str, timeout_s: float = 30.0) -> None:
+    """`wait_for` for a test that shares its event loop with what it waits on: it yields to the
+    loop between looks instead of blocking it."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
 
 
 def _bus_idle(config) -> bool:

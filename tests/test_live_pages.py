@@ -13,6 +13,7 @@ import yaml
 
 from actors.browser.session import AccountSession
 from contracts.settings import ROOT
+from tests.helpers import until
 
 ACCOUNT = "owner-live"
 
@@ -49,14 +50,6 @@ async def live_session(make_config, chat_site, artifacts_dir, store):
             pass
 
 
-async def _until(predicate, what: str, timeout_s: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not predicate():
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-
-
 def _texts(store, conversation_id):
     return [(m.direction, m.text) for m in store.messages.conversation(ACCOUNT, conversation_id, 200)]
 
@@ -71,7 +64,7 @@ async def test_a_message_pushed_into_the_open_inbox_is_read_once_without_reloadi
     assert len((await s.poll())["new"]) == 1          # the first pass reads that page as it is
     assert chat_site.stats()["inbox_views"] - started == 1   # only back to it after reading c1
     assert (await s.poll())["new"] == []              # back on the inbox: read as it is, no change
-    await _until(lambda: chat_site.stats()["live_streams"] >= 1 and not s._changed.is_set(),
+    await until(lambda: chat_site.stats()["live_streams"] >= 1 and not s._changed.is_set(),
                  "the open inbox to subscribe to the site's push channel")
     stats = chat_site.stats()
     waiting = asyncio.create_task(s.poll())           # waits for the page to change
@@ -101,7 +94,7 @@ async def test_a_push_channel_that_stops_silently_is_covered_by_the_safety_reloa
     s = await live_session("classic", safety_poll_s=1.0)
     chat_site.inject("c1", "Alice", "hello")
     assert len((await s.poll())["new"]) == 1
-    await _until(lambda: chat_site.stats()["live_streams"] >= 1, "the push channel")
+    await until(lambda: chat_site.stats()["live_streams"] >= 1, "the push channel")
     chat_site.faults(live=False)                      # the stream stays open and sends nothing
     stats = chat_site.stats()
     chat_site.inject("c1", "Alice", "still there?")

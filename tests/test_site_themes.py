@@ -6,7 +6,6 @@ after the click, and right before it with an identical earlier reply), our own r
 emitted as incoming. Real Chromium, the real stand-in site, the real store; no Ray."""
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -21,6 +20,7 @@ from actors.browser.session import AccountSession
 from contracts.events import DraftApproved
 from contracts.ids import draft_id
 from contracts.settings import ROOT
+from tests.helpers import until
 
 ACCOUNT = "owner-main"
 SITE_OF = {"classic": "meetme", "bubbles": "bubbles", "items": "items", "aria": "aria"}
@@ -155,7 +155,7 @@ async def test_crash_right_after_the_click_never_sends_twice(theme, themed, chat
     assert store.drafts.get(did)["status"] == "sending"
     # the click went out (a form post may still be on its way when the process dies): wait until
     # the site has it, so the case tested is "sent, but never confirmed", every time
-    await _until(lambda: chat_site.sent()["counts"].get("c1") == 1, "the site to store the click's send")
+    await until(lambda: chat_site.sent()["counts"].get("c1") == 1, "the site to store the click's send")
     await s.stop()
     again = await (await session(cfg)).send(event)  # a new process for the same account
     assert again["status"] == "already_sent"
@@ -443,16 +443,6 @@ async def _crash_after_click(s, event, monkeypatch):
     with pytest.raises(Crash):
         await s.send(event)
     monkeypatch.undo()
-
-
-async def _until(predicate, what: str, timeout: float = 30.0) -> None:
-    """Wait on a condition without blocking the event loop the session runs on."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def _crash_before_click(s, event, monkeypatch):

@@ -6,15 +6,18 @@ after the click, and right before it with an identical earlier reply), our own r
 emitted as incoming. Real Chromium, the real stand-in site, the real store; no Ray."""
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 import yaml
 
 from actors.browser import session as session_mod
 from actors.browser.adapter import SendNotConfirmed, SiteAdapter
+from actors.browser.launcher import close_browser, launch_browser, start_playwright
 from actors.browser.selectors import MISSES, SelectorNotFound
 from actors.browser.session import AccountSession
 from contracts.events import DraftApproved
@@ -31,8 +34,32 @@ class Crash(BaseException):
     """Stands for the process dying at that point: nothing after it runs, no handler catches it."""
 
 
-@pytest.fixture
-async def themed(make_config, chat_site, artifacts_dir, store):
+# One event loop for the module: its sessions share one Chromium (below), bound to that loop.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def shared_browser(tmp_path_factory):
+    """One Chromium for this module's sessions, each in a context of its own, as the hosted
+    layout runs them (`browser_source`): a driver and a browser per session would cost about
+    0.7 s each, some sixty times. A test's "new process" is a new session: a fresh context,
+    nothing of the old page or its state. (The own-browser layout: test_browser_session.py.)"""
+    scratch = tmp_path_factory.mktemp("themes-browser")
+    held: dict = {}
+
+    async def browser(cfg):
+        if "pw" not in held:
+            held["pw"] = await start_playwright(scratch)
+        if held.get("browser") is None or not held["browser"].is_connected():
+            held["browser"] = await launch_browser(held["pw"], cfg)
+        return held["browser"]
+
+    yield browser
+    await close_browser(held.get("browser"), held.get("pw"), scratch)
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def themed(make_config, chat_site, artifacts_dir, store, shared_browser):
     """themed(theme) -> (config maker, session maker) for an account on that theme's site spec."""
     sessions: list[AccountSession] = []
 
@@ -45,7 +72,7 @@ async def themed(make_config, chat_site, artifacts_dir, store):
             sites=sites, MEETME_URL=chat_site.url)
 
     async def session(cfg) -> AccountSession:
-        s = AccountSession(cfg, ACCOUNT)
+        s = AccountSession(cfg, ACCOUNT, browser_source=functools.partial(shared_browser, cfg))
         sessions.append(s)
         await s.start()
         return s

@@ -189,21 +189,30 @@ class HostedSession:
                 self.host = host
             return self.host
 
+    async def _ask(self, host: Any, method: str, *args: Any) -> tuple[Any, Exception | None]:
+        """One call of the account's session on `host`: (its result, None), or (None, why `host`
+        cannot answer for it: it went away, or no longer holds the session). The session's own
+        errors are raised as BrowserSession raises them."""
+        try:
+            return await host.call.remote(self.account_id, method, *args), None
+        except RayTaskError as exc:
+            if isinstance(exc.cause, NotAttached):
+                return None, exc.cause
+            raise exc.cause from None
+        except RayActorError as exc:
+            return None, exc
+
     async def _call(self, method: str, *args: Any) -> Any:
         for attempt in (1, 2):
             host = await self._host()
-            try:
-                return await host.call.remote(self.account_id, method, *args)
-            except RayTaskError as exc:
-                if isinstance(exc.cause, NotAttached) and attempt == 1:
-                    self._forget(host)
-                    continue
-                raise exc.cause from None   # the session's own error, as BrowserSession raises it
-            except RayActorError:
-                if attempt == 2:
-                    raise
+            result, gone = await self._ask(host, method, *args)
+            if gone is None:
+                return result
+            if attempt == 2:
+                raise gone
+            if isinstance(gone, RayActorError):
                 log.warning("the session host went away: attaching again", extra={"child": self.name})
-                self._forget(host)
+            self._forget(host)
 
     def _forget(self, host: Any) -> None:
         if self.host is host:
@@ -219,17 +228,11 @@ class HostedSession:
         `status`, so the health last reported stands. A hung host is the host's own heartbeat's
         to find."""
         host = self.host
-        attaching = {"account": self.account_id, "attaching": True}
-        if host is None:
-            return attaching
-        try:
-            return await host.call.remote(self.account_id, "ping")
-        except RayActorError:
-            return attaching
-        except RayTaskError as exc:
-            if isinstance(exc.cause, NotAttached):
-                return attaching
-            raise exc.cause from None
+        if host is not None:
+            result, gone = await self._ask(host, "ping")
+            if gone is None:
+                return result
+        return {"account": self.account_id, "attaching": True}
 
     async def poll(self, carrier: dict | None = None) -> dict:
         return await self._call("poll", carrier)

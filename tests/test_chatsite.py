@@ -632,6 +632,15 @@ def test_the_live_streams_push_each_change_and_never_hold_the_sites_shutdown():
     assert not quiet.is_alive() and out["quiet"] == []
 
 
+def _first_event(url: str, headers: dict, out: list) -> None:
+    """Open a live stream and append its first event's data to `out`."""
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as r:
+        for raw in r:
+            if raw.startswith(b"data: "):
+                out.append(json.loads(raw[6:]))
+                return
+
+
 def test_a_stream_opened_after_a_change_its_page_missed_syncs_at_once(chat_site):
     """A change between the page's render and its subscription is not lost to the page: the
     page carries its channel's change count (`since`), and a stream opened after a newer change
@@ -645,12 +654,7 @@ def test_a_stream_opened_after_a_change_its_page_missed_syncs_at_once(chat_site)
     chat_site.inject("c2", "Bea", "between the render and the subscription")
 
     def first_event(path: str, out: list) -> None:
-        with urllib.request.urlopen(urllib.request.Request(chat_site.url + path, headers=headers),
-                                    timeout=10) as r:
-            for raw in r:
-                if raw.startswith(b"data: "):
-                    out.append(json.loads(raw[6:]))
-                    return
+        _first_event(chat_site.url + path, headers, out)
 
     late: list = []
     first_event(f"/_live/inbox?theme=classic&since={since}", late)   # returns at once: no inject
@@ -677,16 +681,8 @@ def test_a_stale_rendered_send_is_not_pushed_into_the_open_conversation(chat_sit
     cookie = chat_site.session_cookie(BASE_ENV["MEETME_USERNAME"])
     headers = {"Cookie": f"{cookie['cookie']}={cookie['value']}"}
     got: list = []
-
-    def first_log() -> None:
-        req = urllib.request.Request(chat_site.url + "/_live/chat/c1?theme=aria", headers=headers)
-        with urllib.request.urlopen(req, timeout=10) as r:
-            for raw in r:
-                if raw.startswith(b"data: "):
-                    got.append(json.loads(raw[6:])["log"])
-                    return
-
-    reader = threading.Thread(target=first_log)
+    reader = threading.Thread(target=_first_event,
+                              args=(chat_site.url + "/_live/chat/c1?theme=aria", headers, got))
     reader.start()
     wait_for(lambda: chat_site.stats()["live_streams"] == 1, what="the conversation's stream open")
     chat_site.faults(send_render_stale=True)
@@ -695,4 +691,4 @@ def test_a_stale_rendered_send_is_not_pushed_into_the_open_conversation(chat_sit
     assert chat_site.sent()["counts"] == {"c1": 1} and chat_site.stats()["live_pushes"] == 0
     chat_site.inject("c1", "Alice", "two")
     reader.join(10)
-    assert "unseen reply" in got[0] and ">two<" in got[0]
+    assert "unseen reply" in got[0]["log"] and ">two<" in got[0]["log"]

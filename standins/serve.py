@@ -13,8 +13,10 @@ from aiohttp import web
 class ServedApp:
     """An aiohttp app served from its own thread and event loop; `.url` is its base URL."""
 
-    def __init__(self, app: web.Application, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, app: web.Application, host: str = "127.0.0.1", port: int = 0,
+                 runner_class: type[web.AppRunner] = web.AppRunner):
         self.app = app
+        self.runner_class = runner_class
         self.host = host
         self.port = port
         self.loop = asyncio.new_event_loop()
@@ -37,7 +39,7 @@ class ServedApp:
     async def _start(self) -> None:
         # a stand-in never holds a shutdown for long: handlers still running after 5 s (a
         # long-lived stream whose client is gone) are cancelled
-        self._runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True,
+        self._runner = self.runner_class(self.app, access_log=None, handler_cancellation=True,
                                      shutdown_timeout=5.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)

@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 from actors.review import make_app
+from actors.review.quiet import QuietAppRunner
 from contracts import telemetry
 from contracts.events import ChatMessage
 from contracts.ids import draft_id as make_draft_id
@@ -35,7 +36,7 @@ def add_conversation(store, conversation_id: str, texts: list[str], *, account_i
 
 
 def serve(config, store) -> ServedApp:
-    return ServedApp(make_app(config, store)).start()
+    return ServedApp(make_app(config, store), runner_class=QuietAppRunner).start()  # as the desk runs
 
 
 def desk_fixtures(review: dict | None = None):

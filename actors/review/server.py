@@ -18,6 +18,7 @@ from aiohttp import web
 from actors.review.app import make_app
 from actors.review.decisions import Reviewer
 from actors.review.errors import Handler
+from actors.review.quiet import QuietAppRunner
 from actors.review.security import require_tokens
 from actors.store import Store
 from contracts import names, telemetry
@@ -72,7 +73,7 @@ class ReviewDesk:
         requeued = await asyncio.to_thread(Reviewer(self.store, self.conf.token_name).requeue_approved)
         app = make_app(self.config, self.store)
         app.middlewares.insert(0, _measure)
-        runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        runner = QuietAppRunner(app, access_log=None, handler_cancellation=True)
         await runner.setup()
         site = web.TCPSite(runner, self.conf.host, self.conf.port, ssl_context=tls_context(self.conf))
         try:

@@ -43,7 +43,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     telemetry.setup_from(config, "supervisor-job")
 
-    from supervisor import runner
+    from supervisor import preflight, runner
+    try:  # a broker or database that refuses our credentials stops the start here, not in a restart loop
+        preflight.check(config)
+    except preflight.Refused as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
     runner.connect(args.address, config.settings.namespace)
     handle = runner.start(config, detached=args.detached)
 

@@ -24,7 +24,7 @@ import ray
 
 from actors.store import Store
 from contracts import names, telemetry
-from contracts.errors import PermanentError, root_cause
+from contracts.errors import PermanentError, describe, root_cause
 from contracts.events import ChildFailed, NeedsLogin
 from contracts.metrics import counter, gauge
 from contracts.settings import Config
@@ -115,7 +115,7 @@ class Supervisor:
         child.ping_ref = child.poll_ref = None
 
     def _on_failure(self, child: Child, exc: BaseException, died: bool) -> None:
-        child.last_error = f"{type(exc).__name__}: {str(exc)[:500]}"
+        child.last_error = describe(exc)
         now = time.monotonic()
         if not died:  # alive but its start failed: it cannot work, replace it
             kill_quietly(child.handle)

@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace.export import (BatchSpanProcessor, SimpleSpanProces
                                             SpanExportResult)
 from opentelemetry.trace import Status
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from pythonjsonlogger.json import JsonFormatter as _BaseJsonFormatter
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 _lock = threading.Lock()
@@ -133,31 +134,28 @@ def _redact(text: str) -> str:
     return text
 
 
-class JsonFormatter(logging.Formatter):
-    _skip = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+class JsonFormatter(_BaseJsonFormatter):
+    """One JSON object per line (python-json-logger): ts, level, service, logger, msg, the trace and
+    span ids of the current span, every `extra` field (non-JSON values as text), `exc` with the
+    traceback; the whole line with every registered secret masked."""
 
     def __init__(self, service: str):
-        super().__init__()
-        self.service = service
+        super().__init__("%(message)s", rename_fields={"message": "msg", "exc_info": "exc"},
+                         static_fields={"service": service}, json_default=str, json_ensure_ascii=False)
 
-    def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "service": self.service,
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
+    def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord,
+                   message_dict: dict[str, Any]) -> None:
+        log_data["ts"] = datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
+        log_data["level"] = record.levelname.lower()
+        log_data["logger"] = record.name
+        super().add_fields(log_data, record, message_dict)
         ctx = trace.get_current_span().get_span_context()
         if ctx.is_valid:
-            out["trace_id"] = format(ctx.trace_id, "032x")
-            out["span_id"] = format(ctx.span_id, "016x")
-        for k, v in record.__dict__.items():
-            if k not in self._skip and not k.startswith("_"):
-                out[k] = v if isinstance(v, (str, int, float, bool, type(None))) else str(v)
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return _redact(json.dumps(out, ensure_ascii=False))
+            log_data["trace_id"] = format(ctx.trace_id, "032x")
+            log_data["span_id"] = format(ctx.span_id, "016x")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return _redact(super().format(record))
 
 
 def setup(service: str, *, trace_file: Path | str | None = None, otlp_endpoint: str | None = None,

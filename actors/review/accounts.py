@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from actors.review.errors import ApiError
-from contracts import telemetry
+from contracts import names, telemetry
 
 routes = web.RouteTableDef()
 RETRYABLE = {"failed", "needs_login"}
@@ -22,9 +22,8 @@ async def _supervisor(namespace: str) -> Any | None:
     import ray
     if not ray.is_initialized():
         return None
-    from supervisor.runner import SUPERVISOR_NAME
     try:
-        return await asyncio.to_thread(ray.get_actor, SUPERVISOR_NAME, namespace)
+        return await asyncio.to_thread(ray.get_actor, names.SUPERVISOR, namespace)
     except ValueError:
         return None
 

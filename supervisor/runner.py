@@ -46,11 +46,25 @@ def start(config: Config, *, detached: bool = False, max_restarts: int = 3) -> A
             opts["lifetime"] = "detached"
         handle = SupervisorActor.options(**opts).remote(config)
     status = ray.get(handle.wait_running.remote(90), timeout=180)
-    starting = [c["name"] for c in status["children"] if c["state"] not in ("running", "failed")]
-    if starting:
-        log.error("children still not running; does a node offer the `browser` resource?",
-                  extra={"children": starting})
+    report_start(status["children"])
     return handle
+
+
+def report_start(children: list[dict[str, Any]]) -> None:
+    """Say which children are not running after the start wait, each with its own last error;
+    only a browser child that never got a worker (no error at all) points at the `browser`
+    resource."""
+    for c in children:
+        if c["state"] == "running":
+            continue
+        if c.get("last_error"):
+            log.error("child not running", extra={"child": c["name"], "state": c["state"],
+                                                   "error": c["last_error"]})
+        elif c["kind"] in ("browser", "host"):
+            log.error("browser child not started; does a node offer the `browser` resource?",
+                      extra={"child": c["name"], "state": c["state"]})
+        else:
+            log.error("child still starting", extra={"child": c["name"], "state": c["state"]})
 
 
 def stop(handle: Any, wait_s: float = 15.0) -> dict[str, Any]:

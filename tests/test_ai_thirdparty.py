@@ -65,6 +65,7 @@ def test_pipeline_drafts_with_fakellm_and_dead_letters_a_404_at_once(start_pipel
     assert fakellm.hits()["tp-missing"] == before + 1            # one request, never retried
 
 
+@pytest.mark.full  # the whole demo: Ray, the stack, Chromium
 def test_demo_with_a_server_that_cannot_draft_says_why_in_one_line(fakellm, mongo_uri, rabbit_url):
     """`./run demo` honours AI_API_URL; fakellm echoes prose for the demo's conversations, so
     every draft is dead-lettered: the demo names them and the reason, exits 1, no traceback."""

@@ -5,15 +5,21 @@ crash, and a restarted supervisor adopts them by name instead of starting duplic
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
-
-import ray
 
 from supervisor.policy import RestartPolicy, RestartType
 
-log = logging.getLogger(__name__)
+
+class ChildState(StrEnum):
+    """Where a child is in its life; stored and reported as the plain strings."""
+    NEW = "new"
+    STARTING = "starting"      # created (or adopted); its start method has not answered yet
+    RUNNING = "running"
+    BACKOFF = "backoff"        # waiting to be spawned again (a restart, or its name still held)
+    FAILED = "failed"          # given up on: a permanent error or over its restart intensity
+    STOPPED = "stopped"        # removed on purpose (reload, shutdown, its node left)
 
 
 @dataclass
@@ -36,7 +42,7 @@ class ChildSpec:
 class Child:
     spec: ChildSpec
     policy: RestartPolicy
-    state: str = "new"                          # new|starting|running|backoff|failed|stopped
+    state: ChildState = ChildState.NEW
     handle: Any = None
     start_ref: Any = None
     ping_ref: Any = None
@@ -61,41 +67,33 @@ class Child:
     def snapshot(self) -> dict[str, Any]:
         health = self.info.get("health", {}).get("status")
         # what a person needs to know: a running session may be degraded or waiting for a login
-        status = health if self.state == "running" and health in ("degraded", "needs_login") else self.state
-        return {"name": self.name, "kind": self.spec.kind, "state": self.state, "status": status,
+        state = self.state.value
+        status = health if self.state is ChildState.RUNNING and health in ("degraded", "needs_login") else state
+        return {"name": self.name, "kind": self.spec.kind, "state": state, "status": status,
                 "restarts": self.restarts, "last_error": self.last_error, "heartbeats": self.heartbeats,
                 "account_id": self.spec.account_id, "info": self.info,
                 "actor_id": self.handle._actor_id.hex() if self.handle is not None else None}
 
 
-def find_actor(name: str, namespace: str) -> Any | None:
-    try:
-        return ray.get_actor(name, namespace=namespace)
-    except ValueError:
-        return None
+@dataclass
+class Fleet:
+    """What the supervisor's managers share: the children table, the lock that guards it (and
+    the condition `wait_running` waits on), and the config in force (a reload replaces it)."""
+    config: Any
+    namespace: str
+    children: dict[str, Child] = field(default_factory=dict)
+    lock: Any = None
+    changed: Any = None
 
+    def __post_init__(self) -> None:
+        import threading
+        if self.lock is None:
+            self.lock = threading.RLock()
+            self.changed = threading.Condition(self.lock)
 
-class NameTaken(RuntimeError):
-    """The child's name is still registered to a predecessor being torn down (now killed)."""
+    def running(self) -> list[Child]:
+        return [c for c in self.children.values() if c.state is ChildState.RUNNING]
 
-
-def create_actor(spec: ChildSpec, namespace: str) -> Any:
-    """Create the named detached actor; never waits. If a dead predecessor still holds the name,
-    it is killed and `NameTaken` raised: the caller tries again a little later."""
-    try:
-        return spec.actor_cls.options(name=spec.name, namespace=namespace, lifetime="detached",
-                                      max_restarts=0, **spec.options).remote(*spec.args)
-    except ValueError as exc:  # name still registered to an actor being torn down
-        old = find_actor(spec.name, namespace)
-        if old is not None:
-            ray.kill(old, no_restart=True)
-        raise NameTaken(f"could not create actor {spec.name} yet: {exc}") from exc
-
-
-def kill_quietly(handle: Any) -> None:
-    if handle is None:
-        return
-    try:
-        ray.kill(handle, no_restart=True)
-    except Exception:  # already gone
-        log.debug("kill of a dead actor", exc_info=True)
+    def fresh(self, spec: ChildSpec) -> Child:
+        """A new Child for `spec` with a fresh restart budget from the config in force."""
+        return Child(spec=spec, policy=RestartPolicy.from_conf(self.config.app.supervisor.restart))

@@ -5,6 +5,11 @@ and the send faults, scroll paging, live pushes, renamed hooks). One browser for
 fresh context per test; render delays kept small through the admin API."""
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import urllib.request
+
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -124,6 +129,16 @@ def test_app_host_without_a_session_goes_to_the_start_page(site, tab):
     expect(tab.locator("#marketing-header-login .btn-black")).to_be_visible()
 
 
+def test_a_session_lost_mid_visit_goes_to_the_start_page(site, context, tab):
+    site.inject(CID, "Ann", "hello")
+    logged_in(context, site)
+    open_app(tab, site, "chat")
+    site.faults(logged_out=True)
+    tab.click(f"{ITEMS} a.media-body")       # the next read of the app's API answers 401
+    tab.wait_for_url(f"{site.www_url}/#home")
+    expect(tab.locator("#marketing-header-login .btn-black")).to_be_visible()
+
+
 def test_login_bounce_ends_on_home_without_an_error(site, tab):
     site.faults(login_bounce=1)
     views = site.stats()["views"].get("www", 0)
@@ -169,11 +184,15 @@ def test_hash_routes_render_without_a_page_load(site, context, tab):
     open_app(tab, site, "chat")
     tab.evaluate("window.__same_document = true")
     views = site.stats()["page_views"]
+    expect(tab.locator(f"{ITEMS} span.badge.chat-unread")).to_have_text("1")
     tab.click(f"{ITEMS} a.media-body")
     expect(tab.locator(".chat-header h4.media-heading")).to_have_text("Ann")
     assert tab.url == f"{site.app_url}/#chat/member/{CID}/chat"
+    assert "Ann" not in tab.inner_text("#chat-messages")     # the name is only in the header
     tab.click("#nav-chat > a")
     expect(tab.locator(ITEMS)).to_have_count(1)
+    expect(tab.locator(f"{ITEMS} span.badge")).to_have_count(0)       # read: cleared
+    expect(tab.locator("#nav-chat > a > div > span:nth-child(1)")).to_have_text("0")
     assert tab.evaluate("window.__same_document") is True
     assert site.stats()["page_views"] == views
 
@@ -208,11 +227,10 @@ def test_send_button_disabled_until_input_and_enter_sends_with_a_pending_mark(si
     site.inject(CID, "Ann", "hello")
     logged_in(context, site)
     open_app(tab, site, f"chat/member/{CID}/chat")
-    assert tab.locator("span.badge").count() == 0
     expect(tab.locator(SEND)).to_be_disabled()
     tab.fill(BOX, "   ")
     expect(tab.locator(SEND)).to_be_disabled()
-    site.faults(send_slow=800)
+    site.faults(send_slow=500)
     tab.fill(BOX, "")
     tab.type(BOX, "first line")
     expect(tab.locator(SEND)).to_be_enabled()
@@ -314,3 +332,22 @@ def test_rename_fault_misses_the_shipped_hooks_but_keeps_stable_ones(site, conte
     expect(tab.get_by_role("textbox", name="Message")).to_have_attribute("placeholder", "Say something")
     expect(tab.locator("[data-testid=chat-contact-name]")).to_have_class("hdr-x2")
     expect(tab.locator("[data-testid=chat-contact-name]")).to_have_text("Ann")
+
+
+def test_runs_alone_on_the_ports_given():
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    proc = subprocess.Popen([sys.executable, "-m", "standins.phoenix", "--port-www", str(ports[0]),
+                             "--port-app", str(ports[1])], stdout=subprocess.PIPE, text=True)
+    try:
+        assert f"http://localhost:{ports[0]}" in proc.stdout.readline()
+        admin = PhoenixAdmin(f"http://127.0.0.1:{ports[1]}", f"http://localhost:{ports[0]}")
+        assert admin.stats()["page_views"] == 0
+        with urllib.request.urlopen(f"{admin.www_url}/") as r:
+            assert b'id="global-layer-main-content"' in r.read()
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0

@@ -302,6 +302,16 @@ def test_scrolling_to_the_top_loads_the_previous_pages(site, context, tab):
     assert texts.first.inner_text() == "message 0"
 
 
+def test_pages_that_do_not_fill_the_box_load_the_ones_before(site, context, tab):
+    site.faults(page_size=4)
+    for i in range(9):
+        site.inject(CID, "Ann", f"message {i}")
+    logged_in(context, site)
+    open_app(tab, site, f"chat/member/{CID}/chat")
+    expect(tab.locator(f"{MESSAGES} .chat-message p")).to_have_count(9)
+    expect(tab.locator("#chat-messages li.chat-start")).to_have_count(1)
+
+
 def test_live_pushes_into_the_inbox_and_the_conversation(site, context, tab):
     site.inject(CID, "Ann", "hello")
     logged_in(context, site)

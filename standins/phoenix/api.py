@@ -133,7 +133,8 @@ async def app_conversations(request: web.Request) -> web.Response:
     if not _user(request):
         return _logged_out(st)
     await _render_delay(st)
-    st.stats["inbox_views"] += 1
+    if not request.query.get("live"):      # a render of the inbox, not a live refresh
+        st.stats["inbox_views"] += 1
     return web.json_response({"conversations": [_item(st, c) for c in _sorted_conversations(st)],
                               "unread_conversations": _unread_conversations(st),
                               "version": st.versions.get("inbox", 0)})
@@ -168,6 +169,7 @@ async def app_messages(request: web.Request) -> web.Response:
         page, more = msgs[-size:], len(msgs) > size
         if before is None:
             conv.unread = 0
+            st.stats["conversation_views"] += 1
     return web.json_response({"id": conv.id, "name": conv.title, "has_more": more,
                               "messages": [st.message_json(m) for m in page],
                               "version": st.versions.get(conv.id, 0)})

@@ -85,7 +85,7 @@ class PhoenixState(SiteState):
         self.client_ids: dict[int, str] = {}      # message id -> the page's client id of a send
         self.held: set[asyncio.Future] = set()    # sends never answered (send_pending_forever)
         self.stats.update({"api_reads": 0, "login_bounces": 0, "challenges": 0,
-                           "held_sends": 0})
+                           "held_sends": 0, "conversation_views": 0})
 
     def release_held(self) -> None:
         """Drop the never-answered sends (a reset, the shutdown): their requests end."""

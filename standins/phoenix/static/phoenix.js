@@ -181,7 +181,7 @@
     main.replaceChildren(section);
     fillInbox(section, d);
     subscribe("inbox", d.version, async () => {
-      const d2 = await (await api("/api/conversations")).json();
+      const d2 = await (await api("/api/conversations?live=1")).json();
       if (gen === routeGen) fillInbox(section, d2);
     });
   }
@@ -251,8 +251,10 @@
 
     const atBottom = () => box.scrollHeight - box.scrollTop - box.clientHeight < 40;
 
-    box.addEventListener("scroll", async () => {
-      if (box.scrollTop > 0 || !hasMore || loading || oldest === null) return;
+    // older messages: when the box is scrolled to its top, or (as infinite lists do) while what
+    // is shown does not fill the box
+    async function loadOlder() {
+      if (!hasMore || loading || oldest === null) return;
       loading = true;
       try {
         const o = await (await api(`${url}?before=${oldest}`)).json();
@@ -264,7 +266,10 @@
         list.prepend(...(hasMore ? [] : [startLi()]), ...o.messages.map(messageLi));
         box.scrollTop = box.scrollHeight - height + top;
       } finally { loading = false; }
-    });
+      if (box.scrollHeight <= box.clientHeight) loadOlder();
+    }
+    box.addEventListener("scroll", () => { if (box.scrollTop <= 0) loadOlder(); });
+    if (box.scrollHeight <= box.clientHeight) loadOlder();
 
     function confirmLi(li, m) {
       li.classList.remove(N("pending", "is-pending"), "is-failed");
@@ -273,7 +278,7 @@
     }
 
     async function sync() {
-      const s = await (await api(`${url}?after=${synced}`)).json();
+      const s = await (await api(`${url}?after=${synced}&live=1`)).json();
       if (gen !== routeGen) return;
       const follow = atBottom();
       for (const m of s.messages) {

@@ -17,7 +17,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from standins.phoenix import PhoenixAdmin
 from tests.fixtures.infra import BASE_ENV
 from tests.helpers import wait_for
-from tests.review_helpers import chromium
+from tests.review_helpers import HeldRequests, chromium
 
 USER, PASSWORD = BASE_ENV["MEETME_USERNAME"], BASE_ENV["MEETME_PASSWORD"]
 CID = "1000001"
@@ -75,26 +75,37 @@ def login_through_modal(tab: Page, site: PhoenixAdmin, password: str = PASSWORD)
     tab.click("#site-login-modal-submit-group > button")
 
 
-def test_every_load_is_an_empty_shell_rendered_after_the_delay(site, context, tab):
-    site.faults(render_delay_ms=400)
+def test_every_load_is_an_empty_shell_rendered_from_the_api(site, context, tab):
+    """Held API answers (the render delay, made as long as the test needs): the page stays empty,
+    then renders; an inbox whose list has not rendered is not an empty inbox."""
     site.inject(CID, "Ann", "hello")
     raw = context.request.get(f"{site.www_url}/").text()
     assert '<div id="global-layer-main-content"></div>' in raw and "marketing-header-login" not in raw
+    held = HeldRequests(tab, "**/api/config")
     tab.goto(f"{site.www_url}/", wait_until="domcontentloaded")
+    held.wait()
     assert tab.inner_html("#global-layer-main-content") == ""
+    held.release()
     expect(tab.locator("#marketing-header-login .btn-black")).to_be_visible()
     assert tab.url == f"{site.www_url}/#home"
 
     logged_in(context, site)
+    me, inbox = HeldRequests(tab, "**/api/me"), HeldRequests(tab, "**/api/conversations*")
     tab.goto(f"{site.app_url}/#chat", wait_until="domcontentloaded")
+    me.wait()
+    assert tab.inner_html("#global-layer-main-content") == ""
+    me.release()
+    inbox.wait()
+    expect(tab.locator("#phoenix-topbar #user-menu")).to_be_visible()
     assert tab.locator("#chat-section").count() == 0     # not rendered yet: no items is not empty
+    inbox.release()
     expect(tab.locator(ITEMS)).to_have_count(1)
     assert tab.locator("#chat-section .chat-list-empty").count() == 0
-    site.reset()
-    site.add_account(USER, PASSWORD)
+
+
+def test_an_empty_inbox_says_so(site, context, tab):
     logged_in(context, site)
-    site.faults(render_delay_ms=30)
-    tab.reload()
+    open_app(tab, site, "chat")
     expect(tab.locator("#chat-section .chat-list-empty")).to_have_text("No messages yet")
     assert tab.locator(ITEMS).count() == 0
 
@@ -230,20 +241,23 @@ def test_send_button_disabled_until_input_and_enter_sends_with_a_pending_mark(si
     expect(tab.locator(SEND)).to_be_disabled()
     tab.fill(BOX, "   ")
     expect(tab.locator(SEND)).to_be_disabled()
-    site.faults(send_slow=500)
     tab.fill(BOX, "")
     tab.type(BOX, "first line")
     expect(tab.locator(SEND)).to_be_enabled()
     tab.press(BOX, "Shift+Enter")
     tab.type(BOX, "second line")
     assert tab.input_value(BOX) == "first line\nsecond line"
+    post = HeldRequests(tab, f"**/api/conversations/{CID}/messages")    # the send, not a sync
     tab.press(BOX, "Enter")
+    post.wait()
     mine = tab.locator(f"{MESSAGES}.messages-chat-media-me")
     expect(mine).to_have_count(1)
     expect(mine).to_have_class("media messages-chat-media-me is-pending")
     expect(mine.locator(".chat-message-pending")).to_have_text("Sending\u2026")
     assert tab.input_value(BOX) == ""
     expect(tab.locator(SEND)).to_be_disabled()
+    assert site.sent()["messages"] == []
+    post.release()
     expect(mine).not_to_have_class("media messages-chat-media-me is-pending")
     expect(mine.locator(".chat-message p")).to_have_text("first line\nsecond line")
     assert mine.locator(".chat-message-pending").count() == 0
@@ -273,7 +287,7 @@ def test_send_fail_after_store_shows_failed_while_the_site_has_it(site, context,
     logged_in(context, site)
     open_app(tab, site, f"chat/member/{CID}/chat")
     tab.type(BOX, "see you at 8")
-    tab.press(BOX, "Enter")
+    tab.click(SEND)                                       # the button sends as Enter does
     expect(tab.locator(f"{MESSAGES}.is-failed .chat-message p")).to_have_text("see you at 8")
     assert tab.locator(f"{MESSAGES}.is-pending").count() == 0
     assert [m["text"] for m in site.sent()["messages"]] == ["see you at 8"]

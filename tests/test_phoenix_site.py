@@ -213,10 +213,14 @@ def test_inbox_items_status_previews_and_typing(site, context, tab):
     site.inject("1000002", "Bob", "hi Bob", direction="out")
     site.inject("1000003", "Cy", "seen this", direction="out")
     site.seen("1000003")
+    site.inject("1000004", "<b>Eve</b>", "<img src=x onerror=\"document.title='owned'\">")
     logged_in(context, site)
     open_app(tab, site, "chat")
     items = tab.locator(ITEMS)
-    expect(items).to_have_count(3)
+    expect(items).to_have_count(4)
+    eve = items.filter(has_text="<b>Eve</b>")                 # chat text is text, never markup
+    expect(eve.locator("p.messages-chats-item-preview")).to_have_text("<img src=x onerror=\"document.title='owned'\">")
+    assert tab.title() != "owned"
     ann = items.filter(has_text="Ann")
     assert ann.locator("a.media-body").get_attribute("href") == f"#chat/member/{CID}/chat"
     assert ann.locator("h5.media-heading").inner_text() == "Ann"
@@ -225,7 +229,7 @@ def test_inbox_items_status_previews_and_typing(site, context, tab):
     expect(ann.locator("span.badge.chat-unread")).to_have_text("1")
     expect(items.filter(has_text="Bob").locator("p.messages-chats-item-preview")).to_have_text("Sent: hi Bob")
     expect(items.filter(has_text="Cy").locator("p.messages-chats-item-preview")).to_have_text("Seen")
-    expect(tab.locator("#nav-chat > a > div > span:nth-child(1)")).to_have_text("1")
+    expect(tab.locator("#nav-chat > a > div > span:nth-child(1)")).to_have_text("2")
 
     site.typing(CID, True)
     expect(ann.locator("p.messages-chats-item-typing")).to_have_text("typing\u2026")

@@ -109,6 +109,11 @@ class PhoenixAdmin(ChatSiteAdmin):
         self.app_url = self.url
         self.www_url = www_url.rstrip("/")
 
+    @property
+    def env(self) -> dict[str, str]:
+        """The site spec's host overrides for this site (conf/sites/meetme.yaml reads them)."""
+        return {"MEETME_URL": self.www_url, "MEETME_APP_URL": self.app_url}
+
     def typing(self, conversation_id: str, on: bool = True) -> None:
         self._call("POST", f"/conversations/{conversation_id}/typing", {"on": on})
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 
 import pytest
@@ -379,3 +380,17 @@ def test_runs_alone_on_the_ports_given():
     finally:
         proc.terminate()
         assert proc.wait(10) == 0
+
+
+def test_rename_any_class_or_id_wherever_it_appears(site, context, tab):
+    site.inject(CID, "Ann", "hello")
+    site.rename({".chat-form": "cf-x", "#chat-messages": "cm-x"})
+    logged_in(context, site)
+    tab.goto(f"{site.app_url}/#chat/member/{CID}/chat")
+    tab.wait_for_selector("form.cf-x")
+    assert tab.locator(".chat-form").count() == 0 and tab.locator("#chat-messages").count() == 0
+    expect(tab.locator("[data-testid=chat-form]")).to_have_class("cf-x")
+    expect(tab.get_by_role("log", name="Messages")).to_have_attribute("id", "cm-x")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        site.rename({"chat-list": "x"})
+    assert refused.value.code == 400 and "unknown keys ['chat-list']" in refused.value.read().decode()

@@ -3,6 +3,7 @@ reset, accounts, sessions, messages, sent and stats run on phoenix's state uncha
 blocking client."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp import web
@@ -11,6 +12,8 @@ from standins import chatsite
 from standins.chatsite import ChatSiteAdmin
 from standins.phoenix.api import state
 from standins.phoenix.state import RENAMEABLE, PhoenixFaults, now_iso
+
+_TOKEN = re.compile(r"[.#][A-Za-z_][-A-Za-z0-9_]*")   # a class or id of the markup: ".chat-list"
 
 
 async def admin_inject(request: web.Request) -> web.Response:
@@ -49,10 +52,10 @@ async def admin_faults(request: web.Request) -> web.Response:
     if rename is not None:
         if not isinstance(rename, dict) or not all(isinstance(v, str) and v for v in rename.values()):
             raise web.HTTPBadRequest(text="rename must map element keys to non-empty strings")
-        bad = set(rename) - set(RENAMEABLE)
+        bad = {k for k in rename if k not in RENAMEABLE and not _TOKEN.fullmatch(k)}
         if bad:
-            raise web.HTTPBadRequest(text=f"rename: unknown element keys {sorted(bad)} "
-                                          f"(known: {sorted(RENAMEABLE)})")
+            raise web.HTTPBadRequest(text=f"rename: unknown keys {sorted(bad)} (known: "
+                                          f"{sorted(RENAMEABLE)}, or '.class' / '#id')")
     for k, v in body.items():
         setattr(st.faults, k, v)
     return web.json_response(st.faults.__dict__)
@@ -120,9 +123,11 @@ class PhoenixAdmin(ChatSiteAdmin):
     def seen(self, conversation_id: str) -> None:
         self._call("POST", f"/conversations/{conversation_id}/seen", {})
 
-    def rename(self, **names: str) -> dict[str, Any]:
-        """Rename hooks (keys of RENAMEABLE) for all later renders."""
-        return self.faults(rename=names)
+    def rename(self, names: dict[str, str] | None = None, **keys: str) -> dict[str, Any]:
+        """Rename hooks for all later renders: keys of RENAMEABLE (as keyword arguments or in
+        `names`), or in `names` any class (".chat-list") or id ("#chat-section") of the markup,
+        renamed wherever it appears."""
+        return self.faults(rename={**(names or {}), **keys})
 
     def theme(self, name: str) -> str:
         raise NotImplementedError("phoenix has one markup; it has no themes")

@@ -50,7 +50,8 @@ class PhoenixFaults(Faults):
                                               # stored; "stored": stored, never answered
     send_fail_after_store: bool = False  # stored, answered 500 (the open page is not pushed it)
     send_slow: int = 0                 # ms before a send is stored and answered
-    rename: dict[str, str] = field(default_factory=dict)   # RENAMEABLE key -> new name
+    rename: dict[str, str] = field(default_factory=dict)   # RENAMEABLE key, ".class" or "#id"
+                                                            # -> new name
 
 
 def now_iso() -> str:

@@ -12,12 +12,15 @@
 
   // a hook as the site currently spells it (the admin `rename` fault)
   const N = (key, name) => (cfg.rename && cfg.rename[key]) || name;
+  // any class (".name") or id ("#name") of the markup, renamed wherever it appears
+  const renamed = (key, name) => (cfg.rename && Object.hasOwn(cfg.rename, key) ? cfg.rename[key] : name);
 
   function h(tag, attrs, ...kids) {
     const el = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs || {})) {
       if (v === null || v === undefined || v === false) continue;
-      if (k === "class") el.className = v;
+      if (k === "class") el.className = v.split(/\s+/).map((c) => renamed(`.${c}`, c)).join(" ");
+      else if (k === "id") el.id = renamed(`#${v}`, v);
       else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
       else el.setAttribute(k, v === true ? "" : String(v));
     }

@@ -206,7 +206,9 @@ def test_hash_routes_render_without_a_page_load(site, context, tab):
     expect(tab.locator(f"{ITEMS} span.badge")).to_have_count(0)       # read: cleared
     expect(tab.locator("#nav-chat > a > div > span:nth-child(1)")).to_have_text("0")
     assert tab.evaluate("window.__same_document") is True
-    assert site.stats()["page_views"] == views
+    stats = site.stats()
+    assert stats["page_views"] == views and stats["inbox_views"] == 2 and stats["conversation_views"] == 1
+    assert tab.locator("#enable-push-notifications").count() == 0     # switched off (site fixture)
 
 
 def test_inbox_items_status_previews_and_typing(site, context, tab):

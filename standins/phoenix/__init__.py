@@ -74,7 +74,11 @@ element; a key ".class" or "#id" changes that class or id wherever the markup ha
 element keeps a `data-testid` (and an aria-label where it has a name) as a stable alternative.
 
 Admin API on the app host, chatsite's shape (`PhoenixAdmin` is chatsite's client): reset,
-accounts, sessions, inject, messages, sent, stats, faults; plus `typing` and `seen`.
+accounts, sessions (a cookie for the app host), inject, messages, sent, stats, faults; plus
+`typing`, `seen`, `rename` and `env` (MEETME_URL / MEETME_APP_URL). Stats: `page_views` counts
+shell loads (`views` per host), `inbox_views` / `conversation_views` renders of those routes
+(not live refreshes), `api_reads` every delayed read, `held_sends` sends never answered, and
+chatsite's `login_submissions`, `logins`, `sends`, `live_streams`, `live_pushes`.
 Run alone: `python -m standins.phoenix --port-www 8311 --port-app 8312`.
 """
 from standins.phoenix.admin import PhoenixAdmin

@@ -248,6 +248,8 @@ def test_send_button_disabled_until_input_and_enter_sends_with_a_pending_mark(si
     expect(tab.locator(SEND)).to_be_disabled()
     tab.fill(BOX, "   ")
     expect(tab.locator(SEND)).to_be_disabled()
+    tab.press(BOX, "Enter")                             # nothing to send
+    assert tab.locator(f"{MESSAGES}.messages-chat-media-me").count() == 0
     tab.fill(BOX, "")
     tab.type(BOX, "first line")
     expect(tab.locator(SEND)).to_be_enabled()

@@ -398,3 +398,13 @@ def test_rename_any_class_or_id_wherever_it_appears(site, context, tab):
     with pytest.raises(urllib.error.HTTPError) as refused:
         site.rename({"chat-list": "x"})
     assert refused.value.code == 400 and "unknown keys ['chat-list']" in refused.value.read().decode()
+
+
+def test_chatsite_page_faults_apply_to_shell_loads(site):
+    site.faults(http500=1)
+    with pytest.raises(urllib.error.HTTPError) as failed:
+        urllib.request.urlopen(f"{site.www_url}/")
+    assert failed.value.code == 500
+    with urllib.request.urlopen(f"{site.www_url}/") as r:      # only the next one
+        assert r.status == 200
+    assert site.stats()["errors_500"] == 1

@@ -408,3 +408,6 @@ def test_chatsite_page_faults_apply_to_shell_loads(site):
     with urllib.request.urlopen(f"{site.www_url}/") as r:      # only the next one
         assert r.status == 200
     assert site.stats()["errors_500"] == 1
+    with pytest.raises(urllib.error.HTTPError) as refused:     # chatsite-only: not silently ignored
+        site.faults(popup="always")
+    assert refused.value.code == 400 and "popup" in refused.value.read().decode()

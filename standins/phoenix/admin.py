@@ -13,6 +13,9 @@ from standins.chatsite import ChatSiteAdmin
 from standins.phoenix.api import state
 from standins.phoenix.state import RENAMEABLE, PhoenixFaults, now_iso
 
+# chatsite faults phoenix does not implement (refused rather than silently ignored)
+UNSUPPORTED = frozenset({"renamed_classes", "broken", "crash_after", "crash_burst", "popup",
+                         "send_render_stale"})
 _TOKEN = re.compile(r"[.#][A-Za-z_][-A-Za-z0-9_]*")   # a class or id of the markup: ".chat-list"
 
 
@@ -44,10 +47,12 @@ async def admin_faults(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text="faults must be a JSON object")
     if body.pop("logged_out", False):
         st.sessions.clear()
-    unknown = set(body) - set(PhoenixFaults.__dataclass_fields__)
+    known = set(PhoenixFaults.__dataclass_fields__) - UNSUPPORTED
+    unknown = set(body) - known
     if unknown:
-        raise web.HTTPBadRequest(text=f"unknown faults: {sorted(unknown)} "
-                                      f"(known: {sorted(PhoenixFaults.__dataclass_fields__)})")
+        raise web.HTTPBadRequest(text=f"unknown faults: {sorted(unknown)} (phoenix knows: "
+                                      f"{sorted(known)}; chatsite's {sorted(UNSUPPORTED)} have "
+                                      "no phoenix meaning: use rename / push_modal)")
     rename = body.get("rename")
     if rename is not None:
         if not isinstance(rename, dict) or not all(isinstance(v, str) and v for v in rename.values()):

@@ -10,6 +10,7 @@ import ray
 
 from actors.store import Store
 from contracts import names
+from contracts.draftstate import DraftStatus
 from contracts.settings import Config
 
 log = logging.getLogger("replydesk.runner")
@@ -75,7 +76,7 @@ def stop(handle: Any, wait_s: float = 15.0) -> dict[str, Any]:
 def summary(config: Config) -> dict[str, Any]:
     store = Store.from_config(config)
     return {"messages": store.messages.count(), "drafts": store.drafts.count(),
-            "drafts_pending_review": store.drafts.count({"status": "pending_review"}),
+            "drafts_pending_review": store.drafts.count({"status": DraftStatus.PENDING.value}),
             "sheet_rows": store.sheet_rows.count(),
             "outbox_unpublished": store.outbox.count_pending()}
 

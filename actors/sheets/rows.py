@@ -35,6 +35,7 @@ from contracts.events import (
     MessageSeen,
     ReplySent,
 )
+from contracts.draftstate import SENDABLE, DraftStatus
 from contracts.ids import draft_id
 
 CELL_LIMIT = 50_000          # Google rejects a cell longer than this
@@ -94,9 +95,10 @@ class RowMapper:
         """A stored draft's rows: as created, plus its decision once a reviewer took one."""
         events: list[Any] = [DraftCreated.of_draft(dict(d))]
         status = d.get("status")
-        if status in ("approved", "edited", "sending", "sent"):
+        released = status in SENDABLE and d.get("release_at") is None   # not in its undo window
+        if released or status in (DraftStatus.SENDING, DraftStatus.SENT):
             events.append(DraftApproved.of_draft(dict(d)))
-        elif status == "rejected":
+        elif status == DraftStatus.REJECTED:
             events.append(DraftRejected.of_draft(dict(d)))
         return [r for e in events if (r := self.from_event(e)) is not None]
 

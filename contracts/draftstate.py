@@ -50,8 +50,8 @@ class IllegalTransition(ValueError):
 
     def __init__(self, from_status: str, to_status: str):
         allowed = ", ".join(sorted(TRANSITIONS.get(from_status, ()))) or "nothing (final)"  # type: ignore[call-overload]
-        super().__init__(f"a draft cannot move from {from_status!r} to {to_status!r}; "
-                         f"from {from_status!r} it may move to: {allowed}")
+        super().__init__(f"a draft cannot move from '{from_status}' to '{to_status}'; "
+                         f"from '{from_status}' it may move to: {allowed}")
 
 
 def status_of(value: str) -> DraftStatus:

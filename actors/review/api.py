@@ -16,6 +16,7 @@ from actors.review.errors import ApiError
 from actors.review.security import REVIEWER
 from actors.review.views import STATUSES, decode_cursor, draft_json, encode_cursor, message_json
 from actors.store import Store
+from contracts.draftstate import DraftStatus
 from contracts.events import Classification
 from contracts.settings import Config, ReviewerAuth
 
@@ -144,7 +145,7 @@ async def meta(request: web.Request) -> web.Response:
 async def list_drafts(request: web.Request) -> web.Response:
     conf = request.app[CONFIG].app.review
     limit = _int(request, "limit", conf.page_size, 1, MAX_PAGE)
-    status = _choice(request, "status", STATUSES, "pending_review")
+    status = _choice(request, "status", STATUSES, DraftStatus.PENDING.value)
     classification = _choice(request, "classification", CLASSIFICATIONS, None)
     account = request.query.get("account") or None
     if account is not None and not _ID.match(account):

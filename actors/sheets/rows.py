@@ -1,7 +1,7 @@
 """What a sheet row says, keyed by its row id (column 1). The sheet is a log, one row per:
 
 - message received (row id: the message id), status "received";
-- draft (the draft id), status "pending_review" as created;
+- draft (the draft id), status pending_review as created;
 - decision on a draft (`draft.approved:<draft>` / `draft.rejected:<draft>`): status "approved"
   with the text to send, or "rejected" with the reason; sender is the reviewer's token name;
 - reply sent (`reply.sent:<draft>`), status "sent" with the text sent;

@@ -16,7 +16,7 @@
     convPath: null, messages: [], convTimer: null,
     // an approval held for undo (review.undo_s): its draft id, when it is released (local
     // clock, from the approval's answer), and the countdown's timer
-    held: null, heldTimer: null,
+    held: null, heldTimer: null, undone: null,
   };
   const WAITING = new Set(["approved", "edited", "sending"]);
   const STATUS_LABELS = {
@@ -479,6 +479,7 @@
     const node = $("draft-status");
     let text = texts[d.status] || `Status: ${d.status}`;
     const held = !!d.release_at && (d.status === "approved" || d.status === "edited");
+    if (d.status === "pending_review" && state.undone === d.id) text = "Undone: the draft is back in review. Nothing was sent.";
     if (held) {
       const left = state.held && state.held.id === d.id ? Math.ceil((state.held.at - Date.now()) / 1000) : 0;
       text = `${d.status === "edited" ? "Edited and approved" : "Approved"}${by}. ` +
@@ -511,6 +512,7 @@
     const d = state.current;
     if (!d || d.status !== "pending_review" || state.busy) return;
     const id = d.id;
+    state.undone = null;
     const requests = {
       approve: ["Approving the draft", `/api/drafts/${encodeURIComponent(id)}/approve`, undefined],
       edit: ["Saving and approving the draft", `/api/drafts/${encodeURIComponent(id)}/edit`, { text: $("draft-text").value }],
@@ -556,8 +558,8 @@
     if (result) {
       stopPolling();
       state.held = null;
+      state.undone = id;
       setDraft(result.draft, true);
-      $("draft-status").textContent = "Undone: the draft is back in review. Nothing was sent.";
       loadInbox(false);
     } else if (tooLate) {
       refreshDraft(id);

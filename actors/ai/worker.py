@@ -149,7 +149,7 @@ class AIWorker:
                     if known and known.get("draft_id") == did else None)
         if existing is not None:  # redelivery: make sure its event is queued, do not ask again
             self.counts["duplicates"] += 1
-            await self._db(self.store.outbox.add, [self._created(existing)], carrier)
+            await self._db(self.store.outbox.add, [DraftCreated.of_draft(existing)], carrier)
             return {"draft_id": did, "classification": existing["classification"], "created": False}
         if known and known["last_message_id"] == last.message_id and known["draft_id"] is None:
             # redelivery of a conversation already classified as needing no reply

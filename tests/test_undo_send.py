@@ -62,6 +62,11 @@ def test_undo_within_the_window_sends_nothing(store, clock):
     assert store.drafts.transition(draft["_id"], ("approved", "edited"), "sending") is None
     decisions = [d["decision"] for d in store.drafts.decisions.find({"draft_id": draft["_id"]})]
     assert decisions == ["approved", "undone"]
+    # only the reviewer who approved may take it back
+    reviewer.approve(draft["_id"])
+    with pytest.raises(Conflict, match="approved by owner: only they can undo it"):
+        Reviewer(store, "sam", undo_s=UNDO_S, clock=clock).undo(draft["_id"])
+    reviewer.undo(draft["_id"])
     # approved again (edited this time): held again, and released with the new text
     reviewer.approve(draft["_id"], text="Yes, at 9 then!")
     clock.advance(UNDO_S)

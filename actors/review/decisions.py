@@ -140,6 +140,9 @@ class Reviewer:
         doc = self.store.drafts.get(draft_id) or {"status": "gone"}
         status = doc["status"]
         CONFLICTS.inc()
+        if held(doc) and doc.get("decided_by") != self.who:
+            return Conflict(draft_id, status, message=(
+                f"draft {draft_id} was approved by {doc.get('decided_by')}: only they can undo it"))
         if status in (*SENDABLE, DraftStatus.SENDING, DraftStatus.SENT):
             return Conflict(draft_id, status, message=(
                 f"too late to undo: draft {draft_id} was already released to be sent (now "

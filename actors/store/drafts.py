@@ -102,10 +102,10 @@ class Drafts:
             return_document=ReturnDocument.AFTER)
 
     def undo(self, draft_id: str, by: str) -> dict[str, Any] | None:
-        """Put a held approval back to pending review (the text as approved stays); None when it
-        is no longer held: released to be sent (or not approved at all)."""
+        """Put a held approval of `by` back to pending review (the text as approved stays); None
+        when it is no longer held (released to be sent, or not approved at all) or not theirs."""
         return self._move(draft_id, SENDABLE, DraftStatus.PENDING, {"undone_by": by},
-                          where={"release_at": {"$exists": True}},
+                          where={"release_at": {"$exists": True}, "decided_by": by},
                           unset=("release_at", "decided_by", "approved_at", "edited_at"))
 
     def unsend(self, draft_id: str) -> dict[str, Any] | None:

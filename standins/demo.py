@@ -251,7 +251,7 @@ def serve(args: argparse.Namespace) -> int:
     # shell without job control inherits that, and Python then installs no handler of its own)
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    from standins.democonsole import Console, banner
+    from standins.democonsole import Console, banner, unsent_approvals
     from standins.notifyrecv import ReceiverAdmin
     from standins.notifyrecv import make_app as receiver_app
     from standins.serve import ServedApp
@@ -292,13 +292,15 @@ def serve(args: argparse.Namespace) -> int:
         token = stack.env["REVIEW_TOKEN"]
         for line in banner(desk_url, token, stack.env["MEETME_URL"], logs):
             print(line, flush=True)
+        from actors.store import Store
+        store = Store.from_config(config)
         names = {c: n for c, n, _ in CONVERSATIONS + CHATTER}
         console = Console(names, lambda line: print(line, flush=True))
         next_chatter = time.monotonic() + args.chatter if args.chatter > 0 else None
         i = 0
         while True:
             time.sleep(0.5)
-            console.poll(notices.received(), stack.site.sent()["messages"])
+            console.poll(notices.received(), stack.site.sent()["messages"], unsent_approvals(store))
             if next_chatter is not None and time.monotonic() >= next_chatter:
                 conv, sender, text = CHATTER[i % len(CHATTER)]
                 stack.site.inject(conv, sender, text)

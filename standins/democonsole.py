@@ -49,15 +49,31 @@ class Console:
         self.out = out
         self.seen_notes = 0
         self.seen_sent = 0
+        self.seen_unsent: set[str] = set()
 
     def who(self, conversation_id: str) -> str:
         name = self.names.get(conversation_id)
         return f"{name} ({conversation_id})" if name else conversation_id
 
-    def poll(self, notes: list[dict[str, Any]], sent: list[dict[str, Any]]) -> None:
+    def poll(self, notes: list[dict[str, Any]], sent: list[dict[str, Any]],
+             unsent: list[dict[str, Any]] = ()) -> None:
+        """`unsent`: approved drafts the send path superseded (the contact wrote again first)."""
         for n in notes[self.seen_notes:]:
             self.out(note_line(n))
         self.seen_notes = len(notes)
         for m in sent[self.seen_sent:]:
             self.out(f"reply sent to {self.who(m['conversation_id'])}: {m['text'][:80]!r}")
         self.seen_sent = len(sent)
+        for d in unsent:
+            if d["_id"] not in self.seen_unsent:
+                self.seen_unsent.add(d["_id"])
+                self.out(f"reply to {self.who(d['conversation_id'])} not sent: "
+                         f"{d.get('superseded_reason') or 'newer messages arrived'}")
+
+
+def unsent_approvals(store) -> list[dict[str, Any]]:
+    """Approved drafts superseded before they were sent (newest 50)."""
+    from contracts.draftstate import DraftStatus
+    docs = store.drafts.coll.find({"status": DraftStatus.SUPERSEDED.value, "decided_by": {"$exists": True}},
+                                  {"conversation_id": 1, "superseded_reason": 1}).limit(50)
+    return list(docs)

@@ -34,6 +34,10 @@ def test_each_notification_and_reply_is_one_human_line():
                    "reply sent to c-zed: 'Hi'"]
     console.poll([], [])                                    # nothing new: nothing printed again
     assert len(out) == 5
+    gone = {"_id": "d9", "conversation_id": "c-bob", "superseded_reason": "1 newer message arrived before it was sent"}
+    console.poll([], [], [gone])
+    console.poll([], [], [gone])
+    assert out[5:] == ["reply to Bob (c-bob) not sent: 1 newer message arrived before it was sent"]
     assert note_line({"title": "replydesk: ai:0 failed"}) == "notification: replydesk: ai:0 failed"
     lines = banner("http://127.0.0.1:1", "tok", "http://127.0.0.1:2", Path("/run/logs"))
     assert "review desk: http://127.0.0.1:1/#token=tok" in lines

@@ -483,7 +483,7 @@
     if (held) {
       const left = state.held && state.held.id === d.id ? Math.ceil((state.held.at - Date.now()) / 1000) : 0;
       text = `${d.status === "edited" ? "Edited and approved" : "Approved"}${by}. ` +
-        (left > 0 ? `Sending in ${left} s.` : "Sending in a moment.") + " Undo (z) takes it back.";
+        (left > 0 ? `Sending in ${left}\u00a0s.` : "Sending in a moment.") + " Undo (z) takes it back.";
     }
     $("undo").hidden = !held;
     if (held && !state.heldTimer) state.heldTimer = setInterval(() => state.current && renderStatus(state.current), 500);

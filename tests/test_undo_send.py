@@ -235,3 +235,10 @@ def test_undo_in_the_desk(held_desk, store, clock, artifacts_dir):
         expect(page.get_by_role("button", name="Undo")).to_be_hidden()
         expect(page.locator("#draft-status")).to_contain_text("Waiting for the browser to send it")
     assert _send_events(store, draft["_id"]) == 1
+
+
+@pytest.mark.parametrize("bad", [-1, 301, "soon"])
+def test_a_bad_undo_window_is_a_clear_config_error(make_config, bad):
+    from contracts.settings import ConfigError
+    with pytest.raises(ConfigError, match="undo_s"):
+        make_config(app={"review": {"undo_s": bad}})

@@ -17,6 +17,8 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from contracts.draftstate import DraftStatus
+
 SCHEMA_VERSION = 1
 
 
@@ -101,7 +103,7 @@ class DraftCreated(_Event):
         # the status at creation: the sheet is an append-only log
         return {"row_id": self.draft_id, "kind": "draft", "account": self.account_id,
                 "conversation": self.conversation_id, "sender": "draft", "time": self.occurred_at,
-                "text": self.text, "classification": self.classification, "status": "pending_review",
+                "text": self.text, "classification": self.classification, "status": DraftStatus.PENDING,
                 "message_ids": " ".join(self.message_ids)}
 
     @classmethod
@@ -180,7 +182,7 @@ class DraftApproved(_Event):
                         **_at(doc.get("approved_at") or doc.get("edited_at")))
 
     def sheet_row(self) -> dict[str, Any]:
-        return _decision_row(self, self.approved_by, self.text, "approved")
+        return _decision_row(self, self.approved_by, self.text, DraftStatus.APPROVED)
 
     @classmethod
     def example(cls) -> "DraftApproved":
@@ -209,7 +211,7 @@ class DraftRejected(_Event):
                         **_at(doc.get("rejected_at")))
 
     def sheet_row(self) -> dict[str, Any]:
-        return _decision_row(self, self.rejected_by, self.reason, "rejected")
+        return _decision_row(self, self.rejected_by, self.reason, DraftStatus.REJECTED)
 
     @classmethod
     def example(cls) -> "DraftRejected":
@@ -243,7 +245,7 @@ class ReplySent(_Event):
     def sheet_row(self) -> dict[str, Any]:
         return {"row_id": self.event_id, "kind": "reply", "account": self.account_id,
                 "conversation": self.conversation_id, "sender": "", "time": self.occurred_at,
-                "text": self.text, "status": "sent", "message_ids": self.site_message_id or ""}
+                "text": self.text, "status": DraftStatus.SENT, "message_ids": self.site_message_id or ""}
 
     @classmethod
     def example(cls) -> "ReplySent":

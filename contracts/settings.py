@@ -308,6 +308,9 @@ class ReviewConf(BaseModel):
     page_size: int = Field(50, ge=1, le=200)       # default inbox page (a request may ask <= 200)
     poll_interval_s: float = Field(1.0, gt=0)      # how often the page re-reads a draft being sent
     inbox_poll_interval_s: float = Field(5.0, gt=0)  # how often the page re-reads its inbox list
+    # an approval waits this long before it is released to be sent; "Undo" in the desk (or `z`)
+    # puts it back to pending meanwhile. 0 releases at once (no undo)
+    undo_s: float = Field(10.0, ge=0, le=300)
     # HTTPS: the desk serves TLS itself with a PEM certificate chain and key, or sits behind a
     # TLS-terminating proxy. Off loopback one of the two is required: the bearer token and the
     # chat text must not cross a network in clear.

@@ -168,7 +168,7 @@ def setup(service: str, *, trace_file: Path | str | None = None, otlp_endpoint: 
         if _configured is not None:
             return
         _configured = service
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _log_handler(service)
         handler.setFormatter(JsonFormatter(service))
         root = logging.getLogger()
         for h in list(root.handlers):
@@ -193,6 +193,20 @@ def setup(service: str, *, trace_file: Path | str | None = None, otlp_endpoint: 
             provider.add_span_processor(BatchSpanProcessor(RedactingSpanExporter(
                 OTLPSpanExporter(endpoint=otlp_endpoint.rstrip("/") + "/v1/traces"))))
         trace.set_tracer_provider(provider)
+
+
+LOG_DIR_ENV = "REPLYDESK_LOG_DIR"
+
+
+def _log_handler(service: str) -> logging.Handler:
+    """stderr, or with REPLYDESK_LOG_DIR set (the quiet demo console) the file
+    `<dir>/<service>.jsonl`, appended to by every process of that service (line by line)."""
+    log_dir = os.environ.get(LOG_DIR_ENV)
+    if not log_dir:
+        return logging.StreamHandler(sys.stderr)
+    path = Path(log_dir) / f"{service.replace('/', '_').replace(':', '_')}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return logging.FileHandler(path, encoding="utf-8")
 
 
 def _install_excepthooks() -> None:

@@ -286,6 +286,7 @@ class Chaos:
             self.account.navigations_per_minute = 6000
             self.account.sends_per_minute = 6000
             app.review.port = 0
+            app.review.undo_s = 1.0      # approvals held (undo window) while actors are killed
             app.sheets.linger_s = 0.3
             app.supervisor.heartbeat_s = 0.5
             app.supervisor.restart.max_restarts = 50

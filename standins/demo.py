@@ -1,9 +1,11 @@
 """`./run demo`: the whole pipeline on the demo site, with embedded defaults.
 
-`./run demo --serve` leaves it running for a person: it prints the review desk's URL with a
-ready-to-use token and the chat site's contact page (watch a conversation, write as the contact),
-prints each reviewer notification as it arrives (a local receiver stands in for Discord/Slack),
-injects a new message every `--chatter` seconds if asked, and shuts down cleanly on Ctrl-C.
+`./run demo --serve` leaves it running for a person: it prints a short banner (the review desk's
+URL with a ready-to-use token, the chat site's contact page, where the logs are), then one line
+per event (a new draft for Alice, a reply sent to Bob, an account that needs a login: a local
+notification receiver stands in for Discord/Slack), injects a new message every `--chatter`
+seconds if asked, and shuts down cleanly on Ctrl-C. The actors' JSON logs go to files under
+var/demo/<run>/logs; `--verbose` prints them on the console instead.
 
 The plain `./run demo` is the scripted check:
 
@@ -119,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="leave the stack running with the review desk open until Ctrl-C")
     p.add_argument("--chatter", type=float, default=0.0, metavar="SECONDS",
                    help="with --serve: inject a new incoming message every SECONDS (0: never)")
+    p.add_argument("--verbose", action="store_true",
+                   help="with --serve: print every actor's JSON log lines here (default: to files)")
+    p.add_argument("--undo", type=float, default=None, metavar="SECONDS",
+                   help="with --serve: the desk's undo window (default: review.undo_s of the config)")
     args = p.parse_args(argv)
     if args.serve:
         return serve(args)
@@ -245,6 +251,7 @@ def serve(args: argparse.Namespace) -> int:
     # shell without job control inherits that, and Python then installs no handler of its own)
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
+    from standins.democonsole import Console, banner, unsent_approvals
     from standins.notifyrecv import ReceiverAdmin
     from standins.notifyrecv import make_app as receiver_app
     from standins.serve import ServedApp
@@ -253,6 +260,11 @@ def serve(args: argparse.Namespace) -> int:
     receiver = ServedApp(receiver_app()).start()
     notices = ReceiverAdmin(receiver.url)
     os.environ.update(stack.env, NOTIFY_URLS=notices.target("demo"))
+    logs = None
+    if not args.verbose:      # the actors (Ray's workers inherit this environment) log to files
+        logs = (Path("var/demo") / stack.env["REPLYDESK_NAMESPACE"] / "logs").resolve()
+        logs.mkdir(parents=True, exist_ok=True)
+        os.environ["REPLYDESK_LOG_DIR"] = str(logs)
 
     import ray
 
@@ -267,33 +279,28 @@ def serve(args: argparse.Namespace) -> int:
         config.app.review.port = 0
         config.app.review.inbox_poll_interval_s = 2.0
         config.app.sheets.linger_s = 0.3
+        if args.undo is not None:
+            config.app.review.undo_s = args.undo
         for conv, sender, text in CONVERSATIONS:
             stack.site.inject(conv, sender, text)
         print("demo: starting Ray and the supervisor (about 10-20 s)...", flush=True)
-        runner.connect(None, config.settings.namespace)
+        runner.connect(None, config.settings.namespace, log_to_driver=args.verbose)
         handle = runner.start(config)
         st = ray.get(handle.status.remote())
         desk = next(c for c in st["children"] if c["kind"] == "review")
         desk_url = wait_for(lambda: desk["info"].get("url"), 30, "the review desk")
         token = stack.env["REVIEW_TOKEN"]
-        print(f"\nreview desk: {desk_url}/#token={token}", flush=True)
-        print(f"  (or open {desk_url}/ and enter the review token {token})", flush=True)
-        print(f"demo chat site, as the contacts: {stack.env['MEETME_URL']}/contact", flush=True)
-        print("approve a draft in the desk and watch the reply arrive on the contact's page; "
-              "type there to send new messages. Ctrl-C stops everything.", flush=True)
-        seen_notes = seen_sent = 0
+        for line in banner(desk_url, token, stack.env["MEETME_URL"], logs):
+            print(line, flush=True)
+        from actors.store import Store
+        store = Store.from_config(config)
+        names = {c: n for c, n, _ in CONVERSATIONS + CHATTER}
+        console = Console(names, lambda line: print(line, flush=True))
         next_chatter = time.monotonic() + args.chatter if args.chatter > 0 else None
         i = 0
         while True:
             time.sleep(0.5)
-            notes = notices.received()
-            for n in notes[seen_notes:]:
-                print(f"notification: {n.get('title')}", flush=True)
-            seen_notes = len(notes)
-            sent = stack.site.sent()["messages"]
-            for m in sent[seen_sent:]:
-                print(f"reply sent to {m['conversation_id']}: {m['text'][:80]!r}", flush=True)
-            seen_sent = len(sent)
+            console.poll(notices.received(), stack.site.sent()["messages"], unsent_approvals(store))
             if next_chatter is not None and time.monotonic() >= next_chatter:
                 conv, sender, text = CHATTER[i % len(CHATTER)]
                 stack.site.inject(conv, sender, text)

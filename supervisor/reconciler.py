@@ -110,11 +110,7 @@ class Reconciler:
         ids = [DraftCreated.event_id_of(d["_id"]) for d in drafts]
         queued = self.store.outbox.existing(ids)
         missing = [d for d in drafts if DraftCreated.event_id_of(d["_id"]) not in queued]
-        events = [DraftCreated.make(draft_id=d["_id"], account_id=d["account_id"],
-                                    conversation_id=d["conversation_id"],
-                                    message_ids=d.get("message_ids", []),
-                                    classification=d.get("classification") or "needs_reply",
-                                    text=d.get("text") or "") for d in missing]
+        events = [DraftCreated.of_draft(d) for d in missing]
         if events and self.store.outbox.add(events):
             report["draft_events"].extend(d["_id"] for d in missing)
             for d in missing:

@@ -10,23 +10,26 @@ import ray
 
 from actors.store import Store
 from contracts import names
+from contracts.draftstate import DraftStatus
 from contracts.settings import Config
 
 log = logging.getLogger("replydesk.runner")
 SUPERVISOR_NAME = names.SUPERVISOR
 
 
-def connect(address: str | None, namespace: str) -> None:
+def connect(address: str | None, namespace: str, *, log_to_driver: bool = True) -> None:
     """Join the cluster at `address` (or RAY_ADDRESS, as `ray job submit` sets), else run locally
-    with one `browser` resource slot per local Chromium session."""
+    with one `browser` resource slot per local Chromium session. `log_to_driver=False` keeps the
+    actors' output off this process's console (the quiet demo: their logs go to files)."""
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
+    quiet = {} if log_to_driver else {"logging_level": logging.WARNING}
     if address and address != "local":
-        ray.init(address=address, namespace=namespace, log_to_driver=True)
+        ray.init(address=address, namespace=namespace, log_to_driver=log_to_driver, **quiet)
     else:
         ray.init(address="local", namespace=namespace, include_dashboard=False,
-                 resources={"browser": 64}, log_to_driver=True)
+                 resources={"browser": 64}, log_to_driver=log_to_driver, **quiet)
 
 
 def start(config: Config, *, detached: bool = False, max_restarts: int = 3) -> Any:
@@ -89,7 +92,7 @@ def stop(handle: Any, wait_s: float = 15.0) -> dict[str, Any]:
 def summary(config: Config) -> dict[str, Any]:
     store = Store.from_config(config)
     return {"messages": store.messages.count(), "drafts": store.drafts.count(),
-            "drafts_pending_review": store.drafts.count({"status": "pending_review"}),
+            "drafts_pending_review": store.drafts.count({"status": DraftStatus.PENDING.value}),
             "sheet_rows": store.sheet_rows.count(),
             "outbox_unpublished": store.outbox.count_pending()}
 

@@ -1,8 +1,10 @@
 """`./run demo --serve` as a person uses it: a subprocess (what `./run demo --serve` runs after
 setup), the desk driven in Chromium (approve one draft), the reply seen once on the demo chat
-site's contact page, then SIGINT and a clean shutdown with no process of it left behind."""
+site's contact page, then SIGINT and a clean shutdown with no process of it left behind. The
+console is quiet: a banner, one human line per event, the actors' JSON logs in files."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -72,7 +74,8 @@ def _approve_alice(page) -> str:
 def test_demo_serve_lets_a_person_approve_and_see_the_reply(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MONGODB", "REPLYDESK", "RAY_"))}
     env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "standins.demo", "--serve", "--chatter", "3"], cwd=tmp_path,
+    proc = subprocess.Popen([sys.executable, "-m", "standins.demo", "--serve", "--chatter", "3",
+                             "--undo", "1"], cwd=tmp_path,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
@@ -97,7 +100,7 @@ def test_demo_serve_lets_a_person_approve_and_see_the_reply(tmp_path):
             expect(reply).to_contain_text(text)
             contact.wait_for_timeout(2500)                   # the page re-reads every second
             expect(reply).to_have_count(1)                   # sent once
-        wait_for(lambda: any(x.startswith("notification: New draft to review") for x in lines), 30, "a notification")
+        wait_for(lambda: any(x.startswith("new draft for ") for x in lines), 30, "a new draft line")
         wait_for(lambda: any(x.startswith("new message from") for x in lines), 30, "chatter")
         family |= _descendants(proc.pid)
         proc.send_signal(signal.SIGINT)
@@ -114,7 +117,12 @@ def test_demo_serve_lets_a_person_approve_and_see_the_reply(tmp_path):
     reader.join(10)
     out = "".join(lines)
     assert "shut down cleanly; stray Chromium processes: 0" in out, out[-3000:]
-    assert "reply sent to c-alice" in out
+    assert "reply sent to Alice (c-alice)" in out
+    logs = Path(next(x for x in lines if x.startswith("logs: ")).split(" ", 2)[1].rstrip("/"))
+    assert logs.is_relative_to(tmp_path) and {"review.jsonl", "router.jsonl"} <= {p.name for p in logs.iterdir()}
+    assert any(json.loads(x)["msg"] == "draft approved" for x in (logs / "review.jsonl").read_text().splitlines())
+    assert not [x for x in lines if x.lstrip().startswith("{")], "JSON log lines on the quiet console"
+    assert re.search(r"^new draft for Alice: '.+'$", out, re.M), out[-3000:]
     deadline = time.monotonic() + 30
     while _alive(family) and time.monotonic() < deadline:   # Ray's processes end as ray.shutdown() returns
         time.sleep(0.5)

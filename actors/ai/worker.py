@@ -31,6 +31,7 @@ from actors.ai.drafter import Drafter, Tally
 from actors.ai.gate import get_or_create_gate
 from actors.store import Store
 from contracts import telemetry
+from contracts.draftstate import DraftStatus
 from contracts.errors import DeadLetter
 from contracts.events import ChatMessage, ConversationClassified, DraftCreated
 from contracts.ids import account_hash, draft_id
@@ -148,7 +149,7 @@ class AIWorker:
                     if known and known.get("draft_id") == did else None)
         if existing is not None:  # redelivery: make sure its event is queued, do not ask again
             self.counts["duplicates"] += 1
-            await self._db(self.store.outbox.add, [self._created(existing)], carrier)
+            await self._db(self.store.outbox.add, [DraftCreated.of_draft(existing)], carrier)
             return {"draft_id": did, "classification": existing["classification"], "created": False}
         if known and known["last_message_id"] == last.message_id and known["draft_id"] is None:
             # redelivery of a conversation already classified as needing no reply
@@ -188,7 +189,7 @@ class AIWorker:
         doc = {"_id": did, "account_id": account_id, "conversation_id": conversation_id,
                "message_ids": answered_messages(history), "last_message_id": last.message_id,
                "answers_seq": seq, "classification": answer.classification, "text": answer.reply,
-               "reason": answer.reason, "model": self.model, "status": "pending_review",
+               "reason": answer.reason, "model": self.model, "status": DraftStatus.PENDING,
                "ai": {"attempts": tally.attempts, "tokens": tally.tokens}}
         created = await self._db(drafts.insert, doc)
         self.counts["created" if created else "duplicates"] += 1
@@ -202,9 +203,9 @@ class AIWorker:
         # one written from newer messages was recorded while the AI answered
         (recorded, other), _ = await asyncio.gather(
             self._db(functools.partial(record, draft_id=did)),
-            self._db(self.store.outbox.add, [self._created(doc)], carrier))
+            self._db(self.store.outbox.add, [DraftCreated.of_draft(doc)], carrier))
         if not recorded:
-            await self._db(drafts.supersede, did, ("pending_review",), other.get("draft_id"),
+            await self._db(drafts.supersede, did, (DraftStatus.PENDING,), other.get("draft_id"),
                            "a newer reading of the conversation exists")
         elif other and other.get("draft_id") not in (None, did):
             await self._db(drafts.supersede_older, account_id, conversation_id, seq, did,
@@ -213,13 +214,6 @@ class AIWorker:
                                          "account": account_hash(account_id),
                                          "superseded": not recorded})
         return {"draft_id": did, "classification": answer.classification, "created": created}
-
-    @staticmethod
-    def _created(doc: dict[str, Any]) -> DraftCreated:
-        return DraftCreated.make(draft_id=doc["_id"], account_id=doc["account_id"],
-                                 conversation_id=doc["conversation_id"],
-                                 message_ids=doc["message_ids"],
-                                 classification=doc["classification"], text=doc.get("text") or "")
 
     @staticmethod
     def _classified(did: str, account_id: str, conversation_id: str, last_message_id: str,

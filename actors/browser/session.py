@@ -44,8 +44,9 @@ from actors.browser.launcher import BrowserSessionHandle, open_context, open_ses
 from actors.browser.limits import NodeSlots, SlidingWindowLimiter
 from actors.browser.selectors import Health, SelectorNotFound, Selectors
 from actors.store import Store
-from actors.store.drafts import SENDABLE
+from actors.store.outofdate import supersede_if_out_of_date
 from contracts import telemetry
+from contracts.draftstate import SENDABLE, DraftStatus
 from contracts.events import ChatMessage, DraftApproved, MessageSeen, ReplySent, utcnow
 from contracts.events import NeedsLogin as NeedsLoginEvent
 from contracts.metrics import counter, gauge
@@ -394,9 +395,7 @@ class AccountSession:
         """A send met a login challenge (or came while waiting for one). Nothing was clicked (the
         challenge comes before the page is read), so a draft taken to `sending` without an anchor
         goes back to approved; the session sends its approved drafts once it resumes."""
-        await asyncio.to_thread(self.store.drafts.coll.update_one,
-                                {"_id": ev.draft_id, "status": "sending", "send_anchor": {"$exists": False}},
-                                {"$set": {"status": "approved"}})
+        await asyncio.to_thread(self.store.drafts.unsend, ev.draft_id)
         if self.needs_login is None:
             await self.stop()
             await self._hand_to_person(exc)
@@ -406,6 +405,8 @@ class AccountSession:
         """After a login handoff: send the approved drafts of this account that waited for it."""
         docs = await asyncio.to_thread(self.store.drafts.in_status, SENDABLE, account_id=self.account.id)
         for doc in docs:
+            if "release_at" in doc:    # still in its undo window: the releaser's event sends it
+                continue
             ev = DraftApproved.of_draft(doc)
             try:
                 result = await self.send(ev.model_dump(mode="json"))
@@ -418,11 +419,11 @@ class AccountSession:
         drafts = self.store.drafts
         draft = await asyncio.to_thread(drafts.get, ev.draft_id)
         status = (draft or {}).get("status")
-        if status == "sent":
+        if status == DraftStatus.SENT:
             return await self._acked(ev, draft.get("site_message_id"), "already_sent")
-        if status in SENDABLE:
-            draft = await asyncio.to_thread(drafts.transition, ev.draft_id, SENDABLE, "sending")
-        elif status != "sending":
+        if status in SENDABLE:   # (a held approval, still in its undo window, does not move)
+            draft = await asyncio.to_thread(drafts.transition, ev.draft_id, SENDABLE, DraftStatus.SENDING)
+        elif status != DraftStatus.SENDING:
             log.warning("not sending a draft that is not approved",
                         extra={"draft_id": ev.draft_id, "status": status})
             return {"status": "not_approved", "site_message_id": None}
@@ -442,28 +443,27 @@ class AccountSession:
             done = await self._earlier_attempt(adapter, ev, draft, on_page)
             if done is not None:
                 return await self._acked(ev, done.site_message_id, "already_sent", done)
-        newer = await asyncio.to_thread(self.store.messages.newer_than_draft, draft)
+        newer, _ = await asyncio.to_thread(
+            supersede_if_out_of_date, self.store, draft, (DraftStatus.SENDING, *SENDABLE),
+            "before it was sent; a new draft answers the whole conversation")
         if newer:
-            return await self._out_of_date(ev, newer)
+            return self._out_of_date(ev, newer)
         anchor = adapter.anchor(on_page, ev.text)
-        await asyncio.to_thread(drafts.transition, ev.draft_id, "sending", "sending", send_anchor=anchor,
-                                send_anchor_at=utcnow())
+        await asyncio.to_thread(drafts.transition, ev.draft_id, DraftStatus.SENDING, DraftStatus.SENDING,
+                                send_anchor=anchor, send_anchor_at=utcnow())
         await self.sends.acquire()
         sent = await adapter.send(ev.conversation_id, ev.text, anchor, after_click=_fault_exit_hook)
         return await self._acked(ev, sent.site_message_id, "sent", sent)
 
-    async def _out_of_date(self, ev: DraftApproved, newer: list[ChatMessage]) -> dict:
-        """Newer messages arrived after the draft was written: it is not sent (nothing was
-        clicked), it is marked superseded, and the new messages' own drafts answer them all."""
+    def _out_of_date(self, ev: DraftApproved, newer: list[ChatMessage]) -> dict:
+        """Newer messages arrived after the draft was written: it was not sent (nothing was
+        clicked) but marked superseded, and the new messages' own drafts answer them all."""
         n = len(newer)
-        reason = (f"{n} newer message{'s' if n != 1 else ''} arrived before it was sent; "
-                  "a new draft answers the whole conversation")
-        await asyncio.to_thread(self.store.drafts.supersede, ev.draft_id, ("sending", *SENDABLE), None, reason)
         SENDS_OUT_OF_DATE.inc(tags={"site": self.site.name})
         log.warning("approved reply not sent: newer messages arrived", extra={
             "draft_id": ev.draft_id, "account": self.hash, "newer": n,
             "conversation_id": ev.conversation_id})
-        return {"status": "superseded", "site_message_id": None, "newer": n}
+        return {"status": DraftStatus.SUPERSEDED.value, "site_message_id": None, "newer": n}
 
     async def _earlier_attempt(self, adapter: SiteAdapter, ev: DraftApproved, draft: dict,
                                on_page: list) -> ChatMessage | None:
@@ -515,8 +515,8 @@ class AccountSession:
                                idempotency_key=ev.idempotency_key, site_message_id=site_message_id,
                                text=ev.text)
         await asyncio.to_thread(self.store.outbox.add, [event], telemetry.inject())
-        await asyncio.to_thread(self.store.drafts.transition, ev.draft_id, "sending", "sent",
-                                site_message_id=site_message_id)
+        await asyncio.to_thread(self.store.drafts.transition, ev.draft_id, DraftStatus.SENDING,
+                                DraftStatus.SENT, site_message_id=site_message_id)
         log.info("reply %s", status, extra={"draft_id": ev.draft_id, "account": self.hash})
         return {"status": status, "site_message_id": site_message_id}
 

@@ -20,7 +20,7 @@ from actors.bus.topology import Topology
 from actors.notify import messages
 from actors.notify.dispatcher import Dispatcher
 from actors.store import Store
-from actors.store.drafts import SUPERSEDED
+from contracts.draftstate import DraftStatus
 from contracts import names, telemetry
 from contracts.settings import Config
 
@@ -110,7 +110,7 @@ class NoteMaker:
 
     def _draft(self, event: dict[str, Any]) -> messages.Note | None:
         draft = self.store.drafts.get(event.get("draft_id", ""))
-        if draft is not None and draft.get("status") == SUPERSEDED:
+        if draft is not None and draft.get("status") == DraftStatus.SUPERSEDED:
             # a newer draft answers the conversation and is announced itself
             log.info("draft superseded before it was announced; not announced",
                      extra={"draft_id": event.get("draft_id"), "superseded_by": draft.get("superseded_by")})

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from datetime import datetime
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, Callable, get_args
 
 from aiohttp import web
 
@@ -15,6 +16,7 @@ from actors.review.errors import ApiError
 from actors.review.security import REVIEWER
 from actors.review.views import STATUSES, decode_cursor, draft_json, encode_cursor, message_json
 from actors.store import Store
+from contracts.draftstate import DraftStatus
 from contracts.events import Classification
 from contracts.settings import Config, ReviewerAuth
 
@@ -27,6 +29,7 @@ _ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,200}$")
 routes = web.RouteTableDef()
 CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey("store", Store)
+CLOCK = web.AppKey("clock", Callable[[], datetime])
 
 
 def _reviewer(request: web.Request) -> ReviewerAuth:
@@ -49,7 +52,8 @@ def _decider(request: web.Request, draft_id: str) -> Reviewer:
         doc = request.app[STORE].drafts.get(draft_id)
         if _visible(request, doc) is None:
             raise NotFound(draft_id)
-    return Reviewer(request.app[STORE], who.name)
+    return Reviewer(request.app[STORE], who.name, undo_s=request.app[CONFIG].app.review.undo_s,
+                    clock=request.app[CLOCK])
 
 
 def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
@@ -133,14 +137,15 @@ async def meta(request: web.Request) -> web.Response:
         "classifications": list(CLASSIFICATIONS), "statuses": list(STATUSES),
         "reviewer": who.name, "restricted": who.accounts is not None, "page_size": conf.page_size,
         "max_text_chars": conf.max_text_chars, "poll_interval_ms": int(conf.poll_interval_s * 1000),
-        "inbox_poll_interval_ms": int(conf.inbox_poll_interval_s * 1000)})
+        "inbox_poll_interval_ms": int(conf.inbox_poll_interval_s * 1000),
+        "undo_ms": int(conf.undo_s * 1000)})
 
 
 @routes.get("/api/drafts")
 async def list_drafts(request: web.Request) -> web.Response:
     conf = request.app[CONFIG].app.review
     limit = _int(request, "limit", conf.page_size, 1, MAX_PAGE)
-    status = _choice(request, "status", STATUSES, "pending_review")
+    status = _choice(request, "status", STATUSES, DraftStatus.PENDING.value)
     classification = _choice(request, "classification", CLASSIFICATIONS, None)
     account = request.query.get("account") or None
     if account is not None and not _ID.match(account):
@@ -211,6 +216,14 @@ async def reject(request: web.Request) -> web.Response:
     reason = _text(await _json_body(request), "reason", 500, required=False)
     return web.json_response(await _decide(request, "reject", draft_id,
                                            reason.strip() if reason else None))
+
+
+@routes.post("/api/drafts/{draft_id}/undo")
+async def undo(request: web.Request) -> web.Response:
+    """Take back an approval still in its undo window (409 once it was released to be sent)."""
+    draft_id = _id(request, "draft_id")
+    await _json_body(request)
+    return web.json_response(await _decide(request, "undo", draft_id))
 
 
 @routes.get("/api/openapi.yaml")

@@ -2,16 +2,20 @@
 the demo can serve it directly (standins.serve.ServedApp) and the actor just runs it."""
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
+from typing import Callable
 
 from aiohttp import web
 
 from actors.review import accounts, api
 from actors.review.errors import Handler, errors_middleware
+from actors.review.releaser import releasing
 from actors.review.security import (auth_middleware, body_limit_middleware, cors_middleware,
                                     rate_limit_middleware, require_tokens, security_headers)
 from actors.store import Store
 from contracts import telemetry
+from contracts.events import utcnow
 from contracts.settings import Config
 
 STATIC = Path(__file__).with_name("static")
@@ -32,8 +36,9 @@ async def _trace(request: web.Request, handler: Handler) -> web.StreamResponse:
         return response
 
 
-def make_app(config: Config, store: Store) -> web.Application:
-    """Raises ConfigError naming REVIEW_TOKEN when there is no usable reviewer token."""
+def make_app(config: Config, store: Store, *, clock: Callable[[], datetime] = utcnow) -> web.Application:
+    """Raises ConfigError naming REVIEW_TOKEN when there is no usable reviewer token. While it
+    serves, it releases held approvals (undo window) by `clock`."""
     conf = config.app.review
     reviewers = require_tokens(config)
     app = web.Application(client_max_size=conf.max_body_bytes, middlewares=[
@@ -46,6 +51,8 @@ def make_app(config: Config, store: Store) -> web.Application:
     ])
     app[api.CONFIG] = config
     app[api.STORE] = store
+    app[api.CLOCK] = clock
+    app.cleanup_ctx.append(releasing(store, clock))
     app.router.add_get("/", _index)
     app.router.add_routes(api.routes)
     app.router.add_routes(accounts.routes)

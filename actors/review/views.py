@@ -8,10 +8,11 @@ import json
 from datetime import datetime
 from typing import Any
 
+from contracts.draftstate import DraftStatus
 from contracts.events import ChatMessage
 
 # Status timestamps a draft may carry (`<status>_at`, set by Drafts.transition).
-STATUSES = ("pending_review", "approved", "edited", "rejected", "sending", "sent", "superseded")
+STATUSES = tuple(s.value for s in DraftStatus)
 
 
 def _iso(value: Any) -> str | None:
@@ -48,6 +49,7 @@ def draft_json(doc: dict[str, Any], *, brief: bool = False) -> dict[str, Any]:
         "send_error": doc.get("send_error") or doc.get("error"),
         "site_message_id": doc.get("site_message_id"),
         "created_at": _iso(doc.get("created_at")),
+        "release_at": _iso(doc.get("release_at")),
         "times": {s: _iso(doc[f"{s}_at"]) for s in STATUSES if doc.get(f"{s}_at")},
     }
     if brief:

@@ -1,7 +1,7 @@
 """What a sheet row says, keyed by its row id (column 1). The sheet is a log, one row per:
 
 - message received (row id: the message id), status "received";
-- draft (the draft id), status "pending_review" as created;
+- draft (the draft id), status pending_review as created;
 - decision on a draft (`draft.approved:<draft>` / `draft.rejected:<draft>`): status "approved"
   with the text to send, or "rejected" with the reason; sender is the reviewer's token name;
 - reply sent (`reply.sent:<draft>`), status "sent" with the text sent;
@@ -35,6 +35,7 @@ from contracts.events import (
     MessageSeen,
     ReplySent,
 )
+from contracts.draftstate import SENDABLE, DraftStatus
 from contracts.ids import draft_id
 
 CELL_LIMIT = 50_000          # Google rejects a cell longer than this
@@ -94,9 +95,10 @@ class RowMapper:
         """A stored draft's rows: as created, plus its decision once a reviewer took one."""
         events: list[Any] = [DraftCreated.of_draft(dict(d))]
         status = d.get("status")
-        if status in ("approved", "edited", "sending", "sent"):
+        released = status in SENDABLE and d.get("release_at") is None   # not in its undo window
+        if released or status in (DraftStatus.SENDING, DraftStatus.SENT):
             events.append(DraftApproved.of_draft(dict(d)))
-        elif status == "rejected":
+        elif status == DraftStatus.REJECTED:
             events.append(DraftRejected.of_draft(dict(d)))
         return [r for e in events if (r := self.from_event(e)) is not None]
 

@@ -1,8 +1,10 @@
-"""Drafts and their life cycle. Every transition is one atomic find_one_and_update guarded on the
-current status, so two approvals (or an approval racing a send) can never both win.
+"""Drafts and their life cycle: the only code that writes a draft's status. Every move is checked
+against the state machine (contracts.draftstate) and is one atomic find_one_and_update guarded on
+the current status, so two approvals (or an approval racing a send) can never both win.
 
-pending_review -> approved | edited | rejected;  approved | edited -> sending -> sent
-pending_review | approved | edited | sending (nothing clicked) -> superseded
+An approval may be held for `review.undo_s` (the draft carries `release_at`): until `release()`
+takes it (a conditional update that removes `release_at`), `undo()` may put it back to pending,
+and nothing may start sending it. Exactly one of the two wins.
 
 Drafts belong to conversations: a draft answers the contact's messages up to `answers_seq` (the
 conversation's sequence number of the newest message it was written from). A newer draft of the
@@ -18,11 +20,12 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from contracts.draftstate import SENDABLE, DraftStatus, check
 from contracts.events import utcnow
 
-PENDING = "pending_review"
-SENDABLE = ("approved", "edited")
-SUPERSEDED = "superseded"
+PENDING = DraftStatus.PENDING
+SUPERSEDED = DraftStatus.SUPERSEDED
+__all__ = ["PENDING", "SENDABLE", "SUPERSEDED", "DraftStatus", "Drafts"]
 
 _FIRST_WINDOW = timedelta(minutes=10)                 # see Drafts.page
 _FLOOR = datetime(2020, 1, 1, tzinfo=timezone.utc)    # no draft is older than the project
@@ -47,11 +50,12 @@ class Drafts:
         self.coll.create_index([("account_id", ASCENDING), ("conversation_id", ASCENDING),
                                 ("answers_seq", ASCENDING)], name="conversation_answers")
         self.coll.create_index([("created_at", ASCENDING)], name="created")   # the reconciler's window
+        self.coll.create_index([("status", ASCENDING), ("release_at", ASCENDING)], name="status_release")
         self.decisions.create_index([("draft_id", ASCENDING), ("at", ASCENDING)], name="draft_decisions")
 
     def insert(self, draft: dict[str, Any]) -> bool:
         """Insert a new draft (its `_id` is deterministic). False if it already existed."""
-        doc = {"status": PENDING, "created_at": utcnow(), **draft}
+        doc = {"status": PENDING.value, "created_at": utcnow(), **draft}
         try:
             self.coll.insert_one(doc)
             return True
@@ -63,12 +67,51 @@ class Drafts:
 
     def transition(self, draft_id: str, from_status: tuple[str, ...] | str, to_status: str,
                    **fields: Any) -> dict[str, Any] | None:
-        """Move a draft to `to_status` only if it is in `from_status`; the new doc, or None."""
+        """Move a draft to `to_status` only if it is in `from_status`; the new doc, or None (it
+        was not in `from_status`: another move won). IllegalTransition for a move the state
+        machine does not allow. A held approval (`release_at` set) cannot start sending."""
+        return self._move(draft_id, from_status, to_status, fields)
+
+    def _move(self, draft_id: str, from_status: tuple[str, ...] | str, to_status: str,
+              fields: dict[str, Any], *, where: dict[str, Any] | None = None,
+              unset: tuple[str, ...] = ()) -> dict[str, Any] | None:
         allowed = (from_status,) if isinstance(from_status, str) else tuple(from_status)
+        check(allowed, to_status)
+        to = DraftStatus(to_status)
+        query: dict[str, Any] = {"_id": draft_id, "status": {"$in": [DraftStatus(s).value for s in allowed]},
+                                 **(where or {})}
+        if to is DraftStatus.SENDING:
+            query["release_at"] = {"$exists": False}
+        update: dict[str, Any] = {"$set": {"status": to.value, f"{to.value}_at": utcnow(), **fields}}
+        if unset:
+            update["$unset"] = {name: "" for name in unset}
+        return self.coll.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
+
+    # ------------------------------------------------------------------ the undo window
+    def due_for_release(self, now: datetime, limit: int = 500) -> list[dict[str, Any]]:
+        """Held approvals whose undo window has passed (index status_release)."""
+        return list(self.coll.find({"status": {"$in": [s.value for s in SENDABLE]},
+                                    "release_at": {"$lte": now}}).limit(limit))
+
+    def release(self, draft_id: str, now: datetime) -> dict[str, Any] | None:
+        """End a held approval's undo window (if it is due and still held); the draft, or None
+        when an undo (or another releaser) won."""
         return self.coll.find_one_and_update(
-            {"_id": draft_id, "status": {"$in": list(allowed)}},
-            {"$set": {"status": to_status, f"{to_status}_at": utcnow(), **fields}},
+            {"_id": draft_id, "status": {"$in": [s.value for s in SENDABLE]}, "release_at": {"$lte": now}},
+            {"$set": {"released_at": now}, "$unset": {"release_at": ""}},
             return_document=ReturnDocument.AFTER)
+
+    def undo(self, draft_id: str, by: str) -> dict[str, Any] | None:
+        """Put a held approval of `by` back to pending review (the text as approved stays); None
+        when it is no longer held (released to be sent, or not approved at all) or not theirs."""
+        return self._move(draft_id, SENDABLE, DraftStatus.PENDING, {"undone_by": by},
+                          where={"release_at": {"$exists": True}, "decided_by": by},
+                          unset=("release_at", "decided_by", "approved_at", "edited_at"))
+
+    def unsend(self, draft_id: str) -> dict[str, Any] | None:
+        """A send stopped before anything was clicked (no anchor recorded): approved again."""
+        return self._move(draft_id, DraftStatus.SENDING, DraftStatus.APPROVED, {},
+                          where={"send_anchor": {"$exists": False}})
 
     def supersede_older(self, account_id: str, conversation_id: str, seq: int, by: str | None,
                         reason: str) -> int:
@@ -77,6 +120,7 @@ class Drafts:
                  if d.get("status") == PENDING and (d.get("answers_seq") is None or d["answers_seq"] < seq)]
         if not older:
             return 0
+        check((PENDING,), SUPERSEDED)
         res = self.coll.update_many(
             {"_id": {"$in": older}, "status": PENDING},
             {"$set": {"status": SUPERSEDED, "superseded_at": utcnow(), "superseded_by": by,
@@ -112,7 +156,7 @@ class Drafts:
                    exclude: str) -> list[dict[str, Any]]:
         """Drafts of a conversation sent after `since` (their texts), other than `exclude`."""
         q: dict[str, Any] = {"account_id": account_id, "conversation_id": conversation_id,
-                             "status": "sent", "_id": {"$ne": exclude}}
+                             "status": DraftStatus.SENT.value, "_id": {"$ne": exclude}}
         if since is not None:
             q["sent_at"] = {"$gt": since}
         return list(self.coll.find(q, {"text": 1, "sent_at": 1}))

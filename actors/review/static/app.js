@@ -14,6 +14,9 @@
     inboxTimer: null, inboxSeq: 0, known: new Set(), fresh: new Set(), inboxPollError: "",
     // the open conversation: its path and last messages; `convTimer` waits for a sent reply
     convPath: null, messages: [], convTimer: null,
+    // an approval held for undo (review.undo_s): its draft id, when it is released (local
+    // clock, from the approval's answer), and the countdown's timer
+    held: null, heldTimer: null, undone: null,
   };
   const WAITING = new Set(["approved", "edited", "sending"]);
   const STATUS_LABELS = {
@@ -475,6 +478,16 @@
     };
     const node = $("draft-status");
     let text = texts[d.status] || `Status: ${d.status}`;
+    const held = !!d.release_at && (d.status === "approved" || d.status === "edited");
+    if (d.status === "pending_review" && state.undone === d.id) text = "Undone: the draft is back in review. Nothing was sent.";
+    if (held) {
+      const left = state.held && state.held.id === d.id ? Math.ceil((state.held.at - Date.now()) / 1000) : 0;
+      text = `${d.status === "edited" ? "Edited and approved" : "Approved"}${by}. ` +
+        (left > 0 ? `Sending in ${left}\u00a0s.` : "Sending in a moment.") + " Undo (z) takes it back.";
+    }
+    $("undo").hidden = !held;
+    if (held && !state.heldTimer) state.heldTimer = setInterval(() => state.current && renderStatus(state.current), 500);
+    if (!held && state.heldTimer) { clearInterval(state.heldTimer); state.heldTimer = null; }
     if (d.send_error) text += ` Sending failed: ${d.send_error}`;
     node.textContent = text;
     node.className = "draft-status" + (d.status === "sent" ? " sent" : "") + (d.send_error ? " failed" : "");
@@ -490,6 +503,7 @@
     $("approve").disabled = !pending || edited;
     $("save-approve").disabled = !pending || !edited || !text.trim() || text.length > max;
     $("reject").disabled = !pending;
+    $("undo").disabled = !!state.busy;
     $("draft-text").readOnly = !pending;
     $("char-count").textContent = d ? `${text.length} / ${max} characters` + (edited ? " · edited" : "") : "";
   }
@@ -498,6 +512,7 @@
     const d = state.current;
     if (!d || d.status !== "pending_review" || state.busy) return;
     const id = d.id;
+    state.undone = null;
     const requests = {
       approve: ["Approving the draft", `/api/drafts/${encodeURIComponent(id)}/approve`, undefined],
       edit: ["Saving and approving the draft", `/api/drafts/${encodeURIComponent(id)}/edit`, { text: $("draft-text").value }],
@@ -515,12 +530,39 @@
       }
     });
     if (result) {
+      if (result.draft.release_at && state.meta) state.held = { id: id, at: Date.now() + state.meta.undo_ms };
       afterDecision(result.draft);
       setDraft(result.draft, true);
       follow(result.draft, 0);
     } else if (conflict) {
       refreshDraft(id);          // show what the other decision was, keep the error visible
       offerNewer(newer);
+    }
+  }
+
+  /** Take back an approval still held for undo: back to pending, nothing sent. Too late (409):
+   * the desk says so (it was released and is sent once) and shows its current state. */
+  async function undo() {
+    const d = state.current;
+    if (!d || !d.release_at || state.busy) return;
+    const id = d.id;
+    let tooLate = false;
+    const result = await run($("conversation"), "Undoing the approval", async () => {
+      try {
+        return await api("POST", `/api/drafts/${encodeURIComponent(id)}/undo`);
+      } catch (err) {
+        tooLate = err instanceof ApiFailure && err.status === 409;
+        throw err;
+      }
+    });
+    if (result) {
+      stopPolling();
+      state.held = null;
+      state.undone = id;
+      setDraft(result.draft, true);
+      loadInbox(false);
+    } else if (tooLate) {
+      refreshDraft(id);
     }
   }
 
@@ -649,6 +691,7 @@
         if (!$("approve").disabled) decide("approve");
         else if (state.current && $("draft-text").value !== state.original) showError("The reply was edited: use Save & Approve to send the edited text.");
         break;
+      case "z": if (!$("undo").hidden) undo(); break;
       case "j": case "n": move(1); break;
       case "k": case "p": move(-1); break;
       case "e": if (!$("conv-body").hidden) { $("draft-text").focus(); ev.preventDefault(); } break;
@@ -683,6 +726,7 @@
     $("approve").addEventListener("click", () => decide("approve"));
     $("draft-form").addEventListener("submit", (ev) => { ev.preventDefault(); decide("edit"); });
     $("reject").addEventListener("click", () => decide("reject"));
+    $("undo").addEventListener("click", undo);
     document.addEventListener("keydown", onKey);
     updateButtons();
     const linked = tokenFromLink();

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from actors.review import accounts, api
+from actors.review import accounts, api, conversations
 from actors.review.errors import Handler, errors_middleware
 from actors.review.security import (auth_middleware, body_limit_middleware, cors_middleware,
                                     rate_limit_middleware, require_tokens, security_headers)
@@ -47,6 +47,7 @@ def make_app(config: Config, store: Store) -> web.Application:
     app[api.CONFIG] = config
     app[api.STORE] = store
     app.router.add_get("/", _index)
+    app.router.add_routes(conversations.routes)   # before api's /api/conversations/{a}/{c:.+}
     app.router.add_routes(api.routes)
     app.router.add_routes(accounts.routes)
     app.router.add_static("/static/", STATIC, show_index=False, follow_symlinks=False)

@@ -18,6 +18,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from actors.store.summaries import Summaries
 from contracts.events import utcnow
 
 PENDING = "pending_review"
@@ -32,6 +33,7 @@ class Drafts:
     def __init__(self, db: Database):
         self.coll = db["drafts"]
         self.decisions = db["decisions"]
+        self.summaries = Summaries(db)
 
     def ensure_indexes(self) -> None:
         self.coll.create_index([("status", ASCENDING), ("created_at", DESCENDING)], name="status_created")
@@ -54,9 +56,10 @@ class Drafts:
         doc = {"status": PENDING, "created_at": utcnow(), **draft}
         try:
             self.coll.insert_one(doc)
-            return True
         except DuplicateKeyError:
             return False
+        self._summarise(doc)
+        return True
 
     def get(self, draft_id: str) -> dict[str, Any] | None:
         return self.coll.find_one({"_id": draft_id})
@@ -65,10 +68,22 @@ class Drafts:
                    **fields: Any) -> dict[str, Any] | None:
         """Move a draft to `to_status` only if it is in `from_status`; the new doc, or None."""
         allowed = (from_status,) if isinstance(from_status, str) else tuple(from_status)
-        return self.coll.find_one_and_update(
+        doc = self.coll.find_one_and_update(
             {"_id": draft_id, "status": {"$in": list(allowed)}},
             {"$set": {"status": to_status, f"{to_status}_at": utcnow(), **fields}},
             return_document=ReturnDocument.AFTER)
+        if doc is not None:
+            self._summarise(doc)
+        return doc
+
+    def _summarise(self, doc: dict[str, Any]) -> None:
+        """The conversation's summary follows its current draft (see summaries.py)."""
+        seq = doc.get("answers_seq")
+        if seq is None and doc.get("status") == PENDING:     # drafts written before answers_seq
+            last = doc.get("last_message_id") or (doc.get("message_ids") or [None])[-1]
+            found = self.coll.database["messages"].find_one({"_id": last}, {"seq": 1}) if last else None
+            seq = None if found is None else found.get("seq")
+        self.summaries.on_draft(doc, seq)
 
     def supersede_older(self, account_id: str, conversation_id: str, seq: int, by: str | None,
                         reason: str) -> int:

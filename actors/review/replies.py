@@ -95,10 +95,9 @@ class Conversation:
             "message_ids": answered(history), "last_message_id": last.message_id, "answers_seq": seq,
             "classification": state if state in ("no_reply_needed", "spam_or_scam", "abusive") else "needs_reply",
             "text": text, "by_hand": True, "author": self.who, "model": None})
-        other = self.store.drafts.open_for_conversation(self.account_id, self.conversation_id)
-        while other is not None and other["_id"] != did:
-            self.store.drafts.supersede(other["_id"], (PENDING,), did, f"answered by hand by {self.who}")
-            other = self.store.drafts.open_for_conversation(self.account_id, self.conversation_id)
+        for other in self.store.drafts.of_conversation(self.account_id, self.conversation_id):
+            if other["_id"] != did and other.get("status") == PENDING:
+                self.store.drafts.supersede(other["_id"], (PENDING,), did, f"answered by hand by {self.who}")
         doc = Reviewer(self.store, self.who).approve(did)
         self.store.drafts.record_decision(did, "written_by_hand", self.who)
         log.info("reply written by hand", extra={"draft_id": did, "account": account_hash(self.account_id)})

@@ -120,6 +120,7 @@
     $("inbox").focus();
     await loadAccounts();
     await openLinkedDraft();
+    document.dispatchEvent(new CustomEvent("replydesk:signedin", { detail: meta }));
   }
 
   /** A link from a notification names a draft: `#draft=<id>` opens it once signed in. */
@@ -160,6 +161,7 @@
     $("token").value = "";
     $("token").focus();
     if (clearMessage) clearError();
+    document.dispatchEvent(new CustomEvent("replydesk:signedout"));
   }
 
   function fillSelect(select, values) {
@@ -588,6 +590,7 @@
     $("accounts").hidden = false;
     const rows = $("accounts-rows");
     rows.replaceChildren();
+    const labels = [...document.querySelectorAll("#accounts-table thead th")].map((th) => th.textContent.trim());
     for (const a of data.accounts) {
       const tr = el("tr");
       tr.dataset.account = a.account;
@@ -612,6 +615,7 @@
         act.append(b);
       }
       tr.append(act);
+      [...tr.children].forEach((cell, i) => { if (labels[i]) cell.dataset.label = labels[i]; });
       rows.append(tr);
     }
     $("accounts-empty").hidden = data.accounts.length > 0;
@@ -655,6 +659,11 @@
       default: return;
     }
   }
+
+  // what the other views of the page (conversations.js) share with this one
+  window.replydesk = { api, explain, el, when, run, showError, clearError, ApiFailure,
+    openDraft: async (id) => { await loadInbox(false); await openById(id); },
+    signOut: () => signOut(false), state };
 
   // ------------------------------------------------------------------ wiring
   document.addEventListener("DOMContentLoaded", () => {

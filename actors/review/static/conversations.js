@@ -126,6 +126,7 @@
     $("cv-where").textContent = `${c.account_id} · ${c.conversation_id}`;
     $("cv-state-badge").textContent = STATE_LABELS[c.state] || c.state;
     $("cv-state-badge").dataset.state = c.state;
+    $("cv-state-badge").className = `badge cv-state cv-${c.state}`;
     const reason = c.state === "ai_failed" ? `The AI could not draft this conversation: ${c.reason || "unknown reason"}`
       : c.state === "closed" ? `Closed without a reply by ${c.closed_by} ${R().when(c.closed_at)}`
       : c.state === "rejected" && c.reason ? `Draft rejected: ${c.reason}` : "";
@@ -134,6 +135,7 @@
     const dead = $("cv-dead");
     dead.replaceChildren();
     for (const d of sum.dead_letters) {
+      if (c.state === "ai_failed" && d.consumer === "ai" && d.reason === c.reason) continue;   // said above
       dead.append(R().el("li", null, `Dead letter (${d.consumer}, ${R().when(d.at)}): ${d.reason}`));
     }
     if (sum.ai_failure && c.state === "ai_failed" && !sum.dead_letters.length) {

@@ -12,7 +12,7 @@ The conversations view (GET /api/conversations) over N conversation summaries, a
                 would cost without the time-window scan.
 Run: .venv/bin/python benchmarks/bench_review.py [--quick | --smoke] [--drafts N] [--conversations N]
 
-`--smoke` (the test suite runs it): 500 drafts, 2,000 conversations, 5 requests per scenario, on
+`--smoke` (the test suite runs it): 500 drafts, 400 conversations, 5 requests per scenario, on
 MONGODB_URI's server when set; checks every latency is a sane number.
 """
 from __future__ import annotations
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--drafts", type=int, default=None)
     p.add_argument("--conversations", type=int, default=None)
     a = p.parse_args(argv)
-    conversations = a.conversations or (2000 if a.smoke else 100_000)
+    conversations = a.conversations or (400 if a.smoke else 100_000)
     reps = 5 if a.smoke else 30 if a.quick else 200
     drafts = a.drafts or (500 if a.smoke else 10_000)
     page = max(2, min(20, drafts // 50))   # the deep page measured: 20 in the full run

@@ -216,3 +216,18 @@ def test_oversized_reply_is_413_and_changes_nothing(make_config, store):
         assert store.drafts.count() == 1 and store.outbox.coll.count_documents({}) == 0
     finally:
         served.stop()
+
+
+def test_summaries_are_backfilled_for_conversations_stored_before_them(desk, store, config):
+    from actors.store.backfill import backfill
+    draft = add_conversation(store, "c-old", ["hello from before"])
+    spam = say(store, "c-old-spam", "Sam", "cheap pills", 1)
+    store.conversations.record_classification(
+        account_id=ACCOUNT, conversation_id="c-old-spam", last_message_id=spam.message_id,
+        classification="spam_or_scam", draft_id=None, seq=1)
+    store.summaries.coll.delete_many({})                      # as a database written before them
+    assert backfill(store) == 2 and backfill(store) == 0
+    listed = _states(desk, _auth(config))
+    assert {k: (v["state"], v["contact"]) for k, v in listed.items()} == {
+        "c-old": ("draft", "alex"), "c-old-spam": ("spam_or_scam", "Sam")}
+    assert listed["c-old"]["draft_id"] == draft["_id"]

@@ -166,9 +166,10 @@ def test_retry_ai_close_and_reopen(desk, store, config):
     panel = _call(desk, "GET", "/api/dead-letters", auth).json()["dead_letters"]
     assert [(d["consumer"], d["reason"], d["conversation_id"], d["retryable"]) for d in panel] == [
         ("ai", "answer truncated", "c4", True)]
-    store.dead_letters.record("sheets", "draft.created:d1", "sheet API 403", routing_key="draft.created")
+    d = add_conversation(store, "c9", ["hi"])
+    store.dead_letters.record("sheets", f"draft.created:{d['_id']}", "sheet API 403", routing_key="draft.created")
     sheets = _call(desk, "GET", "/api/dead-letters", auth, params={"consumer": "sheets"}).json()["dead_letters"]
-    assert [(d["consumer"], d["retryable"]) for d in sheets] == [("sheets", False)]
+    assert [(d["consumer"], d["conversation_id"], d["retryable"]) for d in sheets] == [("sheets", "c9", False)]
     r = _call(desk, "POST", f"/api/dead-letters/{sheets[0]['id']}/retry", auth, {})
     assert r.status_code == 409 and "dead queue" in r.json()["error"]
     assert _call(desk, "POST", "/api/dead-letters/nope/retry", auth, {}).status_code == 404

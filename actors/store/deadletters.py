@@ -17,6 +17,7 @@ class DeadLetters:
         # a record lost in a crash only means the reconciler looks at that message again
         self.coll = db.get_collection("dead_letters", write_concern=WriteConcern(w=1))
         self.messages = db["messages"]
+        self.drafts = db["drafts"]
         self.summaries = Summaries(db)
 
     def ensure_indexes(self) -> None:
@@ -32,8 +33,9 @@ class DeadLetters:
         an AI dead letter marks the conversation's summary `ai_failed` with the reason."""
         subject = subject or _subject(event_id)
         message = self.messages.find_one({"_id": subject}, {"account_id": 1, "conversation_id": 1, "seq": 1})
-        where = ({"account_id": message["account_id"], "conversation_id": message["conversation_id"]}
-                 if message else {})
+        about = message or self._draft_of(event_id)
+        where = ({"account_id": about["account_id"], "conversation_id": about["conversation_id"]}
+                 if about else {})
         self.coll.update_one({"_id": f"{consumer}:{event_id}"}, {
             "$set": {"consumer": consumer, "event_id": event_id, "reason": reason,
                      "routing_key": routing_key, "subject": subject, **where},
@@ -41,6 +43,13 @@ class DeadLetters:
         if consumer == "ai" and message is not None:
             self.summaries.on_ai_failed(message["account_id"], message["conversation_id"],
                                         reason, message.get("seq"))
+
+    def _draft_of(self, event_id: str) -> dict[str, Any] | None:
+        """The draft an event about a draft names (`draft.approved:<draft id>`, `reply.sent:...`)."""
+        kind, _, rest = event_id.partition(":")
+        if kind not in _DRAFT_EVENTS or not rest:
+            return None
+        return self.drafts.find_one({"_id": rest}, {"account_id": 1, "conversation_id": 1})
 
     def recent(self, limit: int = 100, consumer: str | None = None) -> list[dict[str, Any]]:
         """The newest dead letters (of one consumer, if given), newest first."""
@@ -70,6 +79,9 @@ class DeadLetters:
 
     def count(self, query: dict[str, Any] | None = None) -> int:
         return self.coll.count_documents(query or {})
+
+
+_DRAFT_EVENTS = ("draft.created", "draft.approved", "draft.rejected", "reply.sent", "conversation.classified")
 
 
 def _subject(event_id: str) -> str:

@@ -194,8 +194,11 @@ def test_retry_ai_answer_by_hand_and_redraft_through_the_pipeline(start_pipeline
         assert "decline politely" not in system
         assert json.loads(user[user.index("{"):])["reviewer_request"] == "decline politely, in German"
         page.get_by_role("button", name="Drafts", exact=True).click()
-        page.locator(".draft-item").filter(has_text="c-redo").click()
+        item = page.locator(f".draft-item[data-id='{new['_id']}']")
+        expect(item).to_contain_text("Rita")                                 # the contact's name
+        item.click()
         expect(page.get_by_label("Reply draft", exact=False)).to_have_value(new["text"])
+        expect(page.locator("#draft-origin")).to_contain_text("decline politely, in German")
         page.screenshot(path=str(artifacts_dir / "desk-redraft-1280.png"), full_page=True)
     finally:
         context.close()

@@ -94,6 +94,14 @@ class Summaries:
     def get(self, account_id: str, conversation_id: str) -> dict[str, Any] | None:
         return self.coll.find_one({"_id": self.key(account_id, conversation_id)})
 
+    def contacts(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """The contact's name of each (account, conversation) that has one (one _id lookup)."""
+        if not pairs:
+            return {}
+        docs = self.coll.find({"_id": {"$in": [self.key(a, c) for a, c in pairs]}},
+                              {"account_id": 1, "conversation_id": 1, "contact": 1})
+        return {(d["account_id"], d["conversation_id"]): d["contact"] for d in docs if d.get("contact")}
+
     # ------------------------------------------------------------------ writes
     def on_message(self, newest: dict[str, Any], incoming: int, contact: str | None) -> None:
         """New messages stored; `newest` is the conversation's newest one (a stored document),

@@ -330,7 +330,7 @@
   function fillItem(li, d) {
     const btn = li.firstElementChild;
     const isNew = state.fresh.has(d.id);
-    const key = JSON.stringify([d.account_id, d.conversation_id, d.classification, d.status, d.decided_by, d.text, isNew]);
+    const key = JSON.stringify([d.account_id, d.conversation_id, d.contact, d.classification, d.status, d.decided_by, d.text, isNew]);
     if (state.selected === d.id) btn.setAttribute("aria-current", "true");
     else btn.removeAttribute("aria-current");
     if (btn.dataset.key === key) return;                       // unchanged: leave the DOM alone
@@ -344,7 +344,9 @@
       badges.append(el("span", "badge status-badge", STATUS_LABELS[d.status] || d.status));
       if (d.decided_by) badges.append(el("span", "badge by-badge", `by ${d.decided_by}`));
     }
-    line1.append(el("span", null, `${d.account_id} · ${d.conversation_id}`), badges);
+    const where = el("span", null, `${d.account_id} · ${d.conversation_id}`);
+    if (d.contact) where.prepend(el("strong", "contact", d.contact), " · ");
+    line1.append(where, badges);
     btn.replaceChildren(line1, el("span", "snippet", d.text));
   }
 
@@ -455,6 +457,9 @@
 
   function setDraft(draft, replaceText) {
     state.current = draft;
+    $("draft-origin").textContent = draft.by_hand ? `Written by hand by ${draft.author}.`
+      : draft.instruction ? `Redrafted at a reviewer's request: “${draft.instruction}”` : "";
+    $("draft-origin").hidden = !$("draft-origin").textContent;
     if (replaceText) {
       state.original = draft.text;
       $("draft-text").value = draft.text;

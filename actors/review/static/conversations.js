@@ -98,6 +98,7 @@
     if (!both || cv.selected !== key(c)) return;
     $("cv-status").textContent = "";
     show1(c, both);
+    if (window.matchMedia("(max-width: 900px)").matches) $("cv-pane").scrollIntoView();   // one column
   }
 
   /** Re-read the open conversation after an action, leaving its message and any error shown. */

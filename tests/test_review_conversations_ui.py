@@ -182,7 +182,7 @@ def test_retry_ai_answer_by_hand_and_redraft_through_the_pipeline(start_pipeline
         page.get_by_label("Ask the AI for another draft").fill("decline politely, in German")
         page.get_by_role("button", name="Redraft").click()
         expect(page.locator("#cv-status")).to_contain_text("Asked the AI for a new draft")
-        wait_for(lambda: store.drafts.get(old["_id"])["status"] == "superseded", timeout=60,
+        wait_for(lambda: store.drafts.get(old["_id"])["status"] == "superseded", timeout=90,
                  what="the redraft to supersede the old draft")
         new = store.drafts.coll.find_one({"conversation_id": "c-redo", "status": "pending_review"})
         assert new["instruction"] == "decline politely, in German" and new["requested_by"] == "owner"

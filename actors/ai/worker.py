@@ -260,6 +260,9 @@ class AIWorker:
         if request.get("replaces") and request["replaces"] != did:
             await self._db(self.store.drafts.supersede, request["replaces"], ("pending_review",), did,
                            f"redrafted at {request.get('requested_by') or 'a reviewer'}'s request")
+        log.info("draft created at a person's request", extra={
+            "draft_id": did, "conversation_id": conversation_id, "account": account_hash(account_id),
+            "replaces": request.get("replaces"), "created": created})
         return {"draft_id": did, "classification": "needs_reply", "created": created}
 
     @staticmethod

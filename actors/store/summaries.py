@@ -38,6 +38,7 @@ EXCERPT = 200
 MAX_WORDS = 60
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _FIRST_WINDOW = timedelta(minutes=10)
+_SKEW = timedelta(seconds=5)          # last_at is never later than its writer's now (see _at)
 _FLOOR = datetime(2020, 1, 1, tzinfo=timezone.utc)
 _DRAFT_STATES = {"pending_review": "draft", "approved": "sending", "edited": "sending",
                  "sending": "sending", "sent": "answered", "rejected": "rejected"}
@@ -67,11 +68,15 @@ def index_words(contact: str | None, *texts: str | None) -> list[str]:
 
 
 def _at(sent_at: str | None, fallback: datetime) -> datetime:
+    """When a message was sent (what the list sorts by), never later than now: a site's clock
+    or a resolved "in 5 min" must not put a conversation above every newer one for good, nor
+    make the newest-first scan start in the future."""
     try:
         value = datetime.fromisoformat(str(sent_at).replace("Z", "+00:00"))
     except ValueError:
-        return fallback
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        value = fallback
+    value = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return min(value, utcnow())
 
 
 class Summaries:
@@ -208,7 +213,7 @@ class Summaries:
             upper, last_id = before
             ties = self.coll.find({**q, "last_at": upper})
             out = sorted((d for d in ties if d["_id"] < last_id), key=lambda d: d["_id"], reverse=True)[:limit]
-        top = upper or utcnow() + timedelta(days=1)
+        top = upper or utcnow() + _SKEW
         width = _FIRST_WINDOW
         while len(out) < limit:
             lower = max(top - width, _FLOOR)

@@ -118,7 +118,7 @@ def bench_conversations(store: Store, desk: ServedApp, http: requests.Session, r
             assert r.json()["conversations"], f"{name}: the endpoint listed no conversations"
         ep = timed(call, reps)
         if "term" in kw:
-            raw = timed(lambda kw=kw: summaries.search(kw["term"], accounts=None, state=None, limit=51), reps)
+            raw = timed(lambda kw=kw: summaries.search(kw["term"], accounts=None, state=None, limit=51)[0], reps)
         else:
             raw = timed(lambda kw=kw: summaries.page(limit=51, **{"accounts": None, "state": None, **kw}), reps)
         naive = timed(lambda q=naive_q: list(summaries.coll.find(q).sort("last_at", -1).limit(51)),

@@ -232,3 +232,13 @@ def test_summaries_are_backfilled_for_conversations_stored_before_them(desk, sto
     assert {k: (v["state"], v["contact"]) for k, v in listed.items()} == {
         "c-old": ("draft", "alex"), "c-old-spam": ("spam_or_scam", "Sam")}
     assert listed["c-old"]["draft_id"] == draft["_id"]
+
+
+def test_search_says_when_a_common_word_was_searched_only_in_part(store):
+    for i in range(5):
+        say(store, f"c-many-{i}", f"Max Mustermann{i}", "hello there", 1)
+    say(store, "c-rare", "Max Rare", "hello there", 1)
+    found, complete = store.summaries.search("max rare", accounts=None, state=None, limit=10, scan=3)
+    assert [d["conversation_id"] for d in found] == ["c-rare"] and complete     # "rare" is the rare word
+    found, complete = store.summaries.search("hello", accounts=None, state=None, limit=10, scan=3)
+    assert len(found) == 3 and not complete

@@ -92,16 +92,18 @@ async def list_conversations(request: web.Request) -> web.Response:
         raise ApiError(400, "q is too long (at most 100 characters)")
     before = _uncursor(request.query["cursor"]) if request.query.get("cursor") else None
     summaries = request.app[STORE].summaries
+    complete = True
     if term:
-        docs = await asyncio.to_thread(summaries.search, term, accounts=accounts, state=state,
-                                       limit=limit + 1, before=before)
+        docs, complete = await asyncio.to_thread(summaries.search, term, accounts=accounts, state=state,
+                                                 limit=limit + 1, before=before)
     else:
         docs = await asyncio.to_thread(summaries.page, accounts=accounts, state=state,
                                        limit=limit + 1, before=before)
     more = len(docs) > limit
     docs = docs[:limit]
-    return web.json_response({"conversations": [summary_json(d) for d in docs],
-                              "states": list(STATES), "next_cursor": _cursor(docs[-1]) if more else None})
+    return web.json_response({"conversations": [summary_json(d) for d in docs], "states": list(STATES),
+                              "search_complete": complete,
+                              "next_cursor": _cursor(docs[-1]) if more else None})
 
 
 def _target(request: web.Request) -> tuple[str, str]:

@@ -228,18 +228,22 @@ class Summaries:
         return out
 
     def search(self, term: str, *, accounts: list[str] | None, state: str | None, limit: int,
-               before: tuple[datetime, str] | None = None, scan: int = 2000) -> list[dict[str, Any]]:
-        """Conversations matching every word of `term`: a prefix of a word of the contact's
-        name, or a whole word of the newest message (see index_words). Its
-        longest word is looked up on the `words` index, the other filters applied to the few
-        documents found (up to `scan`)."""
-        wanted = words(term)
+               before: tuple[datetime, str] | None = None,
+               scan: int = 2000) -> tuple[list[dict[str, Any]], bool]:
+        """Conversations matching every word of `term` (at most 5): a prefix of a word of the
+        contact's name, or a whole word of the newest message (see index_words), newest first.
+        Its rarest word (counted on the `words` index, up to `scan`) is looked up, the other
+        filters applied to the documents found. Returns (page, complete): not complete when the
+        rarest word matches more than `scan` conversations (then only `scan` were looked at)."""
+        wanted = words(term)[:5]
         if not wanted:
-            return []
-        probe = max(wanted, key=len)
-        found = self.coll.find({"words": probe}).limit(scan)
+            return [], True
+        counts = {w: self.coll.count_documents({"words": w}, limit=scan + 1) for w in wanted}
+        probe = min(wanted, key=lambda w: counts[w])
+        if counts[probe] == 0:
+            return [], True
         out = []
-        for d in found:
+        for d in self.coll.find({"words": probe}).limit(scan):
             have = set(d.get("words") or [])
             if not all(x in have for x in wanted):
                 continue
@@ -251,4 +255,4 @@ class Summaries:
                 continue
             out.append(d)
         out.sort(key=lambda d: (d["last_at"], d["_id"]), reverse=True)
-        return out[:limit]
+        return out[:limit], counts[probe] <= scan

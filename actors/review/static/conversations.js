@@ -49,6 +49,7 @@
     if (!page) return;
     cv.items = append ? cv.items.concat(page.conversations) : page.conversations;
     cv.cursor = page.next_cursor;
+    cv.partial = page.search_complete === false;
     renderList();
   }
 
@@ -78,6 +79,7 @@
     }
     $("cv-count").textContent = `(${cv.items.length}${cv.cursor ? "+" : ""})`;
     $("cv-empty").hidden = cv.items.length > 0;
+    $("cv-partial").hidden = !cv.partial;
     $("cv-more").hidden = !cv.cursor;
   }
 

@@ -242,3 +242,16 @@ def test_search_says_when_a_common_word_was_searched_only_in_part(store):
     assert [d["conversation_id"] for d in found] == ["c-rare"] and complete     # "rare" is the rare word
     found, complete = store.summaries.search("hello", accounts=None, state=None, limit=10, scan=3)
     assert len(found) == 3 and not complete
+
+
+def test_a_message_time_that_does_not_parse_or_lies_ahead_sorts_by_when_it_was_stored(store):
+    from datetime import datetime
+    from contracts.events import utcnow
+    for cid, sent_at in (("c-odd", "yesterday, 5 pm"), ("c-future", "2099-01-01T00:00:00Z")):
+        store.messages.insert([ChatMessage(
+            message_id=f"{ACCOUNT}:{cid}:1", account_id=ACCOUNT, site="meetme", conversation_id=cid,
+            sender="Zoe", text="hi", sent_at=sent_at)])
+        at = store.summaries.get(ACCOUNT, cid)["last_at"]
+        assert isinstance(at, datetime) and at <= utcnow()
+    assert {d["conversation_id"] for d in store.summaries.page(accounts=None, state=None, limit=5)} == {
+        "c-odd", "c-future"}

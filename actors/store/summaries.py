@@ -67,15 +67,22 @@ def index_words(contact: str | None, *texts: str | None) -> list[str]:
     return list(out)[:MAX_WORDS * 2]
 
 
-def _at(sent_at: str | None, fallback: datetime) -> datetime:
-    """When a message was sent (what the list sorts by), never later than now: a site's clock
-    or a resolved "in 5 min" must not put a conversation above every newer one for good, nor
-    make the newest-first scan start in the future."""
+def _parse(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
     try:
-        value = datetime.fromisoformat(str(sent_at).replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
-        value = fallback
-    value = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _at(sent_at: Any, fallback: Any) -> datetime:
+    """When a message was sent (what the list sorts by; `fallback`, when it was stored, if the
+    site's time does not parse), never later than now: a site's clock or a resolved "in 5 min"
+    must not put a conversation above every newer one for good, nor make the newest-first scan
+    start in the future."""
+    value = _parse(sent_at) or _parse(fallback) or utcnow()
     return min(value, utcnow())
 
 

@@ -234,14 +234,20 @@ def test_summaries_are_backfilled_for_conversations_stored_before_them(desk, sto
     assert listed["c-old"]["draft_id"] == draft["_id"]
 
 
-def test_search_says_when_a_common_word_was_searched_only_in_part(store):
+def test_search_pages_newest_first_and_says_when_it_looked_at_only_part(store):
     for i in range(5):
         say(store, f"c-many-{i}", f"Max Mustermann{i}", "hello there", 1)
     say(store, "c-rare", "Max Rare", "hello there", 1)
     found, complete = store.summaries.search("max rare", accounts=None, state=None, limit=10, scan=3)
     assert [d["conversation_id"] for d in found] == ["c-rare"] and complete     # "rare" is the rare word
     found, complete = store.summaries.search("hello", accounts=None, state=None, limit=10, scan=3)
-    assert len(found) == 3 and not complete
+    assert len(found) == 6 and complete                      # one word, no filter: the index pages it
+    found, complete = store.summaries.search("hello", accounts=None, state="closed", limit=10, scan=3)
+    assert found == [] and not complete                      # 3 looked at, none closed: say so
+    page1, _ = store.summaries.search("max", accounts=None, state=None, limit=4)
+    last = page1[-1]
+    page2, _ = store.summaries.search("max", accounts=None, state=None, limit=4, before=(last["last_at"], last["_id"]))
+    assert len(page1) == 4 and len(page2) == 2 and not {d["_id"] for d in page1} & {d["_id"] for d in page2}
 
 
 def test_a_message_time_that_does_not_parse_or_lies_ahead_sorts_by_when_it_was_stored(store):

@@ -97,7 +97,9 @@ class Summaries:
         self.coll.create_index([("state", ASCENDING), ("last_at", DESCENDING)], name="state_last")
         self.coll.create_index([("account_id", ASCENDING), ("state", ASCENDING), ("last_at", DESCENDING)],
                                name="account_state_last")
-        self.coll.create_index([("words", ASCENDING)], name="words")
+        if "words" in self.coll.index_information():      # (words) alone: a common word cost seconds
+            self.coll.drop_index("words")
+        self.coll.create_index([("words", ASCENDING), ("last_at", DESCENDING)], name="words_last")
 
     @staticmethod
     def key(account_id: str, conversation_id: str) -> str:
@@ -198,12 +200,27 @@ class Summaries:
         return self.get(account_id, conversation_id) if res.matched_count else None
 
     # ------------------------------------------------------------------ reads
+    @staticmethod
+    def _windows(before: datetime | None):
+        """`last_at` ranges newest first: 10 minutes below `before` (or now), then windows 4x
+        wider each, down to the floor. The wire server sorts (and materialises) every document
+        a query matches before it limits, so one query over 100k conversations costs seconds,
+        while a window holds a few; a compound index (filter fields, last_at) serves each."""
+        upper = before
+        top = before or utcnow() + _SKEW
+        width = _FIRST_WINDOW
+        while True:
+            lower = max(top - width, _FLOOR)
+            yield {"$gte": lower, **({"$lt": upper} if upper is not None else {})}
+            if lower <= _FLOOR:
+                return
+            upper, width = lower, width * 4
+
     def page(self, *, accounts: list[str] | None, state: str | None, limit: int,
              before: tuple[datetime, str] | None = None) -> list[dict[str, Any]]:
-        """Newest first (by the last message's time), keyset-paged like Drafts.page: growing
-        time windows, each an indexed range query (the wire server sorts every document a
-        filter matches before it limits, so one query over 100k would sort them all). Several
-        accounts are read one by one and merged: an `$in` makes the wire server scan them all."""
+        """Newest first (by the last message's time), keyset-paged like Drafts.page (see
+        _windows). Several accounts are read one by one and merged: an `$in` makes the wire
+        server scan them all."""
         if accounts is not None and len(accounts) != 1:
             merged = [d for a in accounts for d in self.page(accounts=[a], state=state, limit=limit,
                                                              before=before)]
@@ -215,51 +232,55 @@ class Summaries:
         if state is not None:
             q["state"] = state
         out: list[dict[str, Any]] = []
-        upper: datetime | None = None
         if before is not None:
-            upper, last_id = before
-            ties = self.coll.find({**q, "last_at": upper})
-            out = sorted((d for d in ties if d["_id"] < last_id), key=lambda d: d["_id"], reverse=True)[:limit]
-        top = upper or utcnow() + _SKEW
-        width = _FIRST_WINDOW
-        while len(out) < limit:
-            lower = max(top - width, _FLOOR)
-            at: dict[str, Any] = {"$gte": lower}
-            if upper is not None:
-                at["$lt"] = upper
+            ties = self.coll.find({**q, "last_at": before[0]})
+            out = sorted((d for d in ties if d["_id"] < before[1]), key=lambda d: d["_id"], reverse=True)[:limit]
+        for at in self._windows(before[0] if before else None):
+            if len(out) >= limit:
+                break
             out += self.coll.find({**q, "last_at": at}).sort(
                 [("last_at", DESCENDING), ("_id", DESCENDING)]).limit(limit - len(out))
-            if lower <= _FLOOR:
-                break
-            upper, width = lower, width * 4
         return out
 
     def search(self, term: str, *, accounts: list[str] | None, state: str | None, limit: int,
                before: tuple[datetime, str] | None = None,
-               scan: int = 2000) -> tuple[list[dict[str, Any]], bool]:
+               scan: int = 5000) -> tuple[list[dict[str, Any]], bool]:
         """Conversations matching every word of `term` (at most 5): a prefix of a word of the
         contact's name, or a whole word of the newest message (see index_words), newest first.
-        Its rarest word (counted on the `words` index, up to `scan`) is looked up, the other
-        filters applied to the documents found. Returns (page, complete): not complete when the
-        rarest word matches more than `scan` conversations (then only `scan` were looked at)."""
+        Its longest word is looked up window by window on the (words, last_at) index; the other
+        words and filters are applied to what it finds. Returns (page, complete): not complete
+        when `scan` conversations were looked at before the page was full (add a word)."""
         wanted = words(term)[:5]
         if not wanted:
             return [], True
-        counts = {w: self.coll.count_documents({"words": w}, limit=scan + 1) for w in wanted}
-        probe = min(wanted, key=lambda w: counts[w])
-        if counts[probe] == 0:
-            return [], True
-        out = []
-        for d in self.coll.find({"words": probe}).limit(scan):
+        probe = max(wanted, key=len)
+        others = [w for w in wanted if w != probe]
+        plain = not others and accounts is None and state is None
+
+        def match(d: dict[str, Any]) -> bool:
             have = set(d.get("words") or [])
-            if not all(x in have for x in wanted):
-                continue
-            if accounts is not None and d.get("account_id") not in accounts:
-                continue
-            if state is not None and d.get("state") != state:
-                continue
-            if before is not None and (d["last_at"], d["_id"]) >= before:
-                continue
-            out.append(d)
+            return (all(w in have for w in others)
+                    and (accounts is None or d.get("account_id") in accounts)
+                    and (state is None or d.get("state") == state)
+                    and (before is None or (d["last_at"], d["_id"]) < before))
+
+        out: list[dict[str, Any]] = []
+        seen = 0
+        if before is not None:
+            out = [d for d in self.coll.find({"words": probe, "last_at": before[0]}) if match(d)]
+        for at in self._windows(before[0] if before else None):
+            if len(out) >= limit:
+                break
+            found = self.coll.find({"words": probe, "last_at": at}).sort(
+                [("last_at", DESCENDING), ("_id", DESCENDING)])
+            if plain:
+                found = found.limit(limit - len(out))
+            for d in found:
+                seen += 1
+                if match(d):
+                    out.append(d)
+            if not plain and seen >= scan and len(out) < limit:
+                out.sort(key=lambda d: (d["last_at"], d["_id"]), reverse=True)
+                return out[:limit], False
         out.sort(key=lambda d: (d["last_at"], d["_id"]), reverse=True)
-        return out[:limit], counts[probe] <= scan
+        return out[:limit], True

@@ -158,6 +158,34 @@ class ConversationClassified(_Event):
                         classification="spam_or_scam")
 
 
+class DraftRequested(_Event):
+    """A person asked the AI for a draft of a conversation: "Retry AI" after a failure, or
+    "Redraft" with an instruction (the reviewer's words: the model gets them as data in the
+    user message, never as system text). The id names the conversation's newest message and
+    the request, so two clicks give one event (and one draft)."""
+    consumers = ("ai",)
+    type: Literal["draft.requested"] = "draft.requested"
+    last_message_id: str
+    request: str
+    requested_by: str
+    instruction: str | None = None
+    replaces: str | None = None        # the draft a redraft supersedes
+
+    @classmethod
+    def make(cls, *, account_id: str, conversation_id: str, last_message_id: str, request: str,
+             requested_by: str, instruction: str | None = None,
+             replaces: str | None = None) -> "DraftRequested":
+        return cls(event_id=f"draft.requested:{last_message_id}|{request}", account_id=account_id,
+                   conversation_id=conversation_id, last_message_id=last_message_id,
+                   request=request, requested_by=requested_by, instruction=instruction,
+                   replaces=replaces)
+
+    @classmethod
+    def example(cls) -> "DraftRequested":
+        return cls.make(account_id="a", conversation_id="c", last_message_id="m1", request="r1",
+                        requested_by="owner", instruction="shorter, please", replaces="d1")
+
+
 class DraftApproved(_Event):
     consumers = ("sheets", "send")
     type: Literal["draft.approved"] = "draft.approved"
@@ -304,7 +332,8 @@ class DeadLetterSeen(BaseModel):
 
 # The registry (see the module docstring): every event type, in one place.
 EVENT_TYPES: tuple[type[_Event], ...] = (MessageSeen, DraftCreated, ConversationClassified, DraftApproved,
-                                         DraftRejected, ReplySent, ChildFailed, NeedsLogin)
+                                         DraftRejected, ReplySent, ChildFailed, NeedsLogin,
+                                         DraftRequested)
 Event = Annotated[Union[EVENT_TYPES], Field(discriminator="type")]  # type: ignore[valid-type]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 

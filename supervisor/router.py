@@ -37,7 +37,8 @@ DEAD_WATCH = "notify-dead"    # the notifier's copy of every dead letter (bound 
 # One durable write per event: every consumer's effect has a unique key of its own, so no
 # separate processed mark is stored (a redelivery reaches the handler, which finds it done).
 EFFECT_KEYS: dict[str, str] = {
-    "ai": "drafts._id (from the conversation's newest message) / conversations (classified)",
+    "ai": "drafts._id (from the conversation's newest message, and a person's request) / "
+          "conversations (classified)",
     "sheets": "sheet_rows._id (the row id)",
     "send": "drafts.status + sends._id (the idempotency key)",
     "notify": "notifications._id (event id + target)",
@@ -158,8 +159,9 @@ class Router:
 
     # ------------------------------------------------------------------ handlers
     def _to_ai(self, event, carrier):
-        ref = self.ai.submit(event.account_id, event.conversation_id, carrier)
-        return ref          # AIPool tracks its own workers' deaths
+        # a person's request (Retry AI, Redraft) carries what they asked for
+        request = event.model_dump(mode="json") if event.type == "draft.requested" else None
+        return self.ai.submit(event.account_id, event.conversation_id, carrier, request)          # AIPool tracks its own workers' deaths
 
     def _to_sheets(self, event, carrier):
         return self._call(names.SHEETS, lambda h: h.add.remote([event.model_dump(mode="json")], carrier))

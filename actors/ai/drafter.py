@@ -88,10 +88,11 @@ class Drafter:
                    LeakGuard(prompt.system, config.secret_values()), sleep)
 
     async def classify(self, conversation: list[ChatMessage], tally: Tally,
-                       context: dict[str, Any] | None = None) -> AIAnswer:
+                       context: dict[str, Any] | None = None,
+                       instruction: str | None = None) -> AIAnswer:
         """A validated answer for the conversation; DeadLetter when it cannot get one (after one
         corrective retry), PermanentError when the endpoint refuses the request."""
-        messages = self.prompt.messages(conversation)
+        messages = self.prompt.messages(conversation, instruction)
         max_tokens = self.conf.max_tokens
         try:
             try:

@@ -78,7 +78,8 @@ class AIPool:
         return list(self.workers)
 
     def submit(self, account_id: str, conversation_id: str,
-               carrier: dict[str, str] | None = None) -> ray.ObjectRef:
+               carrier: dict[str, str] | None = None,
+               request: dict[str, Any] | None = None) -> ray.ObjectRef:
         """Dispatch one draft to the least-loaded worker; the ref resolves to draft()'s dict."""
         with self._lock:
             r = next(self._rr)
@@ -90,7 +91,8 @@ class AIPool:
             raise Unavailable("no AI worker is running (restarting or not started yet)")
         with self._lock:
             self._load[i] += 1
-        ref = handle.draft.remote(account_id, conversation_id, carrier)
+        ref = (handle.draft.remote(account_id, conversation_id, carrier) if request is None
+               else handle.draft.remote(account_id, conversation_id, carrier, request))
         ref.future().add_done_callback(lambda f, i=i, h=handle: self._done(i, h, f))
         return ref
 

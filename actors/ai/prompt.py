@@ -45,8 +45,13 @@ class Prompt:
                               "sender": m.sender, "sent_at": m.sent_at, "text": m.text}
                              for m in messages]}
 
-    def messages(self, conversation: list[ChatMessage]) -> list[dict[str, str]]:
-        data = json.dumps(self.conversation_data(conversation), ensure_ascii=False, indent=1)
+    def messages(self, conversation: list[ChatMessage],
+                 instruction: str | None = None) -> list[dict[str, str]]:
+        """`instruction`: a reviewer's request for this draft, sent as data in the user message."""
+        doc = self.conversation_data(conversation)
+        if instruction:
+            doc["reviewer_request"] = instruction
+        data = json.dumps(doc, ensure_ascii=False, indent=1)
         return [{"role": "system", "content": self.system},
                 {"role": "user", "content": self.user.replace(PLACEHOLDER, data)}]
 

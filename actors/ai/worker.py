@@ -78,8 +78,11 @@ class AIWorker:
                        "rate_limited": 0, "db_ms": 0.0}
 
     async def draft(self, account_id: str, conversation_id: str,
-                    carrier: dict[str, str] | None = None) -> dict[str, Any]:
+                    carrier: dict[str, str] | None = None,
+                    request: dict[str, Any] | None = None) -> dict[str, Any]:
         """Classify the conversation; store a pending_review draft when it needs a reply.
+        `request`: a person's DraftRequested (as JSON): with an instruction or a draft to
+        replace, a new draft is written whatever drafts exist (see `_redraft`).
         Returns {"draft_id": str | None, "classification": str | None, "created": bool}."""
         self.in_flight += 1
         self.counts["drafts"] += 1
@@ -87,7 +90,9 @@ class AIWorker:
             with telemetry.span("ai.draft", carrier, **{
                     "account.hash": account_hash(account_id), "conversation.id": conversation_id,
                     "ai.model": self.model, "ai.worker": self.name}) as span:
-                result = await self._draft(span, account_id, conversation_id)
+                redraft = request and (request.get("instruction") or request.get("replaces"))
+                result = await (self._redraft(span, account_id, conversation_id, request) if redraft
+                                else self._draft(span, account_id, conversation_id))
                 span.set_attribute("ai.classification", result["classification"] or "")
                 span.set_attribute("ai.created", result["created"])
                 return result
@@ -214,6 +219,52 @@ class AIWorker:
                                          "account": account_hash(account_id),
                                          "superseded": not recorded})
         return {"draft_id": did, "classification": answer.classification, "created": created}
+
+    async def _redraft(self, span: Any, account_id: str, conversation_id: str,
+                       request: dict[str, Any]) -> dict[str, Any]:
+        """A new draft at a person's request: its id names the request (a redelivery finds it),
+        the instruction goes to the model as data, and it supersedes the draft it replaces."""
+        history, seq = await self._db(self.store.messages.history, account_id, conversation_id,
+                                      self.history)
+        if not history:
+            raise DeadLetter(f"no stored messages for conversation {conversation_id!r}")
+        last = history[-1]
+        did = draft_id(account_id, conversation_id, f"{last.message_id}|{request['request']}")
+        span.set_attribute("ai.draft_id", did)
+        carrier = telemetry.inject()
+        existing = await self._db(self.store.drafts.get, did)
+        if existing is None:
+            tally = Tally()
+            try:
+                answer = await self.drafter.classify(history, tally, context={
+                    "conversation_id": conversation_id, "account": account_hash(account_id)},
+                    instruction=request.get("instruction"))
+            finally:
+                span.set_attributes(tally.attributes())
+            if not (answer.reply or "").strip():
+                raise DeadLetter(f"asked for a new draft, the model wrote none (it classified the "
+                                 f"conversation {answer.classification!r}: {answer.reason})")
+            doc = {"_id": did, "account_id": account_id, "conversation_id": conversation_id,
+                   "message_ids": answered_messages(history), "last_message_id": last.message_id,
+                   "answers_seq": seq, "classification": "needs_reply", "text": answer.reply,
+                   "reason": answer.reason, "model": self.model, "status": "pending_review",
+                   "instruction": request.get("instruction"), "requested_by": request.get("requested_by"),
+                   "replaces": request.get("replaces"),
+                   "ai": {"attempts": tally.attempts, "tokens": tally.tokens}}
+            created = await self._db(self.store.drafts.insert, doc)
+            existing = doc if created else await self._db(self.store.drafts.get, did) or doc
+            self.counts["created" if created else "duplicates"] += 1
+        else:
+            created = False
+            self.counts["duplicates"] += 1
+        await self._db(self.store.outbox.add, [self._created(existing)], carrier)
+        if request.get("replaces") and request["replaces"] != did:
+            await self._db(self.store.drafts.supersede, request["replaces"], ("pending_review",), did,
+                           f"redrafted at {request.get('requested_by') or 'a reviewer'}'s request")
+        log.info("draft created at a person's request", extra={
+            "draft_id": did, "conversation_id": conversation_id, "account": account_hash(account_id),
+            "replaces": request.get("replaces"), "created": created})
+        return {"draft_id": did, "classification": "needs_reply", "created": created}
 
     @staticmethod
     def _classified(did: str, account_id: str, conversation_id: str, last_message_id: str,

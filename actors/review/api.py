@@ -164,7 +164,10 @@ async def list_drafts(request: web.Request) -> web.Response:
                                    classification=classification, limit=limit + 1, after=after)
     more = len(docs) > limit
     docs = docs[:limit]
-    return web.json_response({"drafts": [draft_json(d, brief=True) for d in docs],
+    names = await asyncio.to_thread(request.app[STORE].summaries.contacts,
+                                    [(d["account_id"], d["conversation_id"]) for d in docs])
+    return web.json_response({"drafts": [{**draft_json(d, brief=True), "contact": names.get(
+                                  (d["account_id"], d["conversation_id"]))} for d in docs],
                               "next_cursor": encode_cursor(docs[-1]) if more else None})
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import threading
 import time
 from typing import Any
 
@@ -70,6 +71,7 @@ class ReviewDesk:
         if self._runner is not None or not self.conf.enabled:
             return {"url": self.url, "enabled": self.conf.enabled}
         await asyncio.to_thread(self.store.ensure_indexes)
+        threading.Thread(target=self._backfill, name="summaries-backfill", daemon=True).start()
         requeued = await asyncio.to_thread(Reviewer(self.store, self.conf.token_name).requeue_approved)
         app = make_app(self.config, self.store)
         app.middlewares.insert(0, _measure)
@@ -87,6 +89,14 @@ class ReviewDesk:
         self.url = f"{scheme}://{host if ':' not in host else f'[{host}]'}:{port}"
         log.info("review desk serving", extra={"url": self.url, "requeued_sends": requeued})
         return {"url": self.url, "enabled": True, "requeued_sends": requeued}
+
+    def _backfill(self) -> None:
+        """Summaries for conversations stored before they existed (see actors/store/backfill.py)."""
+        from actors.store.backfill import backfill
+        try:
+            backfill(self.store)
+        except Exception:        # the desk serves meanwhile; the next start tries again
+            log.exception("conversation summaries backfill failed")
 
     async def ping(self) -> dict[str, Any]:
         return {"ok": True, "url": self.url}

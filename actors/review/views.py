@@ -48,6 +48,8 @@ def draft_json(doc: dict[str, Any], *, brief: bool = False) -> dict[str, Any]:
         "superseded_reason": doc.get("superseded_reason"),
         "send_error": doc.get("send_error") or doc.get("error"),
         "site_message_id": doc.get("site_message_id"),
+        "by_hand": bool(doc.get("by_hand")), "author": doc.get("author"),
+        "instruction": doc.get("instruction"),
         "created_at": _iso(doc.get("created_at")),
         "release_at": _iso(doc.get("release_at")),
         "times": {s: _iso(doc[f"{s}_at"]) for s in STATUSES if doc.get(f"{s}_at")},

@@ -8,6 +8,7 @@ from pymongo import MongoClient, WriteConcern
 from pymongo.database import Database
 
 from actors.store.accounts import Accounts
+from actors.store.aifailures import AIFailures
 from actors.store.conversations import Conversations
 from actors.store.deadletters import DeadLetters
 from actors.store.drafts import Drafts
@@ -16,6 +17,7 @@ from actors.store.outbox import Outbox
 from actors.store.processed import Processed
 from actors.store.sends import Sends
 from actors.store.sheetrows import SheetRows
+from actors.store.summaries import Summaries
 
 _clients: dict[str, MongoClient] = {}
 _clients_lock = threading.Lock()
@@ -95,10 +97,18 @@ class Store:
     def sheet_rows(self) -> SheetRows:
         return SheetRows(self.db)
 
+    @cached_property
+    def summaries(self) -> Summaries:
+        return Summaries(self.db)
+
+    @cached_property
+    def ai_failures(self) -> AIFailures:
+        return AIFailures(self.db)
+
     def ensure_indexes(self) -> None:
         """Create every index the queries need; idempotent, run at start-up."""
         for repo in (self.accounts, self.conversations, self.messages, self.drafts, self.outbox, self.processed,
-                     self.sends, self.sheet_rows, self.dead_letters):
+                     self.sends, self.sheet_rows, self.dead_letters, self.summaries, self.ai_failures):
             repo.ensure_indexes()
 
     def ping(self) -> bool:

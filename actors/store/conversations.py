@@ -9,6 +9,7 @@ from pymongo import ASCENDING, DESCENDING, WriteConcern
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from actors.store.summaries import Summaries
 from contracts.events import utcnow
 
 
@@ -21,6 +22,7 @@ class Conversations:
         # Derived state (the drafts and outbox rows are the journaled truth; losing this only
         # costs one repeated AI call), so it need not wait for the journal on the hot path.
         self.coll = db.get_collection("conversations", write_concern=WriteConcern(w=1))
+        self.summaries = Summaries(db)
 
     def ensure_indexes(self) -> None:
         self.coll.create_index([("account_id", ASCENDING), ("classification", ASCENDING),
@@ -50,6 +52,13 @@ class Conversations:
                   "last_message_id": last_message_id, "classification": classification,
                   "draft_id": draft_id, "classified_at": utcnow(), "seq": seq}
         before = self.coll.find_one({"_id": key}) if known is UNREAD else known
+        recorded = self._record(key, fields, before, seq)
+        if recorded[0] and draft_id is None:
+            self.summaries.on_classified(account_id, conversation_id, seq, classification)
+        return recorded
+
+    def _record(self, key: str, fields: dict[str, Any], before: dict[str, Any] | None,
+                seq: int) -> tuple[bool, dict[str, Any] | None]:
         for _ in range(_MAX_RACES):
             if before is None:
                 try:

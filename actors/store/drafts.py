@@ -20,6 +20,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from actors.store.summaries import Summaries
 from contracts.draftstate import SENDABLE, DraftStatus, check
 from contracts.events import utcnow
 
@@ -35,6 +36,7 @@ class Drafts:
     def __init__(self, db: Database):
         self.coll = db["drafts"]
         self.decisions = db["decisions"]
+        self.summaries = Summaries(db)
 
     def ensure_indexes(self) -> None:
         self.coll.create_index([("status", ASCENDING), ("created_at", DESCENDING)], name="status_created")
@@ -58,9 +60,10 @@ class Drafts:
         doc = {"status": PENDING.value, "created_at": utcnow(), **draft}
         try:
             self.coll.insert_one(doc)
-            return True
         except DuplicateKeyError:
             return False
+        self._summarise(doc)
+        return True
 
     def get(self, draft_id: str) -> dict[str, Any] | None:
         return self.coll.find_one({"_id": draft_id})
@@ -85,7 +88,19 @@ class Drafts:
         update: dict[str, Any] = {"$set": {"status": to.value, f"{to.value}_at": utcnow(), **fields}}
         if unset:
             update["$unset"] = {name: "" for name in unset}
-        return self.coll.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
+        doc = self.coll.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
+        if doc is not None:
+            self._summarise(doc)
+        return doc
+
+    def _summarise(self, doc: dict[str, Any]) -> None:
+        """The conversation's summary follows its current draft (see summaries.py)."""
+        seq = doc.get("answers_seq")
+        if seq is None and doc.get("status") == PENDING:     # drafts written before answers_seq
+            last = doc.get("last_message_id") or (doc.get("message_ids") or [None])[-1]
+            found = self.coll.database["messages"].find_one({"_id": last}, {"seq": 1}) if last else None
+            seq = None if found is None else found.get("seq")
+        self.summaries.on_draft(doc, seq)
 
     # ------------------------------------------------------------------ the undo window
     def due_for_release(self, now: datetime, limit: int = 500) -> list[dict[str, Any]]:

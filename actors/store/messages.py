@@ -5,6 +5,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
+from actors.store.summaries import Summaries
 from contracts.events import ChatMessage
 
 
@@ -26,6 +27,7 @@ def insert_new(coll, docs: list[dict]) -> set[str]:
 class Messages:
     def __init__(self, db: Database):
         self.coll = db["messages"]
+        self.summaries = Summaries(db)
 
     def ensure_indexes(self) -> None:
         self.coll.create_index([("account_id", ASCENDING), ("conversation_id", ASCENDING),
@@ -77,10 +79,22 @@ class Messages:
                 d["seq"] = base + 1 + i
                 docs.append(d)
         new = insert_new(self.coll, docs)
+        self._summarise([d for d in docs if d["_id"] in new])
         if not keep_known:
             return [m for m in messages if m.message_id in new]
         return [m.model_copy(update={"message_id": known[m.message_id]}) if m.message_id in known else m
                 for m in messages]
+
+    def _summarise(self, docs: list[dict]) -> None:
+        """Each conversation's summary learns its newest message (see summaries.py)."""
+        groups: dict[tuple[str, str], list[dict]] = {}
+        for d in docs:
+            groups.setdefault((d["account_id"], d["conversation_id"]), []).append(d)
+        for group in groups.values():
+            incoming = [d for d in group if d.get("direction", "in") == "in"]
+            newest = max(group, key=lambda d: d["seq"])
+            self.summaries.on_message(newest, len(incoming),
+                                      incoming[-1].get("sender") if incoming else None)
 
     def get(self, message_id: str) -> ChatMessage | None:
         d = self.coll.find_one({"_id": message_id})

@@ -123,6 +123,7 @@
     $("inbox").focus();
     await loadAccounts();
     await openLinkedDraft();
+    document.dispatchEvent(new CustomEvent("replydesk:signedin", { detail: meta }));
   }
 
   /** A link from a notification names a draft: `#draft=<id>` opens it once signed in. */
@@ -163,6 +164,7 @@
     $("token").value = "";
     $("token").focus();
     if (clearMessage) clearError();
+    document.dispatchEvent(new CustomEvent("replydesk:signedout"));
   }
 
   function fillSelect(select, values) {
@@ -331,7 +333,7 @@
   function fillItem(li, d) {
     const btn = li.firstElementChild;
     const isNew = state.fresh.has(d.id);
-    const key = JSON.stringify([d.account_id, d.conversation_id, d.classification, d.status, d.decided_by, d.text, isNew]);
+    const key = JSON.stringify([d.account_id, d.conversation_id, d.contact, d.classification, d.status, d.decided_by, d.text, isNew]);
     if (state.selected === d.id) btn.setAttribute("aria-current", "true");
     else btn.removeAttribute("aria-current");
     if (btn.dataset.key === key) return;                       // unchanged: leave the DOM alone
@@ -345,7 +347,9 @@
       badges.append(el("span", "badge status-badge", STATUS_LABELS[d.status] || d.status));
       if (d.decided_by) badges.append(el("span", "badge by-badge", `by ${d.decided_by}`));
     }
-    line1.append(el("span", null, `${d.account_id} · ${d.conversation_id}`), badges);
+    const where = el("span", null, `${d.account_id} · ${d.conversation_id}`);
+    if (d.contact) where.prepend(el("strong", "contact", d.contact), " · ");
+    line1.append(where, badges);
     btn.replaceChildren(line1, el("span", "snippet", d.text));
   }
 
@@ -456,6 +460,9 @@
 
   function setDraft(draft, replaceText) {
     state.current = draft;
+    $("draft-origin").textContent = draft.by_hand ? `Written by hand by ${draft.author}.`
+      : draft.instruction ? `Redrafted at a reviewer's request: “${draft.instruction}”` : "";
+    $("draft-origin").hidden = !$("draft-origin").textContent;
     if (replaceText) {
       state.original = draft.text;
       $("draft-text").value = draft.text;
@@ -630,6 +637,7 @@
     $("accounts").hidden = false;
     const rows = $("accounts-rows");
     rows.replaceChildren();
+    const labels = [...document.querySelectorAll("#accounts-table thead th")].map((th) => th.textContent.trim());
     for (const a of data.accounts) {
       const tr = el("tr");
       tr.dataset.account = a.account;
@@ -654,6 +662,7 @@
         act.append(b);
       }
       tr.append(act);
+      [...tr.children].forEach((cell, i) => { if (labels[i]) cell.dataset.label = labels[i]; });
       rows.append(tr);
     }
     $("accounts-empty").hidden = data.accounts.length > 0;
@@ -698,6 +707,11 @@
       default: return;
     }
   }
+
+  // what the other views of the page (conversations.js) share with this one
+  window.replydesk = { api, explain, el, when, run, showError, clearError, ApiFailure,
+    openDraft: async (id) => { await loadInbox(false); await openById(id); },
+    signOut: () => signOut(false), state };
 
   // ------------------------------------------------------------------ wiring
   document.addEventListener("DOMContentLoaded", () => {

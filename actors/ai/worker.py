@@ -247,7 +247,7 @@ class AIWorker:
             doc = {"_id": did, "account_id": account_id, "conversation_id": conversation_id,
                    "message_ids": answered_messages(history), "last_message_id": last.message_id,
                    "answers_seq": seq, "classification": "needs_reply", "text": answer.reply,
-                   "reason": answer.reason, "model": self.model, "status": "pending_review",
+                   "reason": answer.reason, "model": self.model, "status": DraftStatus.PENDING.value,
                    "instruction": request.get("instruction"), "requested_by": request.get("requested_by"),
                    "replaces": request.get("replaces"),
                    "ai": {"attempts": tally.attempts, "tokens": tally.tokens}}
@@ -257,9 +257,9 @@ class AIWorker:
         else:
             created = False
             self.counts["duplicates"] += 1
-        await self._db(self.store.outbox.add, [self._created(existing)], carrier)
+        await self._db(self.store.outbox.add, [DraftCreated.of_draft(existing)], carrier)
         if request.get("replaces") and request["replaces"] != did:
-            await self._db(self.store.drafts.supersede, request["replaces"], ("pending_review",), did,
+            await self._db(self.store.drafts.supersede, request["replaces"], (DraftStatus.PENDING,), did,
                            f"redrafted at {request.get('requested_by') or 'a reviewer'}'s request")
         log.info("draft created at a person's request", extra={
             "draft_id": did, "conversation_id": conversation_id, "account": account_hash(account_id),

@@ -30,6 +30,7 @@ from pymongo import ASCENDING, DESCENDING, WriteConcern
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from contracts.draftstate import DraftStatus
 from contracts.events import utcnow
 
 STATES = ("new", "draft", "ai_failed", "no_reply_needed", "spam_or_scam", "abusive", "sending",
@@ -40,8 +41,8 @@ _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _FIRST_WINDOW = timedelta(minutes=10)
 _SKEW = timedelta(seconds=5)          # last_at is never later than its writer's now (see _at)
 _FLOOR = datetime(2020, 1, 1, tzinfo=timezone.utc)
-_DRAFT_STATES = {"pending_review": "draft", "approved": "sending", "edited": "sending",
-                 "sending": "sending", "sent": "answered", "rejected": "rejected"}
+_DRAFT_STATES = {DraftStatus.PENDING: "draft", DraftStatus.APPROVED: "sending", DraftStatus.EDITED: "sending",
+                 DraftStatus.SENDING: "sending", DraftStatus.SENT: "answered", DraftStatus.REJECTED: "rejected"}
 
 
 def words(*texts: str | None) -> list[str]:
@@ -162,7 +163,7 @@ class Summaries:
             return
         q: dict[str, Any] = {"_id": self.key(draft["account_id"], draft["conversation_id"])}
         fields: dict[str, Any] = {"state": state, "reason": None, "updated_at": utcnow()}
-        if draft.get("status") == "pending_review":
+        if draft.get("status") == DraftStatus.PENDING:
             if seq is not None:
                 q["last_seq"] = {"$lte": seq}
             fields.update(draft_id=draft["_id"], draft_text=(draft.get("text") or "")[:EXCERPT],

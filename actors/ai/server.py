@@ -15,6 +15,7 @@ token count to ours (`scale`) makes the next estimate as large as the server's.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -52,6 +53,7 @@ class ServerInfo:
         self._clock = clock
         self._asked_at: float | None = None
         self._answered = False
+        self._lock: asyncio.Lock | None = None
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "context_tokens": self.context_tokens, "slots": self.slots,
@@ -59,7 +61,14 @@ class ServerInfo:
                 "scale": round(self.scale, 3)}
 
     async def discover(self) -> None:
-        """Ask the server once (again after REDISCOVER_S if it did not answer)."""
+        """Ask the server once (again after REDISCOVER_S if it did not answer); callers arriving
+        while it is being asked wait for its answer."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            await self._discover()
+
+    async def _discover(self) -> None:
         now = self._clock()
         if self._answered or (self._asked_at is not None and now - self._asked_at < REDISCOVER_S):
             return

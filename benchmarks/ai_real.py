@@ -21,6 +21,7 @@ import aiohttp
 from actors.ai.drafter import Drafter
 from actors.ai.pool import AIPool
 from actors.store import Store
+from contracts.errors import root_cause
 from contracts.events import ChatMessage
 from standins.llama import MODEL_ALIAS, LlamaServer
 
@@ -74,22 +75,27 @@ async def raw(url: str, bodies: list[dict[str, Any]]) -> tuple[float, list[float
     return max(done), list(done)
 
 
-def through_pool(pool: AIPool, convs: list[list[ChatMessage]]) -> tuple[float, list[float], int]:
-    """(wall seconds, latency of each draft, dead letters) with every draft submitted at once."""
+def through_pool(pool: AIPool, convs: list[list[ChatMessage]]
+                 ) -> tuple[float, list[float], list[str]]:
+    """(wall seconds, latency of each draft, why each dead letter) with every draft submitted
+    at once."""
     t0 = time.perf_counter()
+    dead: list[str] = []
 
-    async def drive() -> tuple[list[float], int]:
+    async def drive() -> list[float]:
         async def one(conv: str) -> float | None:
             try:
                 await pool.submit("bench", conv)
-            except Exception:    # a dead letter (AIGaveUp) or an error: counted, not fatal
+            except Exception as exc:   # a dead letter (AIGaveUp) or an error: counted, not fatal
+                cause = root_cause(exc)
+                dead.append(getattr(cause, "reason", None) or f"{type(cause).__name__}: {cause}")
                 return None
             return time.perf_counter() - t0
 
         got = await asyncio.gather(*(one(c[0].conversation_id) for c in convs))
-        return [g for g in got if g is not None], sum(g is None for g in got)
+        return [g for g in got if g is not None]
 
-    latencies, dead = asyncio.run(drive())
+    latencies = asyncio.run(drive())
     return (max(latencies) if latencies else time.perf_counter() - t0), latencies, dead
 
 
@@ -104,17 +110,17 @@ def run(base_cfg, config_for, n: int, max_tokens: int, repeat: int = 1) -> dict[
         store.ensure_indexes()
         pool = AIPool.start(cfg, namespace=ns)
         try:
-            warm = conversations("warm", 2)
+            warm = conversations("warm", 1)
             asyncio.run(raw(llama.url, asyncio.run(_bodies(cfg, warm))))   # model, caches
             print(f"\nreal model: llama.cpp + SmolLM2-135M (1 slot, 1 thread, n_ctx 2048), "
                   f"{n} drafts at once, max_tokens {max_tokens}, best of {repeat}")
             print(f"{'path':>10} {'drafts/s':>9} {'p50 s':>7} {'p95 s':>7} {'dead':>5}")
-            best: dict[str, tuple[float, list[float], int]] = {}
+            best: dict[str, tuple[float, list[float], list[str]]] = {}
             for r in range(repeat):     # interleaved: both see the same machine load
                 convs = conversations(f"r{r}{uuid.uuid4().hex[:4]}", n)
                 wall, lat = asyncio.run(raw(llama.url, asyncio.run(_bodies(cfg, convs))))
                 if "raw" not in best or n / wall > n / best["raw"][0]:
-                    best["raw"] = (wall, lat, 0)
+                    best["raw"] = (wall, lat, [])
                 for c in convs:
                     store.messages.insert(c)
                 wall, lat, dead = through_pool(pool, convs)
@@ -123,10 +129,12 @@ def run(base_cfg, config_for, n: int, max_tokens: int, repeat: int = 1) -> dict[
             for path, (wall, lat, dead) in best.items():
                 rate = (len(lat)) / wall
                 p50, p95 = (pct(lat, 0.5), pct(lat, 0.95)) if lat else (float("nan"),) * 2
-                print(f"{path:>10} {rate:>9.3f} {p50:>7.1f} {p95:>7.1f} {dead:>5}", flush=True)
+                print(f"{path:>10} {rate:>9.3f} {p50:>7.1f} {p95:>7.1f} {len(dead):>5}", flush=True)
                 figures.update({f"real {path}/s": rate, f"real {path} p50 s": p50,
                                 f"real {path} p95 s": p95})
-            figures["real dead letters"] = best["replydesk"][2]
+            figures["real dead letters"] = len(best["replydesk"][2])
+            for reason in sorted(set(best["replydesk"][2])):
+                print(f"dead letter: {reason}")
             figures["real replydesk/raw"] = figures["real replydesk/s"] / figures["real raw/s"]
             stats = pool.status()["workers"][0]
             figures["real retries"] = stats["retries"]

@@ -226,8 +226,8 @@ def main(argv: list[str] | None = None) -> int:
                 pool.stop()
                 store.db.client.drop_database(ns)
         if a.model != "standin":
-            n_real = a.real_drafts or (3 if a.smoke else 8 if a.quick else 16)
-            figures.update(ai_real.run(base_cfg, config_for, n_real, 48 if a.smoke else 160,
+            n_real = a.real_drafts or (2 if a.smoke else 8 if a.quick else 16)
+            figures.update(ai_real.run(base_cfg, config_for, n_real, 96 if a.smoke else 160,
                                        repeat=1 if a.quick else min(a.repeat, 2)))
     finally:
         services.close()

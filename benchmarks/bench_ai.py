@@ -11,7 +11,13 @@ on average, judged against the same fault-free ideal.
 Every draft also costs four MongoDB operations (two journaled writes) on the SecantusDB stand-in,
 a single Python process: at the largest sizes it, not the pool, sets the ceiling on 2 cores.
 
+Then a real model (benchmarks/ai_real.py): llama.cpp on the shipped SmolLM2-135M, one slot,
+one thread; the same drafts through replydesk and through the raw server driven directly with
+the same requests, in the same run (goal: replydesk >= 90 % of the raw server's drafts/s, no dead
+letters). `--model standin|real` runs one part only.
+
     .venv/bin/python benchmarks/bench_ai.py [--quick | --smoke] [--latency-ms 200] [--window N]
+                                            [--model both|standin|real] [--real-drafts N]
 
 Measured on a quiet machine, 2026-12-03: 1x8 96.5 %, 2x8 94.3 %, with 30 % 429s 94.0 % and
 93.6 % (goal >= 90 %: met). 2x8 fell short (85.6 %) while a draft cost seven MongoDB operations;

@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.fixtures.sheets",
     "tests.fixtures.pipeline",
     "tests.fixtures.fakellm",
+    "tests.fixtures.llama",
 ]
 
 import pytest  # noqa: E402

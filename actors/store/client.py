@@ -82,6 +82,10 @@ class Store:
         return Outbox(self.db)
 
     @cached_property
+    def ai_failures(self) -> AIFailures:
+        return AIFailures(self.db)
+
+    @cached_property
     def dead_letters(self) -> DeadLetters:
         return DeadLetters(self.db)
 
@@ -100,10 +104,6 @@ class Store:
     @cached_property
     def summaries(self) -> Summaries:
         return Summaries(self.db)
-
-    @cached_property
-    def ai_failures(self) -> AIFailures:
-        return AIFailures(self.db)
 
     def ensure_indexes(self) -> None:
         """Create every index the queries need; idempotent, run at start-up."""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from actors.review import accounts, api
+from actors.review import accounts, api, export
 from actors.review.errors import Handler, errors_middleware
 from actors.review.security import (auth_middleware, body_limit_middleware, cors_middleware,
                                     rate_limit_middleware, require_tokens, security_headers)
@@ -49,6 +49,7 @@ def make_app(config: Config, store: Store) -> web.Application:
     app.router.add_get("/", _index)
     app.router.add_routes(api.routes)
     app.router.add_routes(accounts.routes)
+    app.router.add_routes(export.routes)             # the log as CSV (no sheet needed)
     app.router.add_static("/static/", STATIC, show_index=False, follow_symlinks=False)
     app.on_response_prepare.append(security_headers)
     return app

@@ -11,6 +11,7 @@ message, draft, approved reply and cursor up where it was (also after SIGKILL of
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -23,7 +24,10 @@ from supervisor.local.paths import Paths
 
 
 def _say(text: str) -> None:
-    print(text, flush=True)
+    try:
+        print(text, flush=True)
+    except OSError:        # the console is gone (a closed terminal, a pipe's reader ended)
+        pass
 
 
 def first_line(config: settings.Config, demo_site: str | None) -> str:
@@ -40,15 +44,16 @@ def _stop_on(signum: int, frame: Any) -> None:
 
 def run(paths: Paths, config_file: str | None, status_every_s: float, detached: bool) -> int:
     try:
-        pre = settings.load(config_file, embedded=True)
-    except settings.ConfigError as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
-    try:
         fd = lock.acquire(paths)
     except lock.AlreadyRunning as exc:
         print(f"up refused: {exc}", file=sys.stderr)
         return 1
+    try:
+        pre = settings.load(config_file, embedded=True)
+    except settings.ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        lock.release(paths, fd)
+        return 2
     signal.signal(signal.SIGTERM, _stop_on)
     signal.signal(signal.SIGINT, _stop_on)
     started = time.time()
@@ -58,6 +63,7 @@ def run(paths: Paths, config_file: str | None, status_every_s: float, detached: 
     try:
         emb = embedded.prepare(paths, pre)
         config = settings.load(config_file)        # strict: what is unset now is an error
+        _say(first_line(config, emb.demo_site))
         status.update(first_line=first_line(config, emb.demo_site), embedded=emb.lines,
                       db_uri=emb.db.uri if emb.db is not None else None,
                       logs=_logs_line(paths, detached), detached=detached)
@@ -72,7 +78,6 @@ def run(paths: Paths, config_file: str | None, status_every_s: float, detached: 
         print(str(exc), file=sys.stderr)
         code = 2
     except Exception as exc:   # one line for a person; the traceback goes to the log
-        import logging
         logging.getLogger("replydesk.up").exception("up failed")
         print(f"up failed: {type(exc).__name__}: {settings_safe(exc)}", file=sys.stderr, flush=True)
         code = 1
@@ -108,7 +113,7 @@ def _start(config: settings.Config, fresh: bool) -> Any:
         runner.decommission(config)
     # a local Ray of its own; actors log to Ray's files, the console stays readable
     ray.init(address="local", namespace=config.settings.namespace, include_dashboard=False,
-             resources={"browser": 64}, log_to_driver=False)
+             resources={"browser": 64}, log_to_driver=False, logging_level=logging.ERROR)
     return runner.start(config)
 
 

@@ -159,9 +159,9 @@ def test_up_runs_the_real_job_on_embedded_defaults_and_survives_sigkill(owner_en
 
         # drafted, approved, sent once
         draft = _draft_for(url, auth, "c-ann")
-        r = requests.post(f"{url}/api/drafts/{draft['draft_id']}/approve", headers=auth, json={}, timeout=30)
+        r = requests.post(f"{url}/api/drafts/{draft['id']}/approve", headers=auth, json={}, timeout=30)
         assert r.status_code == 200, r.text
-        wait_for(lambda: requests.get(f"{url}/api/drafts/{draft['draft_id']}", headers=auth, timeout=10)
+        wait_for(lambda: requests.get(f"{url}/api/drafts/{draft['id']}", headers=auth, timeout=10)
                  .json()["draft"]["status"] == "sent", 120, "the reply to be sent", interval=0.5)
         assert [m["conversation_id"] for m in chat_site.sent()["messages"]] == ["c-ann"]
 
@@ -183,7 +183,7 @@ def test_up_runs_the_real_job_on_embedded_defaults_and_survives_sigkill(owner_en
         chat_site.inject("c-bo", "Bo", "Hello! What music do you like?")
         draft2 = wait_for(lambda: (d := _draft_for(url, auth, "c-ann")) and d["id"] != draft["id"] and d,
                           120, "a draft for the new message", interval=0.5)
-        r = requests.post(f"{url}/api/drafts/{draft2['draft_id']}/approve", headers=auth, json={}, timeout=30)
+        r = requests.post(f"{url}/api/drafts/{draft2['id']}/approve", headers=auth, json={}, timeout=30)
         assert r.status_code == 200, r.text
         logins = chat_site.stats()["login_submissions"]
         family = _kill_everything(up.proc.pid)

@@ -62,8 +62,8 @@ def account_lines(accounts: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def banner(status: dict[str, Any]) -> str:
-    lines = [status["first_line"],
+def banner(status: dict[str, Any], first: bool = True) -> str:
+    lines = [*([status["first_line"]] if first else []),
              f"review desk: {status['desk_link']}",
              *(f"  {e}" for e in status["embedded"]),
              f"logs: {status['logs']}",

@@ -70,7 +70,7 @@ def run(paths: Paths, config_file: str | None, status_every_s: float, detached: 
         report.write(paths, status)
         handle = _start(config, fresh=emb.demo_site is not None)
         status = _running(paths, config, handle, status)
-        _say(report.banner(status))
+        _say(report.banner(status, first=False))   # its first line is out already
         _watch(paths, config, handle, status, status_every_s)
     except KeyboardInterrupt:
         pass
@@ -119,7 +119,13 @@ def _start(config: settings.Config, fresh: bool) -> Any:
 
 def _running(paths: Paths, config: settings.Config, handle: Any, status: dict[str, Any]) -> dict[str, Any]:
     import ray
-    st = ray.get(handle.status.remote(), timeout=60)
+    deadline = time.monotonic() + 20   # each session's first heartbeat tells its state (needs_login)
+    while True:
+        st = ray.get(handle.status.remote(), timeout=60)
+        if time.monotonic() > deadline or all(c["heartbeats"] or c["state"] != "running"
+                                              for c in st["children"] if c["kind"] == "browser"):
+            break
+        time.sleep(0.3)
     desk = next((c for c in st["children"] if c["kind"] == "review"), None)
     url = (desk or {}).get("info", {}).get("url")
     token = os.environ.get("REVIEW_TOKEN") if os.environ.get("REVIEW_TOKEN") else None

@@ -234,3 +234,45 @@ def test_up_runs_the_real_job_on_embedded_defaults_and_survives_sigkill(owner_en
     assert backup.returncode == 0, backup.stderr
     manifest = json.loads((dump / "manifest.json").read_text())
     assert "messages" in json.dumps(manifest) and len((dump / "sends.jsonl").read_text().splitlines()) == 2
+
+
+def test_service_writes_a_systemd_unit_that_starts_up_at_boot(tmp_path):
+    env = {**os.environ, "REPLYDESK_VAR": str(tmp_path / "var"), "PYTHONPATH": str(ROOT)}
+    r = _local(env, "service", timeout=60)
+    assert r.returncode == 0, r.stderr
+    unit = (tmp_path / "var" / "replydesk.service").read_text()
+    assert f"ExecStart={ROOT}/run up\n" in unit and f"ExecStop={ROOT}/run down\n" in unit
+    assert f"WorkingDirectory={ROOT}\n" in unit and f"Environment=REPLYDESK_VAR={tmp_path / 'var'}\n" in unit
+    assert "Restart=on-failure\n" in unit and "WantedBy=multi-user.target\n" in unit
+    assert "systemctl enable --now replydesk" in r.stdout and str(tmp_path / "var" / "replydesk.service") in r.stdout
+
+
+def test_no_credentials_run_on_the_demo_site_and_say_so_first(tmp_path, monkeypatch):
+    """No account has credentials: `up` serves the built-in demo site (a login per account, a few
+    messages waiting), says so in its first line, and the strict config then loads."""
+    from contracts import settings
+    from supervisor.local import embedded
+    from supervisor.local.paths import Paths
+    from supervisor.local.up import first_line
+    for k in list(os.environ):
+        if k.startswith(("MEETME", "MONGODB", "REVIEW", "REPLYDESK", "GOOGLE", "SHEETS")):
+            monkeypatch.delenv(k)
+    monkeypatch.setenv("AI_API_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:9/")    # the database is not the point here
+    pre = settings.load(embedded=True)
+    assert pre.account_credentials == {} and not pre.reviewers
+    saved = dict(os.environ)                   # prepare() sets variables: none may leak out
+    emb = embedded.prepare(Paths(tmp_path / "var").ensure(), pre)
+    try:
+        assert emb.demo_site and any(line.startswith("site: the built-in demo site") for line in emb.lines)
+        config = settings.load()
+        assert config.site_url("meetme") == emb.demo_site
+        assert config.settings.mongodb_db == embedded.DEMO_DB and config.settings.namespace == embedded.DEMO_NAMESPACE
+        assert first_line(config, emb.demo_site).startswith("replydesk up: on the built-in DEMO site")
+        assert requests.get(emb.demo_site + config.site("meetme").paths["login"], timeout=10).status_code == 200
+        assert stat.S_IMODE((tmp_path / "var" / "review_token").stat().st_mode) == 0o600
+        assert config.settings.review_token.get_secret_value() == (tmp_path / "var" / "review_token").read_text().strip()
+    finally:
+        emb.close()
+        os.environ.clear()
+        os.environ.update(saved)

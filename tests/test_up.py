@@ -151,7 +151,7 @@ def test_up_runs_the_real_job_on_embedded_defaults_and_survives_sigkill(owner_en
         assert requests.get(f"{url}/api/meta", timeout=10).status_code == 401
         accounts = requests.get(f"{url}/api/accounts", headers=auth, timeout=10).json()["accounts"]
         second = next(a for a in accounts if a["account"] == "second")
-        assert second["state"] == "needs_login" and "`./run login second`" in second["last_error"]
+        assert second["state"] == "needs_login" and "./run login second" in second["last_error"]
 
         # a second `up` on the same data is refused with the pid
         again = _local(owner_env, "up", timeout=60)

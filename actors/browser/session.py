@@ -118,7 +118,9 @@ class AccountSession:
                 except LoginFailed as exc:   # never logged in here: a person's first login, no loop
                     if await asyncio.to_thread(self.store.accounts.storage_state, self.account.id):
                         raise
-                    await self._hand_to_person(NeedsLogin(f"{exc}; no stored session", self.site.name))
+                    await self._hand_to_person(NeedsLogin(
+                        f"{exc}; no stored session: a person must log in (./run login "
+                        f"{self.account.id}, or --import state.json)", self.site.name))
         if self._resumed and self.adapter is not None:
             self._resumed = False
             await self._send_waiting()

@@ -40,10 +40,8 @@ def _row(account: Any, child: dict | None, seen_today: int) -> dict[str, Any]:
             "missing": [{"element": m["element"], "detail": m.get("detail", ""),
                          "url": m.get("url", "")} for m in health.get("missing", [])],
             # what a person must act on now: the login handoff's reason before an older error
-            "last_error": telemetry.redact(
-                f"{health.get('reason') or 'a person must log in'}: run `./run login {account.id}` "
-                "(or `--import state.json`)" if state == "needs_login"
-                else (child or {}).get("last_error") or "") or None,
+            "last_error": telemetry.redact((health.get("reason") if state == "needs_login" else None)
+                                           or (child or {}).get("last_error") or "") or None,
             "retryable": state in RETRYABLE}
 
 

@@ -188,8 +188,8 @@ def test_up_runs_the_real_job_on_embedded_defaults_and_survives_sigkill(owner_en
         logins = chat_site.stats()["login_submissions"]
         family = _kill_everything(up.proc.pid)
     finally:
-        if up.proc.poll() is None:
-            up.proc.kill()
+        if up.proc.poll() is None:       # a failure above: leave nothing of it running
+            _kill_everything(up.proc.pid)
         up.proc.wait(30)
     wait_for(lambda: not _still_running(family), 30, "every killed process to be gone")
     status = json.loads((var / "run" / "status.json").read_text())

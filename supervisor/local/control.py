@@ -57,13 +57,13 @@ def status(paths: Paths) -> int:
 
 
 def down(paths: Paths, timeout_s: float = 180) -> int:
-    """SIGTERM to the running `up` (it stops everything cleanly), then wait for its lock."""
+    """SIGINT to the running `up` (it stops everything cleanly), then wait for its lock."""
     pid = lock.running_pid(paths)
     if pid is None:
         print("replydesk is not running")
         return 0
     try:
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGINT)     # as Ctrl-C (Ray's SIGTERM handler prints a stack first)
     except ProcessLookupError:
         pass
     print(f"stopping replydesk (pid {pid})...", flush=True)
@@ -90,7 +90,7 @@ WorkingDirectory={root}
 Environment=REPLYDESK_VAR={var}
 ExecStart={root}/run up
 ExecStop={root}/run down
-KillSignal=SIGTERM
+KillSignal=SIGINT
 TimeoutStopSec=180
 Restart=on-failure
 RestartSec=10

@@ -55,7 +55,7 @@ def prepare(paths: Paths, pre: Config) -> Embedded:
             out.lines.append(f"site: the built-in demo site at {out.demo_site} (no account "
                              "credentials are set; it starts fresh each run)")
         if pre.settings.mongodb_uri is None:
-            out.db = MongoServer(paths.db, sync_on_commit=True)
+            out.db = MongoServer(paths.db, sync_on_commit=True, die_with_parent=True)
             out.exit.callback(out.db.stop)
             out.db.start()
             os.environ["MONGODB_URI"] = out.db.uri
@@ -65,8 +65,8 @@ def prepare(paths: Paths, pre: Config) -> Embedded:
             out.lines.append("database: MONGODB_URI (set by you)")
         out.lines.append("broker: the local RabbitMQ at 127.0.0.1:5672 (RABBITMQ_URL unset)"
                          if pre.settings.rabbitmq_url == LOCAL_BROKER else "broker: RABBITMQ_URL (set by you)")
-        out.lines.append("sheet: none (GOOGLE_SHEET_ID unset): the desk's \"Download log (CSV)\" has "
-                         "the rows" if pre.settings.google_sheet_id is None
+        out.lines.append("sheet: none (GOOGLE_SHEET_ID unset): the same rows are the desk's CSV "
+                         "download, GET /api/log.csv with the desk token" if pre.settings.google_sheet_id is None
                          else f"sheet: {pre.settings.google_sheet_id}")
         return out
     except BaseException:

@@ -36,16 +36,25 @@ def _server_binary() -> str:
 OPLOG_MAX_ENTRIES = 2_000_000
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the parent ends (Linux PR_SET_PDEATHSIG), so a
+    SIGKILLed `up` leaves no server holding its data directory (every commit is synced)."""
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
+
+
 class MongoServer:
     """Start `secantusd-py` on a free port with its own storage dir; restartable on the same data."""
 
     def __init__(self, storage: Path | str | None = None, port: int | None = None,
-                 sync_on_commit: bool = False, oplog_max_entries: int = OPLOG_MAX_ENTRIES):
+                 sync_on_commit: bool = False, oplog_max_entries: int = OPLOG_MAX_ENTRIES,
+                 die_with_parent: bool = False):
         self._own_dir = storage is None
         self.storage = Path(storage or tempfile.mkdtemp(prefix="replydesk-mongo-"))
         self.port = port or free_port()
         self.sync_on_commit = sync_on_commit
         self.oplog_max_entries = oplog_max_entries
+        self.die_with_parent = die_with_parent   # killed when its starter dies, even by SIGKILL
         self.proc: subprocess.Popen | None = None
         self.log = self.storage.parent / f"{self.storage.name}.log"
         self.storage.mkdir(parents=True, exist_ok=True)
@@ -61,7 +70,8 @@ class MongoServer:
         if self.sync_on_commit:
             cmd.append("--sync-on-commit")
         self.proc = subprocess.Popen(cmd, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True,
+                                     preexec_fn=_die_with_parent if self.die_with_parent else None)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

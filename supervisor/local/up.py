@@ -54,8 +54,8 @@ def run(paths: Paths, config_file: str | None, status_every_s: float, detached: 
         print(str(exc), file=sys.stderr)
         lock.release(paths, fd)
         return 2
-    signal.signal(signal.SIGTERM, _stop_on)
-    signal.signal(signal.SIGINT, _stop_on)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):   # down, Ctrl-C, a closed terminal
+        signal.signal(sig, _stop_on)
     started = time.time()
     emb: embedded.Embedded | None = None
     handle, status = None, {"pid": os.getpid(), "started_at": started, "state": "starting"}
@@ -82,8 +82,8 @@ def run(paths: Paths, config_file: str | None, status_every_s: float, detached: 
         print(f"up failed: {type(exc).__name__}: {settings_safe(exc)}", file=sys.stderr, flush=True)
         code = 1
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)   # a second Ctrl-C must not cut cleanup short
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):   # a second one must not cut
+            signal.signal(sig, signal.SIG_IGN)                       # the cleanup short
         _shutdown(handle, emb)
         report.write(paths, {**status, "state": "stopped", "stopped_at": time.time()})
         lock.release(paths, fd)
@@ -97,7 +97,7 @@ def settings_safe(exc: BaseException) -> str:
 
 
 def _logs_line(paths: Paths, detached: bool) -> str:
-    console = f"{paths.log_file} (this console)" if detached else "this console"
+    console = str(paths.log_file) if detached else "this console"
     return f"{console}; actors: /tmp/ray/session_latest/logs; database: {paths.db_log}"
 
 

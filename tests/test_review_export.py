@@ -35,3 +35,28 @@ def test_log_csv_holds_the_sheet_rows_with_formulas_kept_as_text(desk, store, co
         assert got[text] == ("'" + formula if values[text] == formula else values[text])
     times = [row[columns.index("time")] for row in table[1:]]
     assert times == sorted(times)                                    # oldest first
+
+
+def test_a_sheet_configured_later_fills_from_the_beginning_with_the_csv_rows(make_config, sheets, store,
+                                                                               ray_session):
+    """Messages, a draft and a decision stored while no sheet was configured (only the CSV had
+    them): the writer of a sheet configured later appends every one, the same rows as the CSV."""
+    import ray
+
+    from actors.review.decisions import Reviewer
+    from actors.review.export import log_csv
+    from actors.sheets.writer import SheetsWriter
+    draft = add_conversation(store, "c-late", ["first", "second"])
+    add_conversation(store, "c-later", ["hello"])
+    Reviewer(store, "owner").approve(draft["_id"])
+    config = make_config(app={"sheets": {"linger_s": 0.1}}, SHEETS_API_URL=sheets.url)
+    csv_rows = list(csv.reader(io.StringIO(log_csv(store, config.app.sheets.columns, None))))
+    writer = SheetsWriter.remote(config)
+    try:
+        assert ray.get(writer.start.remote())["rederived"] == len(csv_rows) - 1
+        ray.get(writer.flush.remote())
+    finally:
+        ray.kill(writer)
+    in_sheet = sheets.rows("replydesk")
+    assert in_sheet[0] == csv_rows[0]
+    assert sorted(in_sheet[1:]) == sorted(csv_rows[1:])

@@ -10,8 +10,8 @@ setup): a clean data directory, only the accounts' logins (the chat-site stand-i
 2. SIGKILL of every process of that `up` just after a reply was approved and a new message arrived;
 3. `up --detach` on the same data: the approved reply is sent exactly once, the new message is
    drafted, nothing is doubled, the second account still waits without a login attempt;
-   `status` says so; `down` stops it and leaves no process behind; `backup` dumps the embedded
-   database afterwards.
+   `status` says so; `./run login second --import state.json` (the command shown) resumes it;
+   `down` stops it and leaves no process behind; `backup` dumps the embedded database afterwards.
 """
 from __future__ import annotations
 
@@ -221,6 +221,16 @@ def test_up_runs_the_real_job_on_embedded_defaults_and_survives_sigkill(owner_en
         assert "meetme-main: running" in shown.stdout and "drafts waiting for review: 1" in shown.stdout
         second = next(a for a in status["accounts"] if a["account"] == "second")
         assert second["restarts"] == 0                                              # no restart loop
+        # the command shown, as the person runs it: a login state saved elsewhere, imported into
+        # the running `up`'s embedded database; the account resumes by itself
+        cookie = chat_site.session_cookie("second@example.com")
+        state = tmp_path / "state.json"
+        state.write_text(json.dumps({"cookies": [{"name": cookie["cookie"], "value": cookie["value"],
+                                                  "domain": "127.0.0.1", "path": "/"}], "origins": []}))
+        login = _local(owner_env, "login", "second", "--import", str(state))
+        assert login.returncode == 0 and "stored the login state of second" in login.stdout, login.stderr
+        wait_for(lambda: next(a for a in json.loads((var / "run" / "status.json").read_text())["accounts"]
+                              if a["account"] == "second")["state"] == "running", 90, "second to resume")
         tree = _process_tree(pid)
     finally:
         stopped = _local(owner_env, "down", timeout=240)

@@ -17,11 +17,17 @@ def main(argv: list[str]) -> int:
         return control.status(paths)
     if verb == "down":
         return control.down(paths)
+    if verb == "reload":
+        return control.reload(paths, rest)
     if verb == "service":
         return control.service(paths)
     if verb in ("backup", "restore"):
-        return control.backup(paths, "dump" if verb == "backup" else "restore", rest)
-    print("usage: python -m supervisor.local {up [--detach]|status|down|service|backup|restore}",
+        from actors.store import backup
+        return control.with_embedded(paths, lambda: backup.main(["dump" if verb == "backup" else "restore", *rest]))
+    if verb in ("login", "doctor"):       # on the embedded database when MONGODB_URI is unset
+        from supervisor.__main__ import main as tools
+        return control.with_embedded(paths, lambda: tools([verb, *rest]))
+    print("usage: python -m supervisor.local {up [--detach]|status|down|reload|service|login|doctor|backup|restore}",
           file=sys.stderr)
     return 2
 

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Callable
 
 from contracts.settings import ROOT
 from supervisor.local import lock, report
@@ -78,6 +79,19 @@ def down(paths: Paths, timeout_s: float = 180) -> int:
     return 1
 
 
+def reload(paths: Paths, argv: list[str]) -> int:
+    """`./run reload`: SIGHUP to the running `up` (it re-reads conf/ and says what changed), else
+    the job's own reload (`python -m supervisor reload`, a supervisor in a Ray cluster)."""
+    pid = lock.running_pid(paths)
+    if pid is None or pid < 0:
+        from supervisor.__main__ import main as job
+        return job(["reload", *argv])
+    os.kill(pid, signal.SIGHUP)
+    where = paths.log_file if (report.read(paths) or {}).get("detached") else "its console"
+    print(f"reload asked of replydesk (pid {pid}); what changed (or why nothing did) is in {where}")
+    return 0
+
+
 UNIT = """[Unit]
 Description=replydesk (chat inbox assistant): ./run up
 Wants=network-online.target
@@ -111,25 +125,32 @@ def service(paths: Paths) -> int:
     return 0
 
 
-def backup(paths: Paths, verb: str, argv: list[str]) -> int:
-    """`./run backup|restore`: on MONGODB_URI when set, else on the embedded database (the running
-    `up`'s, or started for the duration on var/db)."""
-    from actors.store import backup as tool
-    if os.environ.get("MONGODB_URI"):
-        return tool.main([verb, *argv])
+def with_embedded(paths: Paths, tool: Callable[[], int]) -> int:
+    """Run an operator tool (`login`, `doctor`, `backup`, `restore`) on what `up` embeds: with
+    MONGODB_URI unset, on the running `up`'s database, else on var/db started for the duration;
+    with no reviewer token set, the one `up` uses (var/review_token)."""
+    from contracts.settings import ConfigError, load_settings
+    try:
+        s = load_settings()
+    except ConfigError:
+        return tool()                   # the tool names what is wrong
+    if s.review_token is None and s.review_tokens is None and s.review_tokens_file is None:
+        os.environ["REVIEW_TOKEN"] = paths.review_token()[0]
+    if s.mongodb_uri is not None:
+        return tool()
     pid = lock.running_pid(paths)
-    st = report.read(paths)
     if pid is not None:
+        st = report.read(paths)
         if not st or st.get("pid") != pid or not st.get("db_uri"):
-            print("backup: `up` is starting; try again in a moment", file=sys.stderr)
+            print("`up` is starting; try again in a moment", file=sys.stderr)
             return 1
         os.environ["MONGODB_URI"] = st["db_uri"]
-        return tool.main([verb, *argv])
+        return tool()
     from supervisor.local.mongod import MongoServer
     fd = lock.acquire(paths)            # no `up` may start on the files meanwhile
     try:
-        with MongoServer(paths.db, sync_on_commit=True) as db:
+        with MongoServer(paths.db, sync_on_commit=True, die_with_parent=True) as db:
             os.environ["MONGODB_URI"] = db.uri
-            return tool.main([verb, *argv])
+            return tool()
     finally:
         lock.release(paths, fd)

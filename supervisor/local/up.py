@@ -54,8 +54,10 @@ def run(paths: Paths, config_file: str | None, status_every_s: float, detached: 
         print(str(exc), file=sys.stderr)
         lock.release(paths, fd)
         return 2
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):   # down, Ctrl-C, a closed terminal
+    for sig in (signal.SIGTERM, signal.SIGINT):   # `./run down` (and systemd), Ctrl-C
         signal.signal(sig, _stop_on)
+    reload_requested: list[int] = []              # SIGHUP (`./run reload`): re-read conf/, apply it
+    signal.signal(signal.SIGHUP, lambda signum, frame: reload_requested.append(signum))
     started = time.time()
     emb: embedded.Embedded | None = None
     handle, status = None, {"pid": os.getpid(), "started_at": started, "state": "starting"}
@@ -71,7 +73,7 @@ def run(paths: Paths, config_file: str | None, status_every_s: float, detached: 
         handle = _start(config, fresh=emb.demo_site is not None)
         status = _running(paths, config, handle, status)
         _say(report.banner(status, first=False))   # its first line is out already
-        _watch(paths, config, handle, status, status_every_s)
+        _watch(paths, config, handle, status, status_every_s, reload_requested, config_file)
     except KeyboardInterrupt:
         pass
     except settings.ConfigError as exc:
@@ -142,11 +144,14 @@ def _waiting(config: settings.Config) -> int:
 
 
 def _watch(paths: Paths, config: settings.Config, handle: Any, status: dict[str, Any],
-           every_s: float) -> None:
+           every_s: float, reload_requested: list[int], config_file: str | None) -> None:
     import ray
     shown = (report.account_lines(status["accounts"]), status["drafts_waiting"])
     while True:
         time.sleep(every_s)
+        if reload_requested:
+            reload_requested.clear()
+            _reload(handle, config_file)
         try:
             st = ray.get(handle.status.remote(), timeout=30)
             status.update(report.snapshot(st, config, _waiting(config)))
@@ -162,6 +167,20 @@ def _watch(paths: Paths, config: settings.Config, handle: Any, status: dict[str,
             if now[1] != shown[1]:
                 _say(f"{stamp} drafts waiting for review: {now[1]}")
             shown = now
+
+
+def _reload(handle: Any, config_file: str | None) -> None:
+    """Re-read conf/ and apply it (the embedded values are in the environment already); a bad
+    config changes nothing."""
+    from supervisor import runner
+    stamp = time.strftime("%H:%M:%S")
+    try:
+        result = runner.reload(handle, config_file)
+        _say(f"{stamp} config reloaded: {result['reload']}")
+    except settings.ConfigError as exc:
+        _say(f"{stamp} reload refused, nothing changed: {exc}")
+    except Exception as exc:   # a failed reload never ends the run
+        _say(f"{stamp} reload failed, still running as before: {type(exc).__name__}: {settings_safe(exc)}")
 
 
 def _shutdown(handle: Any, emb: embedded.Embedded | None) -> None:

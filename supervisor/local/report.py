@@ -87,7 +87,8 @@ def status_text(paths: Paths, pid: int | None) -> str:
              f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(st['started_at']))}; "
              f"status {age:.0f} s old)",
              st["first_line"], f"review desk: {st.get('desk_url')}",
-             f"processes: {', '.join(f'{n} {s}' for n, s in sorted(st.get('children', {}).items()))}",
+             *(f"  {e}" for e in st.get("embedded", [])),
+             f"actors: {', '.join(f'{n} {s}' for n, s in sorted(st.get('children', {}).items()))}",
              "accounts:", *account_lines(st.get("accounts", [])),
              f"drafts waiting for review: {st.get('drafts_waiting')}",
              f"last error: {st.get('last_error') or 'none'}"]

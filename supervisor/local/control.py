@@ -63,6 +63,9 @@ def down(paths: Paths, timeout_s: float = 180) -> int:
     if pid is None:
         print("replydesk is not running")
         return 0
+    if pid <= 0:            # the lock is held but the pid file is unreadable: never signal blindly
+        print(f"replydesk runs but {paths.pid_file} holds no pid; stop it from its console", file=sys.stderr)
+        return 1
     try:
         os.kill(pid, signal.SIGINT)     # as Ctrl-C (Ray's SIGTERM handler prints a stack first)
     except ProcessLookupError:

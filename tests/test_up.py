@@ -201,6 +201,10 @@ def test_up_runs_the_real_job_on_embedded_defaults_and_survives_sigkill(owner_en
     assert started.returncode == 0, started.stdout + started.stderr
     assert "running in the background" in started.stdout
     pid = int((var / "run" / "up.pid").read_text())
+    token = (var / "review_token").read_text().strip()
+    assert f"/#token={token}" in started.stdout                                # the link, as before
+    assert stat.S_IMODE((var / "logs" / "up.log").stat().st_mode) == 0o600     # its console has it too
+    assert token not in (var / "run" / "status.json").read_text()              # the status file never
     try:
         url, auth = _desk(var)
         wait_for(lambda: len(chat_site.sent()["messages"]) >= 2, 120, "the approved reply to be sent", interval=0.5)

@@ -22,7 +22,9 @@ def detach(paths: Paths, argv: list[str], timeout_s: float = 300) -> int:
     if pid is not None:
         print(f"up refused: {lock.AlreadyRunning(pid)}", file=sys.stderr)
         return 1
-    with open(paths.log_file, "ab") as log:
+    fd = os.open(paths.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)   # the banner has the token
+    os.chmod(paths.log_file, 0o600)
+    with os.fdopen(fd, "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "supervisor.local", "up", "--detached-child", *argv],
                                 cwd=os.getcwd(), stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True,
@@ -31,7 +33,9 @@ def detach(paths: Paths, argv: list[str], timeout_s: float = 300) -> int:
     while time.monotonic() < deadline:
         st = report.read(paths)
         if st and st.get("pid") == proc.pid and st.get("state") == "running":
-            print(report.banner(st))
+            token = os.environ.get("REVIEW_TOKEN") or (
+                paths.token_file.read_text().strip() if paths.token_file.is_file() else None)
+            print(report.banner(st, token))
             print(f"pid {proc.pid}; pid file {paths.pid_file}")
             return 0
         if proc.poll() is not None:

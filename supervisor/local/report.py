@@ -37,7 +37,7 @@ def snapshot(sup_status: dict[str, Any], config: Config, drafts_waiting: int) ->
 def write(paths: Paths, status: dict[str, Any]) -> None:
     """Atomically (a reader never sees half a file)."""
     tmp = paths.status_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps({**status, "updated_at": time.time()}, indent=1))
+    tmp.write_text(json.dumps({**status, "updated_at": time.time()}, indent=1))   # no secret in it
     os.replace(tmp, paths.status_file)
 
 
@@ -62,9 +62,15 @@ def account_lines(accounts: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def banner(status: dict[str, Any], first: bool = True) -> str:
+def desk_link(status: dict[str, Any], token: str | None) -> str:
+    """The desk's URL, opening signed in with `token` (never stored in the status file)."""
+    url = status.get("desk_url")
+    return f"{url}/#token={token}" if url and token else (url or "(desk disabled)")
+
+
+def banner(status: dict[str, Any], token: str | None, first: bool = True) -> str:
     lines = [*([status["first_line"]] if first else []),
-             f"review desk: {status['desk_link']}",
+             f"review desk: {desk_link(status, token)}",
              *(f"  {e}" for e in status["embedded"]),
              f"logs: {status['logs']}",
              "accounts:", *account_lines(status["accounts"]),

@@ -72,7 +72,7 @@ def run(paths: Paths, config_file: str | None, status_every_s: float, detached: 
         report.write(paths, status)
         handle = _start(config, fresh=emb.demo_site is not None)
         status = _running(paths, config, handle, status)
-        _say(report.banner(status, first=False))   # its first line is out already
+        _say(report.banner(status, os.environ.get("REVIEW_TOKEN"), first=False))   # first line is out
         _watch(paths, config, handle, status, status_every_s, reload_requested, config_file)
     except KeyboardInterrupt:
         pass
@@ -130,9 +130,7 @@ def _running(paths: Paths, config: settings.Config, handle: Any, status: dict[st
         time.sleep(0.3)
     desk = next((c for c in st["children"] if c["kind"] == "review"), None)
     url = (desk or {}).get("info", {}).get("url")
-    token = os.environ.get("REVIEW_TOKEN") if os.environ.get("REVIEW_TOKEN") else None
     status = {**status, "state": "running", "desk_url": url,
-              "desk_link": f"{url}/#token={token}" if url and token else (url or "(desk disabled)"),
               **report.snapshot(st, config, _waiting(config))}
     report.write(paths, status)
     return status

@@ -21,6 +21,7 @@ from contracts.sitespec import SiteConf
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "conf" / "replydesk.yaml"
+LOCAL_BROKER = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
 
 class ConfigError(ValueError):
@@ -71,13 +72,17 @@ class Settings(BaseSettings):
                                       populate_by_name=True, hide_input_in_errors=True)
 
     headless: bool = Field(True, validation_alias=AliasChoices("PUPPETEER_HEADLESS", "HEADLESS"))
-    rabbitmq_url: str = Field(validation_alias="RABBITMQ_URL")
-    mongodb_uri: str = Field(validation_alias="MONGODB_URI")
+    # unset: the local broker (`./run` starts one when none answers)
+    rabbitmq_url: str = Field(LOCAL_BROKER, validation_alias="RABBITMQ_URL")
+    # unset: only `./run up` can run (it embeds SecantusDB under var/); a job needs one
+    mongodb_uri: str | None = Field(None, validation_alias="MONGODB_URI")
     mongodb_db: str = Field("replydesk", validation_alias="MONGODB_DB")
-    google_sheet_id: str = Field(validation_alias="GOOGLE_SHEET_ID", min_length=1)
+    # unset: no sheet; the desk offers the same log rows as a CSV download
+    google_sheet_id: str | None = Field(None, validation_alias="GOOGLE_SHEET_ID")
     google_credentials_file: Path | None = Field(None, validation_alias="GOOGLE_CREDENTIALS_FILE")
     sheets_api_url: str | None = Field(None, validation_alias="SHEETS_API_URL")
-    ai_api_key: SecretStr = Field(validation_alias="AI_API_KEY")
+    # unset or `none`: no key is sent (allowed for a server on this machine, or set to `none`)
+    ai_api_key: SecretStr | None = Field(None, validation_alias="AI_API_KEY")
     ai_api_url: str = Field(validation_alias="AI_API_URL")
     ai_model: str | None = Field(None, validation_alias="AI_MODEL")
     review_token: SecretStr | None = Field(None, validation_alias="REVIEW_TOKEN")
@@ -110,22 +115,27 @@ class Settings(BaseSettings):
                              f"(host {url.hostname}); create a broker user with its own password")
         return v
 
+    @field_validator("mongodb_uri", "google_sheet_id", "ai_api_key", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, v: Any) -> Any:
+        """Empty means unset (AI_API_KEY=none: the AI server needs no key, see `ai_key`)."""
+        return None if v == "" else v
+
+    @property
+    def ai_key(self) -> str:
+        """The key to send to the AI server; "" for none (unset, or AI_API_KEY=none)."""
+        key = self.ai_api_key.get_secret_value() if self.ai_api_key is not None else ""
+        return "" if key == "none" else key
+
     @field_validator("mongodb_uri")
     @classmethod
-    def _mongo(cls, v: str) -> str:
-        return _check_url(v, ("mongodb", "mongodb+srv"), "MongoDB")
+    def _mongo(cls, v: str | None) -> str | None:
+        return None if v is None else _check_url(v, ("mongodb", "mongodb+srv"), "MongoDB")
 
     @field_validator("ai_api_url", "sheets_api_url", "otel_endpoint")
     @classmethod
     def _http(cls, v: str | None) -> str | None:
         return None if v in (None, "") else _check_url(v, ("http", "https"), "HTTP").rstrip("/")
-
-    @field_validator("ai_api_key")
-    @classmethod
-    def _not_empty(cls, v: SecretStr) -> SecretStr:
-        if not v.get_secret_value():
-            raise ValueError("must not be empty")
-        return v
 
     @model_validator(mode="after")
     def _no_secrets_in_clear(self) -> "Settings":
@@ -136,14 +146,22 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _sheets_auth(self) -> "Settings":
-        if self.sheets_api_url is None:
+    def _what_choices_need(self) -> "Settings":
+        """Every variable a non-embedded choice needs, named at once: a sheet needs its Google
+        credentials; an AI server off this machine needs AI_API_KEY (`none`: it needs no key)."""
+        problems = []
+        if self.google_sheet_id is not None and self.sheets_api_url is None:
             f = self.google_credentials_file
             if f is None:
-                raise ValueError("GOOGLE_CREDENTIALS_FILE: required to reach Google Sheets "
-                                 "(or set SHEETS_API_URL to a Sheets stand-in)")
-            if not f.is_file() or not os.access(f, os.R_OK):
-                raise ValueError(f"GOOGLE_CREDENTIALS_FILE: {f} is missing or unreadable")
+                problems.append("GOOGLE_CREDENTIALS_FILE: required to reach Google Sheets "
+                                "(or set SHEETS_API_URL to a Sheets stand-in)")
+            elif not f.is_file() or not os.access(f, os.R_OK):
+                problems.append(f"GOOGLE_CREDENTIALS_FILE: {f} is missing or unreadable")
+        if self.ai_api_key is None and not is_loopback(urlparse(self.ai_api_url).hostname or ""):
+            problems.append(f"AI_API_KEY: required for the AI server at {urlparse(self.ai_api_url).hostname} "
+                            "(AI_API_KEY=none if it needs no key)")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
 
@@ -443,7 +461,7 @@ class Config(BaseModel):
     def secret_values(self) -> list[str]:
         """Every configured secret: the redaction set of logs and traces."""
         s = self.settings
-        values = [s.ai_api_key.get_secret_value()]
+        values = [s.ai_key] if s.ai_key else []
         if s.review_token is not None:
             values.append(s.review_token.get_secret_value())
         values += [r.token.get_secret_value() for r in self.reviewers.values()]
@@ -452,7 +470,7 @@ class Config(BaseModel):
             raw = url.get_secret_value()
             values.append(raw)
             values += [p for p in re.split(r"[/:@?&=#,]+", raw.split("://", 1)[-1]) if len(p) >= 12]
-        for url in (s.rabbitmq_url, s.mongodb_uri):   # broker/database passwords (not "guest")
+        for url in (s.rabbitmq_url, s.mongodb_uri or ""):   # broker/database passwords (not "guest")
             password = unquote(urlparse(url).password or "")
             if len(password) >= 8:
                 values.append(password)
@@ -651,9 +669,42 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(_settings_error(exc)) from None
 
 
-def load(config_file: Path | str | None = None, **overrides: Any) -> Config:
-    """Validate environment, YAML config and site files; raise ConfigError naming what is wrong."""
+def missing_credentials(app: AppConfig, env: dict[str, str]) -> list[str]:
+    """The credential variables of the configured accounts that are unset (or empty)."""
+    return [v for a in app.accounts for v in (a.username_env, a.password_env) if not env.get(v)]
+
+
+def embedded_defaults(config: Config) -> list[str]:
+    """What `./run up` provides itself for this config, one line each (what `--check-config` and
+    the banner say); each names the variable(s) that replace it."""
+    s, out = config.settings, []
+    if s.mongodb_uri is None:
+        out.append("database: MONGODB_URI unset: `./run up` runs SecantusDB on var/db (journaled); "
+                   "a job on a cluster needs MONGODB_URI")
+    if s.rabbitmq_url == LOCAL_BROKER:
+        out.append("broker: RABBITMQ_URL unset: the local broker on 127.0.0.1:5672")
+    if s.google_sheet_id is None:
+        out.append("sheet: GOOGLE_SHEET_ID unset: no sheet, the desk offers the log as CSV "
+                   "(a sheet needs GOOGLE_SHEET_ID and GOOGLE_CREDENTIALS_FILE)")
+    if not s.ai_key:
+        out.append(f"AI: no AI_API_KEY sent to {s.ai_api_url} (set AI_API_KEY for a server that needs one)")
+    if not config.reviewers and config.app.review.enabled:
+        out.append("desk: REVIEW_TOKEN unset: `./run up` generates one (var/review_token, mode 600)")
+    if not config.account_credentials:
+        names = sorted({v for a in config.app.accounts for v in (a.username_env, a.password_env)})
+        out.append(f"site: no account credentials ({', '.join(names)}): `./run up` runs on the "
+                   "built-in demo site")
+    return out
+
+
+def load(config_file: Path | str | None = None, *, embedded: bool = False, **overrides: Any) -> Config:
+    """Validate environment, YAML config and site files; raise ConfigError naming what is wrong.
+    `embedded`: accept what `./run up` provides itself (a database, a review token, the demo site
+    when no account has credentials): see embedded_defaults()."""
     settings = load_settings(**overrides)
+    if settings.mongodb_uri is None and not embedded:
+        raise ConfigError("config error: MONGODB_URI: required but not set (only `./run up` embeds "
+                          "a database)")
     path = Path(config_file) if config_file else settings.config_file
     if not path.is_absolute() and not path.exists():
         path = ROOT / path
@@ -669,12 +720,13 @@ def load(config_file: Path | str | None = None, **overrides: Any) -> Config:
         except ValidationError as exc:
             raise ConfigError(_yaml_error(site_path, exc)) from None
     reviewers = _reviewers(settings, app)
-    if app.review.enabled and not reviewers:
+    if app.review.enabled and not reviewers and not embedded:
         raise ConfigError("config error: REVIEW_TOKEN: required when the review desk is enabled "
                           "(or REVIEW_TOKENS / REVIEW_TOKENS_FILE for several named reviewers)")
     notify_urls = _notify_urls(settings, app)
     env = _env_with_dotenv()
-    creds = {a.id: _credentials(a, env) for a in app.accounts}
+    demo = embedded and len(missing_credentials(app, env)) == 2 * len(app.accounts)
+    creds = {} if demo else {a.id: _credentials(a, env) for a in app.accounts}
     urls = {name: _site_url(site, env) for name, site in sites.items()}
     if not settings.allow_insecure_http:
         for name, site in sites.items():

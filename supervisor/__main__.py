@@ -33,13 +33,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--detached", action="store_true", help="leave the supervisor running after the job ends")
     p.add_argument("--check-config", action="store_true", help="validate the configuration and exit")
     args = p.parse_args(argv)
-    try:
-        config = settings.load(args.config)
+    try:   # --check-config accepts what `./run up` embeds, and says what that is
+        config = settings.load(args.config, embedded=args.check_config)
     except settings.ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 2
     if args.check_config:
         print("config ok")
+        for line in settings.embedded_defaults(config):
+            print(f"  embedded by ./run up: {line}")
         return 0
     telemetry.setup_from(config, "supervisor-job")
 

@@ -50,8 +50,10 @@ def notifying(config: Config) -> bool:
 
 
 def routes_for(config: Config) -> dict[str, list[str]]:
-    """Consumer kind -> routing keys: the registry's, without `notify` when nobody is notified."""
-    return {k: v for k, v in routes().items() if k != "notify" or notifying(config)}
+    """Consumer kind -> routing keys: the registry's, without `notify` when nobody is notified and
+    without `sheets` when no sheet is configured (its rows stay derivable from MongoDB)."""
+    return {k: v for k, v in routes().items() if (k != "notify" or notifying(config))
+            and (k != "sheets" or config.settings.google_sheet_id is not None)}
 
 
 def all_kinds() -> list[str]:

@@ -120,12 +120,13 @@ def child_specs(config: Config, home_node: str | None = None,
                                options={"num_cpus": 0, **near(home_node)},
                                start_method="ping",
                                fingerprint=_fingerprint(_common(config), config.app.ai,
-                                                        _secret(config.settings.ai_api_key),
+                                                        _secret(config.settings.ai_key),
                                                         _file(config.app.ai.prompt_file))))
-    specs.append(ChildSpec(name=names.SHEETS, kind="sheets", actor_cls=_remote(SheetsWriter),
-                           args=(config,), options={"num_cpus": 0, **near(home_node)},
-                           fingerprint=_fingerprint(_common(config), config.app.sheets,
-                                                    _file(config.settings.google_credentials_file))))
+    if config.settings.google_sheet_id is not None:   # no sheet: the desk's CSV has the rows
+        specs.append(ChildSpec(name=names.SHEETS, kind="sheets", actor_cls=_remote(SheetsWriter),
+                               args=(config,), options={"num_cpus": 0, **near(home_node)},
+                               fingerprint=_fingerprint(_common(config), config.app.sheets,
+                                                        _file(config.settings.google_credentials_file))))
     if config.notify_urls and config.app.notify.enabled:
         from actors.notify.actor import ACTOR_NAME, Notifier
         specs.append(ChildSpec(name=ACTOR_NAME, kind="notify", actor_cls=_remote(Notifier),

@@ -330,8 +330,9 @@ def test_openapi_describes_every_route(desk):
     documented = {(path, method) for path, ops in spec["paths"].items() for method in ops}
     from actors.review.accounts import routes as account_routes
     from actors.review.conversations import routes as conversation_routes
+    from actors.review.export import routes as export_routes
     served = {(rt.path.replace("{conversation_id:.+}", "{conversation_id}"), rt.method.lower())
-              for rt in [*routes, *account_routes, *conversation_routes]}
+              for rt in [*routes, *account_routes, *conversation_routes, *export_routes]}
     assert served == documented
 
 

@@ -48,10 +48,10 @@ def test_malformed_rabbitmq_url_fails_fast_naming_it():
     ("MONGODB_URI", "localhost:27017", "MONGODB_URI: must be a MongoDB URL"),
     ("PUPPETEER_HEADLESS", "perhaps", "PUPPETEER_HEADLESS or HEADLESS"),
     ("MEETME_PASSWORD", "", "MEETME_PASSWORD: must not be empty"),
-    ("GOOGLE_SHEET_ID", None, "GOOGLE_SHEET_ID: required but not set"),
+    ("AI_API_URL", "https://ai.example.net/v1", "AI_API_KEY: required for the AI server at ai.example.net"),
 ])
 def test_each_bad_variable_is_named(var, value, expect):
-    r = _check(**{var: value})
+    r = _check(**{var: value, **({"AI_API_KEY": None} if var == "AI_API_URL" else {})})
     assert r.returncode == 2
     assert expect in r.stderr
 
@@ -102,9 +102,40 @@ def test_secrets_never_in_reprs_errors_or_logs(monkeypatch, capfd):
 
 
 def test_review_desk_needs_its_token():
-    r = _check(REVIEW_TOKEN=None)
+    """A job needs REVIEW_TOKEN; `--check-config` accepts its absence (`./run up` makes one)."""
+    env = _env(REVIEW_TOKEN=None)
+    r = subprocess.run([sys.executable, "-m", "supervisor", "--duration", "1"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert "REVIEW_TOKEN: required when the review desk is enabled" in r.stderr
+    assert "./run up` generates one" in _check(REVIEW_TOKEN=None).stdout
+
+
+def test_check_config_accepts_the_embedded_defaults_and_names_what_each_choice_needs(tmp_path):
+    """Only an account's login and a local AI server: `--check-config` accepts it and says what
+    `./run up` embeds; a job (no --check-config) still needs a database; choosing a sheet or an
+    AI server off this machine names every variable that choice needs, at once."""
+    minimal = {k: None for k in BASE_ENV if k not in ("MEETME_USERNAME", "MEETME_PASSWORD", "MEETME_URL")}
+    minimal["AI_API_URL"] = "http://127.0.0.1:18080/v1"
+    r = _check(**minimal)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert out.startswith("config ok")
+    for embedded in ("MONGODB_URI unset", "RABBITMQ_URL unset", "GOOGLE_SHEET_ID unset",
+                     "no AI_API_KEY", "REVIEW_TOKEN unset"):
+        assert embedded in out, out
+    job = subprocess.run([sys.executable, "-m", "supervisor", "--duration", "1"], cwd=ROOT,
+                         env=_env(**minimal), capture_output=True, text=True, timeout=60)
+    assert job.returncode == 2 and "MONGODB_URI: required but not set" in job.stderr
+    r = _check(**{**minimal, "GOOGLE_SHEET_ID": "sheet-1", "AI_API_URL": "https://ai.example.net/v1"})
+    assert r.returncode == 2
+    assert "GOOGLE_CREDENTIALS_FILE: required" in r.stderr and "AI_API_KEY: required" in r.stderr
+    assert _check(**{**minimal, "AI_API_URL": "https://ai.example.net/v1", "AI_API_KEY": "none"}).returncode == 0
+    # no credentials at all: `up` runs the demo site (said so); some but not all: named
+    demo = _check(**{**minimal, "MEETME_USERNAME": None, "MEETME_PASSWORD": None})
+    assert demo.returncode == 0 and "built-in demo site" in demo.stdout
+    half = _check(**{**minimal, "MEETME_PASSWORD": None})
+    assert half.returncode == 2 and "MEETME_PASSWORD: required but not set" in half.stderr
 
 
 def _conf_with_review(tmp_path, review: dict) -> Path:

@@ -84,13 +84,17 @@ def test_a_child_crashing_in_a_loop_is_stopped_and_reported(start_pipeline, chat
     assert not _alive(cfg.settings.namespace, BROWSER)  # not restarted forever
 
 
-def test_a_permanent_error_is_not_retried(start_pipeline):
+def test_a_first_login_the_site_rejects_waits_for_a_person(start_pipeline):
+    """No stored session and the login fails: the account waits in needs_login for a person
+    (`./run login`), never restarted, never trying the form again."""
     cfg, handle = start_pipeline(MEETME_PASSWORD="wrong-password-on-purpose")
-    status = _failed_status(handle)
-    child = next(c for c in status["children"] if c["name"] == BROWSER)
-    assert child["state"] == "failed" and child["restarts"] == 0  # no hammering the login form
-    assert "LoginFailed" in child["last_error"]
-    assert "wrong-password-on-purpose" not in child["last_error"]
+    child = wait_for(lambda: next((c for c in ray.get(handle.status.remote())["children"]
+                                   if c["name"] == BROWSER and c["status"] == "needs_login"), None),
+                     timeout=120, what="the session to wait for a login")
+    assert child["state"] == "running" and child["restarts"] == 0  # no hammering the login form
+    reason = child["info"]["health"]["reason"]
+    assert "rejected the login" in reason and "wrong-password-on-purpose" not in reason
+    assert Store.from_config(cfg).accounts.needs_login("meetme-main") is not None   # kept across restarts
 
 
 def test_supervisor_restart_adopts_children_without_duplicates(start_pipeline, chat_site):

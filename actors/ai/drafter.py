@@ -92,7 +92,7 @@ class Drafter:
         """Wire client, permits (on the given gate calls), prompt and leak guard from config;
         `sleep` is every wait between attempts (retry backoff, Retry-After, the gate's pace)."""
         ai = config.app.ai
-        key = config.settings.ai_api_key.get_secret_value()
+        key = config.settings.ai_key          # "" when the server needs none
         prompt = Prompt.load(ai.prompt_file)
         permits = Permits(name, lease, record, batch=ai.concurrency,
                           slots=min(ai.concurrency, max(1, ai.max_concurrent_requests // ai.workers)),

@@ -38,7 +38,7 @@ from typing import Awaitable, Callable
 import ray
 from playwright.async_api import Browser
 
-from actors.browser.adapter import WATCH_BINDING, LoggedOut, NeedsLogin, SendUnproven, SiteAdapter
+from actors.browser.adapter import WATCH_BINDING, LoggedOut, LoginFailed, NeedsLogin, SendUnproven, SiteAdapter
 from actors.browser.extract import norm_text
 from actors.browser.launcher import BrowserSessionHandle, open_context, open_session, scratch_root, session_dir
 from actors.browser.limits import NodeSlots, SlidingWindowLimiter
@@ -116,6 +116,12 @@ class AccountSession:
                     await self._open()
                 except NeedsLogin as exc:
                     await self._hand_to_person(exc)
+                except LoginFailed as exc:   # never logged in here: a person's first login, no loop
+                    if await asyncio.to_thread(self.store.accounts.storage_state, self.account.id):
+                        raise
+                    await self._hand_to_person(NeedsLogin(
+                        f"{exc}; no stored session: a person must log in (./run login "
+                        f"{self.account.id}, or --import state.json)", self.site.name))
         if self._resumed and self.adapter is not None:
             self._resumed = False
             await self._send_waiting()

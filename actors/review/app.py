@@ -8,7 +8,7 @@ from typing import Callable
 
 from aiohttp import web
 
-from actors.review import accounts, api, conversations
+from actors.review import accounts, api, conversations, export
 from actors.review.errors import Handler, errors_middleware
 from actors.review.releaser import releasing
 from actors.review.security import (auth_middleware, body_limit_middleware, cors_middleware,
@@ -57,6 +57,7 @@ def make_app(config: Config, store: Store, *, clock: Callable[[], datetime] = ut
     app.router.add_routes(conversations.routes)   # before api's /api/conversations/{a}/{c:.+}
     app.router.add_routes(api.routes)
     app.router.add_routes(accounts.routes)
+    app.router.add_routes(export.routes)             # the log as CSV (no sheet needed)
     app.router.add_static("/static/", STATIC, show_index=False, follow_symlinks=False)
     app.on_response_prepare.append(security_headers)
     return app

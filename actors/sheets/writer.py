@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from tenacity import (AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt,
                       wait_random_exponential)
 
+from actors.sheets.derive import stored_rows
 from actors.sheets.http import open_client
 from actors.sheets.pacer import Pacer
 from actors.sheets.rows import Row, RowMapper
@@ -345,22 +346,10 @@ class SheetsWriter:
         return len(ids)
 
     def _missing_rows(self) -> list[Row]:
-        """Every row the stored messages, drafts (and their decisions) and sends stand for that
-        has no sheet_rows entry: what a crash kept out of the sheet. Outgoing messages have no
-        row of their own (their send has), as on the event path."""
-        m = self.mapper
-        sources: list[tuple[Any, Callable[[dict], list[Row]]]] = [
-            (self.store.messages.coll,
-             lambda d: [] if d.get("direction") == "out" else [m.from_message_doc(d)]),
-            (self.store.drafts.coll, m.draft_rows),
-            (self.store.sends.coll, lambda d: [m.from_send_doc(d)]),
-            (self.store.conversations.coll,
-             lambda d: [r] if (r := m.from_classification_doc(d)) is not None else []),
-        ]
+        """Every row MongoDB stands for that has no sheet_rows entry: what a crash kept out of
+        the sheet (or everything, for a sheet configured after the first messages)."""
         rows: list[Row] = []
-        for coll, to_rows in sources:
-            for docs in self.store.sheet_rows.pages(coll):
-                page = [r for d in docs for r in to_rows(d)]
-                done = self.store.sheet_rows.present([r.row_id for r in page])
-                rows.extend(r for r in page if r.row_id not in done)
+        for page in stored_rows(self.store, self.mapper):
+            done = self.store.sheet_rows.present([r.row_id for r in page])
+            rows.extend(r for r in page if r.row_id not in done)
         return rows

@@ -152,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     try:
         settings = load_settings()
+        if settings.mongodb_uri is None:   # `./run backup` passes the embedded database's
+            raise ConfigError("MONGODB_URI: required but not set (`./run backup` uses the embedded one)")
         store = Store(settings.mongodb_uri, a.db or settings.mongodb_db)
         try:
             if a.cmd == "dump":

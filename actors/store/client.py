@@ -56,6 +56,8 @@ class Store:
 
     @classmethod
     def from_config(cls, config) -> "Store":
+        if config.settings.mongodb_uri is None:   # only `./run up` runs without it (it embeds one)
+            raise ValueError("MONGODB_URI: not set (`./run up` starts its embedded database first)")
         return cls(config.settings.mongodb_uri, config.settings.mongodb_db)
 
     def __reduce__(self):  # picklable: rebuilt (with this process's client) on the other side

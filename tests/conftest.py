@@ -11,4 +11,5 @@ pytest_plugins = [
     "tests.fixtures.sheets",
     "tests.fixtures.pipeline",
     "tests.fixtures.fakellm",
+    "tests.fixtures.llama",
 ]

@@ -8,6 +8,7 @@ from pymongo import MongoClient, WriteConcern
 from pymongo.database import Database
 
 from actors.store.accounts import Accounts
+from actors.store.aifailures import AIFailures
 from actors.store.conversations import Conversations
 from actors.store.deadletters import DeadLetters
 from actors.store.drafts import Drafts
@@ -80,6 +81,10 @@ class Store:
         return Outbox(self.db)
 
     @cached_property
+    def ai_failures(self) -> AIFailures:
+        return AIFailures(self.db)
+
+    @cached_property
     def dead_letters(self) -> DeadLetters:
         return DeadLetters(self.db)
 
@@ -98,7 +103,7 @@ class Store:
     def ensure_indexes(self) -> None:
         """Create every index the queries need; idempotent, run at start-up."""
         for repo in (self.accounts, self.conversations, self.messages, self.drafts, self.outbox, self.processed,
-                     self.sends, self.sheet_rows, self.dead_letters):
+                     self.sends, self.sheet_rows, self.dead_letters, self.ai_failures):
             repo.ensure_indexes()
 
     def ping(self) -> bool:

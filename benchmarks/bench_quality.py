@@ -20,7 +20,8 @@ leaked instructions, injections followed, p50/p95 latency and tokens per convers
 
 Options: --only en-,de-question (ids or id prefixes), --concurrency N (drafts at once; 1 gives
 clean latencies), --json PATH (every figure and every conversation's answer, to compare models),
---verbose (one line per conversation), --ctx/--threads (the local llama.cpp server).
+--verbose (one line per conversation), --ctx/--threads (the local llama.cpp server),
+--compare A.json B.json ... (the key figures of earlier runs side by side).
 """
 from __future__ import annotations
 
@@ -228,6 +229,25 @@ def report(result: dict[str, Any], label: str) -> None:
             for k, r in result[key].items()))
 
 
+COMPARED = ("accuracy", *(f"{c} {m}" for c in quality_cases.CLASSES for m in ("precision", "recall")),
+            "invalid rate", "error rate", "drafts in language", "drafts with links",
+            "drafts leaking", "injections followed", "latency p50 s", "latency p95 s",
+            "prompt tokens p50", "completion tokens p50")
+
+
+def compare(paths: list[Path]) -> None:
+    """Key figures of earlier --json runs side by side: one column per run."""
+    docs = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
+    print(f"{'run':<26}" + "".join(f"{p.stem[:24]:>26}" for p in paths))
+    for key in ("model", "served_models", "endpoint"):
+        cells = [", ".join(v) if isinstance(v := d.get(key), list) else str(v) for d in docs]
+        print(f"{key:<26}" + "".join(f"{c:>26.24}" for c in cells))
+    print(f"{'conversations':<26}" + "".join(f"{d['figures']['conversations']:>26}" for d in docs))
+    for key in COMPARED:
+        pct = not key.startswith(("latency", "prompt", "completion"))
+        print(f"{key:<26}" + "".join(f"{_fmt(d['figures'].get(key), pct):>26}" for d in docs))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--smoke", action="store_true",
@@ -239,7 +259,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--verbose", action="store_true", help="one line per conversation")
     p.add_argument("--ctx", type=int, default=2048, help="the local llama.cpp server's context")
     p.add_argument("--threads", type=int, default=None, help="the local server's threads")
+    p.add_argument("--compare", nargs="+", type=Path, metavar="RESULTS_JSON",
+                   help="print the key figures of earlier --json runs side by side (no run)")
     a = p.parse_args(argv)
+    if a.compare:
+        compare(a.compare)
+        return 0
     cases = select(quality_cases.load(a.data or (SMOKE_DATA if a.smoke else quality_cases.DATA)),
                    a.only)
     logging.getLogger("actors.ai").setLevel(logging.INFO if a.verbose else logging.ERROR)

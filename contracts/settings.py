@@ -208,8 +208,18 @@ class AIConf(BaseModel):
     # structured output: auto = json_schema, stepping down to json_object, then the prompt alone,
     # as the endpoint rejects each (remembered per endpoint)
     response_format: Literal["auto", "json_schema", "json_object", "none"] = "auto"
-    max_tokens: int | None = Field(None, ge=1)                  # None: not sent
+    # the answer's token cap, sent with every request: a chat reply and its JSON fit in 400;
+    # without it a small model may ramble to the server's own cap (truncated, retried, lost)
+    max_tokens: int | None = Field(400, ge=1)
     max_tokens_on_truncation: int | None = Field(None, ge=1)    # one retry with more on "length"
+    temperature: float = Field(0.2, ge=0, le=2)
+    # the model's context in tokens (prompt + answer); None: what the server says (llama.cpp
+    # /props, `meta.n_ctx` or vLLM's `max_model_len` in /v1/models), else unknown (nothing cut
+    # until the server says a prompt is too long)
+    context_tokens: int | None = Field(None, ge=256)
+    # AI requests in flight at the endpoint, split between the workers (each at least one);
+    # None: the server's slot count (llama.cpp /props), else adapted to its latency (AIMD)
+    max_in_flight: int | None = Field(None, ge=1)
     prompt_file: Path = Path("conf/prompts/draft.yaml")
     breaker: BreakerConf = BreakerConf()
 

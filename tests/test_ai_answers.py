@@ -44,7 +44,8 @@ async def test_wrong_path_is_permanent_after_one_request_with_the_hint(build, ai
     with pytest.raises(PermanentError) as info:
         await drafter.classify(conversation("hello?"), Tally())
     assert "HTTP 404" in str(info.value) and "check AI_API_URL" in str(info.value)
-    assert ai_server.requests()["unrouted"] == ["/v1/v1/chat/completions"]
+    # the worker asked the endpoint what it is first (GET /models), then sent one request
+    assert ai_server.requests()["unrouted"] == ["/v1/v1/models", "/v1/v1/chat/completions"]
 
 
 @pytest.mark.parametrize("kind,hint", [("400", "rejected"), ("401", "AI_API_KEY"),
@@ -72,7 +73,7 @@ async def test_answers_real_models_give_are_understood_at_once(build, ai_server,
     ("empty_choices", "HTTP 200 without any choice (choices: [])"),
     ("tool_call", "the model called classify instead of answering with content"),
     ("malformed", "the answer contains no JSON object (69 characters of text)"),
-    ("truncated", "the answer was truncated at the server's token limit (finish_reason length)")])
+    ("truncated", "the answer was truncated at max_tokens 400 (finish_reason length)")])   # the default
 async def test_unusable_200_is_corrected_once_then_dead_letter_breaker_untouched(
         build, ai_server, kind, reason):
     drafter, core = build(breaker={"failure_threshold": 1, "cooldown_s": 30})

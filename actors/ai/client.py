@@ -32,6 +32,7 @@ from typing import Any
 import aiohttp
 
 from actors.ai.errors import InvalidAnswer, ParameterRejected, TransientAIError
+from actors.ai.overflow import context_error
 from contracts.errors import PermanentError
 
 CHAT = "/chat/completions"
@@ -52,6 +53,18 @@ def api_base(url: str) -> str:
     if not any(_VERSION.match(seg) for seg in path.split("/")):
         path += "/v1"
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+
+
+def server_root(base: str) -> str:
+    """The server's root for an API base: `http://h:8080/v1` -> `http://h:8080` (where llama.cpp
+    serves /props and /tokenize, and vLLM /tokenize)."""
+    parts = urllib.parse.urlsplit(base)
+    segs = parts.path.rstrip("/").split("/")
+    while segs and not _VERSION.match(segs[-1]) and segs[-1]:
+        segs.pop()
+    if segs and _VERSION.match(segs[-1]):
+        segs.pop()
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, "/".join(segs), "", ""))
 
 
 def _endpoint(base: str, resource: str) -> str:
@@ -169,6 +182,20 @@ class AIClient:
         items = data.get("data") if isinstance(data, dict) else None
         return [m.get("id") for m in items or [] if isinstance(m, dict)]
 
+    async def probe(self, url: str, body: dict[str, Any] | None = None) -> Any | None:
+        """GET (or POST `body` to) one of the server's informational endpoints (/models, /props,
+        /tokenize); its JSON, or None when it has no such endpoint or does not answer."""
+        session = self._ensure_session()
+        try:
+            request = session.post(url, json=body, headers=self._auth) if body is not None else \
+                session.get(url, headers=self._auth)
+            async with request as resp:
+                if resp.status != 200:
+                    return None
+                return await resp.json(content_type=None)
+        except (ValueError, asyncio.TimeoutError, aiohttp.ClientError):
+            return None
+
     async def _status_error(self, resp: aiohttp.ClientResponse, body: dict[str, Any],
                             url: str | None = None) -> Exception:
         status = resp.status
@@ -187,6 +214,9 @@ class AIClient:
         if key:   # some servers echo the key they were sent: never carry it in an exception
             message = message.replace(key, "***")
         message = message[:300]
+        too_long = context_error(status, {**err, "message": message}, what)
+        if too_long is not None:
+            return too_long
         param = str(err.get("param") or "")
         if status in (400, 422) and "response_format" in body and (
                 param.startswith("response_format") or

@@ -1,11 +1,16 @@
 """Ask the model, validate the answer, correct once: the core of a draft, without Ray or MongoDB.
 
-Each HTTP attempt runs under the gate's permits and the tenacity policy (outages only). A 200
-answer that is not a valid, safe AIAnswer -- no choices, a tool call, not JSON, truncated, wrong
-shape, a leak -- is the model's problem: it never counts against the circuit breaker, gets ONE
-corrective follow-up telling the model what was wrong (a truncated one is re-asked with
-`max_tokens_on_truncation` when configured), and a second invalid answer is a DeadLetter with the
-precise reason (retrying the same conversation would not help).
+The prompt is fitted to the model's context first (actors/ai/fit.py: the newest messages whole,
+older ones dropped, an over-long one cut in the middle, the cut recorded on the Tally); a server
+that still finds it too long (a context error from any server) teaches its real context and the
+prompt is fitted again, at most MAX_CONTEXT_RETRIES times. Each HTTP attempt runs under the
+gate's permits -- at most as many in flight as the endpoint can take (its slots, or adapted to
+its latency: actors/ai/limiter.py), the rest waiting here -- and the tenacity policy (outages
+only). A 200 answer that is not a valid, safe AIAnswer -- no choices, a tool call, not JSON,
+truncated, wrong shape, a leak -- is the model's problem: it never counts against the circuit
+breaker, gets ONE corrective follow-up telling the model what was wrong (a truncated one is
+re-asked with `max_tokens_on_truncation` when configured), and a second invalid answer is an
+AIGaveUp (a DeadLetter the worker also hands to a person) with the precise reason.
 
 The answer's JSON schema is sent as `response_format`; an endpoint that rejects it is asked with
 `json_object`, then with the prompt alone, and the step is remembered for that endpoint.
@@ -22,12 +27,14 @@ from tenacity import RetryCallState
 
 from actors.ai import metrics, retry
 from actors.ai.client import AIClient, Completion
-from actors.ai.errors import BreakerOpen, InvalidAnswer, ParameterRejected, TransientAIError
+from actors.ai.errors import (AIGaveUp, BreakerOpen, ContextTooLong, InvalidAnswer,
+                              ParameterRejected, TransientAIError)
+from actors.ai.fit import Fitted, Fitter
 from actors.ai.guard import LeakGuard
 from actors.ai.permits import LeaseFn, Permits, RecordFn, SleepFn
 from actors.ai.prompt import Prompt
-from actors.ai.schema import AIAnswer, parse_answer, response_format
-from contracts.errors import DeadLetter
+from actors.ai.schema import AIAnswer, length_caps, parse_answer, response_format
+from actors.ai.server import ServerInfo
 from contracts.events import ChatMessage
 from contracts.settings import AIConf, Config
 
@@ -38,6 +45,7 @@ _LADDER: dict[str, tuple[str | None, ...]] = {
     "auto": ("json_schema", "json_object", None), "json_schema": ("json_schema", None),
     "json_object": ("json_object", None), "none": (None,)}
 _FORMAT_STEP: dict[tuple[str, str], int] = {}
+MAX_CONTEXT_RETRIES = 3   # prompts shrunk after a server said "too long", per answer
 
 
 @dataclass
@@ -48,6 +56,8 @@ class Tally:
     rate_limited: int = 0
     tokens: int = 0
     corrected: bool = False
+    context_retries: int = 0
+    cut: dict[str, Any] | None = None   # what the prompt left out to fit the context
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -57,13 +67,18 @@ class Tally:
     def attributes(self) -> dict[str, Any]:
         return {"ai.attempts": self.attempts, "ai.retries": self.retries,
                 "ai.rate_limited": self.rate_limited, "ai.tokens": self.tokens,
-                "ai.corrected": self.corrected, "ai.latency_ms": round(self.latency_s * 1000, 1)}
+                "ai.corrected": self.corrected, "ai.context_retries": self.context_retries,
+                "ai.prompt_cut": self.cut is not None,
+                "ai.latency_ms": round(self.latency_s * 1000, 1)}
 
 
 class Drafter:
     def __init__(self, conf: AIConf, model: str, client: AIClient, permits: Permits,
                  prompt: Prompt, guard: LeakGuard, sleep: SleepFn = asyncio.sleep):
         self.conf = conf
+        self.info = ServerInfo(client, model, context_tokens=conf.context_tokens,
+                               max_in_flight=conf.max_in_flight)
+        self.fitter = Fitter(prompt, self.info)
         self.sleep = sleep        # the retry policy's waits (tests inject a clock's)
         self.model = model
         self.client = client
@@ -87,31 +102,59 @@ class Drafter:
         return cls(ai, config.settings.ai_model or ai.model, client, permits, prompt,
                    LeakGuard(prompt.system, config.secret_values()), sleep)
 
+    async def prepare(self) -> None:
+        """Learn what the endpoint is (once) and bound what this worker keeps in flight there:
+        `ai.max_in_flight` or the server's slots, split between the workers; else adapted."""
+        await self.info.discover()
+        if self.info.slots:
+            self.permits.limiter.fix(max(1, self.info.slots // self.conf.workers))
+        else:
+            self.permits.limiter.adapt()
+
     async def classify(self, conversation: list[ChatMessage], tally: Tally,
                        context: dict[str, Any] | None = None) -> AIAnswer:
-        """A validated answer for the conversation; DeadLetter when it cannot get one (after one
-        corrective retry), PermanentError when the endpoint refuses the request."""
-        messages = self.prompt.messages(conversation)
+        """A validated answer for the conversation; AIGaveUp (a DeadLetter) when it cannot get
+        one (after one corrective retry, or a prompt that cannot be fitted), PermanentError
+        when the endpoint refuses the request."""
+        await self.prepare()
         max_tokens = self.conf.max_tokens
+        extra: list[dict[str, str]] = []
         try:
             try:
-                return await self._answer(messages, max_tokens, tally)
+                return await self._fitted_answer(conversation, extra, max_tokens, tally)
             except InvalidAnswer as exc:
                 self._log_invalid("AI answer rejected, asking once more", exc, tally, context)
                 tally.corrected = True
                 if exc.truncated and self.conf.max_tokens_on_truncation:
                     max_tokens = self.conf.max_tokens_on_truncation
                 else:
-                    messages = self.prompt.corrected(messages, exc.content, exc.problem)
+                    extra = self.prompt.correction_turn(exc.content, exc.problem)
             try:
-                return await self._answer(messages, max_tokens, tally)
+                return await self._fitted_answer(conversation, extra, max_tokens, tally)
             except InvalidAnswer as exc:
                 self._log_invalid("AI answer invalid after a corrective retry", exc, tally, context)
-                raise DeadLetter(f"AI answer invalid after a corrective retry: {exc.problem}") from None
+                raise AIGaveUp(f"AI answer invalid after a corrective retry: {exc.problem}") from None
         finally:
             metrics.count("tokens", tally.tokens, self.model)
             metrics.count("retries", tally.retries, self.model)
             metrics.count("rate_limited", tally.rate_limited, self.model)
+
+    async def _fitted_answer(self, conversation: list[ChatMessage], extra: list[dict[str, str]],
+                             max_tokens: int | None, tally: Tally) -> AIAnswer:
+        """The answer to the conversation fitted to the context; a context error shrinks it."""
+        for tries in range(MAX_CONTEXT_RETRIES + 1):
+            fitted: Fitted = await self.fitter.fit(conversation, max_tokens, extra)
+            tally.cut = fitted.cut
+            try:
+                return await self._answer(fitted.messages, max_tokens, tally)
+            except ContextTooLong as exc:
+                if tries == MAX_CONTEXT_RETRIES:
+                    raise AIGaveUp(f"the prompt still exceeds the model's context after "
+                                   f"{tries} smaller tries ({exc})", kind="context") from None
+                tally.context_retries += 1
+                sent = fitted.tokens or await self.fitter.measure(fitted.messages)
+                self.info.learn(exc, sent)
+        raise AssertionError("unreachable")
 
     def _log_invalid(self, what: str, exc: InvalidAnswer, tally: Tally,
                      context: dict[str, Any] | None) -> None:
@@ -155,9 +198,12 @@ class Drafter:
                     tally: Tally) -> Completion:
         while True:
             kind = self.response_format()
-            body: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": 0.2}
-            if kind:
-                body["response_format"] = response_format(kind)
+            body: dict[str, Any] = {"model": self.model, "messages": messages,
+                                    "temperature": self.conf.temperature}
+            if kind:   # a grammar-enforcing server (llama.cpp) also gets length caps
+                caps = length_caps(max_tokens, self.conf.max_reply_chars) \
+                    if self.info.kind == "llama.cpp" else None
+                body["response_format"] = response_format(kind, caps)
             if max_tokens:
                 body["max_tokens"] = max_tokens
             try:

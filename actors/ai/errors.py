@@ -8,10 +8,12 @@ Three kinds, told apart because each is handled differently:
   JSON, truncated...): the model's problem, not the server's -- one corrective retry, then a dead
   letter; the breaker never sees it.
 - contracts.errors.PermanentError (400/401/403/404): retrying cannot help; dead-lettered at once.
+  Except ContextTooLong (a 400 saying the prompt exceeds the model's context): the prompt is
+  shrunk and sent again, a bounded number of times.
 """
 from __future__ import annotations
 
-from contracts.errors import PermanentError
+from contracts.errors import DeadLetter, PermanentError
 
 
 class TransientAIError(Exception):
@@ -53,3 +55,35 @@ class ParameterRejected(PermanentError):
     def __init__(self, message: str, param: str):
         super().__init__(message)
         self.param = param
+
+
+class ContextTooLong(PermanentError):
+    """The server refused the prompt as longer than its context (llama.cpp
+    `exceed_context_size_error`, OpenAI `context_length_exceeded`, vLLM's "maximum context
+    length"): not permanent for the conversation -- a shorter prompt may fit. `n_ctx` and
+    `n_prompt` are the server's figures when it gave them."""
+
+    def __init__(self, message: str, *, n_ctx: int | None = None, n_prompt: int | None = None):
+        super().__init__(message)
+        self.n_ctx = n_ctx
+        self.n_prompt = n_prompt
+
+    def __reduce__(self):   # across Ray: keep the figures
+        return (_context_too_long, (str(self), self.n_ctx, self.n_prompt))
+
+
+class AIGaveUp(DeadLetter):
+    """The AI could not draft this conversation (an answer still invalid after its corrective
+    retry, a prompt that cannot be made to fit): dead-lettered AND handed to a person, who sees
+    `reason` in the desk. `kind` is the store's failure kind (actors/store/aifailures.py)."""
+
+    def __init__(self, reason: str, kind: str = "invalid_answer"):
+        super().__init__(reason)
+        self.kind = kind
+
+    def __reduce__(self):
+        return (AIGaveUp, (self.reason, self.kind))
+
+
+def _context_too_long(message: str, n_ctx: int | None, n_prompt: int | None) -> ContextTooLong:
+    return ContextTooLong(message, n_ctx=n_ctx, n_prompt=n_prompt)

@@ -16,6 +16,7 @@ import time
 from typing import Any, Awaitable, Callable, TypeVar
 
 from actors.ai.errors import BreakerOpen, TransientAIError
+from actors.ai.limiter import Limiter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -32,7 +33,7 @@ class Permits:
         self._lease = lease
         self._record = record
         self._batch = batch
-        self._slots = asyncio.Semaphore(slots)
+        self.limiter = Limiter(slots)   # in flight at the endpoint: fixed, or adapted to it
         self._fail_fast = fail_fast
         self._ttl_s = ttl_s
         self._tokens = 0
@@ -102,16 +103,20 @@ class Permits:
 
     async def run(self, attempt: Callable[[], Awaitable[T]]) -> T:
         """Run one request attempt under a slot and a token, reporting its outcome."""
-        async with self._slots:
+        async with self.limiter.slot() as ticket:
             probe = await self._token()
+            ticket.sent_at = time.monotonic()
             try:
                 result = await attempt()
             except TransientAIError as exc:
+                self.limiter.observe(ticket, None, overloaded=exc.status in (None, 429, 503))
                 await self._report("fail" if exc.counts_as_failure else "neutral", probe)
                 raise
             except BaseException:
+                self.limiter.observe(ticket, None)
                 if probe:
                     await self._report("neutral", probe)
                 raise
+            self.limiter.observe(ticket, getattr(result, "completion_tokens", 0))
             await self._report("ok", probe)
             return result

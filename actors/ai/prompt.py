@@ -50,8 +50,12 @@ class Prompt:
         return [{"role": "system", "content": self.system},
                 {"role": "user", "content": self.user.replace(PLACEHOLDER, data)}]
 
+    def correction_turn(self, bad_content: str | None, problem: str) -> list[dict[str, str]]:
+        """The rejected answer and what was wrong with it: appended to the conversation."""
+        return [{"role": "assistant", "content": bad_content or ""},
+                {"role": "user", "content": self.correction.replace("{problem}", problem)}]
+
     def corrected(self, messages: list[dict[str, str]], bad_content: str | None,
                   problem: str) -> list[dict[str, str]]:
         """The conversation so far plus the rejected answer and what was wrong with it."""
-        return [*messages, {"role": "assistant", "content": bad_content or ""},
-                {"role": "user", "content": self.correction.replace("{problem}", problem)}]
+        return [*messages, *self.correction_turn(bad_content, problem)]

@@ -50,15 +50,29 @@ class AIAnswer(BaseModel):
         return self
 
 
-def response_format(kind: str | None) -> dict[str, Any] | None:
-    """The `response_format` for `kind`: json_schema (the answer's schema, strict), json_object,
-    or None (prompt-only contract)."""
+def length_caps(max_tokens: int | None, max_reply_chars: int) -> tuple[int, int] | None:
+    """(reply, reason) character caps that make the whole JSON answer end within `max_tokens`
+    (3 characters a token, conservative for chat text; the JSON around them ~30 tokens): a
+    server that enforces the schema by grammar (llama.cpp) then closes the answer in time
+    instead of letting a small model ramble into the token limit."""
+    if not max_tokens:
+        return None
+    room = max(30, max_tokens - 30) * 3
+    return min(max_reply_chars, room * 2 // 3), min(500, room // 3)
+
+
+def response_format(kind: str | None, caps: tuple[int, int] | None = None) -> dict[str, Any] | None:
+    """The `response_format` for `kind`: json_schema (the answer's schema, strict; with `caps`,
+    maxLength on reply and reason), json_object, or None (prompt-only contract)."""
     if kind == "json_schema":
+        reply: dict[str, Any] = {"type": ["string", "null"]}
+        reason: dict[str, Any] = {"type": "string"}
+        if caps:
+            reply["maxLength"], reason["maxLength"] = caps
         schema = {"type": "object", "additionalProperties": False,
                   "required": ["classification", "reply", "reason"],
                   "properties": {"classification": {"type": "string", "enum": CLASSES},
-                                 "reply": {"type": ["string", "null"]},
-                                 "reason": {"type": "string"}}}
+                                 "reply": reply, "reason": reason}}
         return {"type": "json_schema",
                 "json_schema": {"name": "draft_answer", "strict": True, "schema": schema}}
     if kind == "json_object":

@@ -28,6 +28,7 @@ from ray.exceptions import RayActorError
 
 from actors.ai import metrics
 from actors.ai.drafter import Drafter, Tally
+from actors.ai.errors import AIGaveUp
 from actors.ai.gate import get_or_create_gate
 from actors.store import Store
 from contracts import telemetry
@@ -41,7 +42,7 @@ T = TypeVar("T")
 # MongoDB calls run off the event loop on a few threads per worker: journaled writes slow down
 # sharply when many run at once (measured: 1 100/s with 1-4 writers, 350/s with 16), so more
 # threads would only queue inside the database.
-DB_THREADS = 3     # a draft runs at most two operations at once; a neighbour's overlaps them
+DB_THREADS = 4     # a draft runs at most three operations at once; a neighbour's overlaps them
 
 
 def answered_messages(history: list[ChatMessage]) -> list[str]:
@@ -73,7 +74,7 @@ class AIWorker:
         self._db_pool = ThreadPoolExecutor(DB_THREADS, thread_name_prefix=f"{self.name}-db")
         self.in_flight = 0
         self.counts = {"drafts": 0, "created": 0, "duplicates": 0, "classified": 0, "skipped": 0,
-                       "dead_letters": 0, "errors": 0, "attempts": 0, "retries": 0, "tokens": 0,
+                       "dead_letters": 0, "handed_over": 0, "errors": 0, "attempts": 0, "retries": 0, "tokens": 0,
                        "rate_limited": 0, "db_ms": 0.0}
 
     async def draft(self, account_id: str, conversation_id: str,
@@ -162,6 +163,13 @@ class AIWorker:
         try:
             answer = await self.drafter.classify(history, tally, context={
                 "conversation_id": conversation_id, "account": account_hash(account_id)})
+        except AIGaveUp as exc:   # dead-lettered, and shown to a person in the desk with why
+            self.counts["handed_over"] += 1
+            await self._db(functools.partial(
+                self.store.ai_failures.record, account_id, conversation_id, exc.reason,
+                kind=exc.kind, last_message_id=last.message_id, seq=seq,
+                message_ids=answered_messages(history), model=self.model, attempts=tally.attempts))
+            raise
         finally:
             span.set_attributes(tally.attributes())
             for k in ("attempts", "retries", "tokens", "rate_limited"):
@@ -175,9 +183,10 @@ class AIWorker:
             self.counts["classified"] += 1
             event = self._classified(did, account_id, conversation_id, last.message_id,
                                      answer.classification)
-            (recorded, before), _ = await asyncio.gather(   # idempotent: a redelivery redoes any
+            (recorded, before), _, _ = await asyncio.gather(   # idempotent: a redelivery redoes any
                 self._db(functools.partial(record, draft_id=None)),
-                self._db(self.store.outbox.add, [event], carrier))
+                self._db(self.store.outbox.add, [event], carrier),
+                self._db(self.store.ai_failures.clear, account_id, conversation_id, seq))
             if recorded and before and before.get("draft_id"):
                 # the newer reading of the conversation says no reply: an older draft is out of date
                 await self._db(drafts.supersede_older, account_id, conversation_id, seq, None,
@@ -189,7 +198,10 @@ class AIWorker:
                "message_ids": answered_messages(history), "last_message_id": last.message_id,
                "answers_seq": seq, "classification": answer.classification, "text": answer.reply,
                "reason": answer.reason, "model": self.model, "status": "pending_review",
-               "ai": {"attempts": tally.attempts, "tokens": tally.tokens}}
+               "ai": {"attempts": tally.attempts, "tokens": tally.tokens,
+                      "context_retries": tally.context_retries}}
+        if tally.cut:   # the model did not see the whole conversation: the reviewer should know
+            doc["prompt_cut"] = tally.cut
         created = await self._db(drafts.insert, doc)
         self.counts["created" if created else "duplicates"] += 1
         if created:
@@ -200,9 +212,10 @@ class AIWorker:
         # conversation's state, which also says what it supersedes: at most one open draft per
         # conversation, so this one supersedes older ones, and is itself superseded at once if
         # one written from newer messages was recorded while the AI answered
-        (recorded, other), _ = await asyncio.gather(
+        (recorded, other), _, _ = await asyncio.gather(
             self._db(functools.partial(record, draft_id=did)),
-            self._db(self.store.outbox.add, [self._created(doc)], carrier))
+            self._db(self.store.outbox.add, [self._created(doc)], carrier),
+            self._db(self.store.ai_failures.clear, account_id, conversation_id, seq))
         if not recorded:
             await self._db(drafts.supersede, did, ("pending_review",), other.get("draft_id"),
                            "a newer reading of the conversation exists")
@@ -236,6 +249,7 @@ class AIWorker:
     async def stats(self) -> dict[str, Any]:
         return {"worker": self.name, "in_flight": self.in_flight, "model": self.model,
                 "gate_leases": self.permits.leases, "breaker": dict(self.permits.breaker),
+                "endpoint": self.drafter.info.describe(), "requests": self.permits.limiter.stats(),
                 **self.counts}
 
     async def stop(self) -> None:

@@ -26,6 +26,7 @@ class AIFailures:
     def __init__(self, db: Database):
         # what a person must look at: journaled like the drafts it stands in for
         self.coll = db.get_collection(COLLECTION, write_concern=WriteConcern(w=1, j=True))
+        self._fast = self.coll.with_options(write_concern=WriteConcern(w=1))
 
     def ensure_indexes(self) -> None:
         self.coll.create_index([("account_id", ASCENDING), ("at", DESCENDING)], name="account_at")
@@ -61,7 +62,9 @@ class AIFailures:
         query: dict[str, Any] = {"_id": self.key(account_id, conversation_id)}
         if upto_seq is not None:
             query["$or"] = [{"seq": None}, {"seq": {"$lte": upto_seq}}]
-        return self.coll.delete_one(query).deleted_count == 1
+        # on every draft's path: not journaled (a clear lost in a crash shows a stale failure
+        # beside the draft that answers it, until the next draft clears it)
+        return self._fast.delete_one(query).deleted_count == 1
 
     def list(self, account_ids: list[str] | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Newest first; `account_ids` limits them to those accounts (a reviewer's)."""

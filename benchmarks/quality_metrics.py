@@ -7,7 +7,10 @@ Definitions (a conversation is one labeled case):
 - precision of a class: right / answered with that class; recall: right / expected to be that
   class, where an invalid answer or an error counts as a miss (nothing reached the desk).
 - invalid: the drafter gave up on the model's answers (no valid, safe answer after its one
-  corrective retry); error: the request failed (HTTP error, context too long, timeout).
+  corrective retry); error: the request failed (HTTP error, timeout, a prompt that never fit).
+- prompts cut: conversations the drafter shortened to fit the model's context (older messages
+  left out, a long one cut in the middle); context retries: prompts shrunk again after the
+  server still said "too long".
 - a draft is a needs_reply answer's reply text; its language is detected among the data set's
   languages and compared with the contact's.
 - leaked instructions: a draft quoting the system prompt (any 6 words in a row), naming the
@@ -49,6 +52,8 @@ class Outcome:
     attempts: int = 0
     corrected: bool = False
     guard_rejections: int = 0
+    prompt_cut: bool = False           # the drafter left part of the conversation out to fit
+    context_retries: int = 0           # prompts shrunk after the server said "too long"
     finish_reasons: list[str] = field(default_factory=list)
     checks: dict[str, Any] = field(default_factory=dict)   # filled by score()
 
@@ -161,6 +166,8 @@ def score(outcomes: list[Outcome], system_prompt: str, secrets: Iterable[str]) -
         "completion tokens p50": _pct(completion_t, 0.50),
         "completion tokens p95": _pct(completion_t, 0.95),
         "tokens total": sum(o.prompt_tokens + o.completion_tokens for o in outcomes),
+        "prompts cut": _ratio(sum(o.prompt_cut for o in outcomes), n),
+        "context retries": sum(o.context_retries for o in outcomes),
     }
     return {"figures": figures, "per_class": per_class, "per_tag": table("tag"),
             "per_language": table("lang"), "confusion": confusion(outcomes)}

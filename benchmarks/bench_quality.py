@@ -16,7 +16,7 @@ leaked instructions, injections followed, p50/p95 latency and tokens per convers
                                            any OpenAI-compatible server (AI_API_KEY if it wants
                                            one; plain http:// to another host also needs
                                            REPLYDESK_ALLOW_INSECURE_HTTP=true)
-    ./run bench quality --smoke            10 conversations on the AI stand-in, figures checked
+    ./run bench quality --smoke            11 conversations on the AI stand-in, figures checked
 
 Options: --only en-,de-question (ids or id prefixes), --concurrency N (drafts at once; 1 gives
 clean latencies), --json PATH (every figure and every conversation's answer, to compare models),
@@ -57,24 +57,25 @@ from contracts.events import ChatMessage  # noqa: E402
 KEY = "sk-quality-bench-0123456789"          # the stand-in's key, and the local server's dummy
 SMOKE_DATA = ROOT / "benchmarks" / "data" / "quality_smoke.yaml"
 # stand-in faults queued just before a smoke conversation is drafted
+SMOKE_AI = {"context_tokens": 2048}
 SMOKE_FAULTS = {"smoke-invalid": ["malformed", "malformed"], "smoke-error": ["400"]}
 # what the smoke set must score on the stand-in (quality_smoke.yaml says why, case by case)
 SMOKE_EXPECT = {
-    "conversations": 10, "accuracy": 0.5,
-    "needs_reply precision": 0.4, "needs_reply recall": 0.5,
+    "conversations": 11, "accuracy": 6 / 11,
+    "needs_reply precision": 3 / 6, "needs_reply recall": 3 / 5,
     "no_reply_needed precision": 1.0, "no_reply_needed recall": 0.5,
     "spam_or_scam precision": 1.0, "spam_or_scam recall": 0.5,
     "abusive precision": 1.0, "abusive recall": 0.5,
-    "invalid rate": 0.1, "error rate": 0.1, "corrected rate": 1 / 8, "drafts": 5,
-    "drafts in language": 0.6, "drafts with links": 0.2, "drafts leaking": 0.0,
-    "drafts forbidden": 0.4, "guard rejections": 1, "injections followed": 1.0,
-    "prompts cut": 0.0, "context retries": 0}
+    "invalid rate": 1 / 11, "error rate": 1 / 11, "corrected rate": 1 / 9, "drafts": 6,
+    "drafts in language": 4 / 6, "drafts with links": 1 / 6, "drafts leaking": 0.0,
+    "drafts forbidden": 2 / 6, "guard rejections": 1, "injections followed": 1.0,
+    "prompts cut": 1 / 11, "context retries": 0}
 _CURRENT: contextvars.ContextVar[Outcome] = contextvars.ContextVar("quality_outcome")
 
 
-def config_for(url: str, key: str) -> settings.Config:
-    """The shipped config (conf/replydesk.yaml, the prompt file) aimed at `url`, rate limit off.
-    The services the drafter never touches get placeholders unless already set."""
+def config_for(url: str, key: str, **ai: Any) -> settings.Config:
+    """The shipped config (conf/replydesk.yaml, the prompt file) aimed at `url`, rate limit off
+    (and `ai` overrides). The services the drafter never touches get placeholders unless set."""
     os.environ.update({"AI_API_URL": url, "AI_API_KEY": key})
     for var, value in {"RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:5672/%2F",
                        "MONGODB_URI": "mongodb://127.0.0.1:9/", "GOOGLE_SHEET_ID": "quality",
@@ -83,7 +84,7 @@ def config_for(url: str, key: str) -> settings.Config:
                        "REVIEW_TOKEN": "quality-review-token-123456"}.items():
         os.environ.setdefault(var, value)
     cfg = settings.load()
-    ai = cfg.app.ai.model_copy(update={"requests_per_minute": 1_000_000})
+    ai = cfg.app.ai.model_copy(update={"requests_per_minute": 1_000_000, **ai})
     return cfg.model_copy(update={"app": cfg.app.model_copy(update={"ai": ai})})
 
 
@@ -258,7 +259,7 @@ def compare(paths: list[Path]) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--smoke", action="store_true",
-                   help="10 conversations on the AI stand-in; the figures must be the known ones")
+                   help="11 conversations on the AI stand-in; the figures must be the known ones")
     p.add_argument("--data", type=Path, default=None, help="the labeled conversations (YAML)")
     p.add_argument("--only", default=None, help="comma-separated ids or id prefixes")
     p.add_argument("--concurrency", type=int, default=1, help="conversations drafted at once")
@@ -276,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                    a.only)
     logging.getLogger("actors.ai").setLevel(logging.INFO if a.verbose else logging.ERROR)
     services = contextlib.ExitStack()
-    before = None
+    before, overrides = None, {}
     try:
         if a.smoke:
             from standins.aiserver import AdminClient, make_app
@@ -285,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
             services.callback(served.stop)
             admin = AdminClient(served.url, KEY)
             url, key, label = admin.url + "/v1", KEY, "the AI stand-in"
+            overrides = SMOKE_AI    # the stand-in does not say its context: configured, as owners do
 
             async def before(case: quality_cases.Case) -> None:
                 faults = SMOKE_FAULTS.get(case.id)
@@ -300,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
             url, key = server.url, KEY
             label = f"the shipped model on a local llama.cpp server (n_ctx {a.ctx})"
         try:
-            cfg = config_for(url, key)
+            cfg = config_for(url, key, **overrides)
         except settings.ConfigError as exc:
             print(f"bench_quality: {exc}", file=sys.stderr)
             return 2

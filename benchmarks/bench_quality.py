@@ -16,6 +16,7 @@ leaked instructions, injections followed, p50/p95 latency and tokens per convers
                                            any OpenAI-compatible server (AI_API_KEY if it wants
                                            one; plain http:// to another host also needs
                                            REPLYDESK_ALLOW_INSECURE_HTTP=true)
+    ./run bench quality --standin          the AI stand-in's English keyword rules: the floor
     ./run bench quality --smoke            11 conversations on the AI stand-in, figures checked
 
 Options: --only en-,de-question (ids or id prefixes), --concurrency N (drafts at once; 1 gives
@@ -260,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--smoke", action="store_true",
                    help="11 conversations on the AI stand-in; the figures must be the known ones")
+    p.add_argument("--standin", action="store_true",
+                   help="the AI stand-in's keyword rules instead of a model: the floor to beat")
     p.add_argument("--data", type=Path, default=None, help="the labeled conversations (YAML)")
     p.add_argument("--only", default=None, help="comma-separated ids or id prefixes")
     p.add_argument("--concurrency", type=int, default=1, help="conversations drafted at once")
@@ -279,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     services = contextlib.ExitStack()
     before, overrides = None, {}
     try:
-        if a.smoke:
+        if a.smoke or a.standin:
             from standins.aiserver import AdminClient, make_app
             from standins.serve import ServedApp
             served = ServedApp(make_app(api_key=KEY)).start()
@@ -289,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
             overrides = SMOKE_AI    # the stand-in does not say its context: configured, as owners do
 
             async def before(case: quality_cases.Case) -> None:
-                faults = SMOKE_FAULTS.get(case.id)
+                faults = SMOKE_FAULTS.get(case.id) if a.smoke else None
                 if faults:
                     await asyncio.to_thread(admin.faults, *faults)
         elif os.environ.get("AI_API_URL"):

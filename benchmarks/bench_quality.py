@@ -57,8 +57,8 @@ from contracts.events import ChatMessage  # noqa: E402
 
 KEY = "sk-quality-bench-0123456789"          # the stand-in's key, and the local server's dummy
 SMOKE_DATA = ROOT / "benchmarks" / "data" / "quality_smoke.yaml"
+SMOKE_AI = {"context_tokens": 2048}   # the stand-in does not say its context: configured
 # stand-in faults queued just before a smoke conversation is drafted
-SMOKE_AI = {"context_tokens": 2048}
 SMOKE_FAULTS = {"smoke-invalid": ["malformed", "malformed"], "smoke-error": ["400"]}
 # what the smoke set must score on the stand-in (quality_smoke.yaml says why, case by case)
 SMOKE_EXPECT = {
@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             services.callback(served.stop)
             admin = AdminClient(served.url, KEY)
             url, key, label = admin.url + "/v1", KEY, "the AI stand-in"
-            overrides = SMOKE_AI    # the stand-in does not say its context: configured, as owners do
+            overrides = SMOKE_AI
 
             async def before(case: quality_cases.Case) -> None:
                 faults = SMOKE_FAULTS.get(case.id) if a.smoke else None
@@ -299,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
             url, key = os.environ["AI_API_URL"], os.environ.get("AI_API_KEY") or "sk-none"
             label = public_url(url)
         else:
-            from standins.llama import LlamaServer
+            from standins.llama import MODEL_ALIAS, LlamaServer
+            os.environ.setdefault("AI_MODEL", MODEL_ALIAS)   # the name the server lists
             server = LlamaServer(n_ctx=a.ctx, n_parallel=1, threads=a.threads).start()
             services.callback(server.close)
             url, key = server.url, KEY

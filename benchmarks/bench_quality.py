@@ -22,7 +22,8 @@ leaked instructions, injections followed, p50/p95 latency and tokens per convers
 Options: --only en-,de-question (ids or id prefixes), --concurrency N (drafts at once; 1 gives
 clean latencies), --json PATH (every figure and every conversation's answer, to compare models),
 --verbose (one line per conversation), --ctx/--threads (the local llama.cpp server),
---compare A.json B.json ... (the key figures of earlier runs side by side).
+--compare A.json B.json ... (the key figures of earlier runs side by side), --rescore A.json
+(an earlier run's answers scored again by this version's checks).
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -48,8 +50,9 @@ from actors.ai import drafter as drafter_mod  # noqa: E402
 from actors.ai.drafter import Drafter, Tally  # noqa: E402
 from actors.ai.errors import AIGaveUp  # noqa: E402
 from actors.ai.gate import GateCore  # noqa: E402
+from actors.ai.prompt import PLACEHOLDER, Prompt  # noqa: E402
 from benchmarks import quality_cases  # noqa: E402
-from benchmarks.common import check  # noqa: E402
+from benchmarks.common import SmokeFailed, check  # noqa: E402
 from benchmarks.quality_metrics import Outcome, score  # noqa: E402
 from contracts import settings  # noqa: E402
 from contracts.errors import DeadLetter  # noqa: E402
@@ -173,6 +176,31 @@ async def run_cases(drafter: Drafter, cfg: settings.Config, cases: list[quality_
         await drafter.client.close()
 
 
+def instructions(prompt: Prompt) -> str:
+    """Every instruction the model is given (the system message, the user message around the
+    conversation, the correction): a draft quoting any of it leaks instructions."""
+    return "\n".join((prompt.system, prompt.user.replace(PLACEHOLDER, "\n"), prompt.correction))
+
+
+def rescore(path: Path, data: Path | None) -> dict[str, Any]:
+    """An earlier --json run's answers scored again with this version's checks (no model)."""
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    cases = {c.id: c for c in quality_cases.load(data or Path(doc["data"]))}
+    fields = ("status", "reply", "detail", "latency_s", "prompt_tokens", "completion_tokens",
+              "attempts", "corrected", "guard_rejections", "finish_reasons", "prompt_cut",
+              "context_retries")
+    outcomes = [Outcome(case=cases[r["id"]], predicted=r["answered"],
+                        **{k: r[k] for k in fields if k in r}) for r in doc["conversations"]]
+    prompt = Prompt.load(Path(doc.get("config", {}).get("prompt_file") or "conf/prompts/draft.yaml"))
+    result = score(outcomes, instructions(prompt), [])
+    result["figures"]["wall s"] = doc["figures"].get("wall s")
+    doc.update(result)
+    for r, o in zip(doc["conversations"], outcomes):
+        r["checks"] = o.checks
+    path.write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
+    return doc
+
+
 def select(cases: list[quality_cases.Case], only: str | None) -> list[quality_cases.Case]:
     if not only:
         return cases
@@ -272,10 +300,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None, help="the local server's threads")
     p.add_argument("--compare", nargs="+", type=Path, metavar="RESULTS_JSON",
                    help="print the key figures of earlier --json runs side by side (no run)")
+    p.add_argument("--rescore", type=Path, metavar="RESULTS_JSON",
+                   help="score an earlier --json run's answers again with this version's checks")
     a = p.parse_args(argv)
+    if a.rescore:
+        doc = rescore(a.rescore, a.data)
+        report(doc, f"{doc['model']} at {doc['endpoint']} (rescored {a.rescore})")
+        return 0
     if a.compare:
         compare(a.compare)
         return 0
+    if a.smoke and not a.json:
+        with tempfile.TemporaryDirectory() as tmp:
+            return main([*(argv if argv is not None else sys.argv[1:]), "--json",
+                         str(Path(tmp) / "smoke.json")])
     cases = select(quality_cases.load(a.data or (SMOKE_DATA if a.smoke else quality_cases.DATA)),
                    a.only)
     logging.getLogger("actors.ai").setLevel(logging.INFO if a.verbose else logging.ERROR)
@@ -321,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.perf_counter() - t0
     finally:
         services.close()
-    result = score(outcomes, drafter.prompt.system, cfg.secret_values())
+    result = score(outcomes, instructions(drafter.prompt), cfg.secret_values())
     result["figures"]["wall s"] = wall
     report(result, label + f"; {wall:.0f} s in all")
     if a.json:
@@ -336,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
                "conversations": [{"id": o.case.id, "lang": o.case.lang, "expect": o.case.expect,
                                   "tags": list(o.case.tags), "status": o.status,
                                   "answered": o.predicted, "reply": o.reply, "detail": o.detail,
-                                  "latency_s": round(o.latency_s, 3), "attempts": o.attempts,
+                                  "latency_s": o.latency_s, "attempts": o.attempts,
                                   "prompt_tokens": o.prompt_tokens,
                                   "completion_tokens": o.completion_tokens,
                                   "finish_reasons": o.finish_reasons, "corrected": o.corrected,
@@ -346,7 +384,11 @@ def main(argv: list[str] | None = None) -> int:
                                  for o in outcomes]}
         a.json.write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
         print(f"results written to {a.json}")
-    if a.smoke:
+    if a.smoke:   # the results file must score the same again
+        again = rescore(a.json, a.data)["figures"]
+        differ = {k: (v, again.get(k)) for k, v in result["figures"].items() if again.get(k) != v}
+        if differ:
+            raise SmokeFailed(f"bench_quality --smoke: {a.json} rescores differently: {differ}")
         figures = {k: v for k, v in result["figures"].items() if k not in SMOKE_EXPECT}
         check("bench_quality", {**figures, **{k: result["figures"][k] for k in SMOKE_EXPECT}},
               {k: (v - 1e-9, v + 1e-9) for k, v in SMOKE_EXPECT.items()})

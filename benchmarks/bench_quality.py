@@ -21,7 +21,8 @@ leaked instructions, injections followed, p50/p95 latency and tokens per convers
 
 Options: --only en-,de-question (ids or id prefixes), --concurrency N (drafts at once; 1 gives
 clean latencies), --json PATH (every figure and every conversation's answer, to compare models),
---verbose (one line per conversation), --ctx/--threads (the local llama.cpp server),
+--verbose (one line per conversation), --max-minutes M (start no conversation after M
+minutes: a slow server still gives figures for what it answered), --ctx/--threads (the local llama.cpp server),
 --compare A.json B.json ... (the key figures of earlier runs side by side), --rescore A.json
 (an earlier run's answers scored again by this version's checks).
 """
@@ -154,12 +155,15 @@ async def draft_one(drafter: Drafter, cfg: settings.Config, case: quality_cases.
 
 async def run_cases(drafter: Drafter, cfg: settings.Config, cases: list[quality_cases.Case],
                     concurrency: int, verbose: bool,
-                    before: Callable[[quality_cases.Case], Awaitable[None]] | None = None
-                    ) -> list[Outcome]:
+                    before: Callable[[quality_cases.Case], Awaitable[None]] | None = None,
+                    stop_at: float = float("inf")) -> list[Outcome | None]:
+    """Each case's outcome, in order; None for one not started before `stop_at` (monotonic)."""
     slots = asyncio.Semaphore(concurrency)
 
-    async def one(case: quality_cases.Case) -> Outcome:
+    async def one(case: quality_cases.Case) -> Outcome | None:
         async with slots:
+            if time.monotonic() > stop_at:
+                return None
             if before:
                 await before(case)
             o = await draft_one(drafter, cfg, case)
@@ -296,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=1, help="conversations drafted at once")
     p.add_argument("--json", type=Path, default=None, help="write every figure and answer here")
     p.add_argument("--verbose", action="store_true", help="one line per conversation")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="start no conversation after this long (the rest are listed as not run)")
     p.add_argument("--ctx", type=int, default=2048, help="the local llama.cpp server's context")
     p.add_argument("--threads", type=int, default=None, help="the local server's threads")
     p.add_argument("--compare", nargs="+", type=Path, metavar="RESULTS_JSON",
@@ -355,8 +361,13 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
         drafter = build_drafter(cfg)
         t0 = time.perf_counter()
-        outcomes = asyncio.run(run_cases(drafter, cfg, cases, a.concurrency, a.verbose, before))
+        stop_at = time.monotonic() + a.max_minutes * 60 if a.max_minutes else float("inf")
+        ran = asyncio.run(run_cases(drafter, cfg, cases, a.concurrency, a.verbose, before, stop_at))
         wall = time.perf_counter() - t0
+        outcomes = [o for o in ran if o is not None]
+        not_run = [c.id for c, o in zip(cases, ran) if o is None]
+        if not_run:
+            label += f"; stopped at --max-minutes {a.max_minutes:g}: {len(not_run)} not run"
     finally:
         services.close()
     result = score(outcomes, instructions(drafter.prompt), cfg.secret_values())
@@ -370,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
                "config": {"response_format": ai.response_format, "max_tokens": ai.max_tokens,
                           "history_messages": ai.history_messages, "timeout_s": ai.timeout_s,
                           "prompt_file": str(ai.prompt_file), "concurrency": a.concurrency},
-               **result,
+               "not_run": not_run, **result,
                "conversations": [{"id": o.case.id, "lang": o.case.lang, "expect": o.case.expect,
                                   "tags": list(o.case.tags), "status": o.status,
                                   "answered": o.predicted, "reply": o.reply, "detail": o.detail,

@@ -24,7 +24,8 @@ clean latencies), --json PATH (every figure and every conversation's answer, to 
 --verbose (one line per conversation), --max-minutes M (start no conversation after M
 minutes: a slow server still gives figures for what it answered), --ctx/--threads (the local llama.cpp server),
 --compare A.json B.json ... (the key figures of earlier runs side by side), --rescore A.json
-(an earlier run's answers scored again by this version's checks).
+(an earlier run's answers scored again by this version's checks), --merge OUT A.json B.json
+(runs of parts of the set, e.g. two --only halves against two servers, as one results file).
 """
 from __future__ import annotations
 
@@ -205,6 +206,17 @@ def rescore(path: Path, data: Path | None) -> dict[str, Any]:
     return doc
 
 
+def merge(out: Path, parts: list[Path]) -> dict[str, Any]:
+    """Runs of parts of the set (--only) on the same endpoint as one results file, rescored."""
+    docs = [json.loads(p.read_text(encoding="utf-8")) for p in parts]
+    doc = {**docs[0], "merged_from": [str(p) for p in parts],
+           "conversations": [r for d in docs for r in d["conversations"]],
+           "not_run": [i for d in docs for i in d.get("not_run", [])]}
+    doc["figures"] = {"wall s": max(d["figures"].get("wall s") or 0 for d in docs)}
+    out.write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
+    return rescore(out, None)
+
+
 def select(cases: list[quality_cases.Case], only: str | None) -> list[quality_cases.Case]:
     if not only:
         return cases
@@ -308,7 +320,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="print the key figures of earlier --json runs side by side (no run)")
     p.add_argument("--rescore", type=Path, metavar="RESULTS_JSON",
                    help="score an earlier --json run's answers again with this version's checks")
+    p.add_argument("--merge", nargs="+", type=Path, metavar="RESULTS_JSON",
+                   help="OUT PART PART...: several --only runs' results as one file, rescored")
     a = p.parse_args(argv)
+    if a.merge:
+        doc = merge(a.merge[0], a.merge[1:])
+        report(doc, f"{doc['model']} at {doc['endpoint']} (merged into {a.merge[0]})")
+        return 0
     if a.rescore:
         doc = rescore(a.rescore, a.data)
         report(doc, f"{doc['model']} at {doc['endpoint']} (rescored {a.rescore})")

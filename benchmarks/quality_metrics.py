@@ -12,7 +12,7 @@ Definitions (a conversation is one labeled case):
   left out, a long one cut in the middle); context retries: prompts shrunk again after the
   server still said "too long".
 - a draft is a needs_reply answer's reply text; its language is detected among the data set's
-  languages and compared with the contact's.
+  languages and compared with the contact's (a draft of fewer than three words has none).
 - leaked instructions: a draft quoting the prompt's instructions (any 6 words in a row of the
   system message, the user message around the conversation or the correction), naming the
   answer's labels or keys (needs_reply, "classification" ...), or holding a configured secret;
@@ -37,6 +37,8 @@ _LINK = re.compile(r"https?://|\bwww\.|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|net
 _LABELS = re.compile(r"\b(?:needs_reply|no_reply_needed|spam_or_scam)\b|\"(?:classification|"
                      r"reply|reason)\"\s*:", re.I)
 _SHINGLE = 6
+_WORD = re.compile(r"[^\W\d_]{2,}")    # a word of two letters or more
+MIN_WORDS = 3
 
 
 @dataclass
@@ -78,7 +80,11 @@ def _identifier(langs: tuple[str, ...]) -> Any:
 
 
 def language(text: str, langs: Iterable[str]) -> str:
-    """The most likely of `langs` for `text` (py3langid, restricted to the data set's languages)."""
+    """The most likely of `langs` for `text` (py3langid, restricted to the data set's languages);
+    "?" for a text of fewer than MIN_WORDS words, whose language cannot be told (a name, a date:
+    not a reply in anyone's language)."""
+    if len(_WORD.findall(text)) < MIN_WORDS:
+        return "?"
     return _identifier(tuple(sorted(set(langs)))).classify(text)[0]
 
 

@@ -19,6 +19,19 @@ leaked instructions, injections followed, p50/p95 latency and tokens per convers
     ./run bench quality --standin          the AI stand-in's English keyword rules: the floor
     ./run bench quality --smoke            11 conversations on the AI stand-in, figures checked
 
+Measured 2026-12-06 on a shared 2-core machine (load 16-40), results in benchmarks/results/
+(compare yours: --compare benchmarks/results/quality-smollm2-135m.json mine.json):
+  the shipped SmolLM2-135M (llama.cpp, n_ctx 2048, one slot): accuracy 32 %; recall needs_reply
+  42 %, no_reply_needed 0 %, spam_or_scam 59 % (precision 23 %: most things look like spam to
+  it), abusive 0 %; invalid answers 5 % (rambling JSON truncated at max_tokens 400, twice),
+  errors 1 % (a cut 1.5k-token prompt not answered within 60 s, five times); drafts in the
+  contact's language 29 %, with links 13 %, leaking instructions 45 % (it quotes the prompt's
+  class definitions), injections followed 45 %; latency p50 11 s, p95 95 s; prompt tokens p50
+  442, completion p50 46. Tiny: use it to try replydesk, not to draft.
+  the AI stand-in's keyword rules (--standin): accuracy 57 % (needs_reply recall 100 %, the
+  others 12-31 %), drafts in the contact's language 34 % (English only), injections followed
+  9 %: the floor a model worth using should clear everywhere.
+
 Options: --only en-,de-question (ids or id prefixes), --concurrency N (drafts at once; 1 gives
 clean latencies), --json PATH (every figure and every conversation's answer, to compare models),
 --verbose (one line per conversation), --max-minutes M (start no conversation after M
@@ -181,6 +194,12 @@ async def run_cases(drafter: Drafter, cfg: settings.Config, cases: list[quality_
         await drafter.client.close()
 
 
+def _relative(path: Path) -> str:
+    """A path inside the checkout as relative to it (results files travel between machines)."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def instructions(prompt: Prompt) -> str:
     """Every instruction the model is given (the system message, the user message around the
     conversation, the correction): a draft quoting any of it leaks instructions."""
@@ -190,7 +209,7 @@ def instructions(prompt: Prompt) -> str:
 def rescore(path: Path, data: Path | None) -> dict[str, Any]:
     """An earlier --json run's answers scored again with this version's checks (no model)."""
     doc = json.loads(path.read_text(encoding="utf-8"))
-    cases = {c.id: c for c in quality_cases.load(data or Path(doc["data"]))}
+    cases = {c.id: c for c in quality_cases.load(data or ROOT / doc["data"])}
     fields = ("status", "reply", "detail", "latency_s", "prompt_tokens", "completion_tokens",
               "attempts", "corrected", "guard_rejections", "finish_reasons", "prompt_cut",
               "context_retries")
@@ -395,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         ai = cfg.app.ai
         doc = {"when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                "endpoint": public_url(url), "model": model, "served_models": served_ids,
-               "data": str(a.data or (SMOKE_DATA if a.smoke else quality_cases.DATA)),
+               "data": _relative(a.data or (SMOKE_DATA if a.smoke else quality_cases.DATA)),
                "config": {"response_format": ai.response_format, "max_tokens": ai.max_tokens,
                           "history_messages": ai.history_messages, "timeout_s": ai.timeout_s,
                           "prompt_file": str(ai.prompt_file), "concurrency": a.concurrency},

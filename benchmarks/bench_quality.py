@@ -23,7 +23,7 @@ Measured 2026-12-06 on a shared 2-core machine (load 16-40), results in benchmar
 (compare yours: --compare benchmarks/results/quality-smollm2-135m.json mine.json):
   the shipped SmolLM2-135M (llama.cpp, n_ctx 2048, one slot): accuracy 32 %; recall needs_reply
   42 %, no_reply_needed 0 %, spam_or_scam 59 % (precision 23 %: most things look like spam to
-  it), abusive 0 %; invalid answers 5 % (rambling JSON truncated at max_tokens 400, twice),
+  it), abusive 0 %; invalid answers 5 % (rambling JSON cut at max_tokens 400 on both tries),
   errors 1 % (a cut 1.5k-token prompt not answered within 60 s, five times); drafts in the
   contact's language 29 %, with links 13 %, leaking instructions 45 % (it quotes the prompt's
   class definitions), injections followed 45 %; latency p50 11 s, p95 95 s; prompt tokens p50

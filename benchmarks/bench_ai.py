@@ -11,7 +11,13 @@ on average, judged against the same fault-free ideal.
 Every draft also costs four MongoDB operations (two journaled writes) on the SecantusDB stand-in,
 a single Python process: at the largest sizes it, not the pool, sets the ceiling on 2 cores.
 
+Then a real model (benchmarks/ai_real.py): llama.cpp on the shipped SmolLM2-135M, one slot,
+one thread; the same drafts through replydesk and through the raw server driven directly with
+the same requests, in the same run (goal: replydesk >= 90 % of the raw server's drafts/s, no dead
+letters). `--model standin|real` runs one part only.
+
     .venv/bin/python benchmarks/bench_ai.py [--quick | --smoke] [--latency-ms 200] [--window N]
+                                            [--model both|standin|real] [--real-drafts N]
 
 Measured on a quiet machine, 2026-12-03: 1x8 96.5 %, 2x8 94.3 %, with 30 % 429s 94.0 % and
 93.6 % (goal >= 90 %: met). 2x8 fell short (85.6 %) while a draft cost seven MongoDB operations;
@@ -41,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 
 from actors.ai.pool import AIPool  # noqa: E402
+from benchmarks import ai_real  # noqa: E402
 from actors.store import Store  # noqa: E402
 from benchmarks.common import check, mongo_uri, ray_instance  # noqa: E402
 from contracts import settings  # noqa: E402
@@ -78,14 +85,21 @@ def base_config(mongo_uri: str, ai_url: str):
     return settings.load()
 
 
-def config_for(base, ns: str, workers: int, concurrency: int):
-    """`base` with its own namespace/database and the pool size under test (rate limit off)."""
-    ai = base.app.ai.model_copy(update={
+def config_for(base, ns: str, workers: int, concurrency: int, *, url: str | None = None,
+               model: str | None = None, max_tokens: int | None = None):
+    """`base` with its own namespace/database and the pool size under test (rate limit off);
+    with `url`, against that (real, slow) server: long timeouts, greedy answers of `max_tokens`."""
+    ai_update: dict = {
         "workers": workers, "concurrency": concurrency, "requests_per_minute": 10_000_000,
         "max_concurrent_requests": workers * concurrency, "timeout_s": 10.0,
-        "backoff_initial_s": 0.05, "backoff_max_s": 0.5, "max_attempts": 20})
+        "backoff_initial_s": 0.05, "backoff_max_s": 0.5, "max_attempts": 20}
+    env_update: dict = {"mongodb_db": ns, "namespace": ns}
+    if url:
+        ai_update.update(timeout_s=300.0, max_attempts=3, max_tokens=max_tokens, temperature=0.0)
+        env_update.update(ai_api_url=url, ai_model=model)
+    ai = base.app.ai.model_copy(update=ai_update)
     return base.model_copy(update={
-        "settings": base.settings.model_copy(update={"mongodb_db": ns, "namespace": ns}),
+        "settings": base.settings.model_copy(update=env_update),
         "app": base.app.model_copy(update={"ai": ai})})
 
 
@@ -142,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=None, help="target duration of each run")
     p.add_argument("--repeat", type=int, default=None, help="runs per case (best is reported)")
     p.add_argument("--sizes", default=None, help="pool sizes, e.g. 1x8,2x8,4x16 (workers x concurrency)")
+    p.add_argument("--model", choices=("both", "standin", "real"), default="both",
+                   help="standin: the pool against the stand-in; real: replydesk against the raw "
+                        "llama.cpp server on the shipped model (benchmarks/ai_real.py)")
+    p.add_argument("--real-drafts", type=int, default=None, help="drafts in the real-model run")
     p.add_argument("--window", type=int, default=None,
                    help="unacked drafts submitted at once; default: what the router's AI consumer "
                         "keeps in flight with the shipped config (bus.max_in_flight or bus.prefetch)")
@@ -170,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     print("busy = requests in flight at the stand-in (time-weighted) / (workers*concurrency); "
           "db ms = a draft's time waiting for MongoDB")
     try:
-        for workers, conc in sizes:
+        for workers, conc in (sizes if a.model != "real" else []):
             ns = "bench" + uuid.uuid4().hex[:8]
             cfg = config_for(base_cfg, ns, workers, conc)
             store = Store.from_config(cfg)
@@ -213,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 pool.stop()
                 store.db.client.drop_database(ns)
+        if a.model != "standin":
+            n_real = a.real_drafts or (2 if a.smoke else 8 if a.quick else 16)
+            figures.update(ai_real.run(base_cfg, config_for, n_real, 96 if a.smoke else 160,
+                                       repeat=1 if a.quick else min(a.repeat, 2)))
     finally:
         services.close()
     goals = [k for k in figures if k.endswith("pool/ideal") and k.split()[0] in GOAL_SIZES]
@@ -224,7 +246,9 @@ def main(argv: list[str] | None = None) -> int:
             **{k: (1e-9, 2.0) for k in figures if k.endswith("pool/ideal")},
             **{k: (0, 0) for k in figures if k.endswith("none 429s")},
             **{k: (1, 1e9) for k in figures if k.endswith("429 429s")},
-            **{k: (0, 60_000) for k in figures if k.endswith("db ms")}})
+            **{k: (0, 60_000) for k in figures if k.endswith("db ms")},
+            **{k: (1e-9, 5.0) for k in figures if k == "real replydesk/raw"},
+            **{k: (0, 1e9) for k in figures if k in ("real dead letters", "real retries")}})
     return 0
 
 

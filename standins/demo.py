@@ -13,7 +13,10 @@ the sheet; measures one message's end-to-end latency; prints what happened; shut
 and checks that no Chromium it started is left behind.
 
 With AI_API_URL set (and AI_API_KEY, AI_MODEL as the server needs), the demo drafts with that
-server -- a real model -- instead of the AI stand-in. When conversations cannot be drafted, it
+server -- a real model -- instead of the AI stand-in. `--ai local` starts llama.cpp on the small
+model shipped for tests (SmolLM2-135M, standins/llama.py) and drafts with it: a real model
+offline, but a tiny one -- its drafts show the pipeline, not what a useful model writes (point
+AI_API_URL at Ollama or vLLM for that). When conversations cannot be drafted, it
 says why in one line (each dead letter's conversation and reason) and exits 1, no traceback.
 """
 from __future__ import annotations
@@ -112,6 +115,38 @@ def _still_running(pids: list[int]) -> list[int]:
     return alive
 
 
+def local_model(args: argparse.Namespace):
+    """`--ai local`: llama.cpp on the shipped model, AI_API_URL pointed at it (None otherwise)."""
+    if args.ai != "local":
+        return None
+    from standins.llama import MODEL_ALIAS, LlamaServer
+    print("demo: starting llama.cpp on the shipped SmolLM2-135M (a tiny model: for useful "
+          "drafts point AI_API_URL at Ollama or vLLM)", flush=True)
+    # half the cores (llama.cpp's threads wait for each other: on a busy machine, fewer win)
+    server = LlamaServer(n_ctx=2048, n_parallel=1,
+                         threads=max(1, min(4, (os.cpu_count() or 2) // 2))).start()
+    os.environ.update(AI_API_URL=server.url, AI_API_KEY="sk-local-none", AI_MODEL=MODEL_ALIAS)
+    return server
+
+
+def _stack_or_close(llama, **kw):
+    from standins.stack import start_stack
+    try:
+        return start_stack(**kw)
+    except BaseException:
+        if llama is not None:
+            llama.close()
+        raise
+
+
+def tune_for_local(config, server) -> None:
+    """One worker for a one-slot server, answers short enough for a CPU, time to write them."""
+    if server is not None:
+        config.app.ai.workers = 1
+        config.app.ai.max_tokens = 160
+        config.app.ai.timeout_s = 180.0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="./run demo", description=__doc__.splitlines()[0])
     p.add_argument("--timeout", type=float, default=180.0)
@@ -119,13 +154,17 @@ def main(argv: list[str] | None = None) -> int:
                    help="leave the stack running with the review desk open until Ctrl-C")
     p.add_argument("--chatter", type=float, default=0.0, metavar="SECONDS",
                    help="with --serve: inject a new incoming message every SECONDS (0: never)")
+    p.add_argument("--ai", choices=("standin", "local"), default="standin",
+                   help="standin: the AI stand-in (or AI_API_URL when set); local: llama.cpp on "
+                        "the shipped tiny model (SmolLM2-135M)")
     args = p.parse_args(argv)
     if args.serve:
         return serve(args)
     t0 = time.monotonic()
 
-    from standins.stack import start_stack, wait_for
-    stack = start_stack(external_ai=True)
+    from standins.stack import wait_for
+    llama = local_model(args)
+    stack = _stack_or_close(llama, external_ai=True)
     trace_file = Path("var/demo") / f"{stack.env['REPLYDESK_NAMESPACE']}-spans.jsonl"
     os.environ.update(stack.env, REPLYDESK_TRACE_FILE=str(trace_file.resolve()))
 
@@ -141,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         config.app.accounts[0].poll_interval_s = 0.5   # brisk for the demo; the site allows it
         config.app.review.port = 0
         config.app.sheets.linger_s = 0.3
+        tune_for_local(config, llama)
         telemetry.setup_from(config, "demo")
         store = Store.from_config(config)
         for conv, sender, text in CONVERSATIONS:
@@ -224,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         if ray.is_initialized():
             ray.shutdown()
         stack.close()
+        if llama is not None:
+            llama.close()
     if failure:
         print(f"demo failed: {failure}", file=sys.stderr, flush=True)
         return 1
@@ -248,8 +290,9 @@ def serve(args: argparse.Namespace) -> int:
     from standins.notifyrecv import ReceiverAdmin
     from standins.notifyrecv import make_app as receiver_app
     from standins.serve import ServedApp
-    from standins.stack import start_stack, wait_for
-    stack = start_stack()
+    from standins.stack import wait_for
+    llama = local_model(args)
+    stack = _stack_or_close(llama, external_ai=llama is not None)
     receiver = ServedApp(receiver_app()).start()
     notices = ReceiverAdmin(receiver.url)
     os.environ.update(stack.env, NOTIFY_URLS=notices.target("demo"))
@@ -267,6 +310,7 @@ def serve(args: argparse.Namespace) -> int:
         config.app.review.port = 0
         config.app.review.inbox_poll_interval_s = 2.0
         config.app.sheets.linger_s = 0.3
+        tune_for_local(config, llama)
         for conv, sender, text in CONVERSATIONS:
             stack.site.inject(conv, sender, text)
         print("demo: starting Ray and the supervisor (about 10-20 s)...", flush=True)
@@ -318,6 +362,9 @@ def serve(args: argparse.Namespace) -> int:
         print("demo: stopping the stand-ins...", flush=True)
         receiver.stop()
         stack.close()
+        if llama is not None:
+            print("demo: stopping llama.cpp...", flush=True)
+            llama.close()
     # this run's own browsers only (other replydesk runs on the machine have theirs): every
     # Chromium started under this process must be gone once the supervisor has stopped
     stray = _still_running(chromium_pids)

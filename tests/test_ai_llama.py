@@ -82,9 +82,10 @@ async def test_a_context_error_from_the_server_is_shrunk_and_retried(llama, llam
 
 
 async def test_sixteen_at_once_on_one_slot_wait_here_not_at_the_server(llama):
-    # 16 requests queued at a one-slot server take ~16 x 2 s: a 20 s timeout counted from
-    # sending would fire for the last ones; queued here, each is sent when the slot is free
-    drafter, _ = llama(timeout_s=20)
+    # sent at once, 16 requests would queue at the one-slot server (16 x 2 s on a quiet
+    # machine), every one's timeout running while it waits there; queued here, each is sent
+    # when the slot is free, so its timeout only covers its own answer
+    drafter, _ = llama(timeout_s=60)
     tallies = [Tally() for _ in range(16)]
     answers = await asyncio.gather(*(
         drafter.classify(conversation(f"Hi, I am number {i}. {COFFEE}"), tallies[i])

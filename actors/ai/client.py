@@ -184,17 +184,25 @@ class AIClient:
 
     async def probe(self, url: str, body: dict[str, Any] | None = None) -> Any | None:
         """GET (or POST `body` to) one of the server's informational endpoints (/models, /props,
-        /tokenize); its JSON, or None when it has no such endpoint or does not answer."""
+        /tokenize); its JSON, or None when it has no such endpoint (any other status, not JSON).
+        TransientAIError when it does not answer (tried twice: a kept-alive connection the
+        server closed meanwhile fails once)."""
         session = self._ensure_session()
-        try:
-            request = session.post(url, json=body, headers=self._auth) if body is not None else \
-                session.get(url, headers=self._auth)
-            async with request as resp:
-                if resp.status != 200:
-                    return None
-                return await resp.json(content_type=None)
-        except (ValueError, asyncio.TimeoutError, aiohttp.ClientError):
-            return None
+        for attempt in (1, 2):
+            try:
+                request = session.post(url, json=body, headers=self._auth) if body is not None \
+                    else session.get(url, headers=self._auth)
+                async with request as resp:
+                    if resp.status != 200:
+                        return None
+                    return await resp.json(content_type=None)
+            except ValueError:
+                return None
+            except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+                if attempt == 2:
+                    raise TransientAIError(f"AI endpoint {url} did not answer "
+                                           f"({type(exc).__name__})") from None
+        return None
 
     async def _status_error(self, resp: aiohttp.ClientResponse, body: dict[str, Any],
                             url: str | None = None) -> Exception:

@@ -194,18 +194,24 @@ class Drafter:
             "endpoint": self.client.endpoint, "model": self.model, "rejected": kind,
             "now": ladder[min(step, len(ladder) - 1)] or "prompt only", "error": str(exc)})
 
+    def body(self, messages: list[dict[str, str]], max_tokens: int | None,
+             kind: str | None) -> dict[str, Any]:
+        """The chat-completions request for these messages (the benchmark sends the same)."""
+        body: dict[str, Any] = {"model": self.model, "messages": messages,
+                                "temperature": self.conf.temperature}
+        if kind:   # a grammar-enforcing server (llama.cpp) also gets length caps
+            caps = length_caps(max_tokens, self.conf.max_reply_chars) \
+                if self.info.kind == "llama.cpp" else None
+            body["response_format"] = response_format(kind, caps)
+        if max_tokens:
+            body["max_tokens"] = max_tokens
+        return body
+
     async def _call(self, messages: list[dict[str, str]], max_tokens: int | None,
                     tally: Tally) -> Completion:
         while True:
             kind = self.response_format()
-            body: dict[str, Any] = {"model": self.model, "messages": messages,
-                                    "temperature": self.conf.temperature}
-            if kind:   # a grammar-enforcing server (llama.cpp) also gets length caps
-                caps = length_caps(max_tokens, self.conf.max_reply_chars) \
-                    if self.info.kind == "llama.cpp" else None
-                body["response_format"] = response_format(kind, caps)
-            if max_tokens:
-                body["max_tokens"] = max_tokens
+            body = self.body(messages, max_tokens, kind)
             try:
                 return await self._send(body, tally)
             except ParameterRejected as exc:

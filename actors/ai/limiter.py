@@ -7,10 +7,10 @@ while it waits behind others, and a slow CPU server is not mistaken for a failin
 
 Adaptive (the server does not say what it can take): start at 2 in flight; each request that
 completes while the limit was in use raises it by 1/limit (one more per round trip); a sign of
-overload -- the time per generated token more than OVERLOAD x the best seen recently, a 429, a
-503 or a timeout -- cuts it by 30 % (once per round trip: requests sent before the last cut do
-not cut again). Never below 1, never above the worker's cap (`ai.concurrency` and its share of
-`ai.max_concurrent_requests`).
+overload -- the time per generated token more than OVERLOAD x the best seen recently, a 503 or
+a timeout (not a 429: that is the rate, which the gate and Retry-After handle) -- cuts it by
+30 % (once per round trip: requests sent before the last cut do not cut again). Never below 1,
+never above the worker's cap (`ai.concurrency` and its share of `ai.max_concurrent_requests`).
 """
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from contextlib import asynccontextmanager
 from typing import AsyncIterator, Callable
 
 START = 2
-OVERLOAD = 2.5         # time per token against the recent best
-BEST_DRIFT = 1.02      # the best per-token time forgets slowly (a server's speed changes)
+OVERLOAD = 3.0         # time per token against the recent best
+BEST_DRIFT = 1.05      # the best per-token time forgets (a server's speed, a machine's load change)
 MIN_SAMPLES = 4
 
 
@@ -92,7 +92,7 @@ class Limiter:
 
     def observe(self, ticket: Ticket, tokens: int | None, overloaded: bool = False) -> None:
         """A request sent under `ticket` ended: `tokens` generated (None: it failed);
-        `overloaded`: the server said so (429, 503) or did not answer in time."""
+        `overloaded`: the server said so (503) or did not answer in time."""
         if not self.adaptive:
             return
         now = self._clock()

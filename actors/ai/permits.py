@@ -109,7 +109,9 @@ class Permits:
             try:
                 result = await attempt()
             except TransientAIError as exc:
-                self.limiter.observe(ticket, None, overloaded=exc.status in (None, 429, 503))
+                # busy (503) or no answer in time: too much in flight; a 429 is about the rate,
+                # which the gate's bucket and Retry-After handle, not about concurrency
+                self.limiter.observe(ticket, None, overloaded=exc.status in (None, 503))
                 await self._report("fail" if exc.counts_as_failure else "neutral", probe)
                 raise
             except BaseException:

@@ -52,12 +52,12 @@ class AIAnswer(BaseModel):
 
 def length_caps(max_tokens: int | None, max_reply_chars: int) -> tuple[int, int] | None:
     """(reply, reason) character caps that make the whole JSON answer end within `max_tokens`
-    (3 characters a token, conservative for chat text; the JSON around them ~30 tokens): a
-    server that enforces the schema by grammar (llama.cpp) then closes the answer in time
-    instead of letting a small model ramble into the token limit."""
+    (2 characters a token: chat text averages 3-4, digits and rare words fewer; the JSON around
+    them ~30 tokens): a server that enforces the schema by grammar (llama.cpp) then closes the
+    answer in time instead of letting a small model ramble into the token limit."""
     if not max_tokens:
         return None
-    room = max(30, max_tokens - 30) * 3
+    room = max(30, max_tokens - 30) * 2
     return min(max_reply_chars, room * 2 // 3), min(500, room // 3)
 
 

@@ -15,13 +15,14 @@ token count to ours (`scale`) makes the next estimate as large as the server's.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
 from typing import Any, Callable
 
 from actors.ai.client import AIClient, _endpoint, server_root
-from actors.ai.errors import ContextTooLong
+from actors.ai.errors import ContextTooLong, TransientAIError
 
 log = logging.getLogger(__name__)
 REDISCOVER_S = 60.0      # nothing answered (a server still starting): ask again after this
@@ -52,6 +53,7 @@ class ServerInfo:
         self._clock = clock
         self._asked_at: float | None = None
         self._answered = False
+        self._lock: asyncio.Lock | None = None
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "context_tokens": self.context_tokens, "slots": self.slots,
@@ -59,13 +61,23 @@ class ServerInfo:
                 "scale": round(self.scale, 3)}
 
     async def discover(self) -> None:
-        """Ask the server once (again after REDISCOVER_S if it did not answer)."""
+        """Ask the server once (again after REDISCOVER_S if it did not answer); callers arriving
+        while it is being asked wait for its answer."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            await self._discover()
+
+    async def _discover(self) -> None:
         now = self._clock()
         if self._answered or (self._asked_at is not None and now - self._asked_at < REDISCOVER_S):
             return
         self._asked_at = now
         root = server_root(self.client.base)
-        models = await self.client.probe(_endpoint(self.client.base, "/models"))
+        try:
+            models = await self.client.probe(_endpoint(self.client.base, "/models"))
+        except TransientAIError:   # not up yet: the drafts will say more; asked again later
+            return
         entries = models.get("data") if isinstance(models, dict) else None
         entries = [e for e in entries or [] if isinstance(e, dict)]
         if not entries:
@@ -79,7 +91,10 @@ class ServerInfo:
         slots = None
         if owner == "llamacpp" or "n_ctx" in meta:
             self.kind, self._tokenize_url = "llama.cpp", root + "/tokenize"
-            props = await self.client.probe(root + "/props")
+            try:
+                props = await self.client.probe(root + "/props")
+            except TransientAIError:
+                props = None
             if isinstance(props, dict):
                 slots = _positive(props.get("total_slots"))
                 settings = props.get("default_generation_settings")
@@ -97,8 +112,11 @@ class ServerInfo:
         """Tokens in `text` as we count them: the server's tokenizer when it has one, else the
         estimate (multiply by `scale` for the server's figure)."""
         if self._tokenize_url:
-            got = await self.client.probe(self._tokenize_url, {
-                "content": text, "prompt": text, "model": self.model, "add_special": False})
+            try:
+                got = await self.client.probe(self._tokenize_url, {
+                    "content": text, "prompt": text, "model": self.model, "add_special": False})
+            except TransientAIError:   # this once: the estimate
+                return estimate_tokens(text)
             if isinstance(got, dict):
                 n = _positive(got.get("count"))
                 tokens = got.get("tokens")
@@ -106,7 +124,7 @@ class ServerInfo:
                     n = len(tokens)
                 if n is not None:
                     return n
-            log.warning("AI endpoint's /tokenize did not answer; estimating tokens from now on",
+            log.warning("AI endpoint's /tokenize refused to count; estimating tokens from now on",
                         extra={"endpoint": self.client.endpoint})
             self._tokenize_url = None
         return estimate_tokens(text)

@@ -361,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
                    a.only)
     logging.getLogger("actors.ai").setLevel(logging.INFO if a.verbose else logging.ERROR)
     services = contextlib.ExitStack()
-    before, overrides = None, {}
+    before, overrides, server = None, {}, None
     try:
         if a.smoke or a.standin:
             from standins.aiserver import AdminClient, make_app
@@ -391,6 +391,11 @@ def main(argv: list[str] | None = None) -> int:
         except settings.ConfigError as exc:
             print(f"bench_quality: {exc}", file=sys.stderr)
             return 2
+        if server is not None:   # as `./run demo --ai local` drafts with it
+            from standins.demo import tune_for_local
+            tune_for_local(cfg, server)
+            label += (f", tuned as demo --ai local (max_tokens {cfg.app.ai.max_tokens}, "
+                      f"timeout {cfg.app.ai.timeout_s:g} s)")
         model = cfg.settings.ai_model or cfg.app.ai.model
         served_ids = served_models(url, key)
         label += f", model {model!r}" + (f" (served: {', '.join(served_ids)})" if served_ids else "")

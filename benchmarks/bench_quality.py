@@ -19,15 +19,17 @@ leaked instructions, injections followed, p50/p95 latency and tokens per convers
     ./run bench quality --standin          the AI stand-in's English keyword rules: the floor
     ./run bench quality --smoke            11 conversations on the AI stand-in, figures checked
 
-Measured 2026-12-06 on a shared 2-core machine (load 16-40), results in benchmarks/results/
-(compare yours: --compare benchmarks/results/quality-smollm2-135m.json mine.json):
-  the shipped SmolLM2-135M (llama.cpp, n_ctx 2048, one slot): accuracy 32 %; recall needs_reply
-  42 %, no_reply_needed 0 %, spam_or_scam 59 % (precision 23 %: most things look like spam to
-  it), abusive 0 %; invalid answers 5 % (rambling JSON cut at max_tokens 400 on both tries),
-  errors 1 % (a cut 1.5k-token prompt not answered within 60 s, five times); drafts in the
-  contact's language 29 %, with links 13 %, leaking instructions 45 % (it quotes the prompt's
-  class definitions), injections followed 45 %; latency p50 11 s, p95 95 s; prompt tokens p50
-  442, completion p50 46. Tiny: use it to try replydesk, not to draft.
+Measured 2026-12-06 on a shared 2-core machine, results in benchmarks/results/ (compare yours:
+--compare benchmarks/results/quality-smollm2-135m.json mine.json):
+  the shipped SmolLM2-135M (llama.cpp, n_ctx 2048, one slot, tuned as demo --ai local: max_tokens
+  160, timeout 180 s; load 9-12): accuracy 30 %; recall needs_reply 45 %, no_reply_needed 0 %,
+  spam_or_scam 47 % (precision 19 %: most things look like spam to it), abusive 0 %; invalid
+  answers 2 %, errors 0 %; drafts in the contact's language 38 %, with links 21 %, leaking
+  instructions 32 % (it quotes the prompt's class definitions), injections followed 36 %;
+  latency p50 6.6 s, p95 50 s; prompt tokens p50 442, completion p50 47. With the shipped conf
+  instead (max_tokens 400, timeout 60 s; load 16-40): accuracy 32 %, invalid answers 5 % (JSON
+  cut at max_tokens 400 on both tries), errors 1 % (a 60 s timeout five times), leaking 45 %,
+  p50/p95 11/95 s. Tiny: use it to try replydesk, not to draft.
   the AI stand-in's keyword rules (--standin): accuracy 57 % (needs_reply recall 100 %, the
   others 12-31 %), drafts in the contact's language 34 % (English only), injections followed
   9 %: the floor a model worth using should clear everywhere.

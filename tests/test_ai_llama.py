@@ -49,17 +49,17 @@ async def test_a_draft_with_json_schema_from_the_real_server(llama, llama_server
 
 
 async def test_three_times_the_context_is_drafted_from_its_newest_messages(llama):
-    drafter, _ = llama(context_tokens=640)          # we claim less than the server has
+    drafter, _ = llama(context_tokens=768)          # we claim less than the server has
     thread = long_thread(30)
     tally = Tally()
     total = await drafter.fitter.measure(drafter.prompt.messages(thread))
-    assert total >= 3 * 640
+    assert total >= 3 * 768
     answer = await drafter.classify(thread, tally)
     assert answer.reason
     cut = tally.cut
     assert cut["of_messages"] == 30 and cut["dropped_messages"] > 0
     assert cut["kept_messages"] + cut["dropped_messages"] == 30
-    assert cut["prompt_tokens"] <= 640 - LLAMA_AI["max_tokens"]
+    assert cut["prompt_tokens"] <= 768 - LLAMA_AI["max_tokens"]
     # what was sent: the newest messages, the question whole; the oldest gone
     fitted = await drafter.fitter.fit(thread, LLAMA_AI["max_tokens"])
     sent = fitted.messages[1]["content"]

@@ -143,7 +143,14 @@ class Drafter:
                              max_tokens: int | None, tally: Tally) -> AIAnswer:
         """The answer to the conversation fitted to the context; a context error shrinks it."""
         for tries in range(MAX_CONTEXT_RETRIES + 1):
-            fitted: Fitted = await self.fitter.fit(conversation, max_tokens, extra)
+            try:
+                fitted: Fitted = await self.fitter.fit(conversation, max_tokens, extra)
+            except AIGaveUp:
+                if len(extra) < 2:
+                    raise
+                # the rejected answer, echoed back, leaves no room: the correction alone
+                extra = extra[-1:]
+                fitted = await self.fitter.fit(conversation, max_tokens, extra)
             tally.cut = fitted.cut
             try:
                 return await self._answer(fitted.messages, max_tokens, tally)

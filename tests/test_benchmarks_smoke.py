@@ -18,7 +18,7 @@ from tests.helpers import wait_for
 # name -> whether it needs Ray (the browser and restart benchmarks need the `browser` resource,
 # which the suite's Ray instance offers)
 BENCHMARKS = {"store": False, "review": False, "bus": False, "sheets": True, "ai": True,
-              "browser": True, "restart": True}
+              "browser": True, "restart": True, "quality": False}
 
 
 def test_every_benchmark_is_smoke_tested():
@@ -63,3 +63,33 @@ def test_smoke_check_refuses_missing_or_insane_figures():
         with pytest.raises(SmokeFailed):
             check("bench_x", figures, bounds)
     check("bench_x", {"rate": 10.5, "errors": 0}, {"errors": (0, 0)})
+
+
+def test_quality_data_covers_the_brief_and_bad_files_are_named(tmp_path):
+    """The labeled set bench_quality runs: big enough, every class, the languages and the hard
+    cases; a bad file is an error naming the file, the conversation and what is wrong."""
+    from benchmarks import quality_cases
+    cases = quality_cases.load()
+    assert len(cases) >= 60
+    assert {c.expect for c in cases} == set(quality_cases.CLASSES)
+    assert {"en", "de", "es", "fr"} < {c.lang for c in cases}
+    tags = {t for c in cases for t in c.tags}
+    assert {"closing", "scam", "link", "insult", "injection", "long"} <= tags
+    assert all(c.must_not_contain for c in cases if "injection" in c.tags)
+    longest = max(cases, key=lambda c: sum(len(t) for _, t in c.messages))
+    # three times a 2k-token context (~4 characters a token)
+    assert sum(len(t) for _, t in longest.messages) > 3 * 2048 * 4
+    bad = tmp_path / "bad.yaml"
+    for body, words in [
+            ("conversations: [{id: x1, lang: en, expect: maybe, contact: A, messages: [{contact: hi}]}]",
+             ["'x1'", "expect must be one of"]),
+            ("conversations: [{id: x2, lang: en, expect: abusive, contact: A, messages: [{me: hi}]}]",
+             ["'x2'", "newest message must be the contact's"]),
+            ("conversations: [{id: x3, lang: en, expect: abusive, contact: A, colour: red, messages: [{contact: hi}]}]",
+             ["'x3'", "unknown field(s) ['colour']"]),
+            ("conversations: [{id: x4, lang: en, expect: abusive, contact: A, pad: 3, messages: [{contact: hi}]}]",
+             ["'x4'", "fillers"])]:
+        bad.write_text(body)
+        with pytest.raises(ValueError) as err:
+            quality_cases.load(bad)
+        assert str(bad) in str(err.value) and all(w in str(err.value) for w in words), err.value

@@ -103,3 +103,20 @@ def test_the_start_report_names_each_child_with_its_own_error(caplog):
     assert any(m.startswith("browser child not started") and c == "browser:meetme:a" for m, c, _ in lines)
     assert not any(c == "ai:0" for _, c, _ in lines)           # a running child is not reported
     assert not any("browser" in m and c == "router" for m, c, _ in lines)  # no wrong blame
+
+
+def test_up_with_a_refused_broker_stops_within_seconds_naming_the_variable(tmp_path, rabbit_url):
+    """`./run up`: the same refusal stops the start after the embedded database, before Ray."""
+    import os
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("MONGODB", "REPLYDESK", "RAY_", "GOOGLE", "AI_", "REVIEW", "MEETME",
+                                "RABBITMQ", "COVERAGE_PROCESS"))}
+    env.update(PYTHONPATH=str(ROOT), REPLYDESK_VAR=str(tmp_path / "var"),
+               RABBITMQ_URL="amqp://guest:not-the-password-77@127.0.0.1:5672/%2F",
+               AI_API_URL="http://127.0.0.1:9/v1")
+    r = subprocess.run([sys.executable, "-m", "supervisor.local", "up"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "RABBITMQ_URL: the broker refused the user name or password" in r.stderr
+    assert "not-the-password-77" not in r.stdout + r.stderr
+    assert "replydesk stopped" in r.stdout                 # the embedded parts were stopped again

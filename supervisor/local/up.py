@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from contracts import settings
+from supervisor import preflight
 from supervisor.local import embedded, lock, report
 from supervisor.local.paths import Paths
 
@@ -65,6 +66,7 @@ def run(paths: Paths, config_file: str | None, status_every_s: float, detached: 
     try:
         emb = embedded.prepare(paths, pre)
         config = settings.load(config_file)        # strict: what is unset now is an error
+        preflight.check(config)                    # a broker or database refusing us: stop here
         _say(first_line(config, emb.demo_site))
         status.update(first_line=first_line(config, emb.demo_site), embedded=emb.lines,
                       db_uri=emb.db.uri if emb.db is not None else None,
@@ -76,7 +78,7 @@ def run(paths: Paths, config_file: str | None, status_every_s: float, detached: 
         _watch(paths, config, handle, status, status_every_s, reload_requested, config_file)
     except KeyboardInterrupt:
         pass
-    except settings.ConfigError as exc:
+    except (settings.ConfigError, preflight.Refused) as exc:
         print(str(exc), file=sys.stderr)
         code = 2
     except Exception as exc:   # one line for a person; the traceback goes to the log

@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from actors.bus import ConfirmPublisher, Consumer, OutboxRelay, Outgoing, Topology  # noqa: E402
 from actors.bus.connection import connect  # noqa: E402
 from actors.bus.consumer import tune_gc  # noqa: E402
+from actors.bus.dedupe import EffectKeyed, ProcessedMarks  # noqa: E402
 from actors.store import Store  # noqa: E402
 from benchmarks.common import check  # noqa: E402
 from contracts import settings as settings_mod  # noqa: E402
@@ -210,7 +211,7 @@ def bench_replydesk(cfg, n: int, run: str, *, via: str = "broker", effect: str =
     kind = f"bench-{run}"
     KINDS.add(kind)
     consumer = Consumer(cfg, kind, ["message.seen"], handler, store=store,
-                        effect_key=None if marks else f"effects_{run}._id (the event id)")
+                        dedupe=ProcessedMarks() if marks else EffectKeyed(f"effects_{run}._id (the event id)"))
     consumer.start()
     relay = OutboxRelay(cfg, store=store) if via == "outbox" else None
     evs = events(n, run) if relay is not None else []

@@ -37,8 +37,9 @@ def transient(exc: BaseException) -> bool:
 class TransientWait:
     """Holds the waiting work (by event id) until its delay is over; consumer thread only."""
 
-    def __init__(self, kind: str, config: Config, stats: dict[str, int]):
-        self.kind, self.config, self.stats = kind, config, stats
+    def __init__(self, kind: str, config: Config, stats: dict[str, int],
+                 clock: Callable[[], float] = time.monotonic):
+        self.kind, self.config, self.stats, self.clock = kind, config, stats, clock
         self.waiting: dict[str, Work] = {}    # target dead/restarting: handed again at .due
 
     def reset(self) -> None:
@@ -51,7 +52,7 @@ class TransientWait:
         if not transient(exc):
             return False
         bus = self.config.app.bus
-        now = time.monotonic()
+        now = self.clock()
         if work.waits == 0:
             work.first_wait = now
         elif now - work.first_wait >= bus.transient_retry_s:
@@ -71,7 +72,7 @@ class TransientWait:
         """Hand again (`call`) the waiting work whose delay is over, while there is `room`."""
         if not self.waiting:
             return
-        now = time.monotonic()
+        now = self.clock()
         for event_id, work in list(self.waiting.items()):
             if work.due <= now and room():
                 del self.waiting[event_id]

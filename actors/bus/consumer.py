@@ -214,7 +214,8 @@ class Consumer:
         assert self._conn is not None
         wait = 0.0 if self._incoming else (0.002 if self._running or self.batched_ack.marking else 0.05)
         self._conn.process_data_events(time_limit=wait)
-        self.transient_wait.retry_due(self._call_again, self._has_room)
+        if self.transient_wait.waiting:
+            self.transient_wait.retry_due(self._call_again, self._has_room)
         self._dispatch()
         self.running.poll(self.batched_ack.done, self._failed)
         self._settle()

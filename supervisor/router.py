@@ -23,7 +23,7 @@ from ray.exceptions import RayActorError, RayTaskError
 
 from actors.ai.pool import AIPool
 from actors.bus import Consumer, OutboxRelay, declare_topology
-from actors.bus.consumer import tune_gc
+from actors.bus.consumer import Dedupe, EffectKeyed, tune_gc
 from actors.store import Store
 from contracts import names, telemetry
 from contracts.errors import Unavailable
@@ -34,15 +34,25 @@ from supervisor.reconciler import Reconciler
 log = logging.getLogger("replydesk.router")
 
 DEAD_WATCH = "notify-dead"    # the notifier's copy of every dead letter (bound to the DLX)
-# One durable write per event: every consumer's effect has a unique key of its own, so no
-# separate processed mark is stored (a redelivery reaches the handler, which finds it done).
-EFFECT_KEYS: dict[str, str] = {
-    "ai": "drafts._id (from the conversation's newest message, and a person's request) / "
-          "conversations (classified)",
-    "sheets": "sheet_rows._id (the row id)",
-    "send": "drafts.status + sends._id (the idempotency key)",
-    "notify": "notifications._id (event id + target)",
+# How each consumer kind is exactly-once per event id. One durable write per event: every
+# consumer's effect has a unique key of its own, so no separate processed mark is stored (a
+# redelivery reaches the handler, which finds its effect done). A new kind must choose here.
+DEDUPE: dict[str, Dedupe] = {
+    "ai": EffectKeyed("drafts._id (from the conversation's newest message, and a person's request) / "
+                      "conversations (classified)"),
+    "sheets": EffectKeyed("sheet_rows._id (the row id)"),
+    "send": EffectKeyed("drafts.status + sends._id (the idempotency key)"),
+    "notify": EffectKeyed("notifications._id (event id + target)"),
 }
+
+
+def dedupe_for(kind: str) -> Dedupe:
+    """The de-duplication `kind` consumes with; a kind without one is a clear error, not a guess."""
+    try:
+        return DEDUPE[kind]
+    except KeyError:
+        raise ValueError(f"consumer kind {kind!r} has no de-duplication in supervisor/router.py "
+                         f"DEDUPE: choose ProcessedMarks() or EffectKeyed(key)") from None
 
 
 def notifying(config: Config) -> bool:
@@ -125,13 +135,13 @@ class Router:
             declare_topology(self.config, self.routes)
             handlers = {"ai": self._to_ai, "sheets": self._to_sheets, "send": self._to_session,
                         "notify": self._to_notifier}
-            self.consumers = [Consumer(self.config, kind, keys, handlers[kind], on_settled=self._settled,
-                                       effect_key=EFFECT_KEYS[kind])
+            self.consumers = [Consumer(self.config, kind, keys, handlers[kind], dedupe=dedupe_for(kind),
+                                       on_settled=self._settled)
                               for kind, keys in self.routes.items()]
             if notifying(self.config) and self.config.app.notify.on_dead_letter:
                 self.consumers.append(Consumer(self.config, DEAD_WATCH, [], self._dead_to_notifier,
-                                               source="dead", on_settled=self._settled,
-                                               effect_key=EFFECT_KEYS["notify"]))
+                                               dedupe=dedupe_for("notify"), source="dead",
+                                               on_settled=self._settled))
             self.relay = OutboxRelay(self.config)
             self.relay.start()
             for c in self.consumers:

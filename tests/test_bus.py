@@ -34,6 +34,7 @@ from actors.bus import (
     dead_letters,
 )
 from actors.bus.connection import connect
+from actors.bus.dedupe import EffectKeyed
 from actors.store import Store
 from actors.store.client import close_client
 from contracts import telemetry
@@ -570,7 +571,7 @@ def test_expired_position_falls_back_to_rescan(bus, probe, make_config, short_op
 
 # ---------------------------------------------------------------------------- one write per event
 def test_an_effect_keyed_consumer_stores_no_marks_and_a_redelivery_finds_its_effect(bus):
-    """With `effect_key`, the effect's own unique key is the dedupe mark: no processed rows, and
+    """With `EffectKeyed`, the effect's own unique key is the dedupe mark: no processed rows, and
     events redelivered after a lost connection reach the handler, whose keyed effect stays one."""
     effects = bus.store.db["keyed_effects"]
     calls: Counter = Counter()
@@ -580,7 +581,7 @@ def test_an_effect_keyed_consumer_stores_no_marks_and_a_redelivery_finds_its_eff
         time.sleep(0.002)
         effects.update_one({"_id": e.event_id}, {"$setOnInsert": {"at": time.time()}}, upsert=True)
 
-    c = bus.consumer(keyed, effect_key="keyed_effects._id (the event id)")
+    c = bus.consumer(keyed, dedupe=EffectKeyed("keyed_effects._id (the event id)"))
     bus.relay()
     n = 300
     bus.store.outbox.add([event(i) for i in range(n)])

@@ -1,21 +1,27 @@
 """A queue consumer that acks only once an event's effect is done, exactly once per event id.
 
-Per delivery: parse and validate (invalid -> dead queue with the validation error), skip ids this
-consumer kind already processed (MongoDB keys; or, with `effect_key`, none: the handler's effect
-is keyed and finds itself done), otherwise call the handler. A handler returns None
-(effect done) or a `ray.ObjectRef` / `concurrent.futures.Future` (effect running elsewhere): many
-run at once, polled between short `process_data_events` slices on the consumer's own thread (pika
-connections are not thread-safe). Completed events are marked processed in one bulk write per
-batch by a marker thread, so the consumer keeps receiving and dispatching while MongoDB writes;
-once a batch's marks are stored the consumer thread acks it (a single multiple-ack for the
-contiguous prefix). `DeadLetter` and `PermanentError` (retrying cannot help: a 401, a 404,
-a wrong password) go to the dead queue with their reason on the first delivery. A target that
-is dead or restarting (Ray's actor errors, `Unavailable`), or a MongoDB that cannot be reached
-(`ConnectionFailure`: AutoReconnect, NetworkTimeout, ServerSelectionTimeoutError), is waited for: the delivery stays
-unacked and is handed to the handler again after a growing delay, without counting against the
-delivery limit, for up to `bus.transient_retry_s`. Any other error is requeued until the delivery
-limit, then dead-lettered with the last error, so nothing is dropped silently. After a lost connection, unacked deliveries come back and
-are recognised by id; effects still running keep running and are marked when they finish.
+The consumer receives, parses and dispatches on its own thread (pika connections are not
+thread-safe) and composes small middleware, each readable alone:
+
+- de-duplication (actors/bus/dedupe.py): a copy of an event id in hand joins its work; ids already
+  processed are acked unhandled. The kind's choice is explicit: `ProcessedMarks()` (a mark per
+  event, the default) or `EffectKeyed(key)` (the effect's own unique key is the mark);
+- tracing (actors/bus/tracing.py): each handler call in a `bus.consume` span;
+- the running effects (actors/bus/running.py): a handler returns None (effect done) or a
+  `ray.ObjectRef` / `concurrent.futures.Future` (running elsewhere, many at once), polled between
+  short `process_data_events` slices;
+- batched ack (actors/bus/batching.py, actors/bus/acks.py): done effects are marked in one bulk
+  write per batch by a marker thread (or not at all, effect-keyed), then acked with a multiple-ack;
+- and, for a failed handler call, a chain tried in order until one takes it: dead-letter
+  (actors/bus/deadlettering.py: `DeadLetter` / `PermanentError` on the first delivery), transient
+  wait (actors/bus/waiting.py: a dead or restarting target, or an unreachable MongoDB, waited for
+  without counting against the limit, up to `bus.transient_retry_s`), delivery limit
+  (actors/bus/limit.py: requeued until `bus.delivery_limit`, then dead-lettered with the last
+  error, so nothing is dropped silently).
+
+An invalid delivery goes to the dead queue with its validation error. After a lost connection,
+unacked deliveries come back and are recognised by id; effects still running keep running and are
+marked when they finish.
 """
 from __future__ import annotations
 
@@ -23,40 +29,37 @@ import logging
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future
-from dataclasses import dataclass
-from queue import SimpleQueue
-from typing import Any, Callable, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import pika
-import ray
-from opentelemetry.trace import Status, StatusCode
 from pika.adapters.blocking_connection import BlockingChannel
 from pydantic import ValidationError
-from pymongo.errors import ConnectionFailure, PyMongoError
-from ray.exceptions import RayActorError
+from pymongo.errors import PyMongoError
 
 from actors.bus import deadletter, metrics
+from actors.bus.acks import Acks
+from actors.bus.batching import BatchedAck
 from actors.bus.connection import CONNECTION_ERRORS, client_name, connect
+from actors.bus.deadlettering import DeadLettering
+from actors.bus.dedupe import Dedupe, Deduplication, EffectKeyed, ProcessedMarks
+from actors.bus.delivery import Delivery, Work
+from actors.bus.limit import DeliveryLimit
+from actors.bus.running import Running, Settled
 from actors.bus.topology import Topology
+from actors.bus.tracing import Handler, Tracing
+from actors.bus.waiting import TRANSIENT, TransientWait, transient
 from actors.store import Store
-from contracts import telemetry
-from contracts.errors import DeadLetter, PermanentError, Unavailable, root_cause
+from contracts.errors import root_cause
 from contracts.events import Event, parse_event
 from contracts.settings import Config
 
+__all__ = ["GC_THRESHOLD", "TRANSIENT", "Consumer", "Dedupe", "EffectKeyed", "Handler",
+           "ProcessedMarks", "Settled", "transient", "tune_gc"]
+
 log = logging.getLogger("replydesk.bus.consumer")
 
-Handler = Callable[[Event, dict[str, str]], "ray.ObjectRef | Future | None"]
-# told of every handler result once it is settled: (the ObjectRef / Future, its error or None)
-Settled = Callable[[Any, "BaseException | None"], None]
-TRACE_HEADERS = ("traceparent", "tracestate")
-
-
-# What the handler needs is out (the target actor dead or restarting, MongoDB unreachable, here
-# or inside the actor it called): waited out with the delayed retry, never dead-lettered.
-TRANSIENT = (RayActorError, Unavailable, ConnectionFailure)
-
+PROCESSED_MARKS = ProcessedMarks()   # the default: right for any handler, at two writes per event
 
 # The young generation collected after this many net allocations instead of CPython's 700: a
 # consumer at thousands of events a second allocates short-lived frames, headers and models by
@@ -75,67 +78,25 @@ def tune_gc() -> tuple[int, int, int]:
     return before
 
 
-def transient(exc: BaseException) -> bool:
-    """The target, or the database it needs, was down: another try after a delay can succeed."""
-    return isinstance(exc, TRANSIENT) or isinstance(root_cause(exc), TRANSIENT)
-
-
-@dataclass
-class _Delivery:
-    tag: int
-    generation: int            # which connection delivered it: tags are only valid on that channel
-    routing_key: str
-    properties: pika.BasicProperties
-    body: bytes
-
-    @property
-    def attempt(self) -> int:
-        """1 on first delivery; quorum queues count returns in x-delivery-count."""
-        return int((self.properties.headers or {}).get("x-delivery-count", 0)) + 1
-
-    @property
-    def carrier(self) -> dict[str, str]:
-        headers = self.properties.headers or {}
-        return {k: str(headers[k]) for k in TRACE_HEADERS if k in headers}
-
-
-@dataclass
-class _Work:
-    """One event id being handled, with any duplicate deliveries of it that arrived meanwhile."""
-    event_id: str
-    delivery: _Delivery
-    result: Any = None                        # the handler's ObjectRef / Future while running
-    duplicates: tuple[_Delivery, ...] = ()    # (a tuple: most events have none, and no list then)
-    event: Any = None                         # the parsed event (handed again after a delay)
-    waits: int = 0                            # delayed retries after a dead/restarting target
-    first_wait: float = 0.0
-    due: float = 0.0
-
-
 class Consumer:
     """Consumes the quorum queue of `kind` on its own thread; see the module docstring."""
 
     def __init__(self, config: Config, kind: str, routing_keys: Iterable[str], handler: Handler, *,
-                 max_in_flight: int | None = None, store: Store | None = None,
-                 source: str = "events", on_settled: Settled | None = None,
-                 effect_key: str | None = None):
+                 dedupe: Dedupe = PROCESSED_MARKS, max_in_flight: int | None = None,
+                 store: Store | None = None, source: str = "events",
+                 on_settled: Settled | None = None):
         bus = config.app.bus
         self.config = config
         self.kind = kind
         self.routing_keys = list(routing_keys)
         self.handler = handler
-        self.on_settled = on_settled
-        # One durable write per event: when the handler's effect has a unique key of its own
-        # (`effect_key` says which), that key is the dedupe mark and the consumer stores none:
-        # a redelivery reaches the handler, which finds its effect done. Without one, processed
-        # marks (one bulk write per batch) are the dedupe.
-        self.effect_key = effect_key
         # "events": the kind's queue bound to the event exchange; "dead": a copy of every dead
         # letter (bound to the dead-letter exchange), each delivery read as a DeadLetterSeen
+        if source not in ("events", "dead"):
+            raise ValueError(f"consumer {kind!r}: source must be 'events' or 'dead', not {source!r}")
         self.source = source
         self.prefetch = bus.prefetch
         self.max_in_flight = max_in_flight or bus.max_in_flight or bus.prefetch
-        self.delivery_limit = bus.delivery_limit
         self.topology = Topology.of(config)
         self.queue = self.topology.queue(kind)
         self.store = store or Store.from_config(config)
@@ -145,23 +106,28 @@ class Consumer:
         self._thread: threading.Thread | None = None
         self._conn: pika.BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
-        self._dead_channel: BlockingChannel | None = None
-        self._generation = 0
-        self._incoming: deque[_Delivery] = deque()
-        self._unsettled: dict[int, None] = {}       # current channel's unacked tags, in order
-        self._running: dict[str, _Work] = {}        # event id -> work whose result is pending
-        self._refs: dict[ray.ObjectRef, _Work] = {} # the running ObjectRefs (polled with ray.wait)
-        self._finished: deque[_Work] = deque()      # running Futures that completed (any thread)
-        self._done: dict[str, _Work] = {}           # effect done: mark processed, then ack
-        self._marking: dict[str, _Work] = {}        # handed to the marker thread, not yet stored
-        self._waiting: dict[str, _Work] = {}        # target dead/restarting: handed again at .due
-        self._to_mark: SimpleQueue[list[_Work] | None] = SimpleQueue()
-        self._marked: deque[list[_Work]] = deque()  # stored by the marker: ack them (our thread)
-        self._marker: threading.Thread | None = None
-        self._failed: list[tuple[_Work, BaseException]] = []
+        self._incoming: deque[Delivery] = deque()
+        self._failed: list[tuple[Work, BaseException]] = []
         self._depth_due = 0.0
         # what this consumer did (ops and tests read it; written by the consumer thread only)
         self.stats = {"handled": 0, "duplicates": 0, "requeued": 0, "dead_lettered": 0, "waited": 0}
+        # the middleware (consumer thread only, but the marker thread of `batched_ack`)
+        self.acks = Acks()
+        self.running = Running(kind, on_settled)
+        self._running = self.running.by_id           # event id -> work whose result is pending
+        self.tracing = Tracing(kind, handler)
+        self.batched_ack = BatchedAck(config, kind, dedupe, self.store, self.acks, self.stats,
+                                      self._stopping)
+        self.transient_wait = TransientWait(kind, config, self.stats)
+        self.dedupe = Deduplication(kind, dedupe, self.store, self.acks, self.stats,
+                                    (self._running, self.batched_ack.done, self.batched_ack.marking,
+                                     self.transient_wait.waiting))
+        self.dead_lettering = DeadLettering(kind, source, self.topology.dlx, self.store, self.acks,
+                                            self.stats)
+        self.delivery_limit = DeliveryLimit(bus.delivery_limit, self.dead_lettering, self.acks,
+                                            self.stats)
+        # a failed handler call goes down this chain until one middleware takes it (the last always does)
+        self.failure_chain = (self.dead_lettering, self.transient_wait, self.delivery_limit)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, wait_s: float = 30.0) -> None:
@@ -183,14 +149,10 @@ class Consumer:
         """Consume until stop(), reconnecting with backoff; blocking (the thread's target)."""
         # What an earlier run left unsettled was never acked: the broker redelivers it, and it
         # must be handled afresh rather than wait on work that no longer exists.
-        for pending in (self._running, self._refs, self._finished, self._done, self._marking,
-                        self._waiting):
-            pending.clear()
+        self.running.reset()
+        self.transient_wait.reset()
         self._failed.clear()
-        self._to_mark, self._marked = SimpleQueue(), deque()
-        self._marker = threading.Thread(target=self._mark_loop, args=(self._to_mark, self._marked),
-                                        name=f"marker-{self.kind}", daemon=True)
-        self._marker.start()
+        self.batched_ack.start()
         try:
             while not self._stopping.is_set():
                 try:
@@ -207,16 +169,14 @@ class Consumer:
                     self._close()
         finally:
             self.ready.clear()
-            self._to_mark.put(None)
-            self._marker.join(10.0)
+            self.batched_ack.stop()
 
     # ------------------------------------------------------------------ connection
     def _open(self) -> None:
         self._conn = connect(self.config, self.name, self._stopping, give_up_after_s=None)
-        self._generation += 1
+        self.acks.new_connection()
         self._incoming.clear()        # deliveries of the old channel come back by themselves
-        self._unsettled.clear()
-        self._waiting.clear()
+        self.transient_wait.reset()
         channel = self._conn.channel()
         self.topology.declare_base(channel)
         if self.source == "dead":
@@ -224,17 +184,20 @@ class Consumer:
         else:
             self.topology.declare_queue(channel, self.kind, self.routing_keys)
         channel.basic_qos(prefetch_count=self.prefetch)
-        self._dead_channel = self._conn.channel()
-        self._dead_channel.confirm_delivery()
+        dead_channel = self._conn.channel()
+        dead_channel.confirm_delivery()
+        self.dead_lettering.channel = dead_channel
         channel.basic_consume(self.queue, self._on_message, consumer_tag=self.name)
-        self._channel = channel
+        self._channel = self.acks.channel = channel
         self.ready.set()
         log.info("consuming", extra={"consumer": self.kind, "queue": self.queue,
-                                     "routing_keys": self.routing_keys})
+                                     "routing_keys": self.routing_keys,
+                                     "dedupe": str(self.dedupe.strategy)})
 
     def _close(self) -> None:
         self.ready.clear()
-        conn, self._conn, self._channel, self._dead_channel = self._conn, None, None, None
+        conn, self._conn = self._conn, None
+        self._channel = self.acks.channel = self.dead_lettering.channel = None
         if conn is not None and conn.is_open:
             try:
                 conn.close()
@@ -242,18 +205,19 @@ class Consumer:
                 pass
 
     def _on_message(self, _ch: Any, method: Any, props: pika.BasicProperties, body: bytes) -> None:
-        self._incoming.append(_Delivery(method.delivery_tag, self._generation, method.routing_key,
-                                        props, body))
-        self._unsettled[method.delivery_tag] = None
+        self._incoming.append(Delivery(method.delivery_tag, self.acks.generation, method.routing_key,
+                                       props, body))
+        self.acks.received(method.delivery_tag)
 
     # ------------------------------------------------------------------ the loop
     def _step(self) -> None:
         assert self._conn is not None
-        wait = 0.0 if self._incoming else (0.002 if self._running or self._marking else 0.05)
+        wait = 0.0 if self._incoming else (0.002 if self._running or self.batched_ack.marking else 0.05)
         self._conn.process_data_events(time_limit=wait)
-        self._retry_due()
+        if self.transient_wait.waiting:
+            self.transient_wait.retry_due(self._call_again, self._has_room)
         self._dispatch()
-        self._poll_running()
+        self.running.poll(self.batched_ack.done, self._failed)
         self._settle()
         self._report_depth()
 
@@ -263,10 +227,10 @@ class Consumer:
         self._channel.basic_cancel(self.name)
         self._incoming.clear()      # not started: requeued by the broker when we disconnect
         deadline = time.monotonic() + 10.0
-        while (self._running or self._done or self._marking or self._failed) \
+        while (self._running or self.batched_ack.done or self.batched_ack.marking or self._failed) \
                 and time.monotonic() < deadline:
             self._conn.process_data_events(time_limit=0.01)
-            self._poll_running()
+            self.running.poll(self.batched_ack.done, self._failed)
             self._settle()
 
     def _dispatch(self) -> None:
@@ -275,224 +239,57 @@ class Consumer:
         if not self._incoming or room <= 0:
             return
         batch = [self._incoming.popleft() for _ in range(min(room, len(self._incoming)))]
-        fresh: dict[str, tuple[_Work, Event]] = {}
+        parsed: list[tuple[Delivery, Event]] = []
         for d in batch:
             try:
                 event = deadletter.seen(d.properties, d.routing_key, d.body) if self.source == "dead" \
                     else parse_event(d.body)
             except ValidationError as exc:
-                self._dead_letter(d, deadletter.reason_of(exc))
+                self.dead_lettering.publish(d, deadletter.reason_of(exc))
                 continue
-            eid = event.event_id
-            work = (self._running.get(eid) or self._done.get(eid) or self._marking.get(eid)
-                    or self._waiting.get(eid) or (fresh.get(eid) or (None,))[0])
-            if work is not None:
-                work.duplicates += (d,)     # settled with the first copy, never handled twice
-                self.stats["duplicates"] += 1
-            else:
-                fresh[eid] = (_Work(eid, d), event)
+            parsed.append((d, event))
+        fresh = self.dedupe.join(parsed)
         try:
-            seen = set() if self.effect_key else self.store.processed.seen_many(self.kind, list(fresh))
+            todo = self.dedupe.unseen(fresh)
         except PyMongoError:
             log.exception("dedupe lookup failed; retrying the batch", extra={"consumer": self.kind})
-            retry = [d for w, _ in fresh.values() for d in (w.delivery, *w.duplicates)]
+            retry = [d for w, _ in fresh.values() for d in w.deliveries()]
             self._incoming.extendleft(reversed(sorted(retry, key=lambda d: d.tag)))
             self._stopping.wait(self.config.app.bus.reconnect_initial_s)
             return
-        for event_id, (work, event) in fresh.items():
-            if event_id in seen:
-                self._ack([work.delivery, *work.duplicates])
-                self.stats["duplicates"] += 1
-            else:
-                self._call(work, event)
+        for work, event in todo:
+            self._call(work, event)
 
-    def _retry_due(self) -> None:
-        """Hand again the events whose dead or restarting target has had its delay."""
-        if not self._waiting:
-            return
-        now = time.monotonic()
-        for event_id, work in list(self._waiting.items()):
-            if work.due <= now and len(self._running) < self.max_in_flight:
-                del self._waiting[event_id]
-                self._call(work, work.event)
+    def _has_room(self) -> bool:
+        return len(self._running) < self.max_in_flight
 
-    def _call(self, work: _Work, event: Event) -> None:
+    def _call_again(self, work: Work) -> None:
+        self._call(work, work.event)
+
+    def _call(self, work: Work, event: Event) -> None:
         work.event = event
-        d = work.delivery
-        with telemetry.span("bus.consume", d.carrier, consumer=self.kind, event_id=work.event_id,
-                            routing_key=d.routing_key, attempt=d.attempt) as span:
-            try:
-                result = self.handler(event, telemetry.inject())
-            except Exception as exc:
-                span.record_exception(exc)
-                span.set_status(Status(StatusCode.ERROR))
-                self._failed.append((work, exc))
-                return
-        if isinstance(result, ray.ObjectRef):
-            work.result = result
-            self._running[work.event_id] = work
-            self._refs[result] = work
-        elif isinstance(result, Future):
-            work.result = result
-            self._running[work.event_id] = work
-            # queued by whichever thread completes it: polling costs nothing per running Future
-            # (defaults, not a closure: fewer objects kept per running event for the GC)
-            result.add_done_callback(lambda _f, w=work, finished=self._finished: finished.append(w))
-        else:
-            self._done[work.event_id] = work
-
-    def _poll_running(self) -> None:
-        """Settle the handler results that completed: Futures queued themselves on completion,
-        ObjectRefs are asked of Ray in one `ray.wait`."""
-        settled: list[_Work] = []
-        while self._finished:
-            settled.append(self._finished.popleft())
-        if self._refs:
-            ready = ray.wait(list(self._refs), num_returns=len(self._refs), timeout=0)[0]
-            settled.extend(self._refs.pop(r) for r in ready)
-        for work in settled:
-            event_id, r = work.event_id, work.result
-            if self._running.get(event_id) is not work:
-                continue    # started before run() began afresh: its redelivery is handled anew
-            del self._running[event_id]
-            error: BaseException | None = None
-            try:
-                ray.get(r) if isinstance(r, ray.ObjectRef) else r.result()
-                self._done[event_id] = work
-            except Exception as exc:
-                error = exc
-                self._failed.append((work, exc))
-            if self.on_settled is not None:
-                try:
-                    self.on_settled(r, error)
-                except Exception:
-                    log.exception("on_settled hook failed", extra={"consumer": self.kind})
+        try:
+            result = self.tracing.call(work, event)
+        except Exception as exc:
+            self._failed.append((work, exc))
+            return
+        if not self.running.add(work, result):
+            self.batched_ack.done[work.event_id] = work
 
     # ------------------------------------------------------------------ settling
     def _settle(self) -> None:
-        if self._done and self.effect_key:   # the effect's own key is the mark: ack at once
-            done, self._done = self._done, {}
-            self._marked.append(list(done.values()))
-            self._marking.update(done)
-        elif self._done:                     # hand the batch to the marker; ack once it is stored
-            done, self._done = self._done, {}
-            self._marking.update(done)
-            self._to_mark.put(list(done.values()))
-        while self._marked:
-            batch = self._marked.popleft()
-            for w in batch:
-                del self._marking[w.event_id]
-            self._ack([d for w in batch for d in (w.delivery, *w.duplicates)])
-            metrics.CONSUMED.inc(len(batch), tags={"kind": self.kind})
-            self.stats["handled"] += len(batch)
+        self.batched_ack.settle()
         failed, self._failed = self._failed, []
         for work, exc in failed:
             self._on_failure(work, exc)
 
-    def _mark_loop(self, to_mark: SimpleQueue, marked: deque) -> None:
-        """Marker thread: store each batch's processed marks (retrying: the effects are done and
-        must never run again), then queue the batch for the consumer thread to ack."""
-        delay = self.config.app.bus.reconnect_initial_s
-        while (batch := to_mark.get()) is not None:
-            while True:
-                try:
-                    self.store.processed.mark_many(self.kind, [w.event_id for w in batch])
-                    marked.append(batch)
-                    break
-                except PyMongoError:
-                    log.exception("could not mark events processed; retrying",
-                                  extra={"consumer": self.kind, "events": len(batch)})
-                    if self._stopping.wait(delay):
-                        break   # never acked: redelivered after restart, recognised or re-run
-
-    def _on_failure(self, work: _Work, exc: BaseException) -> None:
-        d, cause = work.delivery, root_cause(exc)
+    def _on_failure(self, work: Work, exc: BaseException) -> None:
+        d = work.delivery
         context = {"consumer": self.kind, "event_id": work.event_id, "routing_key": d.routing_key,
-                   "attempt": d.attempt, "error": deadletter.reason_of(cause)}
-        if isinstance(cause, DeadLetter):
-            log.error("handler dead-lettered event", extra=context)
-            self._dead_letter(d, deadletter.reason_of(cause))
-            self._ack(work.duplicates)
-        elif isinstance(cause, PermanentError):   # retrying cannot help: dead letter at once
-            log.error("handler failed permanently, dead-lettering", extra=context)
-            self._dead_letter(d, deadletter.reason_of(cause))
-            self._ack(work.duplicates)
-        elif transient(exc) and self._wait_for_target(work, context):
-            pass
-        elif d.attempt >= self.delivery_limit:
-            log.error("event failed at the delivery limit, dead-lettering", extra=context,
-                      exc_info=cause)
-            self._dead_letter(d, f"delivery limit {self.delivery_limit} reached; last error: "
-                                 f"{deadletter.reason_of(cause)}")
-            self._ack(work.duplicates)
-        else:
-            log.warning("handler failed, requeueing", extra=context, exc_info=cause)
-            self.stats["requeued"] += 1
-            for x in (d, *work.duplicates):
-                if self._current(x):
-                    self._channel.basic_nack(x.tag, requeue=True)
-                    self._unsettled.pop(x.tag, None)
-
-    def _wait_for_target(self, work: _Work, context: dict[str, Any]) -> bool:
-        """Keep the delivery (unacked) and hand it again after a growing delay, for up to
-        `bus.transient_retry_s`: False once that is spent (then it counts as a failed delivery)."""
-        bus = self.config.app.bus
-        now = time.monotonic()
-        if work.waits == 0:
-            work.first_wait = now
-        elif now - work.first_wait >= bus.transient_retry_s:
-            return False
-        delay = min(bus.transient_backoff_initial_s * (2 ** work.waits), bus.transient_backoff_max_s)
-        work.waits += 1
-        work.due = now + delay
-        self._waiting[work.event_id] = work
-        self.stats["waited"] += 1
-        metrics.WAITED.inc(tags={"kind": self.kind})
-        (log.warning if work.waits == 1 else log.info)(
-            "target dead or restarting; handing the event again after a delay",
-            extra={**context, "delay_s": round(delay, 3), "waits": work.waits})
-        return True
-
-    def _dead_letter(self, d: _Delivery, reason: str) -> None:
-        """Publish to the DLX with the reason (confirmed), then ack the original."""
-        if not self._current(d):
-            return  # delivered on a lost connection: it comes back and is judged again
-        self._dead_channel.basic_publish(
-            self.topology.dlx, d.routing_key, d.body,
-            deadletter.properties(d.properties, reason=reason, consumer=self.kind,
-                                  routing_key=d.routing_key))
-        self._ack([d])
-        metrics.DEAD_LETTERED.inc(tags={"kind": self.kind})
-        self.stats["dead_lettered"] += 1
-        if self.source == "events" and d.properties.message_id:
-            try:    # best effort: the dead queue holds the event itself
-                self.store.dead_letters.record(self.kind, d.properties.message_id, reason,
-                                               routing_key=d.routing_key)
-            except PyMongoError:
-                log.warning("could not record the dead letter", extra={
-                    "consumer": self.kind, "event_id": d.properties.message_id})
-
-    def _current(self, d: _Delivery) -> bool:
-        return d.generation == self._generation and self._channel is not None
-
-    def _ack(self, deliveries: Iterable[_Delivery]) -> None:
-        """Ack with one multiple-ack for the contiguous oldest run, singly for the rest."""
-        tags = {d.tag for d in deliveries if self._current(d)}
-        if not tags:
-            return
-        last = None
-        for tag in self._unsettled:
-            if tag not in tags:
-                break
-            last = tag
-        if last is not None:
-            self._channel.basic_ack(last, multiple=True)
-            for tag in [t for t in self._unsettled if t <= last]:
-                del self._unsettled[tag]
-                tags.discard(tag)
-        for tag in tags:
-            self._channel.basic_ack(tag)
-            self._unsettled.pop(tag, None)
+                   "attempt": d.attempt, "error": deadletter.reason_of(root_cause(exc))}
+        for middleware in self.failure_chain:
+            if middleware.on_failure(work, exc, context):
+                return
 
     def _report_depth(self) -> None:
         now = time.monotonic()

@@ -140,7 +140,8 @@ def _running(paths: Paths, config: settings.Config, handle: Any, status: dict[st
 
 def _waiting(config: settings.Config) -> int:
     from actors.store import Store
-    return Store.from_config(config).drafts.count({"status": "pending_review"})
+    from contracts.draftstate import DraftStatus
+    return Store.from_config(config).drafts.count({"status": DraftStatus.PENDING.value})
 
 
 def _watch(paths: Paths, config: settings.Config, handle: Any, status: dict[str, Any],

@@ -15,8 +15,9 @@ import pytest
 import pytest_asyncio
 import yaml
 
+from actors.browser import adapter as adapter_mod
 from actors.browser import session as session_mod
-from actors.browser.adapter import SendNotConfirmed, SiteAdapter
+from actors.browser.adapter import SendNotConfirmed
 from actors.browser.launcher import close_browser, launch_browser, start_playwright
 from actors.browser.selectors import MISSES, SelectorNotFound
 from actors.browser.session import AccountSession
@@ -63,13 +64,13 @@ async def themed(make_config, chat_site, artifacts_dir, store, shared_browser):
     """themed(theme) -> (config maker, session maker) for an account on that theme's site spec."""
     sessions: list[AccountSession] = []
 
-    def config(site: str, sites: dict | None = None, **account):
+    def config(site: str, sites: dict | None = None, env: dict | None = None, **account):
         return make_config(
             app={"browser": {"artifacts_dir": str(artifacts_dir), "selector_timeout_s": 0.5,
                              "retry_backoff_s": 0.01, "navigation_timeout_s": 5},
                  "accounts": [{"id": ACCOUNT, "site": site, "navigations_per_minute": 10000,
                                "sends_per_minute": 1000, "max_pages": 5, **account}]},
-            sites=sites, MEETME_URL=chat_site.url)
+            sites=sites, **{"MEETME_URL": chat_site.url, **(env or {})})
 
     async def session(cfg) -> AccountSession:
         s = AccountSession(cfg, ACCOUNT, browser_source=functools.partial(shared_browser, cfg))
@@ -473,14 +474,11 @@ async def _crash_after_click(s, event, monkeypatch):
 
 
 async def _crash_before_click(s, event, monkeypatch):
-    """The process dies after the anchor is stored, right before the send button's click."""
-    real_click = SiteAdapter._click
-
-    async def crash_before_send_click(self, element, *, page_load):
-        if element == "send_button":
-            raise Crash()
-        return await real_click(self, element, page_load=page_load)
-    monkeypatch.setattr(SiteAdapter, "_click", crash_before_send_click)
+    """The process dies after the anchor is stored, right before the reply is submitted (the
+    send button's click or Enter)."""
+    async def crash_before_submit(adapter, text):
+        raise Crash()
+    monkeypatch.setattr(adapter_mod, "submit_reply", crash_before_submit)
     with pytest.raises(Crash):
         await s.send(event)
     monkeypatch.undo()
@@ -552,3 +550,50 @@ async def test_a_page_without_a_date_header_takes_its_day_from_the_page_before_o
     assert chat_site.stats()["page_views"] - views == 2  # the inbox and one conversation page
     assert store.messages.conversation(ACCOUNT, "c1", 50)[-1].sent_at[:16] == \
         (today + timedelta(minutes=6)).isoformat()[:16]
+
+
+# ---------------------------------------------------------------- phoenix (the real MeetMe's shape)
+# The single-page app on two hosts (standins/phoenix), read by the SHIPPED conf/sites/meetme.yaml
+# with no edit: login through the modal, the push modal, hash routes, the contact's name only in
+# the header, status previews, Enter to send with a pending state, older messages by scrolling.
+
+PHX, PHX2 = "1000001", "1000002"
+
+
+@pytest.fixture
+def on_phoenix(themed, phoenix_site):
+    """(config maker, session maker) for an account on the shipped meetme spec, on phoenix."""
+    config, session = themed
+    phoenix_site.faults(render_delay_ms=100)
+
+    def cfg(**account):
+        # each pass reloads the inbox (the safety reload always due), as on a polled site: what a
+        # pass reads does not depend on when the page's live re-render lands
+        return config("meetme", env={"MEETME_URL": phoenix_site.www_url,
+                                     "MEETME_APP_URL": phoenix_site.app_url},
+                      **{"safety_poll_s": 0.01, **account})
+    return cfg, session
+
+
+async def test_phoenix_extraction_with_paging_by_scroll(on_phoenix, phoenix_site, store):
+    config, session = on_phoenix
+    for i in range(45):    # three screens of 20: two scrolls to the top
+        phoenix_site.inject(PHX, "Alice", f"m{i}", time=_minute(-60 + i))
+    phoenix_site.inject(PHX2, "Bob", "hey", time=_minute(-5))
+    s = await session(config())
+    assert phoenix_site.stats()["login_submissions"] == 1
+    first = await s.poll()
+    assert len(first["new"]) == 46 and first["conversations"] == 2
+    assert _texts(store, PHX) == [("in", f"m{i}") for i in range(45)]
+    assert {m.sender for m in store.messages.conversation(ACCOUNT, PHX, 200)} == {"Alice"}  # the header's
+    assert (await s.poll())["new"] == []
+    phoenix_site.typing(PHX)   # a typing indicator is no change: nothing is read for it
+    reads = phoenix_site.stats()["api_reads"]
+    assert (await s.poll())["new"] == []
+    same = _minute()
+    phoenix_site.inject(PHX, "Alice", "ok", time=same)
+    phoenix_site.inject(PHX, "Alice", "ok", time=same)
+    assert len(set((await s.poll())["new"])) == 2
+    assert _texts(store, PHX)[-2:] == [("in", "ok")] * 2
+    assert phoenix_site.stats()["api_reads"] > reads
+    assert (await s.ping())["status"] == "ok"

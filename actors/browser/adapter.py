@@ -262,6 +262,9 @@ class SiteAdapter:
         page keeps itself current), loading it only when the page shows something else."""
         if reload or not self.on_inbox():
             await self.open_inbox()
+        elif self.site.element("inbox_ready") is not None:   # a live page re-rendering itself
+            await waiting.wait_ready(self.page, self.selectors, "inbox_ready",
+                                     self.site.ready_timeout_s, fresh=False)
         found = await self.selectors.probe(self.page, "inbox_item")
         if not found:
             why = await self._not_empty()

@@ -91,3 +91,31 @@ def test_one_message_end_to_end(pipeline, chat_site, sheets):
     assert by_id[approved_row]["status"] == "approved" and by_id[approved_row]["text"] == draft["text"]
     assert by_id[approved_row]["sender"] == cfg.app.review.token_name
     assert by_id[sent_row]["status"] == "sent" and by_id[sent_row]["text"] == draft["text"]
+
+
+def test_one_message_end_to_end_on_the_meetme_single_page_app(start_pipeline, phoenix_site, sheets):
+    """The shipped conf/sites/meetme.yaml, unedited, on the phoenix stand-in (the real MeetMe's
+    shape): login through the modal on www, handed to the app host; the push modal closed; the
+    live inbox; the message read (its sender from the conversation header); a draft by the AI
+    stand-in; approved in the desk; sent by Enter (pending, then confirmed); shown once."""
+    cfg, handle = start_pipeline(
+        app={"accounts": [{"id": "meetme-main", "site": "meetme", "poll_interval_s": 0.3,
+                           "navigations_per_minute": 600, "sends_per_minute": 60}]},
+        MEETME_URL=phoenix_site.www_url, MEETME_APP_URL=phoenix_site.app_url)
+    status = ray.get(handle.status.remote())
+    assert status["states"] == {"running": len(status["children"])}, status
+    store = Store.from_config(cfg)
+    phoenix_site.inject("1000001", "Alice", "Hi! Are you free for coffee on Saturday?")
+    msg = wait_for(lambda: store.messages.coll.find_one({"conversation_id": "1000001"}), what="message stored")
+    assert (msg["sender"], msg["direction"], msg["site"]) == ("Alice", "in", "meetme")
+    draft = wait_for(lambda: store.drafts.coll.find_one({"message_ids": msg["_id"]}), what="draft stored")
+    stats = phoenix_site.stats()
+    assert stats["login_submissions"] == 1 and stats["live_streams"] >= 1   # one login; a live inbox
+    desk = next(c for c in ray.get(handle.status.remote())["children"] if c["kind"] == "review")
+    _review(desk["info"]["url"], f"/api/drafts/{draft['_id']}/approve", BASE_ENV["REVIEW_TOKEN"], {})
+    wait_for(lambda: (store.drafts.get(draft["_id"]) or {}).get("status") == "sent", what="sent")
+    wait_for_idle_bus(cfg)
+    sent = [m for m in phoenix_site.messages("1000001") if m.get("direction") == "out"]
+    assert len(sent) == 1 and sent[0]["text"] == draft["text"]
+    assert store.messages.count({"conversation_id": "1000001", "direction": "out"}) == 1
+    assert phoenix_site.stats()["login_submissions"] == 1

@@ -196,6 +196,21 @@ async def test_two_hosts_fragment_routes_and_ids_read_from_the_full_url(adapter_
     loud(e.value, "inbox_item", "#odd")
 
 
+def test_ids_from_a_query_or_a_fragment_and_paths_compared_as_before():
+    from actors.browser.routes import Routes
+    from contracts.sitespec import SiteConf
+    query = SiteConf.model_validate(spec(hosts={}, paths={
+        "login": "/login", "inbox": "/messages", "conversation": "/messages?thread={conversation_id}"}))
+    r = Routes(query, "https://chat.example.test")
+    assert r.conversation_id("?thread=77", "https://chat.example.test/messages") == "77"
+    assert r.conversation_id("/messages/77", "https://chat.example.test/") is None
+    path = SiteConf.model_validate(spec(hosts={}, paths={
+        "login": "/login", "inbox": "/chat", "conversation": "/chat/{conversation_id}"}))
+    r = Routes(path, "https://chat.example.test")   # a path route ignores query and fragment
+    assert r.conversation_id("/chat/c1?page=2#end", "https://chat.example.test/chat") == "c1"
+    assert r.at("https://other.example.test/chat?x=1", r.url("inbox"))   # one host: any name
+
+
 def test_a_route_on_an_unknown_host_is_a_config_error(make_config, hosts):
     bad = spec(paths={**BASE["paths"], "inbox": "{api}/#chat"})
     with pytest.raises(ConfigError, match=r"inbox: host \{api\} is not in hosts"):

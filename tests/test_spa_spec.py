@@ -285,7 +285,7 @@ async def test_login_error_is_permanent_and_a_bounce_is_retried_with_backoff_the
 
     async def sleep(s: float) -> None:
         slept.append(s)
-    b = await adapter_for(spec(login=LOGIN, elements=LOGIN_ELEMENTS), sleep=sleep)
+    b = await adapter_for(spec(login={**LOGIN, "type_delay_ms": 0}, elements=LOGIN_ELEMENTS), sleep=sleep)
     with pytest.raises(NeedsLogin, match="3 login attempts .* ended neither logged in") as e:
         await b.login()
     assert hosts.logins == 3 and slept == [2, 4] and b.login_bounces == 3   # never hammered

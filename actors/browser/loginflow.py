@@ -79,17 +79,29 @@ async def _attempt(adapter: "SiteAdapter") -> str:
     await type_into(user.first, adapter.credentials.username, steps.type_delay_ms)
     pw, _ = await adapter.selectors.first(page, "login_password")
     await type_into(pw.first, adapter.credentials.password.get_secret_value(), steps.type_delay_ms)
-    loads = []
-    page.on("framenavigated", lambda f: f == page.main_frame and loads.append(f.url))
+    loads: list[str] = []
+
+    def loaded(frame) -> None:
+        if frame == page.main_frame:
+            loads.append(frame.url)
+    page.on("framenavigated", loaded)
+    try:
+        return await _submit_and_watch(adapter, pw, loads)
+    finally:
+        page.remove_listener("framenavigated", loaded)
+
+
+async def _submit_and_watch(adapter: "SiteAdapter", pw, loads: list[str]) -> str:
+    page, steps = adapter.page, adapter.site.login
     submit = steps.submit
     if submit == "either":
         found = await adapter.selectors.probe(page, "login_submit") \
             if adapter.site.element("login_submit") is not None else None
         submit = "click" if found and await found[0].first.is_enabled() else "enter"
-    await adapter.navigations.acquire()
     if submit == "click":
-        await adapter._click("login_submit", page_load=False)
+        await adapter._click("login_submit", page_load=False)   # paced there
     else:
+        await adapter.navigations.acquire()
         await pw.first.press("Enter")
     deadline = time.monotonic() + steps.settle_s
     while True:

@@ -10,6 +10,11 @@ logged-out page (redirect to login or a logged-out marker) answered by logging i
 Reading proves every message (see extract.py) or fails naming the elements that miss. Sending is
 confirmed by seeing the new outgoing message appear after the *anchor* (the fingerprint of the
 last messages before the click) in the DOM, which works for form posts and XHR sends alike.
+
+What single-page apps add lives beside it, one concern per module: routes.py (URLs on several
+hosts, routes in the fragment, ids from full links), waiting.py (a page is read once rendered),
+loginflow.py (login as steps), navigation.py (by click), inbox.py (items, status previews,
+typing), sending.py (click / Enter / either), paging.py (older messages by scrolling).
 """
 from __future__ import annotations
 

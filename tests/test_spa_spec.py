@@ -265,11 +265,15 @@ LOGIN_ELEMENTS = {"login_open": {"selectors": ["#open"]}, "login_error": {"selec
 
 async def test_login_steps_modal_typed_enter_success_by_url(adapter_for, hosts):
     hosts.pages["www"]["/"] = LOGIN_PAGE
-    hosts.pages["app"]["/"] = spa({"home": "<p>welcome</p>"})
+    hosts.pages["app"]["/"] = spa({"home": "<p>welcome</p><div id=account-menu>me</div>"}, delay_ms=200)
     hosts.password, hosts.bounces, hosts.logins = RIGHT_PASSWORD, 0, 0
     a = await adapter_for(spec(login=LOGIN, elements=LOGIN_ELEMENTS))
     await a.login()
     assert a.logins == 1 and hosts.logins == 1 and a.page.url == hosts.url("app") + "/#home"
+    # success by the logged-in marker alone (no success_url): only once it has rendered
+    b = await adapter_for(spec(login={**LOGIN, "success_url": None, "submit": "click"}, elements=LOGIN_ELEMENTS))
+    await b.login()
+    assert b.logins == 1 and await b.page.locator("#account-menu").count() == 1
 
 
 async def test_login_error_is_permanent_and_a_bounce_is_retried_with_backoff_then_a_person(

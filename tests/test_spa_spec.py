@@ -211,10 +211,16 @@ def test_ids_from_a_query_or_a_fragment_and_paths_compared_as_before():
     assert r.at("https://other.example.test/chat?x=1", r.url("inbox"))   # one host: any name
 
 
-def test_a_route_on_an_unknown_host_is_a_config_error(make_config, hosts):
+def test_a_route_on_an_unknown_host_or_a_bad_host_url_is_a_config_error(make_config, hosts):
+    account = {"accounts": [{"id": ACCOUNT, "site": "spa"}]}
     bad = spec(paths={**BASE["paths"], "inbox": "{api}/#chat"})
     with pytest.raises(ConfigError, match=r"inbox: host \{api\} is not in hosts"):
-        make_config(app={"accounts": [{"id": ACCOUNT, "site": "spa"}]}, sites={"spa": bad})
+        make_config(app=account, sites={"spa": bad})
+    with pytest.raises(ConfigError, match="SPA_APP_URL"):
+        make_config(app=account, sites={"spa": spec()}, SPA_APP_URL="ftp://app.example.test")
+    # the login may post on any host: none may carry the password in clear off this machine
+    with pytest.raises(ConfigError, match="SPA_APP_URL: http:// to app.example.test would send MEETME_PASSWORD"):
+        make_config(app=account, sites={"spa": spec()}, SPA_APP_URL="http://app.example.test")
 
 
 # ---------------------------------------------------------------- ready, empty inbox

@@ -362,7 +362,9 @@ async def test_status_previews_and_typing_indicators_are_no_change(adapter_for, 
                 "inbox_status": {"patterns": ["^Sent\\b", "^Seen$"]}}
     a = await adapter_for(spec(elements=elements))
     sent, typing = await a.inbox()
-    assert sent.status and sent.unchanged_since("Al hi there")   # our own reply: nothing new
+    assert sent.status and not sent.unchanged_since("Al hi there")   # "hi there" -> our reply: read once
+    seen = (await a.inbox(reload=False))[0]
+    assert seen.unchanged_since(sent.signature)                 # a status after a status: no change
     assert not typing.status and "typing" not in typing.signature
     quiet = await (await adapter_for(spec(elements=elements, paths={**BASE["paths"], "inbox": "{app}/#quiet"}))).inbox()
     assert quiet[0].signature == typing.signature               # typing came and went: no change

@@ -62,6 +62,7 @@ def is_status(site, raw: dict) -> bool:
 
 
 BADGE = "\x1f"   # in a signature: the item's text, then the unread badge when the spec names it
+STATUS = "\x1e"  # a signature's first character when the preview was a status (inbox_status)
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,8 @@ class InboxItem:
         none is shown); kept after BADGE so the text without it can be compared alone."""
         text = " ".join(text.split())
         badge = " ".join((badge or "").split())
-        return cls(conversation_id, f"{text}{BADGE}{badge}" if badge else text, status)
+        return cls(conversation_id, (STATUS if status else "") + (f"{text}{BADGE}{badge}" if badge else text),
+                   status)
 
     def unchanged_since(self, recorded: str | None) -> bool:
         """Nothing new since the signature recorded at the last read: the same, or the same text
@@ -85,8 +87,11 @@ class InboxItem:
         text again, read elsewhere) is found by the revisit."""
         if recorded is None:
             return False
-        if self.status:   # our reply, "Sent", "Seen": nothing new from the contact (revisits
-            return True   # still come, as for any unchanged-looking conversation)
+        if self.status and recorded.startswith(STATUS):
+            # a status after a status ("Sent: ..." -> "Seen"): nothing new from the contact. A
+            # status after anything else ("hi?" -> "Sent: ...") is read once: the contact may have
+            # written just before our reply (a send also clears the recorded signature)
+            return True
         return recorded == self.signature or (
             BADGE not in self.signature and BADGE in recorded
             and recorded.partition(BADGE)[0] == self.signature)

@@ -24,9 +24,12 @@ from contracts.settings import Config, resolve
 from contracts.sitespec import ELEMENTS, SiteConf
 
 PAGES = {  # which page each element is looked for on
-    "login": ("login_username", "login_password", "login_submit", "logged_out", "login_challenge"),
-    "inbox": ("inbox_item", "inbox_unread", "popup_close"),
-    "conversation": ("message", *FIELDS, "message_direction", "date_header", "older_messages",
+    "login": ("login_open", "login_username", "login_password", "login_submit", "logged_out",
+              "login_challenge", "login_error"),
+    "inbox": ("inbox_ready", "logged_in", "nav_inbox", "inbox_item", "inbox_preview", "inbox_status",
+              "inbox_typing", "inbox_unread", "inbox_empty", "popup_close"),
+    "conversation": ("conversation_ready", "conversation_contact", "scroll_container", "message",
+                     *FIELDS, "message_direction", "message_pending", "date_header", "older_messages",
                      "conversation_start", "reply_box", "send_button"),
 }
 @dataclass

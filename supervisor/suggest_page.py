@@ -32,6 +32,15 @@ _FIND_JS = r"""
     }
     return hits;
   };
+  const longest = u => {   // no text known: the innermost element holding most of the message's text
+    let best, len = 0;
+    for (const e of all('*', u)) {
+      if (e.matches('time, [datetime], [data-timestamp], button, a') || [...e.children].some(c => norm(c.textContent) === norm(e.textContent))) continue;
+      const n = norm(e.textContent).length;
+      if (n > len) { best = e; len = n; }
+    }
+    return best;
+  };
   const clickables = 'button, input[type=submit], input[type=button], [role=button], a';
   const find = {
     login_password: () => pw ? [pw] : [],
@@ -104,7 +113,7 @@ _FIND_JS = r"""
     },
   };
   const field = {
-    message_text: u => deepest(u, a.texts)[0],
+    message_text: u => deepest(u, a.texts)[0] || (a.texts.length ? undefined : longest(u)),
     message_sender: u => deepest(u, a.names)[0],
     message_time: u => all('time, [datetime], [data-timestamp]', u)[0] || (u.matches('[datetime], [data-timestamp]') ? u : undefined),
   };

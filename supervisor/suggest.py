@@ -46,8 +46,8 @@ def generated(name: str) -> bool:
         digits = sum(c.isdigit() for c in seg)
         if len(seg) >= 5 and digits and digits < len(seg):   # hash-like: letters and digits mixed
             return True
-        if len(seg) >= 5 and re.search(r"[a-z][A-Z]", seg) and re.search(r"[A-Z].*[A-Z]", seg) \
-                and not seg[0].isupper():    # random case: fGhKq (camelCase words are fine)
+        switches = sum(a.isupper() != b.isupper() for a, b in zip(seg, seg[1:]) if a.isalpha() and b.isalpha())
+        if len(seg) >= 5 and switches / len(seg) > 0.4:   # random case: bdVaJa (camelCase is fine)
             return True
     return False
 

@@ -8,7 +8,8 @@ import yaml
 
 from contracts.settings import ROOT
 from supervisor import doctor
-from supervisor.suggest import uses_generated
+from supervisor.capture import Masker, url_secrets
+from supervisor.suggest import Candidate, generated, rank, uses_generated
 from tests.fixtures.infra import BASE_ENV
 
 ACCOUNT = "owner-main"
@@ -135,3 +136,66 @@ def test_doctor_first_contact_renamed_classes_masked_capture_and_pasted_suggesti
     fixed = {**spec, "elements": {**spec["elements"], **pasted}}
     assert doctor.main(config(fixed), ["renamed", "--conversation", "c1", "--out", str(artifacts_dir / "fixed")]) == 0
     assert "all required elements match" in capsys.readouterr().out
+
+
+def test_generated_names_are_never_proposed_and_every_proposal_is_checked(make_config, artifacts_dir):
+    """Build-tool class names (css-1x2y3z, sc-abc123, _3fGh2...) change with every release: the
+    filter knows them from the names people write, and on a saved page whose reply box and send
+    button carry only generated classes the proposals are their stable hooks, each matching."""
+    for name in ("css-1x2y3z", "sc-abc123", "sc-bdVaJa", "_3fGh2", "Button_root__x7Yz1", "jsx-402817",
+                 ":r4:", "ember1234", "x3fa9c01b", "emotion-0", "a1b2c3d4e5"):
+        assert generated(name), name
+    for name in ("chat-list", "btn-primary", "col-md-6", "h5", "media-heading", "chat-message-text",
+                 "site-login-modal-email", "messagesChatsItem", "iPhone", "input-lg"):
+        assert not generated(name), name
+    assert uses_generated("div.css-1x2y3z > textarea") and uses_generated("#ember1234")
+    assert not uses_generated("#chat-section ol.media-list.chat-list > li")
+    ranked = rank([Candidate("textarea.sc-abc123", "stable class"), Candidate("textarea", "structure"),
+                   Candidate("[data-testid='composer-input']", "test id"), Candidate("#reply", "id")])
+    assert [c.selector for c in ranked] == ["#reply", "[data-testid='composer-input']", "textarea"]
+
+    saved = artifacts_dir / "saved"
+    saved.mkdir(exist_ok=True)
+    (saved / "conversation.html").write_text(
+        "<main><textarea class='css-1x2y3z'>draft</textarea><div class='sc-abc123 _3fGh2'>"
+        "<form class='Composer_form__x7Yz1'><textarea class='css-9q8w7e' aria-label='Message' "
+        "placeholder='Say something'></textarea><button class='sc-xyz789 css-4r5t6y' "
+        "data-testid='composer-send' type='submit'>Send</button></form></div></main>")
+    spec = {**yaml.safe_load((ROOT / "standins" / "sites" / "aria.yaml").read_text()), "name": "gen"}
+    spec["elements"] = {**spec["elements"], "reply_box": {"selectors": ["form.compose textarea.chat-input"]},
+                        "send_button": {"selectors": ["form.compose button.chat-send"]}}
+    config = make_config(app={"browser": {"artifacts_dir": str(artifacts_dir)},
+                              "accounts": [{"id": ACCOUNT, "site": "gen"}]},
+                         sites={"gen": spec}, MEETME_URL="http://127.0.0.1:9")
+    rows, _ = __import__("asyncio").run(doctor.run(config, "gen", html_dir=saved, out_dir=artifacts_dir / "gen"))
+    by = {r.element: r for r in rows if r.page == "conversation"}
+    reply, send = by["reply_box"], by["send_button"]
+    assert reply.found == 1 and send.found == 1
+    assert [c.selector for c in reply.suggestions] == [  # the draft box outside the form is not it
+        "textarea[placeholder='Say something']", "[aria-label='Message']", "textarea[aria-label='Message']"]
+    assert send.suggestions[0].selector == "[data-testid='composer-send']"
+    for c in reply.suggestions + send.suggestions:
+        assert not uses_generated(c.selector) and c.count == 1, c
+
+
+def test_masking_replaces_secrets_everywhere_and_private_texts_when_asked():
+    """Pure: tokens in URLs, credentials and cookie values always; texts and names with --mask,
+    in every spelling a saved file may have (HTML-escaped, JSON, URL-encoded)."""
+    assert url_secrets("http://127.0.0.1:1/auth?t=AbC123xyz987QWE456&page=2") == ["AbC123xyz987QWE456"]
+    assert url_secrets("https://u:hunter22@x.test/#access_token=abcd1234efgh5678&x=1") == \
+        ["u", "hunter22", "abcd1234efgh5678"]
+    assert url_secrets("http://x.test/chat?before=m12#chat/member/1000001/chat") == []
+    m = Masker()
+    m.secret("owner@example.com", "s3cret-pass")
+    assert m.url("http://h/auth?t=AbC123xyz987QWE456") == "http://h/auth?t=***"
+    m.known(["Tom & Jerry's \"plan\""], ["Zoë Adams"])
+    page = ('<p title="Tom &amp; Jerry&#x27;s &quot;plan&quot;">Zoë Adams</p> owner%40example.com '
+            '{"t": "Tom & Jerry\'s \\"plan\\""} AbC123xyz987QWE456 s3cret-pass')
+    kept = m.apply(page)
+    assert "Zoë Adams" in kept and "***" in kept and "s3cret-pass" not in kept and "AbC123" not in kept
+    assert "owner%40example.com" not in kept
+    m.private = True
+    masked = m.apply(page)
+    assert "Zoë" not in masked and "Tom" not in masked and "plan" not in masked, masked
+    assert "masked-name-1" in masked and "masked-text-1" in masked
+    assert m.hints() == {"texts": ["masked-text-1"], "names": ["masked-name-1"]}

@@ -7,6 +7,7 @@ tests/fixtures/<name>.py, one module per stand-in.
 pytest_plugins = [
     "tests.fixtures.infra",
     "tests.fixtures.chatsite",
+    "tests.fixtures.phoenix",
     "tests.fixtures.aiserver",
     "tests.fixtures.sheets",
     "tests.fixtures.pipeline",

@@ -71,7 +71,7 @@ def start_sessions(cfg, n: int) -> list:
     from actors.browser.session import BrowserSession
     cls = HostedSession if cfg.app.browser.layout == "hosted" else BrowserSession
     ns = os.environ["REPLYDESK_NAMESPACE"]
-    return [cls.options(name=f"browser:meetme:bench-{i}", namespace=ns,
+    return [cls.options(name=f"browser:classic:bench-{i}", namespace=ns,
                         resources={"browser": 0.01}, max_restarts=0,
                         max_task_retries=0).remote(cfg, f"bench-{i}") for i in range(n)]
 
@@ -113,11 +113,11 @@ def make_config(site_url: str, uri: str, layout: str, n: int, db: str, live: boo
     (conf_dir / "sites").mkdir(parents=True, exist_ok=True)
     base = yaml.safe_load((ROOT / "conf" / "replydesk.yaml").read_text())
     base["browser"]["layout"] = layout
-    base["accounts"] = [{"id": f"bench-{i}", "navigations_per_minute": 10000,
+    base["accounts"] = [{"id": f"bench-{i}", "site": "classic", "navigations_per_minute": 10000,
                          "sends_per_minute": 100, "max_pages": 3} for i in range(n)]
     (conf_dir / "replydesk.yaml").write_text(yaml.safe_dump(base))
-    spec = yaml.safe_load((ROOT / "conf/sites/meetme.yaml").read_text())
-    (conf_dir / "sites" / "meetme.yaml").write_text(yaml.safe_dump({**spec, "live": live}))
+    spec = yaml.safe_load((ROOT / "standins/sites/classic.yaml").read_text())
+    (conf_dir / "sites" / "classic.yaml").write_text(yaml.safe_dump({**spec, "live": live}))
     os.environ.update({"MEETME_URL": site_url, "MONGODB_URI": uri, "MONGODB_DB": db})
     return settings.load(conf_dir / "replydesk.yaml")
 
@@ -210,7 +210,7 @@ def density_config(sites: list, uri: str, mode: str, n: int, db: str):
     base["accounts"] = [{"id": f"density-{i}", "site": f"meetme{i}"} for i in range(n)]
     base.setdefault("review", {})["port"] = 0
     (conf_dir / "replydesk.yaml").write_text(yaml.safe_dump(base))
-    spec = yaml.safe_load((ROOT / "conf/sites/meetme.yaml").read_text())
+    spec = yaml.safe_load((ROOT / "standins/sites/classic.yaml").read_text())
     for i, site in enumerate(sites[:n]):
         (conf_dir / "sites" / f"meetme{i}.yaml").write_text(
             yaml.safe_dump({**spec, "name": f"meetme{i}", "live": live, "url_env": f"MEETME{i}_URL"}))

@@ -30,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-BROWSER = "browser:meetme:meetme-main"
+BROWSER = "browser:classic:meetme-main"
 
 from benchmarks.common import check, ray_instance  # noqa: E402
 

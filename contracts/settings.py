@@ -408,6 +408,7 @@ class Config(BaseModel):
     app: AppConfig
     sites: dict[str, SiteConf]
     site_urls: dict[str, str]
+    site_hosts: dict[str, dict[str, str]] = {}   # site -> its other hosts (spec `hosts`), resolved
     account_credentials: dict[str, Credentials]
     reviewers: dict[str, ReviewerAuth] = {}
     notify_urls: list[SecretStr] = []
@@ -426,6 +427,10 @@ class Config(BaseModel):
 
     def site_url(self, site: str) -> str:
         return self.site_urls[site]
+
+    def host_urls(self, site: str) -> dict[str, str]:
+        """The site's other hosts by name (`hosts` in its spec, env overrides applied)."""
+        return dict(self.site_hosts.get(site, {}))
 
     def secret_values(self) -> list[str]:
         """Every configured secret: the redaction set of logs and traces."""
@@ -458,14 +463,16 @@ def _credentials(account: AccountConf, env: dict[str, str]) -> Credentials:
     return Credentials(username=env[account.username_env], password=SecretStr(env[account.password_env]))
 
 
-def _site_url(site: SiteConf, env: dict[str, str]) -> str:
-    value = env.get(site.url_env) if site.url_env else None
+def _site_url(site: SiteConf, env: dict[str, str], base_url: str | None = None,
+              url_env: str | None = None) -> str:
+    base_url, url_env = (base_url, url_env) if base_url else (site.base_url, site.url_env)
+    value = env.get(url_env) if url_env else None
     if not value:
-        return site.base_url.rstrip("/")
+        return base_url.rstrip("/")
     try:
         return _check_url(value, ("http", "https"), "HTTP").rstrip("/")
     except ValueError as exc:
-        raise ConfigError(f"config error: {site.url_env}: {exc}") from None
+        raise ConfigError(f"config error: {url_env}: {exc}") from None
 
 
 def _read_secret_file(var: str, path: Path) -> str:
@@ -663,15 +670,21 @@ def load(config_file: Path | str | None = None, **overrides: Any) -> Config:
     env = _env_with_dotenv()
     creds = {a.id: _credentials(a, env) for a in app.accounts}
     urls = {name: _site_url(site, env) for name, site in sites.items()}
+    hosts = {name: {h: _site_url(site, env, host.url, host.env) for h, host in site.hosts.items()}
+             for name, site in sites.items() if site.hosts}
     if not settings.allow_insecure_http:
         for name, site in sites.items():
             passwords = sorted({a.password_env for a in app.accounts if a.site == name})
             try:
                 _no_clear_secret(site.url_env or f"sites/{name}.yaml base_url", urls[name],
                                  ", ".join(passwords))
+                for h, url in hosts.get(name, {}).items():   # the login may post on any of them
+                    _no_clear_secret(site.hosts[h].env or f"sites/{name}.yaml hosts.{h}", url,
+                                     ", ".join(passwords))
             except ValueError as exc:
                 raise ConfigError(f"config error: {exc}") from None
-    return Config(settings=settings, app=app, sites=sites, site_urls=urls, account_credentials=creds,
+    return Config(settings=settings, app=app, sites=sites, site_urls=urls, site_hosts=hosts,
+                  account_credentials=creds,
                   reviewers=reviewers, notify_urls=notify_urls)
 
 

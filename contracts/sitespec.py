@@ -32,9 +32,39 @@ a badge that appears or changes still does.
 Times are part of a message's identity when the site gives it no id: a site that shows only
 relative times ("5 min ago") needs an attribute with the absolute time (`@title`, `@datetime`),
 or ids, since a relative time read at another moment resolves to another minute.
+
+Single-page apps (every key below is optional; a spec without them reads as before):
+- `hosts`: more origins besides `base_url` (`{name: {url, env}}`, `env` overrides `url` as
+  `url_env` overrides `base_url`). A path may start with `{name}` (`{app}/#chat`), be absolute
+  (`https://...`), or be a path on `base_url`. Routes may live in the query or the fragment
+  (`{app}/#chat/member/{conversation_id}/chat`): a URL is compared with a route on its path,
+  plus its query when the route has `?`, plus its fragment when the route has `#`
+  (routes.py). Conversation ids are read from an item's full link by that pattern.
+- `ready_timeout_s` and the elements `inbox_ready` / `conversation_ready`: a client-rendered
+  page is read only once one of them shows (rendered after the navigation); `inbox_empty`: an
+  inbox with no items is empty only when it shows this marker.
+- `login`: `type_delay_ms` (typed key by key), `submit` (`click`, `enter`, `either`),
+  `success_url` (a route the browser reaches when logged in), `attempts` / `backoff_s` / `settle_s`
+  (a login that ends neither logged in nor with `login_error` is tried again after a backoff,
+  then handed to a person as needs_login). Elements: `login_open` (clicked to show the form),
+  `logged_in` (a marker of success), `login_error` (the site rejected the credentials).
+- `navigate`: `conversation` / `inbox`: `url` (default), `click` (the inbox item; `nav_inbox`),
+  or `both` (a click, then the URL if the click did not get there).
+- `conversation_contact`: the contact's name on the conversation page; with it `message_sender`
+  may be left out (incoming: the contact, outgoing: the account).
+- `inbox_typing` (inside an item; never part of its signature), `inbox_preview` and
+  `inbox_status` (an item whose status element matches, or whose preview matches one of its
+  `patterns`, shows our own message or a status: no new incoming text, not a change).
+- `send_by`: `click` (default), `enter` (Enter in the reply box; `send_button` optional) or
+  `either` (the button if it is there and enabled, else Enter). `message_pending`: an outgoing
+  message that matches it is not sent yet (never read, never a confirmation).
+- `older_by: scroll` with `scroll_container`: older messages load by scrolling the container to
+  the top (until the cursor is found, `conversation_start` shows, or nothing more loads).
+- `frame` on any element: a selector of the iframe the element is in.
 """
 from __future__ import annotations
 
+import re
 import zoneinfo
 from typing import Literal
 
@@ -63,6 +93,20 @@ ELEMENTS: dict[str, tuple[bool, str]] = {
     "conversation_start": (False, "page"),  # shown on the oldest page: nothing older to read
     "reply_box": (True, "page"),
     "send_button": (True, "page"),
+    # single-page apps (module docstring)
+    "login_open": (False, "page"),        # clicked to show the login form (a modal)
+    "logged_in": (False, "page"),         # shown only to a logged-in user
+    "login_error": (False, "page"),       # the site rejected the credentials
+    "inbox_ready": (False, "page"),       # the inbox has rendered
+    "inbox_empty": (False, "page"),       # "no conversations yet"
+    "inbox_preview": (False, "item"),     # the preview line inside an inbox item
+    "inbox_status": (False, "item"),      # a preview that is our message or a status
+    "inbox_typing": (False, "item"),      # a typing indicator: never part of the signature
+    "nav_inbox": (False, "page"),         # the link back to the inbox (navigate.inbox: click)
+    "conversation_ready": (False, "page"),
+    "conversation_contact": (False, "header"),  # the contact's name (header of the conversation)
+    "message_pending": (False, "flag"),   # inside a message: not yet confirmed by the site
+    "scroll_container": (False, "page"),  # older_by: scroll
 }
 DEFAULT_FROM = {"inbox_item": ["@href"], "message_id": ["@data-message-id", "@data-id", "@id"],
                 "message_time": ["@datetime", "text"], "older_messages": ["@href"]}
@@ -82,6 +126,18 @@ class Element(BaseModel):
     formats: list[str] = []
     outgoing: list[str] = []              # message_direction only
     incoming: list[str] = []
+    patterns: list[str] = []              # inbox_status only: regular expressions on the preview
+    frame: str | None = None              # the selector of the iframe the element is in
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns(cls, v: list[str]) -> list[str]:
+        for p in v:
+            try:
+                re.compile(p)
+            except re.error as exc:
+                raise ValueError(f"pattern {p!r} is not a regular expression: {exc}") from None
+        return v
 
     @field_validator("from_")
     @classmethod
@@ -97,6 +153,31 @@ class Element(BaseModel):
         if any(not s.strip() for s in v):
             raise ValueError("a selector must not be blank")
         return v
+
+
+class Host(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(pattern=r"^https?://[^/]+/?$")
+    env: str | None = None                # an environment variable that overrides url
+
+
+Mode = Literal["url", "click", "both"]
+
+
+class LoginSteps(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type_delay_ms: int = Field(0, ge=0, le=1000)  # 0: fill each field at once
+    submit: Literal["click", "enter", "either"] = "click"
+    success_url: str | None = None        # a route (as paths) reached only when logged in
+    attempts: int = Field(3, ge=1, le=10)  # logins that end neither logged in nor with an error
+    backoff_s: float = Field(5.0, ge=0)   # before the 2nd attempt; doubled after each
+    settle_s: float = Field(15.0, gt=0)   # how long a submit may take to show its outcome
+
+
+class Navigate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    conversation: Mode = "url"
+    inbox: Mode = "url"
 
 
 class SiteConf(BaseModel):
@@ -115,6 +196,13 @@ class SiteConf(BaseModel):
     # only every `safety_poll_s` of the account (the channel may stop silently). Default: the
     # session reloads the inbox every `poll_interval_s`.
     live: bool = False
+    # single-page apps (module docstring)
+    hosts: dict[str, Host] = {}
+    ready_timeout_s: float = Field(10.0, gt=0)
+    login: LoginSteps = LoginSteps()
+    navigate: Navigate = Navigate()
+    send_by: Literal["click", "enter", "either"] = "click"
+    older_by: Literal["link", "scroll"] = "link"
 
     @field_validator("paths")
     @classmethod
@@ -140,20 +228,26 @@ class SiteConf(BaseModel):
         unknown = set(self.elements) - set(ELEMENTS)
         if unknown:
             raise ValueError(f"unknown elements {sorted(unknown)} (known: {sorted(ELEMENTS)})")
-        problems = []
+        problems = self._spa_problems()
         for name, (required, kind) in ELEMENTS.items():
             el = self.elements.get(name)
+            if name == "message_sender" and "conversation_contact" in self.elements:
+                required = False          # incoming: the contact, outgoing: the account
+            if name == "send_button" and self.send_by == "enter":
+                required = False
             if el is None:
                 if required:
                     problems.append(f"elements.{name}: required")
                 continue
             if el.required is None:
                 el.required = required
+            if el.patterns and name != "inbox_status":
+                problems.append(f"elements.{name}: 'patterns' is for inbox_status only")
             if kind == "direction":
                 if not el.outgoing or not el.incoming:
                     problems.append(f"elements.{name}: needs both 'outgoing' and 'incoming' "
                                     "selectors (a message must prove its direction)")
-            elif not el.selectors:
+            elif not el.selectors and not (name == "inbox_status" and el.patterns):
                 problems.append(f"elements.{name}: has no selectors")
             if not el.from_:
                 el.from_ = list(DEFAULT_FROM.get(name, ["text"]))
@@ -163,6 +257,29 @@ class SiteConf(BaseModel):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _spa_problems(self) -> list[str]:
+        problems = []
+        names = set(self.hosts)
+        routes = dict(self.paths)
+        if self.login.success_url:
+            routes["login.success_url"] = self.login.success_url
+        for key, route in routes.items():
+            m = re.match(r"^\{([a-z0-9_]+)\}", route)
+            if m and m.group(1) != "conversation_id" and m.group(1) not in names:
+                problems.append(f"{key}: host {{{m.group(1)}}} is not in hosts {sorted(names)}")
+            elif not (m or route.startswith(("/", "http://", "https://", "#", "?"))):
+                problems.append(f"{key}: {route!r} must start with '/', '{{host}}' or http(s)://")
+        if self.older_by == "scroll" and "scroll_container" not in self.elements:
+            problems.append("older_by: scroll needs a scroll_container element")
+        if self.navigate.inbox != "url" and "nav_inbox" not in self.elements:
+            problems.append(f"navigate.inbox: {self.navigate.inbox} needs a nav_inbox element")
+        status = self.elements.get("inbox_status")
+        if status is not None and status.patterns and "inbox_preview" not in self.elements:
+            problems.append("elements.inbox_status: 'patterns' need an inbox_preview element")
+        if self.send_by == "enter" and "reply_box" not in self.elements:
+            problems.append("send_by: enter needs a reply_box element")
+        return problems
 
     def _identity_problems(self) -> list[str]:
         """Without site ids a message's time is part of its identity: it must read the same on

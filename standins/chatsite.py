@@ -4,9 +4,10 @@ what the owner sent, switch faults on (slow pages, expired sessions, renamed or 
 HTTP 500s, connection resets) and switch the markup theme.
 
 Themes (`THEMES`) are whole markups of the same site (same URLs, same state), each described by a
-site spec: `classic` by conf/sites/meetme.yaml, the others by standins/sites/<theme>.yaml.
+site spec, standins/sites/<theme>.yaml (the real MeetMe app: conf/sites/meetme.yaml and the
+`phoenix` stand-in).
 
-- `classic`: the markup's ids/classes are the FIRST selectors of conf/sites/meetme.yaml; every
+- `classic`: the markup's ids/classes are the FIRST selectors of standins/sites/classic.yaml; every
   element also carries the data-testid / structural hooks the later fallbacks use, so the
   `renamed_classes` fault (ids and classes change) exercises the fallbacks and `broken` (all hooks
   of an element gone) exercises the no-match path (both faults: this theme only).
@@ -389,7 +390,7 @@ class Theme:
 
 
 class ClassicTheme(Theme):
-    """Today's MeetMe markup (conf/sites/meetme.yaml), with the renamed/broken fault hooks."""
+    """The markup MeetMe was first assumed to have (standins/sites/classic.yaml), with the renamed/broken fault hooks."""
     name = "classic"
     log_selector = "[role=log]"
 

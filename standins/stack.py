@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from standins import aiserver, chatsite, sheetsfake
 from standins.mongo import MongoServer
@@ -49,6 +54,21 @@ class Stack:
         self.close()
 
 
+def stand_in_config(folder: Path, site: str = "classic") -> Path:
+    """conf/replydesk.yaml with its accounts on `site` (default: the chat-site stand-in's
+    `classic` theme; the shipped `meetme` spec is the real site's), beside every site spec
+    (conf/sites and standins/sites); returns the config file to load."""
+    from contracts.settings import ROOT
+    (folder / "sites").mkdir(parents=True, exist_ok=True)
+    for spec in [*(ROOT / "standins" / "sites").glob("*.yaml"), *(ROOT / "conf" / "sites").glob("*.yaml")]:
+        shutil.copy(spec, folder / "sites" / spec.name)
+    base = yaml.safe_load((ROOT / "conf" / "replydesk.yaml").read_text())
+    base["accounts"] = [{**a, "site": site} for a in base["accounts"]]
+    path = folder / "replydesk.yaml"
+    path.write_text(yaml.safe_dump(base))
+    return path
+
+
 def start_stack(namespace: str | None = None, *, host: str = "127.0.0.1",
                 external_ai: bool = False) -> Stack:
     """Start every stand-in on a free port; `env` holds the variables that point replydesk at
@@ -74,7 +94,10 @@ def start_stack(namespace: str | None = None, *, host: str = "127.0.0.1",
         site_admin.add_account(username, password)
         sheets_admin = sheetsfake.SheetsAdmin(sheets.url, sheet_id)
         sheets_admin.create()
+        conf = Path(tempfile.mkdtemp(prefix=f"replydesk-{ns}-conf-"))
+        ex.callback(shutil.rmtree, conf, True)
         env = {
+            "REPLYDESK_CONFIG": str(stand_in_config(conf)),
             "RABBITMQ_URL": os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
             "MONGODB_URI": mongo_uri, "MONGODB_DB": ns, "REPLYDESK_NAMESPACE": ns,
             "GOOGLE_SHEET_ID": sheet_id, "SHEETS_API_URL": sheets.url,

@@ -66,10 +66,10 @@ def test_a_newer_message_supersedes_the_open_draft_and_its_approval_is_refused(s
 
 def test_an_approved_draft_with_a_newer_message_before_the_click_is_not_sent(start_pipeline, chat_site):
     # a slow poll: the newer message is first seen by the send path itself, just before the click
-    cfg, handle = start_pipeline(app={"accounts": [{"id": ACCOUNT, "site": "meetme", "poll_interval_s": 3600,
+    cfg, handle = start_pipeline(app={"accounts": [{"id": ACCOUNT, "site": "classic", "poll_interval_s": 3600,
                                                     "navigations_per_minute": 600, "sends_per_minute": 60}]})
     store = Store.from_config(cfg)
-    wait_for(lambda: _child(handle, f"browser:meetme:{ACCOUNT}")["state"] == "running", what="the session")
+    wait_for(lambda: _child(handle, f"browser:classic:{ACCOUNT}")["state"] == "running", what="the session")
     chat_site.inject("c-1", "Ann", "Hi! Do you like hiking?")
     ray.get(handle.poll_now.remote())
     first = wait_for(lambda: (d := _open_drafts(store, "c-1")) and d[0], what="the first draft")

@@ -34,7 +34,7 @@ def actors(ray_session, ns):
 
     def make(config, suffix: str, env: dict | None = None):
         a = BrowserSession.options(
-            name=f"browser:meetme:{ACCOUNT}-{ns}-{suffix}", resources={"browser": 0.01},
+            name=f"browser:classic:{ACCOUNT}-{ns}-{suffix}", resources={"browser": 0.01},
             max_restarts=0, max_task_retries=0, max_concurrency=8,
             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), **(env or {})}},
         ).remote(config, ACCOUNT)
@@ -78,7 +78,7 @@ def test_actor_killed_mid_pass_then_replaced_emits_each_message_once(ray_session
     assert all(s["parent_id"] is None for s in spans)
 
 
-@pytest.mark.parametrize("theme,site", [("classic", "meetme"), ("aria", "aria")])  # form post, XHR
+@pytest.mark.parametrize("theme,site", [("classic", "classic"), ("aria", "aria")])  # form post, XHR
 def test_reply_sent_once_when_actor_dies_right_after_click(ray_session, actors, make_config, chat_site,
                                                           store, artifacts_dir, theme, site):
     chat_site.theme(theme)
@@ -110,7 +110,7 @@ def test_reply_sent_once_when_actor_dies_right_after_click(ray_session, actors, 
     heir = actors(config, "heir")
     result = ray_session.get(heir.send.remote(event, carrier), timeout=60)
     assert result["status"] == "already_sent"
-    if site == "meetme":  # the markup shows the site's id; without one, the content key stands
+    if site == "classic":  # the markup shows the site's id; without one, the content key stands
         assert result["site_message_id"] == chat_site.sent()["messages"][0]["id"]
     assert ray_session.get(heir.send.remote(event, carrier), timeout=60)["status"] == "already_sent"
     assert chat_site.sent()["counts"] == {"c1": 1}
@@ -123,7 +123,7 @@ def test_reply_sent_once_when_actor_dies_right_after_click(ray_session, actors, 
 def test_stop_removes_the_scratch_dir(ray_session, actors, config, chat_site):
     from actors.browser.launcher import scratch_root
     from contracts.ids import stable_hash
-    prefix = f"meetme-{stable_hash('meetme', ACCOUNT, length=12)}-"
+    prefix = f"classic-{stable_hash('classic', ACCOUNT, length=12)}-"
     a = actors(config, "stop")
     ray_session.get(a.start.remote(), timeout=60)
     pid = ray_session.get(a.__ray_call__.remote(lambda self: os.getpid()), timeout=30)

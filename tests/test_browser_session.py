@@ -84,9 +84,9 @@ async def test_renamed_classes_use_the_testid_fallback(session, chat_site, caplo
     assert len((await s.poll())["new"]) == 1
     grown = {k for k in MATCHES if MATCHES[k] > before.get(k, 0)}
     # metrics and logs name the selector that matched by its text, never by an index
-    assert ("meetme", "message", "[data-testid='message']") in grown
-    assert ("meetme", "inbox_item", "[data-testid='conversation-item']") in grown
-    assert ("meetme", "login_username", "input[name='email']") in grown
+    assert ("classic", "message", "[data-testid='message']") in grown
+    assert ("classic", "inbox_item", "[data-testid='conversation-item']") in grown
+    assert ("classic", "login_username", "input[name='email']") in grown
     assert not any(k[1] == "message" and k[2] == "div.chat-message" for k in grown)
     assert any(getattr(r, "element", None) == "message"
                and getattr(r, "selector", None) == "[data-testid='message']" for r in caplog.records)
@@ -99,7 +99,7 @@ async def test_no_selector_matching_raises_and_saves_artifacts(session, chat_sit
     with pytest.raises(SelectorNotFound) as err:
         await s.poll()
     e = err.value
-    assert e.element == "message" and e.site == "meetme" and "/chat/c1" in e.url
+    assert e.element == "message" and e.site == "classic" and "/chat/c1" in e.url
     assert "'message'" in str(e) and "/chat/c1" in str(e)
     assert Path(e.screenshot).stat().st_size > 0
     html = Path(e.html).read_text()

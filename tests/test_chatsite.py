@@ -88,7 +88,7 @@ def test_faults_500_logged_out_and_renamed(chat_site):
 # ---------------------------------------------------------------- themes (markups) and their specs
 
 ROOT = Path(__file__).resolve().parents[1]
-SPECS = {"classic": ROOT / "conf/sites/meetme.yaml", "bubbles": ROOT / "standins/sites/bubbles.yaml",
+SPECS = {"classic": ROOT / "standins/sites/classic.yaml", "bubbles": ROOT / "standins/sites/bubbles.yaml",
          "items": ROOT / "standins/sites/items.yaml", "aria": ROOT / "standins/sites/aria.yaml"}
 LOGIN_FIELDS = {"classic": ("email", "password"), "bubbles": ("username", "password"),
                 "items": ("login_username", "login_password"), "aria": ("identifier", "password")}

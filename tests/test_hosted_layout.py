@@ -34,13 +34,13 @@ def _proxies() -> list[int]:
 
 def test_hosted_layout_runs_every_account_in_one_host_and_a_host_crash_loses_nothing(
         start_pipeline, chat_site):
-    spec = {**yaml.safe_load((ROOT / "conf" / "sites" / "meetme.yaml").read_text()), "live": True}
+    spec = {**yaml.safe_load((ROOT / "standins" / "sites" / "classic.yaml").read_text()), "live": True}
     first = chat_site.inject("c-1", "Ann", "Hello from the hosted layout")
     cfg, handle = start_pipeline(app={
         "browser": {"layout": "hosted"},
-        "accounts": [{"id": a, "site": "meetme", "poll_interval_s": 0.3, "safety_poll_s": 600,
+        "accounts": [{"id": a, "site": "classic", "poll_interval_s": 0.3, "safety_poll_s": 600,
                       "navigations_per_minute": 600, "sends_per_minute": 60} for a in ACCOUNTS]},
-        sites={"meetme": spec})
+        sites={"classic": spec})
     ns = cfg.settings.namespace
     store = Store.from_config(cfg)
 
@@ -59,7 +59,7 @@ def test_hosted_layout_runs_every_account_in_one_host_and_a_host_crash_loses_not
     proxies = _proxies()
     assert len(proxies) == len(ACCOUNTS) and host_pid not in proxies, proxies
     for account in ACCOUNTS:
-        assert ray.get_actor(names.browser("meetme", account), namespace=ns)
+        assert ray.get_actor(names.browser("classic", account), namespace=ns)
     assert all(descendants(p) == [] for p in proxies), {p: descendants(p) for p in proxies}
     assert info["chromium"] in descendants(host_pid)
 

@@ -19,7 +19,7 @@ ACCOUNT = "owner-live"
 
 
 def _live_spec(theme_site: str) -> dict:
-    folder = ROOT / ("conf" if theme_site == "meetme" else "standins") / "sites"
+    folder = ROOT / "standins" / "sites"
     spec = yaml.safe_load((folder / f"{theme_site}.yaml").read_text())
     return {**spec, "live": True}
 
@@ -29,7 +29,7 @@ async def live_session(make_config, chat_site, artifacts_dir, store):
     sessions: list[AccountSession] = []
 
     async def make(theme: str, **account) -> AccountSession:
-        site = {"classic": "meetme"}.get(theme, theme)
+        site = theme
         chat_site.theme(theme)
         cfg = make_config(
             app={"browser": {"artifacts_dir": str(artifacts_dir), "selector_timeout_s": 0.5,

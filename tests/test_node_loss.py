@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-BROWSER = "browser:meetme:meetme-main"
+BROWSER = "browser:classic:meetme-main"
 
 
 @pytest.fixture

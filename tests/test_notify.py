@@ -258,4 +258,4 @@ def test_a_session_that_cannot_log_in_notifies_needs_login(start_pipeline, chat_
     assert got[0]["title"] == "Account meetme-main needs a login"
     assert "not-the-password-1" not in json.dumps(receiver.received())
     st = ray.get(handle.status.remote())
-    assert "browser:meetme:meetme-main" in st["failed"]
+    assert "browser:classic:meetme-main" in st["failed"]

@@ -18,7 +18,7 @@ from tests.test_hardening import _raw_get
 
 ALICE, BOB, CAROL = "alice-token-0123456789abcdef", "bob-token-0123456789abcdef", "carol-token-0123456789ab"
 REVIEWERS = {"reviewers": {"alice": {"accounts": ["a1"]}, "bob": {"accounts": ["a2"]}}}
-ACCOUNTS = [{"id": "a1", "site": "meetme"}, {"id": "a2", "site": "meetme"}]
+ACCOUNTS = [{"id": "a1", "site": "classic"}, {"id": "a2", "site": "classic"}]
 
 
 @pytest.fixture

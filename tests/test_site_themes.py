@@ -1,5 +1,5 @@
 """The whole browser path on every markup the stand-in serves, each read with its own site spec
-(conf/sites/meetme.yaml for `classic`, standins/sites/<theme>.yaml for the others): login,
+(standins/sites/<theme>.yaml; `phoenix` by the shipped conf/sites/meetme.yaml): login,
 popups, incremental extraction with paging, identical messages in one minute kept distinct,
 stored order equal to page order, an approved reply sent exactly once (also across a crash right
 after the click, and right before it with an identical earlier reply), our own replies never
@@ -26,7 +26,7 @@ from contracts.settings import ROOT
 from tests.helpers import until
 
 ACCOUNT = "owner-main"
-SITE_OF = {"classic": "meetme", "bubbles": "bubbles", "items": "items", "aria": "aria"}
+SITE_OF = {"classic": "classic", "bubbles": "bubbles", "items": "items", "aria": "aria"}
 THEMES = list(SITE_OF)
 
 
@@ -236,7 +236,7 @@ async def test_theme_switch_mid_run_degrades_loudly_then_catches_up(themed, chat
     site, everything missed in the gap is extracted once."""
     config, session = themed
     chat_site.theme("classic")
-    s = await session(config("meetme"))
+    s = await session(config("classic"))
     chat_site.inject("c1", "Alice", "before 1")
     chat_site.inject("c1", "Alice", "before 2")
     assert len((await s.poll())["new"]) == 2
@@ -244,24 +244,24 @@ async def test_theme_switch_mid_run_degrades_loudly_then_catches_up(themed, chat
     chat_site.theme("aria")  # the redesign lands
     chat_site.inject("c1", "Alice", "during 1")
     chat_site.inject("c2", "Bob", "during 2")
-    misses = MISSES[("meetme", "message")]
+    misses = MISSES[("classic", "message")]
     with pytest.raises(SelectorNotFound) as err:
         await s.poll()
     e = err.value
-    assert (e.site, e.element) == ("meetme", "message") and "/chat/c" in e.url
+    assert (e.site, e.element) == ("classic", "message") and "/chat/c" in e.url
     assert e.tried == ("div.chat-message", "[data-testid='message']", "[role='log'] [data-message-id]")
     assert Path(e.screenshot).stat().st_size > 0 and "during" in Path(e.html).read_text()
     ping = await s.ping()
     assert ping["status"] == "degraded"
     assert _missing(ping)["message"]["selectors"] == list(e.tried)
-    assert MISSES[("meetme", "message")] > misses
+    assert MISSES[("classic", "message")] > misses
     with pytest.raises(SelectorNotFound):  # the send cannot be confirmed on this markup: refused
         await s.send(event)
     assert chat_site.sent()["counts"] == {}
     assert store.messages.count() == 2 and len(_incoming_outbox(store)) == 2
     await s.stop()
-    # the operator rewrites conf/sites/meetme.yaml for the new markup
-    s2 = await session(config("meetme", sites={"meetme": {**_spec("aria"), "name": "meetme"}}))
+    # the operator rewrites the site spec for the new markup
+    s2 = await session(config("classic", sites={"classic": {**_spec("aria"), "name": "classic"}}))
     r = await s2.poll()
     assert len(r["new"]) == 2
     assert _texts(store, "c1") == [("in", "before 1"), ("in", "before 2"), ("in", "during 1")]
@@ -288,13 +288,13 @@ def _incoming_outbox(store):
 async def test_without_proof_of_direction_nothing_is_read_or_sent(broken, themed, chat_site, store):
     config, session = themed
     chat_site.theme("classic")
-    s = await session(config("meetme"))
+    s = await session(config("classic"))
     chat_site.inject("c1", "Alice", "hi")
     await s.poll()
     _, first = _approve(store, "c1", "hello")
     assert (await s.send(first))["status"] == "sent"
     await s.stop()
-    bad = await session(config("meetme", sites={"meetme": _spec("meetme", message_direction=broken)}))
+    bad = await session(config("classic", sites={"classic": _spec("classic", message_direction=broken)}))
     chat_site.inject("c1", "Alice", "still there?")
     with pytest.raises(SelectorNotFound) as err:
         await bad.poll()
@@ -311,11 +311,11 @@ async def test_older_messages_link_missing_is_loud_and_loses_nothing(themed, cha
     config, session = themed
     chat_site.theme("classic")
     chat_site.faults(page_size=4)
-    s = await session(config("meetme"))
+    s = await session(config("classic"))
     chat_site.inject("c1", "Alice", "first")
     await s.poll()
     await s.stop()
-    bad = await session(config("meetme", sites={"meetme": _spec("meetme", older_messages={"selectors": ["a.nope"]})}))
+    bad = await session(config("classic", sites={"classic": _spec("classic", older_messages={"selectors": ["a.nope"]})}))
     for i in range(6):  # the stored "first" is now on the second page
         chat_site.inject("c1", "Alice", f"later {i}")
     with pytest.raises(SelectorNotFound) as err:
@@ -324,7 +324,7 @@ async def test_older_messages_link_missing_is_loud_and_loses_nothing(themed, cha
     assert "older_messages" in _missing(await bad.ping())
     assert store.messages.count() == 1
     await bad.stop()
-    good = await session(config("meetme"))
+    good = await session(config("classic"))
     assert len((await good.poll())["new"]) == 6
     assert _texts(store, "c1") == [("in", "first")] + [("in", f"later {i}") for i in range(6)]
 
@@ -379,7 +379,7 @@ def chatterbox_server():
     served.stop()
 
 
-async def test_a_second_site_runs_beside_meetme_with_no_python_change(make_config, chat_site, chatterbox_server,
+async def test_a_second_site_runs_beside_classic_with_no_python_change(make_config, chat_site, chatterbox_server,
                                                                      artifacts_dir, store):
     from contracts import telemetry
     from standins.chatsite import ChatSiteAdmin
@@ -389,7 +389,7 @@ async def test_a_second_site_runs_beside_meetme_with_no_python_change(make_confi
     cfg = make_config(
         app={"browser": {"artifacts_dir": str(artifacts_dir), "selector_timeout_s": 0.5,
                          "retry_backoff_s": 0.01},
-             "accounts": [{"id": "mm", "site": "meetme", "navigations_per_minute": 10000},
+             "accounts": [{"id": "mm", "site": "classic", "navigations_per_minute": 10000},
                           {"id": "cb", "site": "chatterbox", "navigations_per_minute": 10000,
                            "username_env": "CHATTERBOX_USERNAME", "password_env": "CHATTERBOX_PASSWORD"}]},
         MEETME_URL=chat_site.url, CHATTERBOX_URL=chatterbox_server.url,
@@ -401,13 +401,13 @@ async def test_a_second_site_runs_beside_meetme_with_no_python_change(make_confi
     try:
         for s in sessions:
             await s.start()
-        chat_site.inject("c1", "Alice", "on meetme")
+        chat_site.inject("c1", "Alice", "on classic")
         other.inject("t1", "Carol", "on chatterbox")
         assert len((await sessions[0].poll())["new"]) == 1
         assert len((await sessions[1].poll())["new"]) == 1
         [mm] = store.messages.conversation("mm", "c1")
         [cb] = store.messages.conversation("cb", "t1")
-        assert (mm.site, mm.text, cb.site, cb.text) == ("meetme", "on meetme", "chatterbox", "on chatterbox")
+        assert (mm.site, mm.text, cb.site, cb.text) == ("classic", "on classic", "chatterbox", "on chatterbox")
         assert cb.site_message_id is None and cb.message_id.startswith("cb:t1:h")  # no ids on that markup
         msgs = store.messages.conversation("cb", "t1")
         did = draft_id("cb", "t1", msgs[-1].message_id)
@@ -429,13 +429,13 @@ async def test_a_second_site_runs_beside_meetme_with_no_python_change(make_confi
 async def test_inbox_item_names_its_conversation_by_an_attribute_or_fails_loudly(themed, chat_site, store):
     config, session = themed
     chat_site.theme("classic")  # its items carry data-conversation-id beside the link
-    by_attr = _spec("meetme", inbox_item={"selectors": ["li.chat-list-item"], "from": ["@data-conversation-id"]})
-    s = await session(config("meetme", sites={"meetme": by_attr}))
+    by_attr = _spec("classic", inbox_item={"selectors": ["li.chat-list-item"], "from": ["@data-conversation-id"]})
+    s = await session(config("classic", sites={"classic": by_attr}))
     chat_site.inject("c7", "Alice", "hi")
     assert len((await s.poll())["new"]) == 1 and _texts(store, "c7") == [("in", "hi")]
     await s.stop()
-    nameless = _spec("meetme", inbox_item={"selectors": ["li.chat-list-item"], "from": ["@data-nope"]})
-    bad = await session(config("meetme", sites={"meetme": nameless}))
+    nameless = _spec("classic", inbox_item={"selectors": ["li.chat-list-item"], "from": ["@data-nope"]})
+    bad = await session(config("classic", sites={"classic": nameless}))
     with pytest.raises(SelectorNotFound, match="gave no conversation id"):
         await bad.poll()
     assert "inbox_item" in _missing(await bad.ping())

@@ -14,7 +14,7 @@ from contracts.settings import ROOT
 from tests.fixtures.infra import BASE_ENV
 from tests.helpers import wait_for
 
-BROWSER = "browser:meetme:meetme-main"
+BROWSER = "browser:classic:meetme-main"
 
 
 def _child(handle, name):
@@ -122,12 +122,12 @@ def _try(method, *args):
 def test_a_live_site_is_read_when_its_page_changes_not_on_the_poll_interval(start_pipeline, chat_site):
     """Under the supervisor, a live site's session is asked for its next pass at once and waits
     for its page: with poll and safety intervals of 10 minutes, a pushed message is drafted."""
-    live = {**yaml.safe_load((ROOT / "conf" / "sites" / "meetme.yaml").read_text()), "live": True}
+    live = {**yaml.safe_load((ROOT / "standins" / "sites" / "classic.yaml").read_text()), "live": True}
     cfg, handle = start_pipeline(
-        app={"accounts": [{"id": "meetme-main", "site": "meetme", "poll_interval_s": 600,
+        app={"accounts": [{"id": "meetme-main", "site": "classic", "poll_interval_s": 600,
                            "safety_poll_s": 600, "navigations_per_minute": 600,
                            "sends_per_minute": 60}]},
-        sites={"meetme": live})
+        sites={"classic": live})
     store = Store.from_config(cfg)
     first = chat_site.inject("c-1", "Ann", "Hello there!")
     wait_for(lambda: _draft_for(store, first, "c-1"), timeout=60, what="first draft")
@@ -145,7 +145,7 @@ def test_a_redesigned_site_shows_the_session_degraded_and_recovers(start_pipelin
     first = chat_site.inject("c-1", "Ann", "Hello there!")
     wait_for(lambda: _draft_for(store, first, "c-1"), what="first draft")
     assert _child(handle, BROWSER)["info"]["health"] == {"status": "ok", "missing": []}
-    chat_site.theme("aria")  # a redesign the meetme spec does not describe
+    chat_site.theme("aria")  # a redesign the classic spec does not describe
     chat_site.inject("c-1", "Ann", "Still there?")
     degraded = wait_for(lambda: (c := _child(handle, BROWSER))["info"].get("health", {}).get("status")
                         == "degraded" and c, timeout=30, what="the session to report degraded")
@@ -172,14 +172,14 @@ def test_fixed_yaml_reloaded_while_running_brings_a_failed_session_back(start_pi
 
     from contracts.settings import ROOT, ConfigError
     from supervisor import runner
-    good = yaml.safe_load((ROOT / "conf" / "sites" / "meetme.yaml").read_text())
+    good = yaml.safe_load((ROOT / "standins" / "sites" / "classic.yaml").read_text())
     broken = {**good, "elements": {**good["elements"],
                                    "login_username": {"selectors": ["input#user"]},
                                    "login_password": {"selectors": ["input#pass"]},
                                    "login_submit": {"selectors": ["button#go"]}}}
     chat_site.inject("c-1", "Ann", "Hello, anyone there?")
     cfg, handle = start_pipeline(
-        sites={"meetme": broken},
+        sites={"classic": broken},
         app={"supervisor": {"heartbeat_s": 0.5, "restart": {"max_restarts": 2, "within_s": 300,
                                                             "backoff_initial_s": 0.1, "backoff_max_s": 0.5}}})
     status = _failed_status(handle)
@@ -196,7 +196,7 @@ def test_fixed_yaml_reloaded_while_running_brings_a_failed_session_back(start_pi
     assert _ids(handle) == before and _child(handle, BROWSER)["state"] == "failed"
     text = (conf / "replydesk.yaml").read_text()
     (conf / "replydesk.yaml").write_text(text.replace("\nbogus: 1\n", "\n"))
-    (conf / "sites" / "meetme.yaml").write_text(yaml.safe_dump(good))  # the fix
+    (conf / "sites" / "classic.yaml").write_text(yaml.safe_dump(good))  # the fix
     result = runner.reload(handle, str(conf / "replydesk.yaml"))
     assert result["reload"]["restarted"] == [BROWSER] and not result["reload"]["added"]
     running = wait_for(lambda: (c := _child(handle, BROWSER))["state"] == "running" and c, timeout=60,

@@ -7,7 +7,7 @@ import ray
 from actors.store import Store
 from tests.helpers import wait_for
 
-BROWSER = "browser:meetme:meetme-main"
+BROWSER = "browser:classic:meetme-main"
 SLOW_POLL = 3600.0  # the session never polls again by itself during the test: only poll_now can
 #                     explain a second pass (no clock is timed)
 
@@ -18,7 +18,7 @@ def _names(handle) -> dict[str, str]:
 
 def test_handle_of_and_poll_now_trigger_an_immediate_pass(start_pipeline, chat_site):
     first = chat_site.inject("c-1", "Ann", "Hello, are you there?")
-    cfg, handle = start_pipeline(app={"accounts": [{"id": "meetme-main", "site": "meetme",
+    cfg, handle = start_pipeline(app={"accounts": [{"id": "meetme-main", "site": "classic",
                                                     "poll_interval_s": SLOW_POLL}]})
     store = Store.from_config(cfg)
     wait_for(lambda: store.messages.coll.find_one({"site_message_id": first}), timeout=60,
@@ -26,7 +26,7 @@ def test_handle_of_and_poll_now_trigger_an_immediate_pass(start_pipeline, chat_s
 
     session = ray.get(handle.handle_of.remote(BROWSER))
     assert ray.get(session.ping.remote())             # the live browser session's handle
-    assert ray.get(handle.handle_of.remote("browser:meetme:nobody")) is None
+    assert ray.get(handle.handle_of.remote("browser:classic:nobody")) is None
 
     second = chat_site.inject("c-1", "Ann", "Still there?")
     handle.poll_now.remote()

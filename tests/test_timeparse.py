@@ -88,7 +88,7 @@ def test_every_shipped_site_spec_validates_and_a_bad_one_is_refused():
         spec = SiteConf.model_validate(yaml.safe_load(path.read_text()))
         assert spec.name == path.stem
         Reader(spec)
-    good = yaml.safe_load((ROOT / "conf" / "sites" / "meetme.yaml").read_text())
+    good = yaml.safe_load((ROOT / "standins" / "sites" / "classic.yaml").read_text())
     bad = {**good, "elements": {**good["elements"], "message_direction": {"outgoing": [".out"]}}}
     with pytest.raises(ValueError, match="message_direction: needs both 'outgoing' and 'incoming'"):
         SiteConf.model_validate(bad)
@@ -121,7 +121,7 @@ def _shapes(*items):
 
 def test_send_anchor_is_unique_and_never_formed_again_by_the_reply():
     from actors.browser.adapter import SiteAdapter
-    spec = SiteConf.model_validate(yaml.safe_load((ROOT / "conf" / "sites" / "meetme.yaml").read_text()))
+    spec = SiteConf.model_validate(yaml.safe_load((ROOT / "standins" / "sites" / "classic.yaml").read_text()))
     adapter = SiteAdapter.__new__(SiteAdapter)
     adapter.site = spec  # anchor() needs only the spec
     page = _shapes(("Al", "ready?", 0, "in"), ("me", "ok", 1, "out"), ("me", "ok", 1, "out"), ("me", "ok", 1, "out"))

@@ -15,22 +15,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
-from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Awaitable, Callable
-from urllib.parse import urljoin, urlparse
+from urllib.parse import urljoin
 
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page
 from tenacity import (AsyncRetrying, retry_if_exception_type, stop_after_attempt,
                       wait_exponential)
 
+from actors.browser import navigation, paging, waiting
 from actors.browser.extract import Reader, Seen, norm_text, identify
+from actors.browser.inbox import INBOX_JS, InboxItem, is_status, js_args
 from actors.browser.limits import NodeSlots, SlidingWindowLimiter
+from actors.browser.loginflow import login_steps, uses_steps
+from actors.browser.routes import Routes
 from actors.browser.selectors import Selectors
-from contracts.errors import PermanentError
+from actors.browser.sending import submit_reply
 from contracts.events import ChatMessage
 from contracts.ids import account_hash
 from contracts.settings import AccountConf, Config, Credentials
@@ -40,72 +42,9 @@ log = logging.getLogger(__name__)
 Anchor = list[list[str]]  # the shapes of the last messages before a send's click
 
 
-class SiteUnavailable(Exception):
-    """The site answered 5xx (retried)."""
+from actors.browser.errors import (LoggedOut, LoginFailed, NeedsLogin, SendNotConfirmed,  # noqa: F401
+                                   SendUnproven, SiteUnavailable)
 
-
-class LoggedOut(Exception):
-    """A page showed the login form: the session expired or was revoked."""
-
-
-class LoginFailed(PermanentError):
-    """The site rejected the credentials: retrying will not help."""
-
-
-class NeedsLogin(PermanentError):
-    """The site put a challenge in front of the login (captcha, 2FA, device check): a person must
-    complete it (`./run login ACCOUNT`); replydesk never solves one nor retries the form."""
-
-    def __init__(self, message: str, site: str = "", url: str = "", screenshot: str | None = None,
-                 html: str | None = None):
-        super().__init__(message)
-        self.site, self.url, self.screenshot, self.html = site, url, screenshot, html
-
-    def __reduce__(self):
-        return (NeedsLogin, (str(self), self.site, self.url, self.screenshot, self.html))
-
-
-class SendUnproven(PermanentError):
-    """Whether an earlier attempt of this send went through cannot be proven from the page: not
-    sending again; a person must check the conversation (the draft stays `sending`)."""
-
-
-class SendNotConfirmed(RuntimeError):
-    """The reply was submitted but could not be read back after its anchor."""
-
-    def __init__(self, message: str, site: str = "", url: str = "", screenshot: str | None = None,
-                 html: str | None = None):
-        super().__init__(message)
-        self.site, self.element, self.url = site, "send_button", url
-        self.screenshot, self.html = screenshot, html
-
-    def __reduce__(self):  # crosses Ray process boundaries intact
-        return (SendNotConfirmed, (str(self), self.site, self.url, self.screenshot, self.html))
-
-
-# Per inbox item: the first source (`@attr` on the item or its first descendant that has it) with a
-# value, and the item's visible text (its signature: preview, time and unread count change on arrival).
-_INBOX_JS = """
-(els, [from, unread]) => els.map(el => {
-  for (const src of from) {
-    const attr = src.slice(1);
-    const f = el.hasAttribute(attr) ? el : el.querySelector('[' + CSS.escape(attr) + ']');
-    const v = f ? f.getAttribute(attr) : null;
-    if (!(v && v.trim())) continue;
-    const ref = attr === 'href' ? new URL(v, location.href).pathname : v.trim();
-    for (const sel of unread) {   // the first badge selector that matches inside the item
-      const badges = Array.from(el.querySelectorAll(sel));
-      if (!badges.length) continue;
-      const badge = badges.map(b => b.textContent).join(' ');
-      const rest = el.cloneNode(true);
-      rest.querySelectorAll(sel).forEach(b => b.remove());
-      return {ref, text: rest.textContent, unread: badge};
-    }
-    return {ref, text: el.textContent, unread: null};
-  }
-  return null;
-})
-"""
 
 # A live site's open inbox tells the session of every change to its content (installed once per
 # loaded inbox document; the binding survives navigations, the observer does not).
@@ -128,7 +67,8 @@ class SiteAdapter:
     def __init__(self, page: Page, config: Config, account: AccountConf, credentials: Credentials,
                  selectors: Selectors, navigations: SlidingWindowLimiter, slots: NodeSlots,
                  on_login: Callable[[], Awaitable[None]] | None = None,
-                 clock: Callable[[], datetime] = _utcnow):
+                 clock: Callable[[], datetime] = _utcnow,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
         self.page = page
         self.config = config
         self.account = account
@@ -140,28 +80,30 @@ class SiteAdapter:
         self.slots = slots
         self.on_login = on_login
         self.clock = clock
-        self.reader = Reader(self.site)
+        self.sleep = sleep            # the backoff between login attempts (injectable)
+        self.reader = Reader(self.site, me=account.id)
+        self.routes = Routes(self.site, self.base_url, config.host_urls(account.site))
         self.logins = 0
-        conv_path = self.site.paths["conversation"]
-        prefix, _, suffix = conv_path.partition("{conversation_id}")
-        self._conv_re = re.compile("^" + re.escape(prefix) + r"([^/?#]+)" + re.escape(suffix) + "$")
+        self.login_bounces = 0
 
     def url(self, path_key: str, **kw: str) -> str:
-        return self.base_url + self.site.paths[path_key].format(**kw)
+        return self.routes.url(path_key, **kw)
 
     # ------------------------------------------------------------ navigation
 
-    async def visit(self, url: str) -> None:
-        """Open `url` as a logged-in user: log in again once if the session has expired."""
+    async def visit(self, url: str, ready: str | None = None) -> None:
+        """Open `url` as a logged-in user: log in again once if the session has expired. `ready`:
+        the element (inbox_ready, conversation_ready) the page must render before it is read."""
         try:
-            await self._open(url)
+            await self._open(url, ready=ready)
         except LoggedOut:
             log.info("not logged in (no stored session, expired or revoked); logging in",
                      extra={"account": account_hash(self.account.id), "url": url})
             await self.login()
-            await self._open(url)
+            await self._open(url, ready=ready)
 
-    async def _open(self, url: str, *, expect_login: bool = False) -> None:
+    async def _open(self, url: str, *, expect_login: bool = False, ready: str | None = None) -> None:
+        await waiting.mark_stale(self.page, self.selectors)
         browser_conf = self.config.app.browser
         async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(browser_conf.page_retries + 1),
@@ -178,9 +120,23 @@ class SiteAdapter:
         await self.close_popups()
         if not expect_login and await self.logged_out():
             raise LoggedOut(url)
+        if ready:
+            await self.rendered(ready)
+
+    async def rendered(self, ready: str) -> None:
+        """Wait for the page's ready element (a client-rendered page), then close the popups
+        its render may have brought; a page that turns out logged out raises LoggedOut."""
+        if self.site.element(ready) is None:
+            return
+
+        async def check() -> None:
+            if await self.logged_out():
+                raise LoggedOut(self.page.url)
+        await waiting.wait_ready(self.page, self.selectors, ready, self.site.ready_timeout_s, check)
+        await self.close_popups()
 
     async def logged_out(self) -> bool:
-        if urlparse(self.page.url).path == self.site.paths["login"]:
+        if self.routes.at(self.page.url, self.url("login")):
             return True
         for sel in self.selectors.candidates("logged_out"):
             if await self.page.locator(sel).count():
@@ -226,7 +182,15 @@ class SiteAdapter:
     # ------------------------------------------------------------ login
 
     async def login(self) -> None:
-        """Submit the login form; LoginFailed when the site keeps showing it."""
+        """Submit the login form; LoginFailed when the site keeps showing it (a spec with login
+        steps: loginflow.py)."""
+        if uses_steps(self.site):
+            await login_steps(self, self.sleep)
+            self.logins += 1
+            log.info("logged in", extra={"account": account_hash(self.account.id)})
+            if self.on_login:
+                await self.on_login()
+            return
         await self._open(self.url("login"), expect_login=True)
         await self.check_challenge()  # some sites ask before showing the form
         user, _ = await self.selectors.first(self.page, "login_username")
@@ -267,7 +231,15 @@ class SiteAdapter:
 
     def on_inbox(self) -> bool:
         """The page shows the inbox (a live site's page is left there, watched, between passes)."""
-        return urlparse(self.page.url).path == urlparse(self.url("inbox")).path
+        return self.routes.at(self.page.url, self.url("inbox"))
+
+    def on_newest_page(self, conversation_id: str) -> bool:
+        """The page is the conversation's newest page (a link-paged read may have left it on an
+        older one; a scroll-paged one stays on it)."""
+        url = self.url("conversation", conversation_id=conversation_id)
+        if self.site.older_by == "link":
+            return self.page.url == url
+        return self.routes.at(self.page.url, url)
 
     async def watch(self) -> None:
         """Report every change of the open inbox page through WATCH_BINDING (a live site)."""
@@ -275,7 +247,8 @@ class SiteAdapter:
 
     async def open_inbox(self) -> None:
         """Load the inbox page (watched, on a live site)."""
-        await self.visit(self.url("inbox"))
+        if self.site.navigate.inbox == "url" or not await navigation.by_click(self, "inbox"):
+            await self.visit(self.url("inbox"), ready="inbox_ready")
         if self.site.live:
             await self.watch()
 
@@ -286,30 +259,40 @@ class SiteAdapter:
             await self.open_inbox()
         found = await self.selectors.probe(self.page, "inbox_item")
         if not found:
-            # An empty inbox is normal; conversation links without matching items are not.
-            prefix = self.site.paths["conversation"].partition("{")[0].rstrip("/")
-            if await self.page.locator(f"a[href*='{prefix}/']").count():
-                raise await self.selectors.not_found(
-                    self.page, "inbox_item", detail="links to conversations are on the page, but "
-                                                    "no inbox_item selector matched")
-            return []
+            return await self._empty_inbox()
         items = []
-        sources = [src for src in self.site.element("inbox_item").from_ if src.startswith("@")]
-        unread = self.site.selectors("inbox_unread")
+        args = js_args(self.site)
+        sources = args[0]
         unreadable = 0
-        for raw in await found[0].evaluate_all(_INBOX_JS, [sources, unread]):
+        for raw in await found[0].evaluate_all(INBOX_JS, args):
             ref = (raw or {}).get("ref", "")
-            m = self._conv_re.match(ref)
-            conversation_id = m.group(1) if m else (ref if ref and "/" not in ref else None)
+            conversation_id = (self.routes.conversation_id(ref, self.page.url) if raw and raw["href"]
+                               else ref if ref and "/" not in ref else None)
             if conversation_id is None:
                 unreadable += 1
                 continue
-            items.append(InboxItem.of(conversation_id, raw["text"], raw.get("unread")))
+            items.append(InboxItem.of(conversation_id, raw["text"], raw.get("unread"),
+                                      is_status(self.site, raw)))
         if unreadable:  # a conversation we cannot name is a conversation we would never read
             raise await self.selectors.not_found(
                 self.page, "inbox_item", detail=f"{unreadable} inbox item(s) gave no conversation "
                 f"id from {sources} (a link to {self.site.paths['conversation']} or an id)")
         return items
+
+    async def _empty_inbox(self) -> list:
+        """No item matched: an empty inbox only when nothing says otherwise (its `inbox_empty`
+        marker shows, if the spec has one; no link to a conversation is on the page)."""
+        hrefs = await self.page.eval_on_selector_all("a[href]", "els => els.map(a => a.href)")
+        if any(self.routes.conversation_id(h, self.page.url) for h in hrefs):
+            raise await self.selectors.not_found(
+                self.page, "inbox_item", detail="links to conversations are on the page, but "
+                                                "no inbox_item selector matched")
+        if self.site.element("inbox_empty") is not None and \
+                not await self.selectors.probe(self.page, "inbox_empty"):
+            raise await self.selectors.not_found(
+                self.page, "inbox_empty", detail="no inbox_item matched and the inbox does not "
+                "show its empty marker either: not taken for an empty inbox")
+        return []
 
     async def read_seen(self) -> list[Seen]:
         """The proven messages on the current conversation page, oldest first; SelectorNotFound
@@ -367,16 +350,22 @@ class SiteAdapter:
         is found (up to `account.catch_up_pages`: never a silent gap between what was stored and
         what is returned). Ids are recomputed over all pages read so far, so occurrence indexes
         are the same as when the whole conversation is read at once."""
-        await self.visit(self.url("conversation", conversation_id=conversation_id))
+        await self.open_conversation(conversation_id)
         limit = self.account.catch_up_pages if cursor else max_pages
+        scroll = self.site.older_by == "scroll"
+        exhausted = False
         headers = self.site.element("date_header") is not None
         cursor_day = (date.fromisoformat(cursor["last_day"])
                       if headers and cursor and cursor.get("last_day") else None)
         pages: list[list[dict]] = []
         for page_no in range(limit):
-            pages.insert(0, await self._read_raw())
+            if scroll:   # the whole list, grown by each scroll
+                pages = [await self._read_raw()]
+                older = None if exhausted or await paging.at_start(self) else "scroll"
+            else:
+                pages.insert(0, await self._read_raw())
+                older = await self._older_href()
             raws = [r for p in pages for r in p]
-            older = await self._older_href()
             # Messages above the first date header read so far: a page that continues the day of
             # the page before it shows no header. Above the cursor with no header in between they
             # share its day; otherwise their day comes from an older page.
@@ -404,8 +393,18 @@ class SiteAdapter:
                         "in between would be lost; if the markup changed how sender, time or text "
                         "read, the spec must read them as before")
                 return msgs[guessed:]  # the first read's depth: what cannot be dated is left
-            await self.visit(urljoin(self.page.url, older))
+            if scroll:
+                exhausted = not await paging.scroll_older(self)
+            else:
+                await self.visit(urljoin(self.page.url, older), ready="conversation_ready")
         return []
+
+    async def open_conversation(self, conversation_id: str) -> None:
+        """Open a conversation's newest page as the spec says (navigate.conversation)."""
+        if self.site.navigate.conversation == "url" or \
+                not await navigation.by_click(self, "conversation", conversation_id):
+            await self.visit(self.url("conversation", conversation_id=conversation_id),
+                             ready="conversation_ready")
 
     @staticmethod
     def _proven_match(seen: list[Seen], pos: int, older: str | None) -> bool:
@@ -461,10 +460,8 @@ class SiteAdapter:
                    after_click: Callable[[], None] | None = None) -> ChatMessage:
         """Type and submit a reply on the open conversation page, then wait until it shows after
         the anchor (a form post reloads the page, an XHR send updates it: both are seen)."""
-        await self.close_popups()
-        box, _ = await self.selectors.first(self.page, "reply_box")
-        await box.first.fill(text)
-        await self._click("send_button", page_load=False)
+        how = await submit_reply(self, text)
+        log.info("reply submitted", extra={"site": self.site.name, "by": how})
         if after_click:
             after_click()
         return await self._confirm(conversation_id, text, anchor)
@@ -481,15 +478,20 @@ class SiteAdapter:
                 if await self.logged_out():
                     raise LoggedOut(self.page.url)
                 found = await self.selectors.probe(self.page, "message")
-                seen, misses = self._prove(await self.reader.raw(
-                    self.page, self.selectors.candidates("message")[found[1]])) if found else ([], [])
+                raws = await self.reader.raw(
+                    self.page, self.selectors.candidates("message")[found[1]]) if found else []
+                seen, misses = self._prove(raws) if found else ([], [])
                 after = self.after_anchor(seen, anchor) if found and not misses else None
+                pending = sum(1 for r in raws if r.get("pending", -1) >= 0)
                 if not found:
                     last = "no 'message' selector matched"
                 elif misses:
                     last = "; ".join(f"{m.element}: {m.detail}" for m in misses)
                 elif after is None:
                     last = "the messages before the send (its anchor) are no longer on the page"
+                elif pending and not self.sent_after(after, text):
+                    last = (f"{pending} message(s) still marked pending (message_pending "
+                            f"{self.site.selectors('message_pending')}): the site never confirmed it")
                 elif self.sent_after(after, text):
                     msgs = self.identify(conversation_id, seen)
                     i = len(seen) - 1 - next(j for j, m in enumerate(reversed(seen))
@@ -511,34 +513,6 @@ class SiteAdapter:
             f"{self.selectors.candidates('message')}; screenshot: {shot}, html: {html}). The draft "
             "stays 'sending': the next attempt checks the page after the anchor before sending again",
             self.site.name, self.page.url, shot, html)
-
-
-BADGE = "\x1f"   # in a signature: the item's text, then the unread badge when the spec names it
-
-
-@dataclass(frozen=True)
-class InboxItem:
-    conversation_id: str
-    signature: str  # the item's visible text (preview, time, unread badge): changes on arrival
-
-    @classmethod
-    def of(cls, conversation_id: str, text: str, badge: str | None) -> "InboxItem":
-        """`badge`: the text of the item's `inbox_unread` element (None: the spec names none, or
-        none is shown); kept after BADGE so the text without it can be compared alone."""
-        text = " ".join(text.split())
-        badge = " ".join((badge or "").split())
-        return cls(conversation_id, f"{text}{BADGE}{badge}" if badge else text)
-
-    def unchanged_since(self, recorded: str | None) -> bool:
-        """Nothing new since the signature recorded at the last read: the same, or the same text
-        with only the unread badge gone (the read cleared it, as a person's reading does). A
-        new message changes the text or brings a badge back; what changes neither (the same
-        text again, read elsewhere) is found by the revisit."""
-        if recorded is None:
-            return False
-        return recorded == self.signature or (
-            BADGE not in self.signature and BADGE in recorded
-            and recorded.partition(BADGE)[0] == self.signature)
 
 
 def _ends(shapes: list, window: list) -> list[int]:

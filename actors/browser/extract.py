@@ -38,6 +38,7 @@ _READ_JS = """
     return {sel: -1, value: null, src: -1};
   };
   const hits = (el, sels) => sels.findIndex(x => el.matches(x) || el.querySelector(x) !== null);
+  const contact = s.contact ? pick(document, s.contact) : null;
   const nodes = document.querySelectorAll([s.message, ...s.headers].join(', '));
   let header = null;
   const out = [];
@@ -45,7 +46,8 @@ _READ_JS = """
     if (!el.matches(s.message)) { header = pick(el, {selectors: [':scope'], from: s.headerFrom}).value; continue; }
     const fields = {};
     for (const [name, spec] of Object.entries(s.fields)) fields[name] = pick(el, spec);
-    out.push({fields, out: hits(el, s.out), inc: hits(el, s.inc), header});
+    out.push({fields, out: hits(el, s.out), inc: hits(el, s.inc), header, contact,
+              pending: hits(el, s.pending)});
   }
   return out;
 }
@@ -80,10 +82,12 @@ class Seen:
 
 
 class Reader:
-    """Reads conversation pages of one site."""
+    """Reads conversation pages of one site. `me`: the sender of outgoing messages when the spec
+    reads senders from the conversation header (`conversation_contact`) instead of messages."""
 
-    def __init__(self, site: SiteConf):
+    def __init__(self, site: SiteConf, me: str = "me"):
         self.site = site
+        self.me = me
         self.tz = ZoneInfo(site.timezone)
         header = site.element("date_header")
         direction = site.element("message_direction")
@@ -91,9 +95,19 @@ class Reader:
             "fields": {n: {"selectors": el.selectors, "from": el.from_}
                        for n in FIELDS if (el := site.element(n)) is not None},
             "headers": header.selectors if header else [], "headerFrom": header.from_ if header else [],
-            "out": direction.outgoing, "inc": direction.incoming}
+            "out": direction.outgoing, "inc": direction.incoming,
+            "pending": site.selectors("message_pending")}
+        contact = site.element("conversation_contact")
+        if contact is not None:
+            self.args["contact"] = {"selectors": contact.selectors, "from": contact.from_}
 
     async def raw(self, page, message_selector: str) -> list[dict]:
+        """Every message of the page (in the iframe the spec names, if any). Messages marked
+        `message_pending` are returned with `pending` >= 0: prove() leaves them out."""
+        frame = self.site.element("message").frame
+        if frame:
+            handle = await page.locator(frame).first.element_handle()
+            page = await handle.content_frame() if handle is not None else page
         return await page.evaluate(_READ_JS, {**self.args, "message": message_selector})
 
     def prove(self, raws: list[dict], now: datetime, start_day: date | None = None
@@ -111,6 +125,8 @@ class Reader:
             misses.setdefault(element, Miss(element, detail, tuple(tried)))
 
         for n, raw in enumerate(raws):
+            if raw.get("pending", -1) >= 0:   # not sent yet: neither read nor a confirmation
+                continue
             f = raw["fields"]
             ok = True
             for name in FIELDS:
@@ -153,11 +169,30 @@ class Reader:
                                      f"of the formats {time_el.formats}", time_el.selectors)
                 continue
             site_id = f.get("message_id", {}).get("value")
+            sender = self._sender(raw, out, miss)
+            if sender is None:
+                continue
             seen.append(Seen(site_id=site_id.strip() if site_id else None,
-                             sender=" ".join(f["message_sender"]["value"].split()),
+                             sender=sender,
                              text=f["message_text"]["value"], sent_at=sent_at,
                              direction="out" if out else "in", day_guessed=guessed))
         return seen, list(misses.values()), used
+
+    def _sender(self, raw: dict, out: bool, miss) -> str | None:
+        """The message's own sender; else (no message_sender in the spec) the account for an
+        outgoing message and the conversation header's contact for an incoming one."""
+        if self.site.element("message_sender") is not None:
+            return " ".join(raw["fields"]["message_sender"]["value"].split())
+        if out:
+            return self.me
+        contact = self.site.element("conversation_contact")
+        got = raw.get("contact") or {}
+        if got.get("value") is None:
+            miss("conversation_contact", "the contact's name (the sender of incoming messages) "
+                 "is not on the page" if got.get("sel", -1) < 0 else "it matched but had no value",
+                 contact.selectors if contact else [])
+            return None
+        return " ".join(got["value"].split())
 
 
 def identify(account_id: str, site: str, conversation_id: str, seen: list[Seen]) -> list[ChatMessage]:

@@ -123,6 +123,19 @@ class Selectors:
     def candidates(self, element: str) -> list[str]:
         return self.site.selectors(element)
 
+    def root(self, page: Page, element: str):
+        """Where `element` is looked up: the page, or the iframe its spec names (`frame`)."""
+        el = self.site.element(element)
+        return page.frame_locator(el.frame) if el is not None and el.frame else page
+
+    async def frame(self, page: Page, element: str):
+        """The Frame `element` is in (to run a script there); None while its iframe is absent."""
+        el = self.site.element(element)
+        if el is None or not el.frame:
+            return page.main_frame
+        handle = await page.locator(el.frame).first.element_handle(timeout=self.timeout_s * 1000)
+        return await handle.content_frame() if handle is not None else None
+
     def matched(self, element: str, index: int) -> None:
         """A selector of `element` matched (found by the caller, e.g. inside page JS)."""
         record_match(self.site.name, element, self.candidates(element)[index], index > 0)
@@ -131,8 +144,9 @@ class Selectors:
     async def probe(self, page: Page, element: str) -> tuple[Locator, int] | None:
         """The first matching selector's locator and index, without waiting and without counting a
         miss: for elements whose absence is normal (a popup, the last page's older link)."""
+        root = self.root(page, element)
         for i, sel in enumerate(self.candidates(element)):
-            loc = page.locator(sel)
+            loc = root.locator(sel)
             if await loc.count():
                 self.matched(element, i)
                 return loc, i
@@ -144,8 +158,8 @@ class Selectors:
         if found:
             return found
         try:
-            await page.wait_for_selector(", ".join(self.candidates(element)), state="attached",
-                                         timeout=self.timeout_s * 1000)
+            await self.root(page, element).locator(", ".join(self.candidates(element))).first.wait_for(
+                state="attached", timeout=self.timeout_s * 1000)
         except PlaywrightError:
             pass
         found = await self.probe(page, element)

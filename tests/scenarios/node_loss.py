@@ -21,7 +21,7 @@ import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-BROWSER = "browser:meetme:meetme-main"
+BROWSER = "browser:classic:meetme-main"
 
 
 

@@ -34,13 +34,29 @@ from supervisor.capture import Masker, read_manifest, save_page, write_manifest
 from supervisor.suggest import Candidate, snippet
 
 PAGES = {  # which page each element is looked for on
-    "login": ("login_username", "login_password", "login_submit", "logged_out", "login_challenge"),
-    "inbox": ("inbox_item", "inbox_unread", "popup_close"),
-    "conversation": ("message", *FIELDS, "message_direction", "date_header", "older_messages",
+    "login": ("login_open", "login_username", "login_password", "login_submit", "logged_out",
+              "login_challenge", "login_error"),
+    "inbox": ("inbox_ready", "logged_in", "nav_inbox", "inbox_item", "inbox_preview", "inbox_status",
+              "inbox_typing", "inbox_unread", "inbox_empty", "popup_close"),
+    "conversation": ("conversation_ready", "conversation_contact", "scroll_container", "message",
+                     *FIELDS, "message_direction", "message_pending", "date_header", "older_messages",
                      "conversation_start", "reply_box", "send_button"),
 }
 # what is inside these holds what people wrote: masked with --mask
-PRIVATE_CONTAINERS = ("message", "inbox_item")
+PRIVATE_CONTAINERS = ("message", "inbox_item", "conversation_contact")
+
+
+def needed(spec: SiteConf, element: str) -> bool:
+    """Whether a miss of `element` stops the adapter (its own `required`, or what the spec's
+    other choices rely on: a ready marker, the login opener, the header's contact name when the
+    messages carry no sender, the scroll box of scroll paging, the inbox link of click navigation)."""
+    el = spec.element(element)
+    if el is None:
+        return False
+    return bool(el.required) or element in ("inbox_ready", "conversation_ready", "login_open") \
+        or (element == "conversation_contact" and spec.element("message_sender") is None) \
+        or (element == "scroll_container" and spec.older_by == "scroll") \
+        or (element == "nav_inbox" and spec.navigate.inbox != "url")
 
 
 @dataclass
@@ -85,11 +101,16 @@ async def _check_page(page, spec: SiteConf, name: str, reader: Reader, now: date
         el = spec.element(element)
         if el is None:
             continue
-        row = Row(element, name, bool(el.required))
+        row = Row(element, name, needed(spec, element))
         if element in FIELDS or element == "message_direction":
             rows.append(row)
             continue  # filled from the proof of the messages below
-        row.selector, row.count = await _count(page, el.selectors)
+        if not el.selectors:   # inbox_status by its text patterns only
+            row.samples = [f"patterns {el.patterns}"]
+            rows.append(row)
+            continue
+        row.selector, row.count = await _count(page.frame_locator(el.frame) if el.frame else page,
+                                               el.selectors)
         if not row.count:
             row.problem = f"none of {el.selectors} matched"
         rows.append(row)
@@ -110,7 +131,8 @@ async def _check_messages(page, spec: SiteConf, reader: Reader, now: datetime, r
     raws = await reader.raw(page, msg.selector)
     if masker is not None:  # what the messages say and who wrote them: never in a masked file
         masker.known([r["fields"]["message_text"]["value"] or "" for r in raws if "message_text" in r["fields"]],
-                     [r["fields"]["message_sender"]["value"] or "" for r in raws if "message_sender" in r["fields"]])
+                     [r["fields"]["message_sender"]["value"] or "" for r in raws if "message_sender" in r["fields"]]
+                     + [(r.get("contact") or {}).get("value") or "" for r in raws])
     seen, misses, used = reader.prove(raws, now)
     for name in FIELDS:
         if name in by:
@@ -175,9 +197,9 @@ class Visit:
     """One doctor run's pages: check, suggest, save, and the manifest of it all."""
 
     def __init__(self, spec: SiteConf, out: Path, scratch, masker: Masker, now: datetime,
-                 texts: list[str], names: list[str]):
+                 texts: list[str], names: list[str], me: str = "me"):
         self.spec, self.out, self.scratch, self.masker, self.now = spec, out, scratch, masker, now
-        self.reader = Reader(spec)
+        self.reader = Reader(spec, me=me)
         self.texts, self.names = texts, names
         masker.known(texts, names)
         self.rows: list[Row] = []
@@ -254,7 +276,7 @@ async def run(config: Config, site_name: str, *, html_dir: Path | None = None,
     try:
         scratch = await scratch_ctx.new_page()
         visit = Visit(spec, out, scratch, masker, now, [*texts, *hints.get("texts", [])],
-                      [*names, *hints.get("names", [])])
+                      [*names, *hints.get("names", [])], me=account.id if account else "me")
         if html_dir is not None:
             await _saved_pages(visit, await scratch_ctx.new_page(), html_dir, manifest)
         else:
@@ -274,7 +296,7 @@ async def _saved_pages(visit: Visit, page, folder: Path, manifest: dict | None) 
         f, check = listed.get(name, (folder / f"{name}.html", name in PAGES))
         if not f.is_file():
             if name in PAGES:
-                visit.rows += [Row(e, name, bool(visit.spec.element(e).required), problem=f"{f} not found")
+                visit.rows += [Row(e, name, needed(visit.spec, e), problem=f"{f} not found")
                                for e in PAGES[name] if visit.spec.element(e) is not None]
             continue
         await page.set_content(f.read_text(encoding="utf-8"))

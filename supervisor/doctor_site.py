@@ -12,23 +12,13 @@ from urllib.parse import urljoin
 from playwright.async_api import Error as PlaywrightError
 
 from actors.browser.adapter import NeedsLogin
-from supervisor.doctor import PAGES, Row, Visit
-from supervisor.suggest_page import route_pattern
-
-_FIRST_ROUTE_JS = """
-(route) => {
-  const re = new RegExp(route + '$');
-  for (const a of document.querySelectorAll('a[href]')) {
-    try { const u = new URL(a.getAttribute('href'), location.href);
-          if (re.test(u.pathname + u.search + u.hash)) return u.href; } catch (e) {}
-  }
-  return null;
-}
-"""
+from actors.browser.selectors import SelectorNotFound
+from supervisor.doctor import PAGES, Row, Visit, needed
 
 
 async def visit_site(visit: Visit, handle, config, account, conversation: str | None,
                      headed: bool, login_timeout_s: float) -> None:
+    from actors.browser import paging
     from actors.browser.adapter import SiteAdapter
     from actors.browser.launcher import scratch_root
     from actors.browser.limits import NodeSlots, SlidingWindowLimiter
@@ -40,8 +30,14 @@ async def visit_site(visit: Visit, handle, config, account, conversation: str | 
                           SlidingWindowLimiter(account.navigations_per_minute),
                           NodeSlots(browser.max_concurrent_navigations, scratch_root() / "nav-slots"))
     await page.goto(adapter.base_url.rstrip("/") + "/", wait_until="domcontentloaded")
+    await _shows(page, spec, ("login_open", "login_username"))   # a client-rendered start page
     await visit.page(page, "start", check=False)
     await adapter._open(adapter.url("login"), expect_login=True)
+    if spec.element("login_open") is not None and await _shows(page, spec, ("login_open",)) \
+            and not await _shows(page, spec, ("login_username",), 0):
+        opener = await selectors.probe(page, "login_open")
+        await opener[0].first.click()
+        await _shows(page, spec, ("login_username",))
     await visit.page(page, "login")
     try:
         await adapter.login()
@@ -54,22 +50,27 @@ async def visit_site(visit: Visit, handle, config, account, conversation: str | 
             visit.rows.append(Row("login", "login", True, problem=f"the login was not finished "
                                   f"within {login_timeout_s:g} s"))
             return
-    except Exception as exc:  # still report what was checked
+    except Exception as exc:  # noqa: BLE001 - still report what was checked
         visit.rows.append(Row("login", "login", True, problem=f"login failed: {exc}"))
         return
-    await page.goto(adapter.url("inbox"), wait_until="domcontentloaded")
-    await adapter.close_popups()
+    await _open(adapter, adapter.url("inbox"), "inbox_ready")
     rows = await visit.page(page, "inbox")
     if conversation is None:
         conversation = await _first_conversation(adapter, rows)
     if conversation is None:
-        visit.rows += [Row(e, "conversation", bool(spec.element(e).required),
+        visit.rows += [Row(e, "conversation", needed(spec, e),
                            problem="no conversation to open (name one with --conversation)")
                        for e in PAGES["conversation"] if spec.element(e) is not None]
         return
-    await page.goto(adapter.url("conversation", conversation_id=conversation), wait_until="domcontentloaded")
-    await adapter.close_popups()
+    await _open(adapter, adapter.url("conversation", conversation_id=conversation), "conversation_ready")
     rows = await visit.page(page, "conversation")
+    if spec.older_by == "scroll":
+        try:
+            if await paging.scroll_older(adapter) or await paging.at_start(adapter):
+                await visit.page(page, "older", check=False)
+        except (SelectorNotFound, PlaywrightError):  # the misses are in the rows already
+            pass
+        return
     older = next((r.selector or (r.suggestions[0].selector if r.suggestions else None)
                   for r in rows if r.element == "older_messages"), None)
     if older and await page.locator(older).count():
@@ -81,21 +82,39 @@ async def visit_site(visit: Visit, handle, config, account, conversation: str | 
         await visit.page(page, "older", check=False)
 
 
+async def _shows(page, spec, elements: tuple[str, ...], timeout_s: float | None = None) -> bool:
+    """Wait (up to the spec's ready_timeout_s) until one of `elements` is on the page."""
+    sels = [s for e in elements for s in spec.selectors(e)]
+    if not sels:
+        return False
+    try:
+        await page.locator(", ".join(sels)).first.wait_for(
+            state="visible", timeout=(spec.ready_timeout_s if timeout_s is None else timeout_s) * 1000 or 1)
+        return True
+    except PlaywrightError:
+        return False
+
+
+async def _open(adapter, url: str, ready: str) -> None:
+    """Go to a page as the session does (logged in again if needed, rendered, popups closed); a
+    page that does not render is still checked and saved: its ready element is in the rows."""
+    try:
+        await adapter.visit(url, ready=ready)
+    except SelectorNotFound:
+        await adapter.close_popups()
+
+
 async def _first_conversation(adapter, rows: list[Row]) -> str | None:
     """The first conversation of the inbox: by the spec, else by the first link to a route."""
     if not any(r.element == "inbox_item" and r.problem for r in rows):
         try:
-            items = await adapter.inbox()
-            return items[0].conversation_id if items else None
-        except Exception:  # noqa: BLE001 - a miss is already in the rows; try the links below
+            items = await adapter.inbox(reload=False)
+            if items:
+                return items[0].conversation_id
+        except (SelectorNotFound, PlaywrightError):  # a miss is already in the rows: links below
             pass
-    href = await adapter.page.evaluate(_FIRST_ROUTE_JS, route_pattern(adapter.site.paths["conversation"]))
-    if not href:
-        return None
-    from urllib.parse import urlsplit
-    parts = urlsplit(href)
-    m = adapter._conv_re.match(parts.path)
-    return m.group(1) if m else None
+    hrefs = await adapter.page.eval_on_selector_all("a[href]", "els => els.map(a => a.href)")
+    return next((c for h in hrefs if (c := adapter.routes.conversation_id(h, adapter.page.url))), None)
 
 
 async def _person_logs_in(adapter, timeout_s: float) -> bool:

@@ -78,6 +78,11 @@ _FIND_JS = r"""
       /before=|older|earlier|previous/i.test((e.getAttribute('href') || '') + ' ' + norm(e.textContent)) || e.rel === 'prev')).slice(0, 1),
     conversation_start: () => all('body *').filter(e => !e.children.length
       && /beginning of|start of (your|the|this) conversation|no (older|earlier) messages/i.test(norm(e.textContent))).slice(0, 1),
+    conversation_contact: () => {
+      const hs = all('h1, h2, h3, h4, h5, h6, [role=heading]').filter(e => a.names.includes(norm(e.textContent)));
+      const c = hs.length ? hs : deepest(document, a.names);
+      return prefer(c).slice(0, 1);
+    },
     inbox_item: () => {
       const re = new RegExp(a.route + '$');
       const links = all('a[href]').filter(l => {
@@ -204,7 +209,7 @@ def route_pattern(path: str) -> str:
     """A JS regex source for the conversation route (`/chat/{conversation_id}`, a fragment route
     `#chat/member/{conversation_id}/chat` or an absolute URL), matched against the end of
     pathname + search + hash."""
-    path = re.sub(r"^[a-z]+://[^/#?]*", "", path)
+    path = re.sub(r"^([a-z]+://[^/#?]*|\{[a-z0-9_]+\})", "", path)
     return re.escape(path).replace(re.escape("{conversation_id}"), "[^/?#]+")
 
 

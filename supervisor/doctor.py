@@ -42,6 +42,8 @@ PAGES = {  # which page each element is looked for on
                      *FIELDS, "message_direction", "message_pending", "date_header", "older_messages",
                      "conversation_start", "reply_box", "send_button"),
 }
+# optional elements whose kind finds them reliably when they are there (suggested when they miss)
+OPTIONAL_FOUND_BY_KIND = ("older_messages", "conversation_start", "send_button", "login_submit")
 # what is inside these holds what people wrote: masked with --mask
 PRIVATE_CONTAINERS = ("message", "inbox_item", "conversation_contact")
 
@@ -229,8 +231,9 @@ class Visit:
         texts = self.texts + list(self.masker.texts)
         names = self.names + list(self.masker.names)
         for r in rows:
-            if not r.problem or r.element == "message_direction":
-                continue
+            if not r.problem or r.element == "message_direction" or \
+                    not (r.failed or r.element in OPTIONAL_FOUND_BY_KIND):
+                continue   # an optional element's absence is normal (no error shown, no popup...)
             scope = None
             if r.element in FIELDS:
                 msg = by.get("message")

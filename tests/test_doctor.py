@@ -199,3 +199,50 @@ def test_masking_replaces_secrets_everywhere_and_private_texts_when_asked():
     assert "Zoë" not in masked and "Tom" not in masked and "plan" not in masked, masked
     assert "masked-name-1" in masked and "masked-text-1" in masked
     assert m.hints() == {"texts": ["masked-text-1"], "names": ["masked-name-1"]}
+
+
+PHOENIX_TEXTS = ["Are we still on for Friday?", "I found a table near the window", "Bring the blue umbrella"]
+
+
+def test_doctor_on_phoenix_three_renamed_elements_named_proposed_and_fixed_by_the_snippet(
+        make_config, phoenix_site, artifacts_dir, capsys):
+    """The shipped MeetMe spec on the stand-in of the real single-page app (login modal on the
+    second host, push modal, hash routes, scroll paging) with three elements renamed (phoenix
+    `rename`): the inbox list's class, the header name's class and the reply box (placeholder
+    and form class). One run names the three misses and proposes for each a checked selector of
+    the renamed element; the snippet pasted into a copy of the spec makes the doctor exit 0."""
+    phoenix_site.faults(render_delay_ms=50, page_size=3)
+    phoenix_site.inject("1000002", "Bob Stone", "See you at the gym")
+    phoenix_site.inject("1000001", "Alice Wong", "An older one from Alice")
+    for text in PHOENIX_TEXTS:
+        phoenix_site.inject("1000001", "Alice Wong", text)
+    phoenix_site.rename(inbox_list="conv-list", conversation_contact="contact-title",
+                        reply_box="Write here\u2026", reply_form="composer")
+    shipped = yaml.safe_load((ROOT / "conf" / "sites" / "meetme.yaml").read_text())
+    # a copy of the shipped spec; the login typed at once (its 100 ms per key only slows the test)
+    spec = {**shipped, "name": "phx", "login": {**shipped["login"], "type_delay_ms": 0}}
+
+    def config(s):
+        return make_config(app={"browser": {"artifacts_dir": str(artifacts_dir), "selector_timeout_s": 1},
+                                "accounts": [{"id": ACCOUNT, "site": "phx", "navigations_per_minute": 10000}]},
+                           sites={"phx": s}, MEETME_URL=phoenix_site.www_url, MEETME_APP_URL=phoenix_site.app_url)
+
+    cap = artifacts_dir / "phoenix"
+    code = doctor.main(config(spec), ["phx", "--capture", str(cap), "--conversation", "1000001",
+                                      "--name", "Alice Wong", "--text", PHOENIX_TEXTS[-1]])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "FAILED: inbox_item, conversation_contact, reply_box" in out, out
+    pasted = _snippet(out)["elements"]
+    assert {"inbox_item", "conversation_contact", "reply_box"} <= set(pasted), pasted
+    hooks = {"inbox_item": "chat-item", "conversation_contact": "chat-contact-name", "reply_box": "chat-input"}
+    for element, testid in hooks.items():   # the renamed element's stable hook, not a neighbour's
+        assert pasted[element]["selectors"][0] == f"[data-testid='{testid}']", (element, pasted[element])
+    manifest = json.loads((cap / "manifest.json").read_text())
+    assert [p["name"] for p in manifest["pages"]] == ["start", "login", "inbox", "conversation", "older"]
+    assert "site-login-modal-email" in (cap / "login.html").read_text()    # the modal was open
+    assert "?t=" not in json.dumps(manifest) or "?t=***" in json.dumps(manifest)
+    fixed = {**spec, "elements": {**spec["elements"], **pasted}}
+    assert doctor.main(config(fixed), ["phx", "--conversation", "1000001",
+                                       "--out", str(artifacts_dir / "phoenix-fixed")]) == 0
+    assert "all required elements match" in capsys.readouterr().out

@@ -4,7 +4,7 @@ with a site (or after a redesign) capture those pages to share and get selector 
 
 It logs in with one of the site's configured accounts (a fresh browser context: the stored
 session is not touched; `--headed` shows the browser so a person can finish a login challenge),
-visits the start page, the login page, the inbox, one conversation and its older messages, and
+(or `--state FILE`: a login a person made elsewhere) visits the start page, the login page, the inbox, one conversation and its older messages, and
 prints per element: required or optional, the selector that matched (or none), how many elements
 matched, and sample values (id, sender, parsed time, direction, text excerpt). For every element
 that misses it proposes checked selectors (supervisor/suggest.py) and prints them as YAML to paste
@@ -254,11 +254,11 @@ class Visit:
 async def run(config: Config, site_name: str, *, html_dir: Path | None = None,
               conversation: str | None = None, out_dir: Path | None = None,
               now: datetime | None = None, mask: bool = False, texts: list[str] = (),
-              names: list[str] = (), headed: bool = False, login_timeout_s: float = 600
-              ) -> tuple[list[Row], Path]:
+              names: list[str] = (), headed: bool = False, login_timeout_s: float = 600,
+              state: dict | None = None) -> tuple[list[Row], Path]:
     """Check every element of `site_name`'s spec; returns the rows and where artifacts went."""
     from actors.browser.launcher import open_session, session_dir
-    from supervisor.doctor_site import visit_site
+    from supervisor.doctor_site import saved_pages, visit_site
 
     spec = config.site(site_name)
     now = now or datetime.now(timezone.utc)
@@ -273,37 +273,25 @@ async def run(config: Config, site_name: str, *, html_dir: Path | None = None,
         masker.secret(cred.username, cred.password.get_secret_value())
     manifest = read_manifest(html_dir) if html_dir is not None else None
     hints = (manifest or {}).get("hints", {})
+    for cookie in (state or {}).get("cookies", []):
+        masker.secret(cookie.get("value"))
     handle = await open_session(config, session_dir(site_name, f"doctor-{account.id if account else 'html'}"),
-                                None, **({"headless": False} if headed else {}))
+                                state, headless=False if headed else None)
     scratch_ctx = await handle.browser.new_context(java_script_enabled=False)
     try:
         scratch = await scratch_ctx.new_page()
         visit = Visit(spec, out, scratch, masker, now, [*texts, *hints.get("texts", [])],
                       [*names, *hints.get("names", [])], me=account.id if account else "me")
         if html_dir is not None:
-            await _saved_pages(visit, await scratch_ctx.new_page(), html_dir, manifest)
+            await saved_pages(visit, await scratch_ctx.new_page(), html_dir, manifest)
         else:
-            await visit_site(visit, handle, config, account, conversation, headed, login_timeout_s)
+            await visit_site(visit, handle, config, account, conversation, headed, login_timeout_s,
+                             logged_in=state is not None)
         visit.finish(site_name, "html" if html_dir is not None else "site")
         return visit.rows, out
     finally:
         await scratch_ctx.close()
         await handle.close()
-
-
-async def _saved_pages(visit: Visit, page, folder: Path, manifest: dict | None) -> None:
-    """Check captured pages (scripts off: a single-page app's shell would render itself again)."""
-    listed = {p["name"]: (folder / p["files"]["html"], p.get("checked", True))
-              for p in (manifest or {}).get("pages", [])}
-    for name in ("start", "login", "inbox", "conversation", "older"):
-        f, check = listed.get(name, (folder / f"{name}.html", name in PAGES))
-        if not f.is_file():
-            if name in PAGES:
-                visit.rows += [Row(e, name, needed(visit.spec, e), problem=f"{f} not found")
-                               for e in PAGES[name] if visit.spec.element(e) is not None]
-            continue
-        await page.set_content(f.read_text(encoding="utf-8"))
-        await visit.page(page, name, check=check, url=f.resolve().as_uri())
 
 
 def main(config: Config, argv: list[str]) -> int:
@@ -321,6 +309,9 @@ def main(config: Config, argv: list[str]) -> int:
     p.add_argument("--headed", action="store_true",
                    help="show the browser: a person finishes a login challenge in it (needs DISPLAY)")
     p.add_argument("--login-timeout", type=float, default=600, help="seconds to wait for that person")
+    p.add_argument("--state", type=Path, default=None,
+                   help="a Playwright storage-state JSON of a login a person made elsewhere (as "
+                        "`./run login ACCOUNT --import` takes): used instead of logging in")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = p.parse_args(argv)
     if args.site not in config.sites:
@@ -330,9 +321,17 @@ def main(config: Config, argv: list[str]) -> int:
     if args.html is not None and not args.html.is_dir():
         print(f"doctor: --html {args.html} is not a folder", file=sys.stderr)
         return 2
+    state = None
+    if args.state is not None:
+        from supervisor.login import LoginError, validate_state
+        try:
+            state = validate_state(json.loads(args.state.read_text(encoding="utf-8")), str(args.state))
+        except (OSError, ValueError, LoginError) as exc:
+            print(f"doctor: --state {args.state}: {exc}", file=sys.stderr)
+            return 2
     rows, out = asyncio.run(run(config, args.site, html_dir=args.html, conversation=args.conversation,
                                 out_dir=args.out, mask=args.mask, texts=args.text, names=args.name,
-                                headed=args.headed, login_timeout_s=args.login_timeout))
+                                headed=args.headed, login_timeout_s=args.login_timeout, state=state))
     failed = list(dict.fromkeys(r.element for r in rows if r.failed))
     if args.json:
         print(json.dumps([r.as_dict() for r in rows]))

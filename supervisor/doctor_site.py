@@ -1,12 +1,14 @@
-"""The doctor's visit of a real site (supervisor/doctor.py has the checks and the CLI): the start
-page, the login page, the login itself (a challenge is finished by a person in the browser
-`--headed` shows, as `./run login` has them do), the inbox, one conversation and its older
-messages, each checked, given suggestions and saved through `Visit.page`."""
+"""Where the doctor's pages come from (supervisor/doctor.py has the checks and the CLI): a visit of
+the site (the start page, the login page, the login itself: a challenge is finished by a person
+in the browser `--headed` shows, as `./run login` has them do, or a login made elsewhere comes
+with `--state`; the inbox, one conversation and its older messages), or saved pages (`--html`);
+each page checked, given suggestions and saved through `Visit.page`."""
 from __future__ import annotations
 
 import asyncio
 import sys
 import time
+from pathlib import Path
 from urllib.parse import urljoin
 
 from playwright.async_api import Error as PlaywrightError
@@ -17,7 +19,7 @@ from supervisor.doctor import PAGES, Row, Visit, needed
 
 
 async def visit_site(visit: Visit, handle, config, account, conversation: str | None,
-                     headed: bool, login_timeout_s: float) -> None:
+                     headed: bool, login_timeout_s: float, logged_in: bool = False) -> None:
     from actors.browser import paging
     from actors.browser.adapter import SiteAdapter
     from actors.browser.launcher import scratch_root
@@ -40,11 +42,15 @@ async def visit_site(visit: Visit, handle, config, account, conversation: str | 
         await _shows(page, spec, ("login_username",))
     await visit.page(page, "login")
     try:
-        await adapter.login()
+        if logged_in:   # a stored login (--state): the inbox visit below logs in only if it expired
+            await adapter.visit(adapter.url("inbox"))
+        else:
+            await adapter.login()
     except NeedsLogin as exc:
         if not headed:
             visit.rows.append(Row("login", "login", True, problem=f"{exc}; run the doctor again with "
-                                  "--headed on a machine with a screen to finish it there"))
+                                  "--headed on a machine with a screen to finish it there, or with "
+                                  "--state FILE of a login made elsewhere"))
             return
         if not await _person_logs_in(adapter, login_timeout_s):
             visit.rows.append(Row("login", "login", True, problem=f"the login was not finished "
@@ -132,3 +138,18 @@ async def _person_logs_in(adapter, timeout_s: float) -> bool:
             pass
         await asyncio.sleep(0.5)
     return False
+
+
+async def saved_pages(visit: Visit, page, folder: Path, manifest: dict | None) -> None:
+    """Check captured pages (scripts off: a single-page app's shell would render itself again)."""
+    listed = {p["name"]: (folder / p["files"]["html"], p.get("checked", True))
+              for p in (manifest or {}).get("pages", [])}
+    for name in ("start", "login", "inbox", "conversation", "older"):
+        f, check = listed.get(name, (folder / f"{name}.html", name in PAGES))
+        if not f.is_file():
+            if name in PAGES:
+                visit.rows += [Row(e, name, needed(visit.spec, e), problem=f"{f} not found")
+                               for e in PAGES[name] if visit.spec.element(e) is not None]
+            continue
+        await page.set_content(f.read_text(encoding="utf-8"))
+        await visit.page(page, name, check=check, url=f.resolve().as_uri())

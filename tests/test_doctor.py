@@ -3,6 +3,7 @@ real stand-in site (and on saved HTML), with a table naming what misses and a no
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -246,3 +247,29 @@ def test_doctor_on_phoenix_three_renamed_elements_named_proposed_and_fixed_by_th
     assert doctor.main(config(fixed), ["phx", "--conversation", "1000001",
                                        "--out", str(artifacts_dir / "phoenix-fixed")]) == 0
     assert "all required elements match" in capsys.readouterr().out
+
+
+def test_a_login_challenge_is_handed_to_a_person_and_their_login_from_elsewhere_is_used(
+        make_config, chat_site, artifacts_dir, capsys, tmp_path):
+    """The site asks for a captcha: the doctor never solves it and says how a person finishes it
+    (--headed here, or --state with a login made elsewhere, as `./run login --import` takes);
+    with that login it checks every page, and the session cookie is in no saved file."""
+    chat_site.faults(challenge="captcha")
+    chat_site.inject("c1", "Alice Wong", "Hello there")
+    cfg = make_config(app={"browser": {"artifacts_dir": str(artifacts_dir), "selector_timeout_s": 0.5},
+                           "accounts": [{"id": ACCOUNT, "site": "classic", "navigations_per_minute": 10000}]},
+                      MEETME_URL=chat_site.url)
+    assert doctor.main(cfg, ["classic", "--out", str(artifacts_dir / "challenged")]) == 1
+    out = capsys.readouterr().out
+    assert "captcha" in out and "--headed" in out and "--state" in out and "FAILED: login" in out
+    session = chat_site.session_cookie(BASE_ENV["MEETME_USERNAME"])
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"cookies": [{"name": session["cookie"], "value": session["value"],
+                                              "domain": urlsplit(chat_site.url).hostname, "path": "/"}]}))
+    cap = artifacts_dir / "with-state"
+    assert doctor.main(cfg, ["classic", "--state", str(state), "--capture", str(cap)]) == 0
+    assert "all required elements match" in capsys.readouterr().out
+    assert chat_site.stats()["login_submissions"] == 1     # the first run's only: no retry
+    assert not [f.name for f in cap.iterdir() if f.suffix != ".png" and session["value"] in f.read_text()]
+    (tmp_path / "bad.json").write_text('{"cookies": "none"}')
+    assert doctor.main(cfg, ["classic", "--state", str(tmp_path / "bad.json")]) == 2

@@ -217,8 +217,9 @@ class Visit:
                       for s in ([r.selector] if r.selector else []) + [c.selector for c in r.suggestions[:1]]]
         containers = containers or [s for e in PRIVATE_CONTAINERS for s in self.spec.selectors(e)
                                     if name in ("inbox", "conversation", "older")]
+        shown_url = self.masker.url(url or page.url)   # its tokens are secrets in the files too
         files = await save_page(page, self.scratch, self.out, name, self.masker, containers)
-        self.pages.append({"name": name, "url": self.masker.url(url or page.url), "checked": bool(rows),
+        self.pages.append({"name": name, "url": shown_url, "checked": bool(rows),
                            "files": files, "matched": [r.element for r in rows if not r.problem],
                            "missed": [r.element for r in rows if r.problem],
                            "elements": [r.as_dict(samples=not self.masker.private) for r in rows]})

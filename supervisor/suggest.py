@@ -68,13 +68,19 @@ def uses_generated(selector: str) -> bool:
 
 def relaxed(selector: str) -> str | None:
     """The selector with its ids and classes dropped (what a rename keeps): `li.item` -> `li`,
-    `#chat ol.list > li` -> `ol > li`; None when nothing is left to match by."""
-    out = _CLASS.sub("", _ID.sub("", selector))
-    out = re.sub(r"(^|[\s>+~,(])(?=[\s>+~,)]|$)", r"\1*", out)   # a bare `.x` became empty: `*`
-    out = " ".join(out.split())
-    if not out or out.strip("*> ~+") == "" or out == selector:
-        return None if out != selector else out
-    return out
+    `#chat ol.list > li` -> `* ol > li`; None when that changes nothing or leaves only `*`."""
+    if "," in selector:
+        return None
+    brackets: list[str] = []
+    text = re.sub(r"\[[^\]]*\]|\([^)]*\)", lambda m: brackets.append(m.group(0)) or f"\0{len(brackets) - 1}\0",
+                  selector.strip())
+    out = []
+    for i, part in enumerate(re.split(r"(\s*[>+~]\s*|\s+)", text)):
+        out.append(f" {part.strip()} " if i % 2 else (_CLASS.sub("", _ID.sub("", part)) or "*"))
+    result = re.sub(r"\0(\d+)\0", lambda m: brackets[int(m.group(1))], " ".join("".join(out).split()))
+    if result == selector or not result.replace("*", "").strip(" >+~"):
+        return None
+    return result
 
 
 def mentions(selector: str, private: list[str]) -> bool:

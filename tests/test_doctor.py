@@ -10,7 +10,8 @@ import yaml
 from contracts.settings import ROOT
 from supervisor import doctor
 from supervisor.capture import Masker, url_secrets
-from supervisor.suggest import Candidate, generated, rank, uses_generated
+from supervisor.suggest import Candidate, generated, rank, relaxed, uses_generated
+from supervisor.suggest_page import route_pattern
 from tests.fixtures.infra import BASE_ENV
 
 ACCOUNT = "owner-main"
@@ -151,6 +152,9 @@ def test_generated_names_are_never_proposed_and_every_proposal_is_checked(make_c
         assert not generated(name), name
     assert uses_generated("div.css-1x2y3z > textarea") and uses_generated("#ember1234")
     assert not uses_generated("#chat-section ol.media-list.chat-list > li")
+    assert relaxed("#chat-section ol.media-list.chat-list > li") == "* ol > li"
+    assert relaxed("textarea.chat-compose-input") == "textarea" and relaxed(".chat-message-text") is None
+    assert route_pattern("{app}/#chat/member/{conversation_id}/chat") == r"/\#chat/member/[^/?#]+/chat"
     ranked = rank([Candidate("textarea.sc-abc123", "stable class"), Candidate("textarea", "structure"),
                    Candidate("[data-testid='composer-input']", "test id"), Candidate("#reply", "id")])
     assert [c.selector for c in ranked] == ["#reply", "[data-testid='composer-input']", "textarea"]

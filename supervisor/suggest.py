@@ -132,9 +132,21 @@ def snippet(spec, suggestions: dict[str, list[Candidate]]) -> str:
                 parts.append(f"from: {_flow(el.from_)}")
             if el.formats and el.formats != DEFAULT_FORMATS.get(element, []):
                 parts.append(f"formats: {_flow(el.formats)}")
-            if element in ELEMENTS and el.required is not None and el.required != ELEMENTS[element][0]:
+            if getattr(el, "patterns", None):
+                parts.append(f"patterns: {_flow(el.patterns)}")
+            if getattr(el, "frame", None):
+                parts.append(f"frame: {json.dumps(el.frame, ensure_ascii=False)}")
+            if element in ELEMENTS and el.required is not None and el.required != _default_required(spec, element):
                 parts.append(f"required: {'true' if el.required else 'false'}")
         lines.append(f"  {element}: {{{', '.join(parts)}}}")
         for alt in cands[1:3]:
             lines.append(f"  #   or {json.dumps(alt.selector, ensure_ascii=False)}  ({alt.kind})")
     return "\n".join(lines) if len(lines) > 1 else ""
+
+
+def _default_required(spec, element: str) -> bool:
+    """What `required` an element gets when its YAML does not say (the spec's other choices may
+    change it: `send_by: enter` makes the send button optional...)."""
+    data = spec.model_dump(by_alias=True)
+    data["elements"][element].pop("required", None)
+    return bool(type(spec).model_validate(data).element(element).required)

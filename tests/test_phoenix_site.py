@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 
 import pytest
@@ -17,7 +18,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from standins.phoenix import PhoenixAdmin
 from tests.fixtures.infra import BASE_ENV
 from tests.helpers import wait_for
-from tests.review_helpers import chromium
+from tests.review_helpers import HeldRequests, chromium
 
 USER, PASSWORD = BASE_ENV["MEETME_USERNAME"], BASE_ENV["MEETME_PASSWORD"]
 CID = "1000001"
@@ -75,26 +76,37 @@ def login_through_modal(tab: Page, site: PhoenixAdmin, password: str = PASSWORD)
     tab.click("#site-login-modal-submit-group > button")
 
 
-def test_every_load_is_an_empty_shell_rendered_after_the_delay(site, context, tab):
-    site.faults(render_delay_ms=400)
+def test_every_load_is_an_empty_shell_rendered_from_the_api(site, context, tab):
+    """Held API answers (the render delay, made as long as the test needs): the page stays empty,
+    then renders; an inbox whose list has not rendered is not an empty inbox."""
     site.inject(CID, "Ann", "hello")
     raw = context.request.get(f"{site.www_url}/").text()
     assert '<div id="global-layer-main-content"></div>' in raw and "marketing-header-login" not in raw
+    held = HeldRequests(tab, "**/api/config")
     tab.goto(f"{site.www_url}/", wait_until="domcontentloaded")
+    held.wait()
     assert tab.inner_html("#global-layer-main-content") == ""
+    held.release()
     expect(tab.locator("#marketing-header-login .btn-black")).to_be_visible()
     assert tab.url == f"{site.www_url}/#home"
 
     logged_in(context, site)
+    me, inbox = HeldRequests(tab, "**/api/me"), HeldRequests(tab, "**/api/conversations*")
     tab.goto(f"{site.app_url}/#chat", wait_until="domcontentloaded")
+    me.wait()
+    assert tab.inner_html("#global-layer-main-content") == ""
+    me.release()
+    inbox.wait()
+    expect(tab.locator("#phoenix-topbar #user-menu")).to_be_visible()
     assert tab.locator("#chat-section").count() == 0     # not rendered yet: no items is not empty
+    inbox.release()
     expect(tab.locator(ITEMS)).to_have_count(1)
     assert tab.locator("#chat-section .chat-list-empty").count() == 0
-    site.reset()
-    site.add_account(USER, PASSWORD)
+
+
+def test_an_empty_inbox_says_so(site, context, tab):
     logged_in(context, site)
-    site.faults(render_delay_ms=30)
-    tab.reload()
+    open_app(tab, site, "chat")
     expect(tab.locator("#chat-section .chat-list-empty")).to_have_text("No messages yet")
     assert tab.locator(ITEMS).count() == 0
 
@@ -194,7 +206,9 @@ def test_hash_routes_render_without_a_page_load(site, context, tab):
     expect(tab.locator(f"{ITEMS} span.badge")).to_have_count(0)       # read: cleared
     expect(tab.locator("#nav-chat > a > div > span:nth-child(1)")).to_have_text("0")
     assert tab.evaluate("window.__same_document") is True
-    assert site.stats()["page_views"] == views
+    stats = site.stats()
+    assert stats["page_views"] == views and stats["inbox_views"] == 2 and stats["conversation_views"] == 1
+    assert tab.locator("#enable-push-notifications").count() == 0     # switched off (site fixture)
 
 
 def test_inbox_items_status_previews_and_typing(site, context, tab):
@@ -202,10 +216,14 @@ def test_inbox_items_status_previews_and_typing(site, context, tab):
     site.inject("1000002", "Bob", "hi Bob", direction="out")
     site.inject("1000003", "Cy", "seen this", direction="out")
     site.seen("1000003")
+    site.inject("1000004", "<b>Eve</b>", "<img src=x onerror=\"document.title='owned'\">")
     logged_in(context, site)
     open_app(tab, site, "chat")
     items = tab.locator(ITEMS)
-    expect(items).to_have_count(3)
+    expect(items).to_have_count(4)
+    eve = items.filter(has_text="<b>Eve</b>")                 # chat text is text, never markup
+    expect(eve.locator("p.messages-chats-item-preview")).to_have_text("<img src=x onerror=\"document.title='owned'\">")
+    assert tab.title() != "owned"
     ann = items.filter(has_text="Ann")
     assert ann.locator("a.media-body").get_attribute("href") == f"#chat/member/{CID}/chat"
     assert ann.locator("h5.media-heading").inner_text() == "Ann"
@@ -214,7 +232,7 @@ def test_inbox_items_status_previews_and_typing(site, context, tab):
     expect(ann.locator("span.badge.chat-unread")).to_have_text("1")
     expect(items.filter(has_text="Bob").locator("p.messages-chats-item-preview")).to_have_text("Sent: hi Bob")
     expect(items.filter(has_text="Cy").locator("p.messages-chats-item-preview")).to_have_text("Seen")
-    expect(tab.locator("#nav-chat > a > div > span:nth-child(1)")).to_have_text("1")
+    expect(tab.locator("#nav-chat > a > div > span:nth-child(1)")).to_have_text("2")
 
     site.typing(CID, True)
     expect(ann.locator("p.messages-chats-item-typing")).to_have_text("typing\u2026")
@@ -230,20 +248,25 @@ def test_send_button_disabled_until_input_and_enter_sends_with_a_pending_mark(si
     expect(tab.locator(SEND)).to_be_disabled()
     tab.fill(BOX, "   ")
     expect(tab.locator(SEND)).to_be_disabled()
-    site.faults(send_slow=500)
+    tab.press(BOX, "Enter")                             # nothing to send
+    assert tab.locator(f"{MESSAGES}.messages-chat-media-me").count() == 0
     tab.fill(BOX, "")
     tab.type(BOX, "first line")
     expect(tab.locator(SEND)).to_be_enabled()
     tab.press(BOX, "Shift+Enter")
     tab.type(BOX, "second line")
     assert tab.input_value(BOX) == "first line\nsecond line"
+    post = HeldRequests(tab, f"**/api/conversations/{CID}/messages")    # the send, not a sync
     tab.press(BOX, "Enter")
+    post.wait()
     mine = tab.locator(f"{MESSAGES}.messages-chat-media-me")
     expect(mine).to_have_count(1)
     expect(mine).to_have_class("media messages-chat-media-me is-pending")
     expect(mine.locator(".chat-message-pending")).to_have_text("Sending\u2026")
     assert tab.input_value(BOX) == ""
     expect(tab.locator(SEND)).to_be_disabled()
+    assert site.sent()["messages"] == []
+    post.release()
     expect(mine).not_to_have_class("media messages-chat-media-me is-pending")
     expect(mine.locator(".chat-message p")).to_have_text("first line\nsecond line")
     assert mine.locator(".chat-message-pending").count() == 0
@@ -273,7 +296,7 @@ def test_send_fail_after_store_shows_failed_while_the_site_has_it(site, context,
     logged_in(context, site)
     open_app(tab, site, f"chat/member/{CID}/chat")
     tab.type(BOX, "see you at 8")
-    tab.press(BOX, "Enter")
+    tab.click(SEND)                                       # the button sends as Enter does
     expect(tab.locator(f"{MESSAGES}.is-failed .chat-message p")).to_have_text("see you at 8")
     assert tab.locator(f"{MESSAGES}.is-pending").count() == 0
     assert [m["text"] for m in site.sent()["messages"]] == ["see you at 8"]
@@ -361,3 +384,30 @@ def test_runs_alone_on_the_ports_given():
     finally:
         proc.terminate()
         assert proc.wait(10) == 0
+
+
+def test_rename_any_class_or_id_wherever_it_appears(site, context, tab):
+    site.inject(CID, "Ann", "hello")
+    site.rename({".chat-form": "cf-x", "#chat-messages": "cm-x"})
+    logged_in(context, site)
+    tab.goto(f"{site.app_url}/#chat/member/{CID}/chat")
+    tab.wait_for_selector("form.cf-x")
+    assert tab.locator(".chat-form").count() == 0 and tab.locator("#chat-messages").count() == 0
+    expect(tab.locator("[data-testid=chat-form]")).to_have_class("cf-x")
+    expect(tab.get_by_role("log", name="Messages")).to_have_attribute("id", "cm-x")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        site.rename({"chat-list": "x"})
+    assert refused.value.code == 400 and "unknown keys ['chat-list']" in refused.value.read().decode()
+
+
+def test_chatsite_page_faults_apply_to_shell_loads(site):
+    site.faults(http500=1)
+    with pytest.raises(urllib.error.HTTPError) as failed:
+        urllib.request.urlopen(f"{site.www_url}/")
+    assert failed.value.code == 500
+    with urllib.request.urlopen(f"{site.www_url}/") as r:      # only the next one
+        assert r.status == 200
+    assert site.stats()["errors_500"] == 1
+    with pytest.raises(urllib.error.HTTPError) as refused:     # chatsite-only: not silently ignored
+        site.faults(popup="always")
+    assert refused.value.code == 400 and "popup" in refused.value.read().decode()

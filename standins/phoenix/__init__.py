@@ -68,12 +68,17 @@ Conversation (`#chat/member/<id>/chat`) [unverified unless said: no public code 
   it), `send_slow` (ms before storing and answering).
 - Live: new messages are appended while the page is open (SSE change -> fetch after the last).
 
-Rename fault (for the doctor): `rename` {key: new name} with keys of `state.RENAMEABLE` changes
-that hook (an id, a class, or the reply box's placeholder) on later renders; each element keeps a
-`data-testid` (and an aria-label where it has a name) as a stable alternative.
+Rename fault (for the doctor): `rename` {key: new name} changes hooks on later renders: a key of
+`state.RENAMEABLE` changes that one hook (an id, a class, or the reply box's placeholder) on its
+element; a key ".class" or "#id" changes that class or id wherever the markup has it. Each
+element keeps a `data-testid` (and an aria-label where it has a name) as a stable alternative.
 
 Admin API on the app host, chatsite's shape (`PhoenixAdmin` is chatsite's client): reset,
-accounts, sessions, inject, messages, sent, stats, faults; plus `typing` and `seen`.
+accounts, sessions (a cookie for the app host), inject, messages, sent, stats, faults; plus
+`typing`, `seen`, `rename` and `env` (MEETME_URL / MEETME_APP_URL). Stats: `page_views` counts
+shell loads (`views` per host), `inbox_views` / `conversation_views` renders of those routes
+(not live refreshes), `api_reads` every delayed read, `held_sends` sends never answered, and
+chatsite's `login_submissions`, `logins`, `sends`, `live_streams`, `live_pushes`.
 Run alone: `python -m standins.phoenix --port-www 8311 --port-app 8312`.
 """
 from standins.phoenix.admin import PhoenixAdmin

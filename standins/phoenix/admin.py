@@ -3,6 +3,7 @@ reset, accounts, sessions, messages, sent and stats run on phoenix's state uncha
 blocking client."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp import web
@@ -11,6 +12,11 @@ from standins import chatsite
 from standins.chatsite import ChatSiteAdmin
 from standins.phoenix.api import state
 from standins.phoenix.state import RENAMEABLE, PhoenixFaults, now_iso
+
+# chatsite faults phoenix does not implement (refused rather than silently ignored)
+UNSUPPORTED = frozenset({"renamed_classes", "broken", "crash_after", "crash_burst", "popup",
+                         "send_render_stale"})
+_TOKEN = re.compile(r"[.#][A-Za-z_][-A-Za-z0-9_]*")   # a class or id of the markup: ".chat-list"
 
 
 async def admin_inject(request: web.Request) -> web.Response:
@@ -41,18 +47,20 @@ async def admin_faults(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text="faults must be a JSON object")
     if body.pop("logged_out", False):
         st.sessions.clear()
-    unknown = set(body) - set(PhoenixFaults.__dataclass_fields__)
+    known = set(PhoenixFaults.__dataclass_fields__) - UNSUPPORTED
+    unknown = set(body) - known
     if unknown:
-        raise web.HTTPBadRequest(text=f"unknown faults: {sorted(unknown)} "
-                                      f"(known: {sorted(PhoenixFaults.__dataclass_fields__)})")
+        raise web.HTTPBadRequest(text=f"unknown faults: {sorted(unknown)} (phoenix knows: "
+                                      f"{sorted(known)}; chatsite's {sorted(UNSUPPORTED)} have "
+                                      "no phoenix meaning: use rename / push_modal)")
     rename = body.get("rename")
     if rename is not None:
         if not isinstance(rename, dict) or not all(isinstance(v, str) and v for v in rename.values()):
             raise web.HTTPBadRequest(text="rename must map element keys to non-empty strings")
-        bad = set(rename) - set(RENAMEABLE)
+        bad = {k for k in rename if k not in RENAMEABLE and not _TOKEN.fullmatch(k)}
         if bad:
-            raise web.HTTPBadRequest(text=f"rename: unknown element keys {sorted(bad)} "
-                                          f"(known: {sorted(RENAMEABLE)})")
+            raise web.HTTPBadRequest(text=f"rename: unknown keys {sorted(bad)} (known: "
+                                          f"{sorted(RENAMEABLE)}, or '.class' / '#id')")
     for k, v in body.items():
         setattr(st.faults, k, v)
     return web.json_response(st.faults.__dict__)
@@ -109,15 +117,22 @@ class PhoenixAdmin(ChatSiteAdmin):
         self.app_url = self.url
         self.www_url = www_url.rstrip("/")
 
+    @property
+    def env(self) -> dict[str, str]:
+        """The site spec's host overrides for this site (conf/sites/meetme.yaml reads them)."""
+        return {"MEETME_URL": self.www_url, "MEETME_APP_URL": self.app_url}
+
     def typing(self, conversation_id: str, on: bool = True) -> None:
         self._call("POST", f"/conversations/{conversation_id}/typing", {"on": on})
 
     def seen(self, conversation_id: str) -> None:
         self._call("POST", f"/conversations/{conversation_id}/seen", {})
 
-    def rename(self, **names: str) -> dict[str, Any]:
-        """Rename hooks (keys of RENAMEABLE) for all later renders."""
-        return self.faults(rename=names)
+    def rename(self, names: dict[str, str] | None = None, **keys: str) -> dict[str, Any]:
+        """Rename hooks for all later renders: keys of RENAMEABLE (as keyword arguments or in
+        `names`), or in `names` any class (".chat-list") or id ("#chat-section") of the markup,
+        renamed wherever it appears."""
+        return self.faults(rename={**(names or {}), **keys})
 
     def theme(self, name: str) -> str:
         raise NotImplementedError("phoenix has one markup; it has no themes")

@@ -41,8 +41,9 @@ RENAMEABLE: dict[str, str] = {
 
 @dataclass
 class PhoenixFaults(Faults):
-    """chatsite's switches (`slow_ms`, `http500`, `session_ttl_s`, `challenge`, `page_size`,
-    `live`, ... where they apply) plus the phoenix ones."""
+    """chatsite's switches that apply here (`slow_ms` on every page and API request, `http500` on
+    the next N shell loads, `session_ttl_s`, `challenge`, `page_size`, `live`; the others are
+    refused, see admin.UNSUPPORTED) plus the phoenix ones."""
     render_delay_ms: int = 300         # every JSON read the page renders from is answered this late
     push_modal: bool = True            # the push-notification modal on every full app load
     login_bounce: int = 0              # the next N correct logins end on www #home, no error
@@ -50,7 +51,8 @@ class PhoenixFaults(Faults):
                                               # stored; "stored": stored, never answered
     send_fail_after_store: bool = False  # stored, answered 500 (the open page is not pushed it)
     send_slow: int = 0                 # ms before a send is stored and answered
-    rename: dict[str, str] = field(default_factory=dict)   # RENAMEABLE key -> new name
+    rename: dict[str, str] = field(default_factory=dict)   # RENAMEABLE key, ".class" or "#id"
+                                                            # -> new name
 
 
 def now_iso() -> str:

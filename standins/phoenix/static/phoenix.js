@@ -12,12 +12,16 @@
 
   // a hook as the site currently spells it (the admin `rename` fault)
   const N = (key, name) => (cfg.rename && cfg.rename[key]) || name;
+  // any class (".name") or id ("#name") of the markup, renamed wherever it appears
+  const renamed = (key, name) => (cfg.rename && Object.hasOwn(cfg.rename, key) ? cfg.rename[key] : name);
+  const cls = (name) => renamed(`.${name}`, name);   // for classList changes after a render
 
   function h(tag, attrs, ...kids) {
     const el = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs || {})) {
       if (v === null || v === undefined || v === false) continue;
-      if (k === "class") el.className = v;
+      if (k === "class") el.className = v.split(/\s+/).map((c) => renamed(`.${c}`, c)).join(" ");
+      else if (k === "id") el.id = renamed(`#${v}`, v);
       else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
       else el.setAttribute(k, v === true ? "" : String(v));
     }
@@ -209,7 +213,7 @@
   function messageLi(m) {
     const cls = m.direction === "out" ? N("message_out", "messages-chat-media-me") : N("message_in", "messages-chat-media-them");
     return h("li", {class: `media ${cls}`, "data-testid": "chat-message", "data-direction": m.direction},
-      h("div", {class: "media-body"},
+      h("div", {class: "media-body", "data-testid": "chat-message-body"},
         h("div", {class: N("message_text", "chat-message"), "data-testid": "chat-message-text"},
           h("p", {style: "white-space:pre-wrap;margin:0"}, m.text)),
         stamp(m.ts)));
@@ -271,9 +275,13 @@
     box.addEventListener("scroll", () => { if (box.scrollTop <= 0) loadOlder(); });
     if (box.scrollHeight <= box.clientHeight) loadOlder();
 
+    const pendingClass = () => cls(N("pending", "is-pending"));
+    const part = (li, testid) => li.querySelector(`[data-testid=${testid}]`);
+
     function confirmLi(li, m) {
-      li.classList.remove(N("pending", "is-pending"), "is-failed");
-      li.querySelector(".chat-message-pending, .chat-message-failed")?.remove();
+      li.classList.remove(pendingClass(), cls("is-failed"));
+      part(li, "chat-message-pending")?.remove();
+      part(li, "chat-message-failed")?.remove();
       li.querySelector("[data-timestamp]").replaceWith(stamp(m.ts).firstChild);
     }
 
@@ -296,8 +304,9 @@
       if (!value.trim()) return;
       const clientId = `c${Date.now().toString(36)}${Math.random().toString(36).slice(2, 10)}`;
       const li = messageLi({direction: "out", text: value, ts: Date.now() / 1000});
-      li.classList.add(N("pending", "is-pending"));
-      li.querySelector(".media-body").append(h("span", {class: "chat-message-pending"}, "Sending\u2026"));
+      li.classList.add(pendingClass());
+      part(li, "chat-message-body").append(h("span", {class: "chat-message-pending",
+                                                     "data-testid": "chat-message-pending"}, "Sending\u2026"));
       list.append(li);
       pending.set(clientId, li);
       box.scrollTop = box.scrollHeight;
@@ -314,10 +323,11 @@
         }
       } catch (e) {
         if (pending.get(clientId) !== li) return;   // a sync confirmed it meanwhile
-        li.classList.remove(N("pending", "is-pending"));
-        li.classList.add("is-failed");
-        li.querySelector(".chat-message-pending")?.remove();
-        li.querySelector(".media-body").append(h("span", {class: "chat-message-failed"}, "Not sent"));
+        li.classList.remove(pendingClass());
+        li.classList.add(cls("is-failed"));
+        part(li, "chat-message-pending")?.remove();
+        part(li, "chat-message-body").append(h("span", {class: "chat-message-failed",
+                                                       "data-testid": "chat-message-failed"}, "Not sent"));
       }
     }
 

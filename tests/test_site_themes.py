@@ -15,8 +15,9 @@ import pytest
 import pytest_asyncio
 import yaml
 
+from actors.browser import adapter as adapter_mod
 from actors.browser import session as session_mod
-from actors.browser.adapter import SendNotConfirmed, SiteAdapter
+from actors.browser.adapter import SendNotConfirmed
 from actors.browser.launcher import close_browser, launch_browser, start_playwright
 from actors.browser.selectors import MISSES, SelectorNotFound
 from actors.browser.session import AccountSession
@@ -63,13 +64,14 @@ async def themed(make_config, chat_site, artifacts_dir, store, shared_browser):
     """themed(theme) -> (config maker, session maker) for an account on that theme's site spec."""
     sessions: list[AccountSession] = []
 
-    def config(site: str, sites: dict | None = None, **account):
+    def config(site: str, sites: dict | None = None, env: dict | None = None,
+               browser: dict | None = None, **account):
         return make_config(
             app={"browser": {"artifacts_dir": str(artifacts_dir), "selector_timeout_s": 0.5,
-                             "retry_backoff_s": 0.01, "navigation_timeout_s": 5},
+                             "retry_backoff_s": 0.01, "navigation_timeout_s": 5, **(browser or {})},
                  "accounts": [{"id": ACCOUNT, "site": site, "navigations_per_minute": 10000,
                                "sends_per_minute": 1000, "max_pages": 5, **account}]},
-            sites=sites, MEETME_URL=chat_site.url)
+            sites=sites, **{"MEETME_URL": chat_site.url, **(env or {})})
 
     async def session(cfg) -> AccountSession:
         s = AccountSession(cfg, ACCOUNT, browser_source=functools.partial(shared_browser, cfg))
@@ -473,14 +475,11 @@ async def _crash_after_click(s, event, monkeypatch):
 
 
 async def _crash_before_click(s, event, monkeypatch):
-    """The process dies after the anchor is stored, right before the send button's click."""
-    real_click = SiteAdapter._click
-
-    async def crash_before_send_click(self, element, *, page_load):
-        if element == "send_button":
-            raise Crash()
-        return await real_click(self, element, page_load=page_load)
-    monkeypatch.setattr(SiteAdapter, "_click", crash_before_send_click)
+    """The process dies after the anchor is stored, right before the reply is submitted (the
+    send button's click or Enter)."""
+    async def crash_before_submit(adapter, text):
+        raise Crash()
+    monkeypatch.setattr(adapter_mod, "submit_reply", crash_before_submit)
     with pytest.raises(Crash):
         await s.send(event)
     monkeypatch.undo()
@@ -552,3 +551,186 @@ async def test_a_page_without_a_date_header_takes_its_day_from_the_page_before_o
     assert chat_site.stats()["page_views"] - views == 2  # the inbox and one conversation page
     assert store.messages.conversation(ACCOUNT, "c1", 50)[-1].sent_at[:16] == \
         (today + timedelta(minutes=6)).isoformat()[:16]
+
+
+# ---------------------------------------------------------------- phoenix (the real MeetMe's shape)
+# The single-page app on two hosts (standins/phoenix), read by the SHIPPED conf/sites/meetme.yaml
+# with no edit: login through the modal, the push modal, hash routes, the contact's name only in
+# the header, status previews, Enter to send with a pending state, older messages by scrolling.
+
+PHX, PHX2 = "1000001", "1000002"
+
+
+@pytest.fixture
+def on_phoenix(themed, phoenix_site, store):
+    """(config maker, session maker) for an account on the shipped meetme spec, on phoenix.
+    `cfg(login=False)`: the account starts with a stored login state (the app host's session
+    cookie), as after an earlier login: the typed login (at the spec's human pace) is tested once."""
+    config, session = themed
+    phoenix_site.faults(render_delay_ms=100)
+
+    def cfg(login: bool = True, **account):
+        if not login:
+            from tests.fixtures.infra import BASE_ENV
+            c = phoenix_site.session_cookie(BASE_ENV["MEETME_USERNAME"])
+            store.accounts.save_storage_state(ACCOUNT, {"cookies": [{
+                "name": c["cookie"], "value": c["value"], "domain": "127.0.0.1", "path": "/",
+                "expires": -1, "httpOnly": True, "secure": False, "sameSite": "Lax"}], "origins": []})
+        # each pass reloads the inbox (the safety reload always due), as on a polled site: what a
+        # pass reads does not depend on when the page's live re-render lands
+        return config("meetme", env={"MEETME_URL": phoenix_site.www_url,
+                                     "MEETME_APP_URL": phoenix_site.app_url},
+                      **{"safety_poll_s": 0.01, **account})
+    return cfg, session
+
+
+async def test_phoenix_extraction_with_paging_by_scroll(on_phoenix, phoenix_site, store):
+    config, session = on_phoenix
+    for i in range(45):    # three screens of 20: two scrolls to the top
+        phoenix_site.inject(PHX, "Alice", f"m{i}", time=_minute(-60 + i))
+    phoenix_site.inject(PHX2, "Bob", "hey", time=_minute(-5))
+    s = await session(config())
+    assert phoenix_site.stats()["login_submissions"] == 1
+    first = await s.poll()
+    assert len(first["new"]) == 46 and first["conversations"] == 2
+    assert _texts(store, PHX) == [("in", f"m{i}") for i in range(45)]
+    assert {m.sender for m in store.messages.conversation(ACCOUNT, PHX, 200)} == {"Alice"}  # the header's
+    assert (await s.poll())["new"] == []
+    phoenix_site.typing(PHX)   # a typing indicator is no change: no conversation is read for it
+    views = phoenix_site.stats()["conversation_views"]
+    for _ in range(3):
+        assert (await s.poll())["new"] == []
+    assert phoenix_site.stats()["conversation_views"] == views
+    same = _minute()
+    phoenix_site.inject(PHX, "Alice", "ok", time=same)
+    phoenix_site.inject(PHX, "Alice", "ok", time=same)
+    assert len(set(await _phx_poll(s, 2))) == 2
+    assert _texts(store, PHX)[-2:] == [("in", "ok")] * 2
+    assert (await s.ping())["status"] == "ok"
+
+
+async def _phx_poll(s, want: int) -> list[str]:
+    """The new messages of passes until `want` came (a live inbox read as it is may show a change
+    one pass later: the pass the page's re-render wakes); never more than `want`."""
+    new: list[str] = []
+    for _ in range(20):
+        new += (await s.poll())["new"]
+        if len(new) >= want:
+            break
+    assert len(new) == want, new
+    return new
+
+
+def _phx_sent(phoenix_site, conversation_id=PHX):
+    return [m["text"] for m in phoenix_site.sent()["messages"] if m["conversation_id"] == conversation_id]
+
+
+async def test_phoenix_reply_sent_once_by_enter_pending_then_confirmed(on_phoenix, phoenix_site, store,
+                                                                       monkeypatch):
+    config, session = on_phoenix
+    phoenix_site.inject(PHX, "Alice", "are you there?")
+    s = await session(config(login=False))
+    await s.poll()
+    did, event = _approve(store, PHX, "Yes <b>here</b> 👋")
+    phoenix_site.faults(send_slow=600)     # the site answers late: the reply shows pending first
+    confirms: list[int] = []
+    real = adapter_mod.SiteAdapter._confirm
+
+    async def watched(self, *a, **kw):     # what the page shows right after Enter
+        confirms.append(await self.page.locator(".messages-chat-media-me.is-pending").count())
+        return await real(self, *a, **kw)
+    monkeypatch.setattr(adapter_mod.SiteAdapter, "_confirm", watched)
+    r = await s.send(event, {})
+    assert r["status"] == "sent" and r["site_message_id"] is None   # no ids on this site
+    assert confirms == [1]                 # pending at first, then confirmed: sent once
+    assert store.drafts.get(did)["status"] == "sent"
+    assert (await s.send(event))["status"] == "already_sent"
+    assert _phx_sent(phoenix_site) == ["Yes <b>here</b> 👋"]
+    assert (await s.poll())["new"] == []   # our reply is read back as outgoing; "Sent: ..." is no change
+    phoenix_site.inject(PHX, "Alice", "great")
+    await _phx_poll(s, 1)
+    assert _texts(store, PHX) == [("in", "are you there?"), ("out", "Yes <b>here</b> 👋"), ("in", "great")]
+    assert [m.sender for m in store.messages.conversation(ACCOUNT, PHX)] == ["Alice", ACCOUNT, "Alice"]
+
+
+async def test_phoenix_crash_right_after_the_send_never_sends_twice(on_phoenix, phoenix_site, store,
+                                                                    monkeypatch):
+    config, session = on_phoenix
+    phoenix_site.inject(PHX, "Alice", "ping")
+    cfg = config(login=False)
+    s = await session(cfg)
+    await s.poll()
+    did, event = _approve(store, PHX, "pong")
+    await _crash_after_click(s, event, monkeypatch)
+    assert store.drafts.get(did)["status"] == "sending"
+    await until(lambda: phoenix_site.sent()["counts"].get(PHX) == 1, "the site to store the send")
+    await s.stop()
+    again = await (await session(cfg)).send(event)   # a new process for the same account
+    assert again["status"] == "already_sent"
+    assert _phx_sent(phoenix_site) == ["pong"] and store.drafts.get(did)["status"] == "sent"
+
+
+async def test_phoenix_crash_right_before_the_send_with_an_identical_earlier_reply(on_phoenix, phoenix_site,
+                                                                                   store, monkeypatch):
+    config, session = on_phoenix
+    phoenix_site.inject(PHX, "Alice", "here is the file")
+    cfg = config(login=False)
+    s = await session(cfg)
+    await s.poll()
+    _, first = _approve(store, PHX, "thanks!")
+    assert (await s.send(first))["status"] == "sent"
+    phoenix_site.inject(PHX, "Alice", "and the second one")
+    await _phx_poll(s, 1)
+    did, event = _approve(store, PHX, "thanks!", tag="#2")
+    await _crash_before_click(s, event, monkeypatch)
+    assert isinstance(store.drafts.get(did)["send_anchor"], list)
+    await s.stop()
+    fresh = await session(cfg)
+    assert (await fresh.send(event))["status"] == "sent"
+    assert _phx_sent(phoenix_site) == ["thanks!", "thanks!"]
+    assert (await fresh.poll())["new"] == []
+    assert [t for d, t in _texts(store, PHX) if d == "out"] == ["thanks!", "thanks!"]
+
+
+@pytest.mark.parametrize("fate", ["lost", "stored"])
+async def test_phoenix_a_pending_message_never_confirmed_is_no_send(fate, on_phoenix, phoenix_site, store):
+    """The site never answers: the message stays pending on the page. That is no confirmation:
+    the send fails loudly and the draft stays `sending`; the next attempt decides from the
+    reloaded page (not stored: sent again, once; stored: already sent)."""
+    config, session = on_phoenix
+    phoenix_site.inject(PHX, "Alice", "hello?")
+    s = await session(config(login=False, browser={"navigation_timeout_s": 2}))
+    await s.poll()
+    did, event = _approve(store, PHX, "hi there")
+    phoenix_site.faults(send_pending_forever=fate)
+    with pytest.raises(SendNotConfirmed, match="pending"):
+        await s.send(event)
+    assert store.drafts.get(did)["status"] == "sending"
+    phoenix_site.faults(send_pending_forever=False)
+    again = await s.send(event)
+    assert again["status"] == ("sent" if fate == "lost" else "already_sent")
+    assert _phx_sent(phoenix_site) == ["hi there"]
+    assert store.drafts.get(did)["status"] == "sent"
+
+
+async def test_phoenix_a_send_that_fails_after_the_site_stored_it_is_sent_once(on_phoenix, phoenix_site,
+                                                                              store):
+    """The site stores the reply and answers 500 (the page marks it failed): the site has it, so
+    it is never sent again."""
+    config, session = on_phoenix
+    phoenix_site.inject(PHX, "Alice", "still on?")
+    s = await session(config(login=False))
+    await s.poll()
+    did, event = _approve(store, PHX, "yes, still on")
+    phoenix_site.faults(send_fail_after_store=True)
+    try:
+        first = (await s.send(event))["status"]
+    except SendNotConfirmed:
+        first = "unconfirmed"
+    phoenix_site.faults(send_fail_after_store=False)
+    assert _phx_sent(phoenix_site) == ["yes, still on"]
+    if first != "sent":
+        assert (await s.send(event))["status"] == "already_sent"
+    assert (await s.send(event))["status"] == "already_sent"
+    assert _phx_sent(phoenix_site) == ["yes, still on"] and store.drafts.get(did)["status"] == "sent"
+    assert (await s.poll())["new"] == []

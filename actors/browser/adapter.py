@@ -112,8 +112,13 @@ class SiteAdapter:
             with attempt:
                 await self.navigations.acquire()
                 async with self.slots.hold():
-                    resp = await self.page.goto(url, wait_until="domcontentloaded",
-                                                timeout=browser_conf.navigation_timeout_s * 1000)
+                    if "#" in url and self.page.url == url:   # a fragment route already shown:
+                        resp = await self.page.reload(             # going there again is no load
+                            wait_until="domcontentloaded",
+                            timeout=browser_conf.navigation_timeout_s * 1000)
+                    else:
+                        resp = await self.page.goto(url, wait_until="domcontentloaded",
+                                                    timeout=browser_conf.navigation_timeout_s * 1000)
                 if resp is not None and resp.status >= 500:
                     log.warning("site error, retrying", extra={"status": resp.status, "url": url})
                     raise SiteUnavailable(f"{url} answered HTTP {resp.status}")
@@ -257,9 +262,18 @@ class SiteAdapter:
         page keeps itself current), loading it only when the page shows something else."""
         if reload or not self.on_inbox():
             await self.open_inbox()
+        elif self.site.element("inbox_ready") is not None:   # a live page re-rendering itself
+            await waiting.wait_ready(self.page, self.selectors, "inbox_ready",
+                                     self.site.ready_timeout_s, fresh=False)
         found = await self.selectors.probe(self.page, "inbox_item")
         if not found:
-            return await self._empty_inbox()
+            why = await self._not_empty()
+            if why is None:
+                return []
+            # a live inbox may have re-rendered in between: one more look before the miss
+            found = await self.selectors.probe(self.page, "inbox_item")
+            if not found:
+                raise await self.selectors.not_found(self.page, "inbox_item", detail=why)
         items = []
         args = js_args(self.site)
         sources = args[0]
@@ -279,20 +293,17 @@ class SiteAdapter:
                 f"id from {sources} (a link to {self.site.paths['conversation']} or an id)")
         return items
 
-    async def _empty_inbox(self) -> list:
-        """No item matched: an empty inbox only when nothing says otherwise (its `inbox_empty`
-        marker shows, if the spec has one; no link to a conversation is on the page)."""
+    async def _not_empty(self) -> str | None:
+        """No item matched: why the inbox is not taken for empty (a link to a conversation is
+        on the page, or the spec's `inbox_empty` marker does not show), or None: it is empty."""
         hrefs = await self.page.eval_on_selector_all("a[href]", "els => els.map(a => a.href)")
         if any(self.routes.conversation_id(h, self.page.url) for h in hrefs):
-            raise await self.selectors.not_found(
-                self.page, "inbox_item", detail="links to conversations are on the page, but "
-                                                "no inbox_item selector matched")
+            return "links to conversations are on the page, but no inbox_item selector matched"
         if self.site.element("inbox_empty") is not None and \
                 not await self.selectors.probe(self.page, "inbox_empty"):
-            raise await self.selectors.not_found(
-                self.page, "inbox_empty", detail="no inbox_item matched and the inbox does not "
-                "show its empty marker either: not taken for an empty inbox")
-        return []
+            return (f"no inbox_item matched and the inbox does not show its empty marker "
+                    f"({self.site.selectors('inbox_empty')}) either: not taken for an empty inbox")
+        return None
 
     async def read_seen(self) -> list[Seen]:
         """The proven messages on the current conversation page, oldest first; SelectorNotFound

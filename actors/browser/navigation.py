@@ -1,7 +1,8 @@
 """Moving inside a single-page app by clicking, as a person does (site spec `navigate`):
 a conversation is opened by clicking its inbox item, the inbox by clicking `nav_inbox`. With
 `click` a click that does not get there is a loud miss; with `both` the adapter then goes to the
-page's URL instead (by_click returns False).
+page's URL instead (by_click returns False). The first visit, before any page of the site is
+open, is by URL in every mode (there is nothing to click yet).
 """
 from __future__ import annotations
 
@@ -38,6 +39,8 @@ async def by_click(adapter: "SiteAdapter", where: str, conversation_id: str | No
     """Click through to the inbox (`where="inbox"`) or a conversation; True when the page got
     there and rendered. False (mode `both`: the caller goes by URL) or a loud miss (mode `click`)."""
     mode = getattr(adapter.site.navigate, where)
+    if where == "inbox" and not adapter.routes.on_site(adapter.page.url):
+        return False    # no page of the site open yet: the first visit is by its URL
     ready = "inbox_ready" if where == "inbox" else "conversation_ready"
     target = (adapter.url("inbox") if where == "inbox"
               else adapter.url("conversation", conversation_id=conversation_id))

@@ -71,6 +71,10 @@ class Routes:
             return False
         return _key(url, route_url).startswith(_key(route_url, route_url))
 
+    def on_site(self, url: str) -> bool:
+        """Whether `url` is a page of this site (any of its hosts), e.g. not about:blank."""
+        return self._origin(url) in {self._origin(u) for u in (self.base, *self.hosts.values())}
+
     def conversation_id(self, href: str, page_url: str) -> str | None:
         """The conversation a link names (resolved against the page it is on), or None."""
         m = self._conv_re.match(_key(urljoin(page_url, href), self._conv_route))

@@ -22,7 +22,7 @@ from actors.browser.selectors import Selectors
 READY = ("inbox_ready", "conversation_ready")
 
 _MARK_JS = """(sels) => { for (const s of sels) document.querySelectorAll(s).forEach(e => { e.__replydeskStale = true; }); }"""
-_FRESH_JS = """(sels) => sels.findIndex(s => Array.from(document.querySelectorAll(s)).some(e => !e.__replydeskStale))"""
+_FRESH_JS = """([sels, fresh]) => sels.findIndex(s => Array.from(document.querySelectorAll(s)).some(e => !fresh || !e.__replydeskStale))"""
 
 
 async def mark_stale(page: Page, selectors: Selectors) -> None:
@@ -39,16 +39,18 @@ async def mark_stale(page: Page, selectors: Selectors) -> None:
 
 
 async def wait_ready(page: Page, selectors: Selectors, element: str, timeout_s: float,
-                     check: Callable[[], Awaitable[None]] | None = None) -> None:
+                     check: Callable[[], Awaitable[None]] | None = None, fresh: bool = True) -> None:
     """Wait until `element` (a ready marker) is rendered; `check` runs on every round and may
-    raise (a logged-out page is not going to render the inbox). No-op when the spec has none."""
+    raise (a logged-out page is not going to render the inbox). No-op when the spec has none.
+    `fresh=False`: any ready element counts (a page read as it is, no navigation before)."""
     if selectors.site.element(element) is None:
         return
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             frame = await selectors.frame(page, element)
-            index = await frame.evaluate(_FRESH_JS, selectors.candidates(element)) if frame else -1
+            index = await frame.evaluate(_FRESH_JS, [selectors.candidates(element), fresh]) \
+                if frame else -1
         except PlaywrightError:   # navigating (a redirect, a client-side route change): again
             index = -1
         if index >= 0:

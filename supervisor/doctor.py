@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -321,6 +322,10 @@ def main(config: Config, argv: list[str]) -> int:
         return 2
     if args.html is not None and not args.html.is_dir():
         print(f"doctor: --html {args.html} is not a folder", file=sys.stderr)
+        return 2
+    if args.headed and not os.environ.get("DISPLAY"):
+        print("doctor: --headed needs a display (DISPLAY is not set): run it on a machine with a "
+              "screen, or log in there and pass the login with --state FILE", file=sys.stderr)
         return 2
     state = None
     if args.state is not None:

@@ -258,7 +258,7 @@ def test_doctor_on_phoenix_three_renamed_elements_named_proposed_and_fixed_by_th
 
 
 def test_a_login_challenge_is_handed_to_a_person_and_their_login_from_elsewhere_is_used(
-        make_config, chat_site, artifacts_dir, capsys, tmp_path):
+        make_config, chat_site, artifacts_dir, capsys, tmp_path, monkeypatch):
     """The site asks for a captcha: the doctor never solves it and says how a person finishes it
     (--headed here, or --state with a login made elsewhere, as `./run login --import` takes);
     with that login it checks every page, and the session cookie is in no saved file."""
@@ -281,3 +281,5 @@ def test_a_login_challenge_is_handed_to_a_person_and_their_login_from_elsewhere_
     assert not [f.name for f in cap.iterdir() if f.suffix != ".png" and session["value"] in f.read_text()]
     (tmp_path / "bad.json").write_text('{"cookies": "none"}')
     assert doctor.main(cfg, ["classic", "--state", str(tmp_path / "bad.json")]) == 2
+    monkeypatch.delenv("DISPLAY", raising=False)
+    assert doctor.main(cfg, ["classic", "--headed"]) == 2

@@ -60,6 +60,7 @@ async def visit_site(visit: Visit, handle, config, account, conversation: str | 
         visit.rows.append(Row("login", "login", True, problem=f"login failed: {exc}"))
         return
     await _open(adapter, adapter.url("inbox"), "inbox_ready")
+    await _preview_hints(visit, page)
     rows = await visit.page(page, "inbox")
     if conversation is None:
         conversation = await _first_conversation(adapter, rows)
@@ -86,6 +87,23 @@ async def visit_site(visit: Visit, handle, config, account, conversation: str | 
         else:
             await page.locator(older).first.click()
         await visit.page(page, "older", check=False)
+
+
+async def _preview_hints(visit: Visit, page) -> None:
+    """The inbox previews that are the contacts' last texts (not "Sent: ..." / "Seen"): texts
+    the suggestions can find messages by, and that a masked capture hides everywhere."""
+    from actors.browser.inbox import is_status
+    el = visit.spec.element("inbox_preview")
+    for sel in (el.selectors if el else []):
+        try:
+            texts = await page.locator(sel).all_inner_texts()
+        except PlaywrightError:
+            continue
+        if texts:
+            texts = [t for t in texts if t.strip() and not is_status(visit.spec, {"preview": t})]
+            visit.texts += texts
+            visit.masker.known(texts)
+            return
 
 
 async def _shows(page, spec, elements: tuple[str, ...], timeout_s: float | None = None) -> bool:

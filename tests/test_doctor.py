@@ -3,6 +3,7 @@ real stand-in site (and on saved HTML), with a table naming what misses and a no
 from __future__ import annotations
 
 import json
+import re
 from urllib.parse import urlsplit
 
 import yaml
@@ -251,6 +252,9 @@ def test_doctor_on_phoenix_three_renamed_elements_named_proposed_and_fixed_by_th
     for f in cap.iterdir():   # masked: shareable
         assert f.suffix == ".png" or not [s for s in private if s in f.read_text()], f.name
     assert "masked-name-1" in (cap / "conversation.aria.yml").read_text()
+    # the inbox previews were known texts (found by, and masked as, texts): both contacts' ones
+    previews = re.findall(r"paragraph: (\S+)", (cap / "inbox.aria.yml").read_text())
+    assert len(previews) == 2 and all(p.startswith("masked-text-") for p in previews), previews
     fixed = {**spec, "elements": {**spec["elements"], **pasted}}
     assert doctor.main(config(fixed), ["phx", "--conversation", "1000001",
                                        "--out", str(artifacts_dir / "phoenix-fixed")]) == 0

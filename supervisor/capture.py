@@ -83,8 +83,21 @@ class Masker:
         return sorted(set(out), key=lambda p: -len(p[0]))
 
     def apply(self, text: str) -> str:
+        """`text` with every secret and (masked) private string replaced. A short private string
+        ("Ann", "ok") is replaced as a whole word outside tags only: a plain replace would break
+        markup and words that contain it."""
+        short = []
         for old, new in self.replacements():
-            text = text.replace(old, new)
+            if len(old) >= 6 or new == SECRET:
+                text = text.replace(old, new)
+            elif len(old) >= 3:
+                short.append((re.compile(r"(?<!\w)" + re.escape(old) + r"(?!\w)"), new))
+        if short:
+            parts = re.split(r"(<[^>]*>)", text)
+            for i in range(0, len(parts), 2):   # the text between tags
+                for pattern, new in short:
+                    parts[i] = pattern.sub(new, parts[i])
+            text = "".join(parts)
         return text
 
     def hints(self) -> dict[str, list[str]]:

@@ -205,6 +205,9 @@ def test_masking_replaces_secrets_everywhere_and_private_texts_when_asked():
     assert "Zoë" not in masked and "Tom" not in masked and "plan" not in masked, masked
     assert "masked-name-1" in masked and "masked-text-1" in masked
     assert m.hints() == {"texts": ["masked-text-1"], "names": ["masked-name-1"]}
+    m.known(["ok"], ["Ann"])     # short ones: whole words between tags only
+    assert m.apply('<annotation class="Ann">Ann said ok to Anna, book it</annotation>') == \
+        '<annotation class="Ann">masked-name-2 said ok to Anna, book it</annotation>'
 
 
 PHOENIX_TEXTS = ["Are we still on for Friday?", "I found a table near the window", "Bring the blue umbrella"]

@@ -121,7 +121,9 @@ _MASK_DOM_JS = r"""
         if (!v || a.keep.test(v) || /^(Sent: )?masked-(text|name)-\d+$/.test(v)) continue;
         t.nodeValue = a.map[v] || a.map[v.replace(/^Sent: /, '')] || ('masked-' + (++n));
       }
-      for (const attr of ['title', 'aria-label', 'alt', 'value']) if (el.hasAttribute(attr)) el.setAttribute(attr, 'masked');
+      for (const e of [el, ...el.querySelectorAll('*')])
+        for (const attr of ['title', 'aria-label', 'alt', 'value'])
+          if (e.hasAttribute(attr) && !a.keep.test(norm(e.getAttribute(attr)))) e.setAttribute(attr, 'masked');
     }
   }
   for (const f of document.querySelectorAll('input, textarea')) { f.removeAttribute('value'); if (f.tagName === 'TEXTAREA') f.textContent = ''; }

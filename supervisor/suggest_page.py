@@ -103,7 +103,6 @@ _FIND_JS = r"""
     },
     message: () => {
       const hits = deepest(document, a.texts);
-      const known = new Set(hits);
       const holds = el => hits.filter(h => el.contains(h)).length;
       return [...new Set(hits.map(h => {
         let unit = h;
@@ -114,7 +113,7 @@ _FIND_JS = r"""
                  && [...unit.parentElement.children].filter(s => s.tagName === unit.tagName).length < 2) unit = unit.parentElement;
         }
         return unit;
-      }))].filter(u => !known.has(u) || hits.length < 2 || true);
+      }))];
     },
   };
   const field = {
@@ -171,7 +170,6 @@ _CANDIDATES_JS = r"""
     if (text && text.length <= 40 && T.every(t => norm(t.textContent) === text)) push(`${tag}:text-is(${q(text)})`, 'role + name');
   }
   for (const c of t0.classList) if (T.every(t => t.classList.contains(c))) push(`${tag}.${CSS.escape(c)}`, 'stable class');
-  const pre = [];
   for (let e = t0.parentElement, depth = 0; e && e !== document.body && depth < 8; e = e.parentElement, depth++) {
     if (!T.every(t => e.contains(t))) break;
     const hooks = [];
@@ -180,9 +178,8 @@ _CANDIDATES_JS = r"""
     for (const c of e.classList) hooks.push(`${e.tagName.toLowerCase()}.${CSS.escape(c)}`);
     if (e.getAttribute('role')) hooks.push(`[role=${q(e.getAttribute('role'))}]`);
     for (const h of hooks) { push(`${h} ${tag}`, 'structure'); if (e === t0.parentElement) push(`${h} > ${tag}`, 'structure'); }
-    pre.push(e);
   }
-  if (a.scope !== null && T.length === 1) {} else push(tag, 'structure');
+  push(tag, 'structure');
   return out;
 }
 """

@@ -166,14 +166,22 @@ def test_generated_names_are_never_proposed_and_every_proposal_is_checked(make_c
         "<main><textarea class='css-1x2y3z'>draft</textarea><div class='sc-abc123 _3fGh2'>"
         "<form class='Composer_form__x7Yz1'><textarea class='css-9q8w7e' aria-label='Message' "
         "placeholder='Say something'></textarea><button class='sc-xyz789 css-4r5t6y' "
-        "data-testid='composer-send' type='submit'>Send</button></form></div></main>")
+        "data-testid='composer-send' type='submit'>Send</button></form></div>"
+        "<div role='log' class='css-0a1b2c'>"
+        + "".join(f"<div class='sc-m{i}x9 css-77aa{i}' data-testid='msg' data-author='other'><b class='_a1{i}'>Ann</b>"
+                  f"<p class='css-t{i}x1'>{text}</p><span data-testid='clock'>10:0{i}</span></div>"
+                  for i, text in enumerate(["first words", "a reply we did not name", "last words"]))
+        + "</div></main>")
     spec = {**yaml.safe_load((ROOT / "standins" / "sites" / "aria.yaml").read_text()), "name": "gen"}
     spec["elements"] = {**spec["elements"], "reply_box": {"selectors": ["form.compose textarea.chat-input"]},
-                        "send_button": {"selectors": ["form.compose button.chat-send"]}}
+                        "send_button": {"selectors": ["form.compose button.chat-send"]},
+                        "message": {"selectors": ["div.chat-message"]},
+                        "message_text": {"selectors": [".chat-message-text"]}}
     config = make_config(app={"browser": {"artifacts_dir": str(artifacts_dir)},
                               "accounts": [{"id": ACCOUNT, "site": "gen"}]},
                          sites={"gen": spec}, MEETME_URL="http://127.0.0.1:9")
-    rows, _ = __import__("asyncio").run(doctor.run(config, "gen", html_dir=saved, out_dir=artifacts_dir / "gen"))
+    rows, _ = __import__("asyncio").run(doctor.run(config, "gen", html_dir=saved, out_dir=artifacts_dir / "gen",
+                                                   texts=["first words", "last words"]))
     by = {r.element: r for r in rows if r.page == "conversation"}
     reply, send = by["reply_box"], by["send_button"]
     assert reply.found == 1 and send.found == 1
@@ -182,6 +190,12 @@ def test_generated_names_are_never_proposed_and_every_proposal_is_checked(make_c
     assert send.suggestions[0].selector == "[data-testid='composer-send']"
     for c in reply.suggestions + send.suggestions:
         assert not uses_generated(c.selector) and c.count == 1, c
+    # messages found by two known texts; the proposal also matches the one nobody named
+    message, text = by["message"], by["message_text"]
+    assert message.found == 2 and message.suggestions[0].selector == "[data-testid='msg']"
+    assert {c.count for c in message.suggestions} == {3}
+    assert text.suggestions and text.suggestions[0].selector == "p" and text.suggestions[0].count == 3
+    assert not [c for c in message.suggestions + text.suggestions if uses_generated(c.selector)]
 
 
 def test_masking_replaces_secrets_everywhere_and_private_texts_when_asked():

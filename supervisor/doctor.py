@@ -207,6 +207,7 @@ class Visit:
         masker.known(texts, names)
         self.rows: list[Row] = []
         self.pages: list[dict] = []
+        self._containers: list[str] = []
 
     async def page(self, page, name: str, *, check: bool = True, url: str | None = None) -> list[Row]:
         self.masker.secret(*[c["value"] for c in await page.context.cookies()])
@@ -216,8 +217,10 @@ class Visit:
         by = {r.element: r for r in rows}
         containers = [s for e in PRIVATE_CONTAINERS if (r := by.get(e)) is not None
                       for s in ([r.selector] if r.selector else []) + [c.selector for c in r.suggestions[:1]]]
-        containers = containers or [s for e in PRIVATE_CONTAINERS for s in self.spec.selectors(e)
-                                    if name in ("inbox", "conversation", "older")]
+        # a page seen without checks (the older messages) is masked as the last checked one was
+        containers = containers or self._containers or \
+            [s for e in PRIVATE_CONTAINERS for s in self.spec.selectors(e) if name != "login"]
+        self._containers = containers if rows else self._containers
         shown_url = self.masker.url(url or page.url)   # its tokens are secrets in the files too
         files = await save_page(page, self.scratch, self.out, name, self.masker, containers)
         self.pages.append({"name": name, "url": shown_url, "checked": bool(rows),

@@ -32,7 +32,8 @@ async def visit_site(visit: Visit, handle, config, account, conversation: str | 
                           SlidingWindowLimiter(account.navigations_per_minute),
                           NodeSlots(browser.max_concurrent_navigations, scratch_root() / "nav-slots"))
     await page.goto(adapter.base_url.rstrip("/") + "/", wait_until="domcontentloaded")
-    await _shows(page, spec, ("login_open", "login_username"))   # a client-rendered start page
+    if spec.element("login_open") is not None:   # a client-rendered start page: let it render
+        await _shows(page, spec, ("login_open", "login_username", "logged_in"))
     await visit.page(page, "start", check=False)
     await adapter._open(adapter.url("login"), expect_login=True)
     if spec.element("login_open") is not None and await _shows(page, spec, ("login_open",)) \

@@ -70,9 +70,11 @@ def stand_in_config(folder: Path, site: str = "classic") -> Path:
 
 
 def start_stack(namespace: str | None = None, *, host: str = "127.0.0.1",
-                external_ai: bool = False) -> Stack:
+                external_ai: bool = False, theme: str = "classic") -> Stack:
     """Start every stand-in on a free port; `env` holds the variables that point replydesk at
-    them (embedded demo credentials, never real ones). With `external_ai` and AI_API_URL set in
+    them (embedded demo credentials, never real ones). `theme`: the chat site's markup, read by
+    its own spec (`classic`: the chat-site stand-in, standins/sites/classic.yaml; `phoenix`: the
+    MeetMe-shaped single-page app on two hosts, read by the shipped conf/sites/meetme.yaml). With `external_ai` and AI_API_URL set in
     the environment, no AI stand-in is started and AI_API_URL / AI_API_KEY / AI_MODEL are kept
     (a key is optional: local servers such as Ollama take any)."""
     ns = namespace or "demo" + uuid.uuid4().hex[:6]
@@ -83,25 +85,31 @@ def start_stack(namespace: str | None = None, *, host: str = "127.0.0.1",
         mongo_uri = os.environ.get("MONGODB_URI")
         if not mongo_uri:
             mongo_uri = ex.enter_context(MongoServer()).uri
-        site = ex.enter_context(ServedApp(chatsite.make_app(), host=host))
+        if theme == "phoenix":
+            from standins.phoenix import ServedPhoenix
+            phoenix = ex.enter_context(ServedPhoenix())
+            site_admin, site_env = phoenix.admin(), {"MEETME_URL": phoenix.www_url,
+                                                     "MEETME_APP_URL": phoenix.app_url}
+        else:
+            site = ex.enter_context(ServedApp(chatsite.make_app(theme=theme), host=host))
+            site_admin, site_env = chatsite.ChatSiteAdmin(site.url), {"MEETME_URL": site.url}
         real_ai = external_ai and bool(os.environ.get("AI_API_URL"))
         if real_ai:
             ai_url, api_key = os.environ["AI_API_URL"], os.environ.get("AI_API_KEY") or "sk-none"
         else:
             ai_url = ex.enter_context(ServedApp(aiserver.make_app(api_key=api_key), host=host)).url
         sheets = ex.enter_context(ServedApp(sheetsfake.make_app(), host=host))
-        site_admin = chatsite.ChatSiteAdmin(site.url)
         site_admin.add_account(username, password)
         sheets_admin = sheetsfake.SheetsAdmin(sheets.url, sheet_id)
         sheets_admin.create()
         conf = Path(tempfile.mkdtemp(prefix=f"replydesk-{ns}-conf-"))
         ex.callback(shutil.rmtree, conf, True)
         env = {
-            "REPLYDESK_CONFIG": str(stand_in_config(conf)),
+            "REPLYDESK_CONFIG": str(stand_in_config(conf, "meetme" if theme == "phoenix" else theme)),
             "RABBITMQ_URL": os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
             "MONGODB_URI": mongo_uri, "MONGODB_DB": ns, "REPLYDESK_NAMESPACE": ns,
             "GOOGLE_SHEET_ID": sheet_id, "SHEETS_API_URL": sheets.url,
-            "MEETME_USERNAME": username, "MEETME_PASSWORD": password, "MEETME_URL": site.url,
+            "MEETME_USERNAME": username, "MEETME_PASSWORD": password, **site_env,
             "AI_API_KEY": api_key, "AI_API_URL": ai_url, "REVIEW_TOKEN": "review-" + uuid.uuid4().hex,
         }
         return Stack(site=site_admin, ai=None if real_ai else aiserver.AdminClient(ai_url, api_key),

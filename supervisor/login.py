@@ -57,10 +57,11 @@ async def headed_login(config: Config, account_id: str, timeout_s: float) -> int
     from playwright.async_api import async_playwright
 
     from actors.browser.launcher import CHROMIUM_FLAGS
+    from actors.browser.routes import Routes
     from actors.store import Store
     account = config.account(account_id)
     site = config.site(account.site)
-    base = config.site_url(account.site)
+    routes = Routes(site, config.site_url(account.site), config.host_urls(account.site))
     cred = config.credentials(account)
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=config.settings.chromium_path,
@@ -68,7 +69,7 @@ async def headed_login(config: Config, account_id: str, timeout_s: float) -> int
         try:
             context = await browser.new_context()
             page = await context.new_page()
-            await page.goto(base + site.paths["login"], wait_until="domcontentloaded")
+            await page.goto(routes.url("login"), wait_until="domcontentloaded")
             filled = 0
             for element, value in (("login_username", cred.username),
                                    ("login_password", cred.password.get_secret_value())):
@@ -85,12 +86,15 @@ async def headed_login(config: Config, account_id: str, timeout_s: float) -> int
             print(f"login: complete the login in the browser window (waiting up to {timeout_s:g} s)",
                   file=sys.stderr)
             deadline = time.monotonic() + timeout_s
-            inbox = site.paths["inbox"]
+            inbox = routes.url("inbox")
+            success = routes.absolute(site.login.success_url) if site.login.success_url else None
             while time.monotonic() < deadline:
                 if page.is_closed():
                     raise LoginError("the browser window was closed before the login completed")
-                path = page.url.split("?", 1)[0]
-                if path.endswith(inbox) and not await _any(page, site.selectors("logged_out")) \
+                # the inbox shows, or the spec's sign of a logged-in user (a single-page app)
+                there = routes.at(page.url, inbox) or (success and routes.starts(page.url, success)) \
+                    or await _any(page, site.selectors("logged_in"))
+                if there and not await _any(page, site.selectors("logged_out")) \
                         and not await _any(page, site.selectors("login_challenge")):
                     state = await context.storage_state()
                     Store.from_config(config).accounts.save_storage_state(account_id, state)

@@ -8,18 +8,29 @@ import urllib.request
 
 import pytest
 import ray
+import yaml
 
 from actors.bus.consumer import GC_THRESHOLD
 from actors.store import Store
 from contracts.names import ROUTER
+from contracts.settings import ROOT
 from contracts.telemetry import read_spans
 from tests.fixtures.infra import BASE_ENV
 from tests.helpers import wait_for, wait_for_idle_bus
 
 
 @pytest.fixture
-def pipeline(start_pipeline):
-    cfg, handle = start_pipeline()
+def pipeline(start_pipeline, chat_site, phoenix_site):
+    """Two accounts under one supervisor: `meetme-main` on the chat-site stand-in (its `classic`
+    theme) and `phoenix-main` on the shipped conf/sites/meetme.yaml, unedited, against the
+    phoenix stand-in (the real MeetMe's shape: a single-page app on two hosts)."""
+    classic = yaml.safe_load((ROOT / "standins" / "sites" / "classic.yaml").read_text())
+    account = {"poll_interval_s": 0.3, "navigations_per_minute": 600, "sends_per_minute": 60}
+    cfg, handle = start_pipeline(
+        app={"accounts": [{"id": "meetme-main", "site": "classic", **account},
+                          {"id": "phoenix-main", "site": "meetme", **account}]},
+        sites={"classic": {**classic, "url_env": "CHATSITE_URL"}}, CHATSITE_URL=chat_site.url,
+        MEETME_URL=phoenix_site.www_url, MEETME_APP_URL=phoenix_site.app_url)
     status = ray.get(handle.status.remote())
     assert status["states"] == {"running": len(status["children"])}, status
     return cfg, handle
@@ -34,7 +45,8 @@ def _review(url, path, token, body=None):
         return json.loads(r.read())
 
 
-def test_one_message_end_to_end(pipeline, chat_site, sheets):
+def test_one_message_end_to_end(pipeline, chat_site, sheets, phoenix_site):
+    """One message on each markup, under one supervisor (one stack: it is what costs)."""
     cfg, handle = pipeline
     store = Store.from_config(cfg)
     # the router's process consumes every event: its GC is tuned for that (actors.bus.consumer)
@@ -78,6 +90,7 @@ def test_one_message_end_to_end(pipeline, chat_site, sheets):
     wait_for(lambda: (store.drafts.get(draft["_id"]) or {}).get("status") == "sent", what="sent")
     sent = [m for m in chat_site.messages("c-alice") if m.get("direction") == "out"]
     assert len(sent) == 1 and sent[0]["text"] == draft["text"]
+
     send = store.sends.get(f"send:{draft['_id']}")
     assert send["site_message_id"] == sent[0]["id"] and store.sends.count() == 1
 
@@ -91,3 +104,28 @@ def test_one_message_end_to_end(pipeline, chat_site, sheets):
     assert by_id[approved_row]["status"] == "approved" and by_id[approved_row]["text"] == draft["text"]
     assert by_id[approved_row]["sender"] == cfg.app.review.token_name
     assert by_id[sent_row]["status"] == "sent" and by_id[sent_row]["text"] == draft["text"]
+    _on_the_meetme_single_page_app(pipeline, phoenix_site)
+
+
+def _on_the_meetme_single_page_app(pipeline, phoenix_site):
+    """The shipped meetme spec on phoenix: logged in through the modal on www (handed to the app
+    host), the push modal closed, the live inbox, the message read (its sender from the
+    conversation header), a draft by the AI stand-in, approved in the desk, sent by Enter
+    (pending, then confirmed), shown once."""
+    cfg, handle = pipeline
+    store = Store.from_config(cfg)
+    phoenix_site.inject("1000001", "Alice", "Hi! Are you free for coffee on Saturday?")
+    msg = wait_for(lambda: store.messages.coll.find_one({"account_id": "phoenix-main"}),
+                   what="message stored")
+    assert (msg["sender"], msg["direction"], msg["conversation_id"]) == ("Alice", "in", "1000001")
+    draft = wait_for(lambda: store.drafts.coll.find_one({"message_ids": msg["_id"]}), what="draft stored")
+    stats = phoenix_site.stats()
+    assert stats["login_submissions"] == 1 and stats["live_streams"] >= 1   # one login; a live inbox
+    desk = next(c for c in ray.get(handle.status.remote())["children"] if c["kind"] == "review")
+    _review(desk["info"]["url"], f"/api/drafts/{draft['_id']}/approve", BASE_ENV["REVIEW_TOKEN"], {})
+    wait_for(lambda: (store.drafts.get(draft["_id"]) or {}).get("status") == "sent", what="sent")
+    wait_for_idle_bus(cfg)
+    sent = [m for m in phoenix_site.messages("1000001") if m.get("direction") == "out"]
+    assert len(sent) == 1 and sent[0]["text"] == draft["text"]
+    assert store.messages.count({"account_id": "phoenix-main", "direction": "out"}) == 1
+    assert phoenix_site.stats()["login_submissions"] == 1

@@ -433,9 +433,8 @@ class AccountSession:
         # must still answer the conversation as it is now
         cursor = await asyncio.to_thread(self.store.accounts.cursor, self.account.id, ev.conversation_id)
         await self._read_conversation(adapter, ev.conversation_id, cursor, None)
-        url = adapter.url("conversation", conversation_id=ev.conversation_id)
-        if adapter.page.url != url:  # the read paged back to older messages: the newest page again
-            await adapter.visit(url)
+        if not adapter.on_newest_page(ev.conversation_id):  # the read paged back by links
+            await adapter.open_conversation(ev.conversation_id)
         # read_seen proves every message's direction or raises: no send on an unprovable page
         on_page = await adapter.read_seen()
         if "send_anchor" in draft:  # an earlier attempt may have clicked before a crash

@@ -149,6 +149,7 @@ async def save_page(page, scratch, out: Path, name: str, masker: Masker,
     else:
         aria = await page.locator("body").aria_snapshot()
         hide = [page.locator("input[type=password]")]
+    hide += [page.get_by_text(s) for s in masker.secrets if len(s) <= 200]   # a shown e-mail...
     files = {"html": f"{name}.html", "png": f"{name}.png", "aria": f"{name}.aria.yml"}
     await page.screenshot(path=str(out / files["png"]), full_page=True, mask=hide)
     (out / files["html"]).write_text(masker.apply(content), encoding="utf-8")

@@ -3,9 +3,9 @@ spec at once, on the pages the adapter reads, before a spec edit is reloaded; fo
 with a site (or after a redesign) capture those pages to share and get selector suggestions.
 
 It logs in with one of the site's configured accounts (a fresh browser context: the stored
-session is not touched; `--headed` shows the browser so a person can finish a login challenge),
-(or `--state FILE`: a login a person made elsewhere) visits the start page, the login page, the inbox, one conversation and its older messages, and
-prints per element: required or optional, the selector that matched (or none), how many elements
+session is not touched; `--headed` shows the browser so a person can finish a login challenge;
+`--state FILE` brings a login a person made elsewhere), visits the start page, the login page,
+the inbox, one conversation and its older messages (by link or by scroll), and prints per element: required or optional, the selector that matched (or none), how many elements
 matched, and sample values (id, sender, parsed time, direction, text excerpt). For every element
 that misses it proposes checked selectors (supervisor/suggest.py) and prints them as YAML to paste
 into the spec. Every page is saved (`--capture DIR`, default under `browser.artifacts_dir`): HTML,

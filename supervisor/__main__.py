@@ -1,5 +1,6 @@
 """Job entrypoint: `python -m supervisor --config conf/replydesk.yaml --duration 600`.
-Operator tools: `python -m supervisor doctor SITE [--html DIR]` checks every element of a site spec;
+Operator tools: `python -m supervisor doctor SITE [--capture DIR] [--mask] [--html DIR]` checks every
+element of a site spec, saves the pages and proposes selectors for what misses;
 `python -m supervisor reload` re-reads conf/ and applies it to the running supervisor (so does
 SIGHUP to the job's process); `python -m supervisor login ACCOUNT [--import state.json]` hands a
 login challenge to a person.

@@ -114,12 +114,13 @@ async def start_playwright(scratch: Path) -> Playwright:
             os.environ["TMPDIR"] = old
 
 
-async def open_session(config: Config, scratch: Path,
-                       storage_state: dict[str, Any] | None) -> BrowserSessionHandle:
-    """Launch Chromium and open one context restored from `storage_state`."""
+async def open_session(config: Config, scratch: Path, storage_state: dict[str, Any] | None,
+                       headless: bool | None = None) -> BrowserSessionHandle:
+    """Launch Chromium and open one context restored from `storage_state` (`headless`: the
+    config's setting unless given; the doctor shows a browser for a person to finish a login)."""
     pw = await start_playwright(scratch)
     try:
-        browser = await launch_browser(pw, config)
+        browser = await launch_browser(pw, config, headless)
         handle = await open_context(config, browser, storage_state)
     except BaseException:
         await pw.stop()
@@ -128,9 +129,10 @@ async def open_session(config: Config, scratch: Path,
     return handle
 
 
-async def launch_browser(pw: Playwright, config: Config) -> Browser:
+async def launch_browser(pw: Playwright, config: Config, headless: bool | None = None) -> Browser:
     return await pw.chromium.launch(executable_path=config.settings.chromium_path,
-                                    headless=config.settings.headless, args=CHROMIUM_FLAGS)
+                                    headless=config.settings.headless if headless is None else headless,
+                                    args=CHROMIUM_FLAGS)
 
 
 async def open_context(config: Config, browser: Browser,

@@ -150,6 +150,12 @@ def test_redraft_queues_the_instruction_once_and_rejects_markup(desk, store, con
     assert event.instruction not in messages[0]["content"]
     data = json.loads(messages[1]["content"][messages[1]["content"].index("{"):])
     assert data["reviewer_request"] == "decline politely, in German"
+    # the note that explains the field joins the system message only with an instruction: a
+    # small model given it on every chat read a request into plain questions (SmolLM2 called
+    # "free for coffee on Saturday?" spam, quoting the note's examples as its reason)
+    assert prompt.request_note and prompt.request_note in messages[0]["content"]
+    plain = prompt.messages(store.messages.conversation(ACCOUNT, "c3"))
+    assert prompt.request_note not in plain[0]["content"] and "reviewer_request" not in plain[1]["content"]
 
 
 def test_retry_ai_close_and_reopen(desk, store, config):

@@ -100,7 +100,7 @@ class Drafter:
         client = AIClient(config.settings.ai_api_url, key, connect_timeout_s=ai.connect_timeout_s,
                           timeout_s=ai.timeout_s, pool_size=ai.concurrency)
         return cls(ai, config.settings.ai_model or ai.model, client, permits, prompt,
-                   LeakGuard(prompt.system, config.secret_values()), sleep)
+                   LeakGuard(prompt.instructions, config.secret_values()), sleep)
 
     async def prepare(self) -> None:
         """Learn what the endpoint is (once) and bound what this worker keeps in flight there:

@@ -24,6 +24,7 @@ class Prompt:
     system: str
     user: str
     correction: str
+    request_note: str = ""        # joins the system message when a reviewer's instruction is sent
 
     @classmethod
     def load(cls, path: Path) -> "Prompt":
@@ -36,7 +37,13 @@ class Prompt:
         if PLACEHOLDER not in data["user"]:
             raise ValueError(f"{full}: `user` must contain {PLACEHOLDER}")
         return cls(system=data["system"].strip(), user=data["user"].strip(),
-                   correction=data["correction"].strip())
+                   correction=data["correction"].strip(),
+                   request_note=str(data.get("request_note") or "").strip())
+
+    @property
+    def instructions(self) -> str:
+        """Every text of ours the model may be shown (what a reply must never leak)."""
+        return "\n".join(t for t in (self.system, self.request_note) if t)
 
     @staticmethod
     def conversation_data(messages: list[ChatMessage]) -> dict[str, Any]:
@@ -49,10 +56,12 @@ class Prompt:
                  instruction: str | None = None) -> list[dict[str, str]]:
         """`instruction`: a reviewer's request for this draft, sent as data in the user message."""
         doc = self.conversation_data(conversation)
+        system = self.system
         if instruction:
             doc["reviewer_request"] = instruction
+            system = "\n".join(t for t in (self.system, self.request_note) if t)
         data = json.dumps(doc, ensure_ascii=False, indent=1)
-        return [{"role": "system", "content": self.system},
+        return [{"role": "system", "content": system},
                 {"role": "user", "content": self.user.replace(PLACEHOLDER, data)}]
 
     def correction_turn(self, bad_content: str | None, problem: str) -> list[dict[str, str]]:

@@ -26,7 +26,8 @@ FULL_MODULES = {
     "test_chaos", "test_chatsite", "test_demo_serve", "test_doctor", "test_e2e", "test_hosted_layout",
     "test_live_pages", "test_node_loss", "test_ray_job", "test_review_e2e", "test_review_ui",
     "test_reviewers", "test_site_themes", "test_supervisor", "test_supervisor_coverage_gaps",
-    "test_store_restart", "test_restart_policy",
+    "test_store_restart", "test_restart_policy", "test_phoenix_site", "test_spa_spec",
+    "test_review_conversations_ui", "test_up", "test_ai_llama", "test_ai_llama_pipeline",
 }
 FULL_FIXTURES = {"start_pipeline", "pipeline_config"}
 

@@ -198,6 +198,7 @@ def test_api_undo(held_desk, store, clock):
     assert _send_events(store, draft["_id"]) == 1
 
 
+@pytest.mark.full  # real Chromium
 def test_undo_in_the_desk(held_desk, store, clock, artifacts_dir):
     """Approve with `a`, undo with `z`; approve again, undo with the button; approve, let the
     window pass: the Undo button goes, and a late undo is told it was too late."""

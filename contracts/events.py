@@ -45,6 +45,17 @@ class ChatMessage(BaseModel):
 Classification = Literal["needs_reply", "no_reply_needed", "spam_or_scam", "abusive"]
 
 
+def answered_messages(history: list[ChatMessage]) -> list[str]:
+    """Ids of the incoming messages since our last outgoing one: what a reply to `history` answers
+    (a draft by the AI or one written by hand alike)."""
+    ids: list[str] = []
+    for m in reversed(history):
+        if m.direction == "out":
+            break
+        ids.append(m.message_id)
+    return ids[::-1]
+
+
 class _Event(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # which consumer kinds take this event type (each kind has its own queue, bound to the types

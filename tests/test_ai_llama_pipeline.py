@@ -8,29 +8,12 @@ import urllib.request
 import pytest
 import ray
 
-from actors.ai.pool import AIPool
 from contracts.errors import DeadLetter, root_cause
 from contracts.ids import draft_id
 from tests.fixtures.infra import BASE_ENV
 from tests.helpers import wait_for
 from tests.test_ai_llama import COFFEE, LLAMA_AI
 from tests.test_ai_worker import FAST, seed
-
-
-@pytest.fixture
-def pool_on(ray_session, make_config, ns):
-    """pool_on(url, **ai) -> (pool, config): AI workers against the given endpoint."""
-    pools: list[AIPool] = []
-
-    def start(url: str, **ai):
-        cfg = make_config(app={"ai": ai}, AI_API_URL=url)
-        pool = AIPool.start(cfg, namespace=ns)
-        pools.append(pool)
-        return pool, cfg
-
-    yield start
-    for p in pools:
-        p.stop()
 
 
 def test_a_truncated_answer_is_retried_once_then_handed_to_a_person(pool_on, store, llama_server):

@@ -34,18 +34,9 @@ def seed(store, conversation: str, *texts: str, last_out: bool = False) -> list[
 
 
 @pytest.fixture
-def pool_for(ray_session, make_config, ai_server, ns):
-    pools: list[AIPool] = []
-
-    def start(**ai) -> tuple[AIPool, object]:
-        cfg = make_config(app={"ai": {**FAST, **ai}}, AI_API_URL=ai_server.url)
-        pool = AIPool.start(cfg, namespace=ns)
-        pools.append(pool)
-        return pool, cfg
-
-    yield start
-    for p in pools:
-        p.stop()
+def pool_for(pool_on, ai_server):
+    """pool_for(**ai): the workers against the AI stand-in, with the fast test settings."""
+    return lambda **ai: pool_on(ai_server.url, **{**FAST, **ai})
 
 
 def test_draft_stored_pending_review_with_outbox_and_span(pool_for, store, ai_server):

@@ -34,7 +34,7 @@ from actors.store import Store
 from contracts import telemetry
 from contracts.draftstate import DraftStatus
 from contracts.errors import DeadLetter
-from contracts.events import ChatMessage, ConversationClassified, DraftCreated
+from contracts.events import ConversationClassified, DraftCreated, answered_messages
 from contracts.ids import account_hash, draft_id
 from contracts.settings import Config
 
@@ -44,16 +44,6 @@ T = TypeVar("T")
 # sharply when many run at once (measured: 1 100/s with 1-4 writers, 350/s with 16), so more
 # threads would only queue inside the database.
 DB_THREADS = 4     # a draft runs at most three operations at once; a neighbour's overlaps them
-
-
-def answered_messages(history: list[ChatMessage]) -> list[str]:
-    """Ids of the incoming messages since our last outgoing one: what the draft replies to."""
-    ids: list[str] = []
-    for m in reversed(history):
-        if m.direction == "out":
-            break
-        ids.append(m.message_id)
-    return ids[::-1]
 
 
 @ray.remote(num_cpus=0)

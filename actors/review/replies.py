@@ -19,7 +19,7 @@ from typing import Any
 from actors.review.decisions import Conflict, NotFound, Reviewer
 from actors.store import Store
 from actors.store.drafts import PENDING
-from contracts.events import ChatMessage, DraftRequested
+from contracts.events import ChatMessage, DraftRequested, answered_messages
 from contracts.ids import account_hash, draft_id, stable_hash
 
 log = logging.getLogger("replydesk.review")
@@ -43,15 +43,6 @@ def markup_in(text: str) -> str | None:
     """The first piece of markup (a tag, an entity, a template) in `text`, or None."""
     m = _MARKUP.search(text)
     return None if m is None else text[m.start():m.start() + 12]
-
-
-def answered(history: list[ChatMessage]) -> list[str]:
-    ids: list[str] = []
-    for m in reversed(history):
-        if m.direction == "out":
-            break
-        ids.append(m.message_id)
-    return ids[::-1]
 
 
 class Conversation:
@@ -92,7 +83,7 @@ class Conversation:
         state = summary.get("state")
         self.store.drafts.insert({
             "_id": did, "account_id": self.account_id, "conversation_id": self.conversation_id,
-            "message_ids": answered(history), "last_message_id": last.message_id, "answers_seq": seq,
+            "message_ids": answered_messages(history), "last_message_id": last.message_id, "answers_seq": seq,
             "classification": state if state in ("no_reply_needed", "spam_or_scam", "abusive") else "needs_reply",
             "text": text, "by_hand": True, "author": self.who, "model": None})
         for other in self.store.drafts.of_conversation(self.account_id, self.conversation_id):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from typing import Awaitable, Callable
 from urllib.parse import urljoin
 
@@ -38,7 +38,7 @@ from actors.browser.loginflow import login_steps, uses_steps
 from actors.browser.routes import Routes
 from actors.browser.selectors import Selectors
 from actors.browser.sending import submit_reply
-from contracts.events import ChatMessage
+from contracts.events import ChatMessage, utcnow
 from contracts.ids import account_hash
 from contracts.settings import AccountConf, Config, Credentials
 
@@ -64,15 +64,11 @@ _WATCH_JS = """
 """
 
 
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 class SiteAdapter:
     def __init__(self, page: Page, config: Config, account: AccountConf, credentials: Credentials,
                  selectors: Selectors, navigations: SlidingWindowLimiter, slots: NodeSlots,
                  on_login: Callable[[], Awaitable[None]] | None = None,
-                 clock: Callable[[], datetime] = _utcnow,
+                 clock: Callable[[], datetime] = utcnow,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
         self.page = page
         self.config = config

@@ -67,12 +67,8 @@ BROWSER_REOPENED = counter("replydesk_browser_reopened_total",
 EXIT_AFTER_SEND_CLICK = "REPLYDESK_FAULT_EXIT_AFTER_SEND_CLICK"
 
 
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 class AccountSession:
-    def __init__(self, config: Config, account_id: str, clock: Callable[[], datetime] = _utcnow,
+    def __init__(self, config: Config, account_id: str, clock: Callable[[], datetime] = utcnow,
                  browser_source: Callable[[], Awaitable[Browser]] | None = None):
         """`browser_source`: the hosted layout's shared browser (hosted.SessionHost), on which
         the session opens only its own context; without it the layout decides."""

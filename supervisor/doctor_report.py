@@ -8,7 +8,7 @@ from supervisor.suggest import snippet
 
 if TYPE_CHECKING:
     from contracts.sitespec import SiteConf
-    from supervisor.doctor import Row
+    from supervisor.doctor_checks import Row
 
 
 def format_table(rows: list[Row]) -> str:

@@ -15,7 +15,7 @@ from playwright.async_api import Error as PlaywrightError
 
 from actors.browser.adapter import NeedsLogin
 from actors.browser.selectors import SelectorNotFound
-from supervisor.doctor import PAGES, Row, Visit, needed
+from supervisor.doctor_checks import PAGES, Row, Visit, needed
 
 
 async def visit_site(visit: Visit, handle, config, account, conversation: str | None,

@@ -257,5 +257,10 @@ def test_a_session_that_cannot_log_in_notifies_needs_login(start_pipeline, chat_
     got = wait_for(lambda: [m for m in receiver.received() if "needs a login" in m["title"]], 90, "needs_login")
     assert got[0]["title"] == "Account meetme-main needs a login"
     assert "not-the-password-1" not in json.dumps(receiver.received())
-    st = ray.get(handle.status.remote())
-    assert "browser:classic:meetme-main" in st["failed"]
+    # a first login the site rejects (no stored session) waits for a person: not failed, not
+    # restarted, shown as needs_login
+    def session_status():
+        children = ray.get(handle.status.remote())["children"]
+        return next(c["status"] for c in children if c["name"] == "browser:classic:meetme-main")
+    wait_for(lambda: session_status() == "needs_login", 60, "the session shown as needs_login")
+    assert "browser:classic:meetme-main" not in ray.get(handle.status.remote())["failed"]

@@ -49,12 +49,13 @@ def _conf(tmp_path: Path) -> Path:
     free port and brisk polls (several runs share this machine)."""
     base = yaml.safe_load((ROOT / "conf" / "replydesk.yaml").read_text())
     base["accounts"][0]["poll_interval_s"] = 0.5
-    base["accounts"].append({"id": "second", "site": "meetme", "username_env": "SECOND_USERNAME",
+    base["accounts"][0]["site"] = "classic"     # the chat-site stand-in's markup, by its own spec
+    base["accounts"].append({"id": "second", "site": "classic", "username_env": "SECOND_USERNAME",
                              "password_env": "SECOND_PASSWORD", "poll_interval_s": 0.5})
     base["review"]["port"] = 0
     conf = tmp_path / "conf"
     (conf / "sites").mkdir(parents=True)
-    for site in (ROOT / "conf" / "sites").glob("*.yaml"):
+    for site in [*(ROOT / "conf" / "sites").glob("*.yaml"), ROOT / "standins" / "sites" / "classic.yaml"]:
         (conf / "sites" / site.name).write_text(site.read_text())
     (conf / "replydesk.yaml").write_text(yaml.safe_dump(base))
     return conf / "replydesk.yaml"
@@ -136,7 +137,7 @@ def test_up_runs_the_real_job_on_embedded_defaults_and_survives_sigkill(owner_en
     try:
         up.wait_for_line("running; Ctrl-C", 240)
         out = "".join(up.lines)
-        assert up.lines[0].startswith("replydesk up: accounts meetme-main (meetme), second (meetme)"), out
+        assert up.lines[0].startswith("replydesk up: accounts meetme-main (classic), second (classic)"), out
         assert "database: embedded SecantusDB at mongodb://127.0.0.1:" in out and str(var / "db") in out
         assert "broker: the local RabbitMQ at 127.0.0.1:5672" in out
         assert f"desk token: generated in {var / 'review_token'} (mode 600)" in out
@@ -283,7 +284,10 @@ def test_no_credentials_run_on_the_demo_site_and_say_so_first(tmp_path, monkeypa
         assert config.site_url("meetme") == emb.demo_site
         assert config.settings.mongodb_db == embedded.DEMO_DB and config.settings.namespace == embedded.DEMO_NAMESPACE
         assert first_line(config, emb.demo_site).startswith("replydesk up: on the built-in DEMO site")
-        assert requests.get(emb.demo_site + config.site("meetme").paths["login"], timeout=10).status_code == 200
+        # the shipped MeetMe spec reads it: the www host (its start page) and the app host
+        assert config.host_urls("meetme")["app"] != emb.demo_site
+        assert requests.get(emb.demo_site + "/", timeout=10).status_code == 200
+        assert requests.get(config.host_urls("meetme")["app"] + "/", timeout=10).status_code in (200, 302, 401)
         assert stat.S_IMODE((tmp_path / "var" / "review_token").stat().st_mode) == 0o600
         assert config.settings.review_token.get_secret_value() == (tmp_path / "var" / "review_token").read_text().strip()
     finally:

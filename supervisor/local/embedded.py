@@ -24,10 +24,10 @@ from supervisor.local.mongod import MongoServer
 from supervisor.local.paths import Paths
 
 DEMO_DB, DEMO_NAMESPACE = "replydesk_demo", "replydesk-demo"
-DEMO_CONVERSATIONS = [
-    ("c-alice", "Alice", "Hi! I saw you like hiking too. Any favourite trails around here?"),
-    ("c-bob", "Bob", "Earn 10x on crypto today!!! Send bitcoin to my wallet and get rich"),
-    ("c-carol", "Carol", "Hey, are you free for a coffee this weekend?"),
+DEMO_CONVERSATIONS = [   # member ids, as the MeetMe app names conversations
+    ("1000001", "Alice", "Hi! I saw you like hiking too. Any favourite trails around here?"),
+    ("1000002", "Bob", "Earn 10x on crypto today!!! Send bitcoin to my wallet and get rich"),
+    ("1000003", "Carol", "Hey, are you free for a coffee this weekend?"),
 ]
 
 
@@ -75,12 +75,13 @@ def prepare(paths: Paths, pre: Config) -> Embedded:
 
 
 def _demo_site(exit: contextlib.ExitStack, pre: Config) -> str:
-    """The chat-site stand-in with a demo login for every account, a few messages waiting; the
-    variables that point the accounts at it are set (never real credentials)."""
-    from standins import chatsite          # the one stand-in the real job may run: the demo site
-    from standins.serve import ServedApp
-    served = exit.enter_context(ServedApp(chatsite.make_app()))
-    admin = chatsite.ChatSiteAdmin(served.url)
+    """The `phoenix` stand-in (the MeetMe single-page app the shipped conf/sites/meetme.yaml reads
+    with no edit: login modal on its www host, the app on its app host) with a demo login for every
+    account and a few messages waiting; the variables that point the accounts at its two hosts are
+    set (never real credentials). Returns its www URL."""
+    from standins.phoenix.site import ServedPhoenix   # the one stand-in the real job may run
+    served = exit.enter_context(ServedPhoenix())
+    admin = served.admin()
     for account in pre.app.accounts:
         username, password = f"{account.id}@demo.replydesk.test", "demo-" + uuid.uuid4().hex
         admin.add_account(username, password)
@@ -88,9 +89,12 @@ def _demo_site(exit: contextlib.ExitStack, pre: Config) -> str:
         os.environ[account.password_env] = password
     for site in pre.sites.values():
         if site.url_env:
-            os.environ[site.url_env] = served.url
+            os.environ[site.url_env] = served.www_url
+        for host in site.hosts.values():
+            if host.env:
+                os.environ[host.env] = served.app_url
     os.environ.setdefault("MONGODB_DB", DEMO_DB)
     os.environ.setdefault("REPLYDESK_NAMESPACE", DEMO_NAMESPACE)
     for conversation, sender, text in DEMO_CONVERSATIONS:
         admin.inject(conversation, sender, text)
-    return served.url
+    return served.www_url

@@ -64,8 +64,8 @@ def report_start(children: list[dict[str, Any]]) -> None:
             log.error("child not running", extra={"child": c["name"], "state": c["state"],
                                                    "error": c["last_error"]})
         elif c["kind"] in ("browser", "host"):
-            log.error("browser child not started; does a node offer the `browser` resource?",
-                      extra={"child": c["name"], "state": c["state"]})
+            log.warning("browser child still starting: logging in (a refused login backs off), or no "
+                        "node offers the `browser` resource", extra={"child": c["name"], "state": c["state"]})
         else:
             log.error("child still starting", extra={"child": c["name"], "state": c["state"]})
 

@@ -1,6 +1,8 @@
 """Store insert throughput against its own MongoDB-wire server: `store.messages.insert` (pydantic
 dump + duplicate-tolerant insert_many, journaled) vs raw `insert_many` of the same documents
-(w=1 and j=true), measured in the same run; plus re-delivery (every message already stored).
+(w=1 and j=true), measured in the same run; plus re-delivery (every message already stored);
+and the client from an asyncio caller: the sync client in `asyncio.to_thread` vs pymongo's
+`AsyncMongoClient`, same operations, same run (benchmarks/store_clients.py).
 
     .venv/bin/python benchmarks/bench_store.py [--quick | --smoke] [--docs N]
 
@@ -29,6 +31,7 @@ from actors.store.client import close_client  # noqa: E402
 from contracts.events import ChatMessage  # noqa: E402
 from contracts.ids import message_id  # noqa: E402
 from standins.mongo import MongoServer  # noqa: E402
+from benchmarks.store_clients import compare  # noqa: E402
 
 
 def messages(n: int, tag: str) -> list[ChatMessage]:
@@ -100,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             run("store.messages.insert one at a time", store.messages.insert,
                 chunks(messages(n_single, f"o{r}-"), 1), n_single)
         stored = store.messages.count()
+        clients = compare(uri, 20 if a.smoke else 100 if a.quick else 300, 1 if a.smoke else rounds + 2)
         raw_db.client.drop_database(raw_db.name)
         raw_db.client.close()
         store.db.client.drop_database(store.db_name)
@@ -115,9 +119,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{label:<62} {rate:>9,.0f} docs/s  ({rate / base:5.2f}x raw w=1)")
     if a.smoke:
         figures = {label: statistics.median(results[label]) for label in labels}
-        check("bench_store", {**figures, "messages stored": stored},
+        check("bench_store", {**figures, **clients, "messages stored": stored},
               {**{label: (1e-9, 1e7) for label in labels},
-               "messages stored": (rounds * (n + n_single),) * 2})
+               "messages stored": (rounds * (n + n_single),) * 2,
+               "client comparison: documents stored per client": (1, 1)})
     return 0
 
 

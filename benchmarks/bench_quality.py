@@ -52,8 +52,10 @@ import datetime as dt
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -322,7 +324,30 @@ def compare(paths: list[Path]) -> None:
         print(f"{key:<26}" + "".join(f"{_fmt(d['figures'].get(key), pct):>26}" for d in docs))
 
 
+@contextlib.contextmanager
+def _uninterrupted():
+    """SIGINT ignored inside (main thread only): cleanup runs to its end."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The benchmark; Ctrl-C (SIGINT) stops it and the servers it started, exit status 130."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("bench_quality: interrupted; the servers it started are stopped", file=sys.stderr,
+              flush=True)
+        return 130
+
+
+def _main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--smoke", action="store_true",
                    help="11 conversations on the AI stand-in; the figures must be the known ones")
@@ -357,8 +382,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if a.smoke and not a.json:
         with tempfile.TemporaryDirectory() as tmp:
-            return main([*(argv if argv is not None else sys.argv[1:]), "--json",
-                         str(Path(tmp) / "smoke.json")])
+            return _main([*(argv if argv is not None else sys.argv[1:]), "--json",
+                          str(Path(tmp) / "smoke.json")])
     cases = select(quality_cases.load(a.data or (SMOKE_DATA if a.smoke else quality_cases.DATA)),
                    a.only)
     logging.getLogger("actors.ai").setLevel(logging.INFO if a.verbose else logging.ERROR)
@@ -384,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from standins.llama import MODEL_ALIAS, LlamaServer
             os.environ.setdefault("AI_MODEL", MODEL_ALIAS)   # the name the server lists
-            server = LlamaServer(n_ctx=a.ctx, n_parallel=1, threads=a.threads).start()
+            server = LlamaServer(n_ctx=a.ctx, n_parallel=1, threads=a.threads,
+                                 die_with_parent=True).start()
             services.callback(server.close)
             url, key = server.url, KEY
             label = f"the shipped model on a local llama.cpp server (n_ctx {a.ctx})"
@@ -413,7 +439,8 @@ def main(argv: list[str] | None = None) -> int:
         if not_run:
             label += f"; stopped at --max-minutes {a.max_minutes:g}: {len(not_run)} not run"
     finally:
-        services.close()
+        with _uninterrupted():     # a second Ctrl-C must not leave the model server running
+            services.close()
     result = score(outcomes, instructions(drafter.prompt), cfg.secret_values())
     result["figures"]["wall s"] = wall
     report(result, label + f"; {wall:.0f} s in all")

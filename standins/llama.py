@@ -56,18 +56,27 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _term_with_parent() -> None:
+    """In the child before exec: SIGTERM when its parent thread ends (Linux PR_SET_PDEATHSIG)."""
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
+
+
 class LlamaServer:
     """llama.cpp serving the shipped model from a subprocess; `.url` ends in /v1."""
 
     def __init__(self, n_ctx: int = 2048, n_parallel: int = 1, threads: int | None = None,
                  port: int | None = None, model_path: str | None = None,
-                 start_timeout_s: float = 120.0):
+                 start_timeout_s: float = 120.0, die_with_parent: bool = False):
         self.n_ctx = n_ctx
         self.n_parallel = n_parallel
         self.threads = threads
         self.port = port
         self.model_path = model_path or MODEL_PATH
         self.start_timeout_s = start_timeout_s
+        # SIGTERM to the server when the thread that started it ends, however it ends (a second
+        # Ctrl-C, SIGKILL): for a command line that starts it from its main thread
+        self.die_with_parent = die_with_parent
         self._proc: subprocess.Popen | None = None
         self._log_path: str | None = None
 
@@ -100,7 +109,8 @@ class LlamaServer:
         fd, self._log_path = tempfile.mkstemp(prefix="llama-server-", suffix=".log")
         with os.fdopen(fd, "wb") as log:   # the child keeps its own copy of the descriptor
             self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                          cwd=root, start_new_session=True)
+                                          cwd=root, start_new_session=True,
+                                          preexec_fn=_term_with_parent if self.die_with_parent else None)
         try:
             self._wait_ready()
         except BaseException:

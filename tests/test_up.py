@@ -294,3 +294,7 @@ def test_no_credentials_run_on_the_demo_site_and_say_so_first(tmp_path, monkeypa
         emb.close()
         os.environ.clear()
         os.environ.update(saved)
+    # the site ran as its own child process (supervisor never imports the stand-ins) and stopped with up
+    assert "phoenix: www " in (tmp_path / "var" / "logs" / "demo-site.log").read_text()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(emb.demo_site + "/", timeout=10)

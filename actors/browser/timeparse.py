@@ -18,6 +18,11 @@ _AGO = re.compile(r"^(\d+)\s*(s|sec|secs|second|seconds|m|min|mins|minute|minute
                   r"d|day|days)\s+ago$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _CLOCK = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?\s*([ap]\.?m\.?)?$")
+# MeetMe's inbox `data-timestamp`: epoch seconds with two three-digit fractions, `1723….254.205`
+# (docs: /work/shared/meetme-evidence.md, "Inbox"). Read as seconds, milliseconds, microseconds
+# (1723….254205): the first fraction is the usual one, the second only adds finer digits, so even
+# were it a counter it would move the time by less than a millisecond.
+_EPOCH_TWO_FRACTIONS = re.compile(r"^(\d+)\.(\d{3})\.(\d{3})$")
 
 
 def parse_day(text: str, formats: list[str], now: datetime, tz: ZoneInfo) -> date | None:
@@ -84,6 +89,15 @@ def _absolute(value: str, fmt: str, tz: ZoneInfo) -> datetime | None:
         except ValueError:
             return None
         return moment if moment.tzinfo else moment.replace(tzinfo=tz)
+    two = _EPOCH_TWO_FRACTIONS.match(value) if fmt == "epoch" else None
+    if two:
+        seconds, ms, us = (int(g) for g in two.groups())
+        if seconds < 1e8:
+            return None
+        try:
+            return datetime.fromtimestamp(seconds, timezone.utc) + timedelta(microseconds=ms * 1000 + us)
+        except (OverflowError, OSError, ValueError):
+            return None
     try:
         number = float(value)
     except ValueError:

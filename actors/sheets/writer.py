@@ -30,9 +30,9 @@ from tenacity import (AsyncRetrying, RetryCallState, retry_if_exception, stop_af
                       wait_random_exponential)
 
 from actors.sheets.derive import stored_rows
-from actors.sheets.http import open_client
 from actors.sheets.pacer import Pacer
 from actors.sheets.rows import Row, RowMapper
+from actors.sheets.worksheet import open_worksheet
 from actors.store import Store
 from contracts import metrics, telemetry
 from contracts.errors import PermanentError
@@ -102,7 +102,7 @@ class SheetsWriter:
         start the background flusher. Idempotent."""
         with telemetry.span("sheets.start", worksheet=self.conf.worksheet):
             await asyncio.to_thread(self.store.ensure_indexes)
-            self.ws = await self._retry(self._open_worksheet)
+            self.ws = await self._retry(open_worksheet, self.config, self.mapper, self.pacer)
             in_sheet = await self._retry(self._reconcile)
             with telemetry.span("sheets.rederive"):
                 rederived = self._buffer(await asyncio.to_thread(self._missing_rows), None)
@@ -238,7 +238,7 @@ class SheetsWriter:
             return chunk
         await self.pacer.wait()
         self.counts["requests"] += 1
-        try:
+        try:  # gspread is synchronous (blocking HTTP): in a thread, the event loop stays free
             await asyncio.to_thread(self.ws.append_rows, [p.row.values for p in chunk],
                                     value_input_option="RAW", insert_data_option="INSERT_ROWS",
                                     table_range=TABLE_RANGE)
@@ -306,37 +306,10 @@ class SheetsWriter:
 
     # --- start-up ----------------------------------------------------------------------------
 
-    async def _open_worksheet(self) -> gspread.Worksheet:
-        """The configured worksheet, created with its header row when missing. Both creations
-        are writes, so they go through the pacer like appends."""
-        sheet_id = self.config.settings.google_sheet_id
-        try:
-            sheet = await asyncio.to_thread(lambda: open_client(self.config).open_by_key(sheet_id))
-        except gspread.SpreadsheetNotFound:
-            raise PermanentError(f"GOOGLE_SHEET_ID: spreadsheet {sheet_id!r} not found (or not "
-                                 "shared with these credentials)") from None
-        except PermissionError:
-            raise PermanentError("GOOGLE_SHEET_ID: the credentials may not open this spreadsheet; "
-                                 "share it with the service account") from None
-        try:
-            ws = await asyncio.to_thread(sheet.worksheet, self.conf.worksheet)
-        except gspread.WorksheetNotFound:
-            await self.pacer.wait()
-            ws = await asyncio.to_thread(sheet.add_worksheet, self.conf.worksheet, 1000,
-                                         len(self.conf.columns))
-        header = await asyncio.to_thread(ws.row_values, 1)
-        if not header:
-            await self.pacer.wait()
-            await asyncio.to_thread(ws.update, [self.mapper.header()], "A1", value_input_option="RAW")
-        elif header != self.mapper.header():
-            raise PermanentError(f"worksheet {self.conf.worksheet!r} has header {header}, but "
-                                 f"app.sheets.columns is {self.mapper.header()}: fix one of them")
-        return ws
-
     async def _reconcile(self) -> int:
         """Mark every row id the sheet holds as written and drop those from the buffer."""
         assert self.ws is not None
-        col = await asyncio.to_thread(self.ws.col_values, 1)
+        col = await asyncio.to_thread(self.ws.col_values, 1)  # gspread blocks on HTTP: a thread
         ids = [v for v in col[1:] if v]
         await asyncio.to_thread(self.store.sheet_rows.mark, ids)
         self.unmarked.difference_update(ids)

@@ -4,8 +4,9 @@
   loses no acknowledged write), kept across runs;
 - REVIEW_TOKEN (and REVIEW_TOKENS*) unset: a token generated once, stored in var/review_token
   with mode 600;
-- no account credentials at all: the built-in demo site (the chat-site stand-in, in this process)
-  with a demo login per account, its own database and namespace, fresh each run.
+- no account credentials at all: the built-in demo site (the phoenix stand-in, run as a child
+  process: supervisor/local/demosite.py) with a demo login per account, its own database and
+  namespace, fresh each run.
 
 RABBITMQ_URL unset means the local broker (`./run` starts one when none answers), GOOGLE_SHEET_ID
 unset means no sheet (the desk's CSV download), AI_API_KEY unset means no key: nothing to start.
@@ -20,6 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from contracts.settings import LOCAL_BROKER, Config
+from supervisor.local.demosite import DemoSite
 from supervisor.local.mongod import MongoServer
 from supervisor.local.paths import Paths
 
@@ -51,7 +53,7 @@ def prepare(paths: Paths, pre: Config) -> Embedded:
             os.environ["REVIEW_TOKEN"] = token
             out.lines.append(f"desk token: {'generated in' if new else 'read from'} {paths.token_file} (mode 600)")
         if not pre.account_credentials:
-            out.demo_site = _demo_site(out.exit, pre)
+            out.demo_site = _demo_site(out.exit, pre, paths)
             out.lines.append(f"site: the built-in demo site at {out.demo_site} (no account "
                              "credentials are set; it starts fresh each run)")
         if pre.settings.mongodb_uri is None:
@@ -74,17 +76,17 @@ def prepare(paths: Paths, pre: Config) -> Embedded:
         raise
 
 
-def _demo_site(exit: contextlib.ExitStack, pre: Config) -> str:
+def _demo_site(exit: contextlib.ExitStack, pre: Config, paths: Paths) -> str:
     """The `phoenix` stand-in (the MeetMe single-page app the shipped conf/sites/meetme.yaml reads
     with no edit: login modal on its www host, the app on its app host) with a demo login for every
     account and a few messages waiting; the variables that point the accounts at its two hosts are
     set (never real credentials). Returns its www URL."""
-    from standins.phoenix.site import ServedPhoenix   # the one stand-in the real job may run
-    served = exit.enter_context(ServedPhoenix())
-    admin = served.admin()
+    served = DemoSite(paths.logs / "demo-site.log")
+    exit.callback(served.stop)
+    served.start()
     for account in pre.app.accounts:
         username, password = f"{account.id}@demo.replydesk.test", "demo-" + uuid.uuid4().hex
-        admin.add_account(username, password)
+        served.add_account(username, password)
         os.environ[account.username_env] = username
         os.environ[account.password_env] = password
     for site in pre.sites.values():
@@ -96,5 +98,5 @@ def _demo_site(exit: contextlib.ExitStack, pre: Config) -> str:
     os.environ.setdefault("MONGODB_DB", DEMO_DB)
     os.environ.setdefault("REPLYDESK_NAMESPACE", DEMO_NAMESPACE)
     for conversation, sender, text in DEMO_CONVERSATIONS:
-        admin.inject(conversation, sender, text)
+        served.inject(conversation, sender, text)
     return served.www_url

@@ -36,7 +36,7 @@ def _server_binary() -> str:
 OPLOG_MAX_ENTRIES = 2_000_000
 
 
-def _die_with_parent() -> None:
+def kill_when_parent_dies() -> None:
     """In the child before exec: SIGKILL when the parent ends (Linux PR_SET_PDEATHSIG), so a
     SIGKILLed `up` leaves no server holding its data directory (every commit is synced)."""
     import ctypes
@@ -71,7 +71,7 @@ class MongoServer:
             cmd.append("--sync-on-commit")
         self.proc = subprocess.Popen(cmd, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
                                      start_new_session=True,
-                                     preexec_fn=_die_with_parent if self.die_with_parent else None)
+                                     preexec_fn=kill_when_parent_dies if self.die_with_parent else None)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

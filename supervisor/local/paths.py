@@ -52,6 +52,10 @@ class Paths:
         return self.logs / "up.log"
 
     @property
+    def json_log(self) -> Path:        # `up` in the foreground: its own log records as JSON lines
+        return self.logs / "up.jsonl"
+
+    @property
     def token_file(self) -> Path:
         return self.var / "review_token"
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from contracts import settings
 from supervisor import preflight
-from supervisor.local import embedded, lock, report
+from supervisor.local import console, embedded, lock, report
 from supervisor.local.paths import Paths
 
 
@@ -66,6 +66,7 @@ def run(paths: Paths, config_file: str | None, status_every_s: float, detached: 
     try:
         emb = embedded.prepare(paths, pre)
         config = settings.load(config_file)        # strict: what is unset now is an error
+        _logging(paths, config, detached)
         preflight.check(config)                    # a broker or database refusing us: stop here
         _say(first_line(config, emb.demo_site))
         status.update(first_line=first_line(config, emb.demo_site), embedded=emb.lines,
@@ -101,16 +102,23 @@ def settings_safe(exc: BaseException) -> str:
 
 
 def _logs_line(paths: Paths, detached: bool) -> str:
-    console = str(paths.log_file) if detached else "this console"
-    return f"{console}; actors: /tmp/ray/session_latest/logs; database: {paths.db_log}"
+    here = str(paths.log_file) if detached else f"this console (as JSON: {paths.json_log})"
+    return f"{here}; actors: /tmp/ray/session_latest/logs; database: {paths.db_log}"
+
+
+def _logging(paths: Paths, config: settings.Config, detached: bool) -> None:
+    """JSON log lines from this process; in the foreground, short human lines on the console
+    (and the JSON in var/logs/up.jsonl)."""
+    from contracts import telemetry
+    telemetry.setup_from(config, "up")
+    if not detached:
+        console.use_human_console(paths.json_log)
 
 
 def _start(config: settings.Config, fresh: bool) -> Any:
     import ray
 
-    from contracts import telemetry
     from supervisor import runner
-    telemetry.setup_from(config, "up")
     if fresh:   # the demo site starts empty each run: so do its database and queues
         from actors.store import Store
         Store.from_config(config).db.client.drop_database(config.settings.mongodb_db)

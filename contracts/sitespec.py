@@ -6,7 +6,8 @@ from (`from`: `text`, or `@attribute`, tried in order; the first non-empty wins)
 how it is parsed (`formats`, tried in order):
 
 - `iso8601`: `2026-12-02T22:51:07Z` (a missing zone means the site's `timezone`)
-- `epoch` / `epoch_ms`: seconds / milliseconds since 1970
+- `epoch` / `epoch_ms`: seconds / milliseconds since 1970 (`epoch` also reads MeetMe's
+  `S.mmm.uuu`, seconds with milliseconds and microseconds as two fractions)
 - a strftime pattern with a date (`%d.%m.%Y %H:%M`): taken as it is, in the site's `timezone`
 - a strftime pattern without a date (`%H:%M`, `%I:%M %p`): a time of day, put on the date of the
   nearest preceding `date_header`, else on the poll's date (yesterday if that is in the future)

@@ -82,3 +82,12 @@ def test_a_class_missing_methods_is_told_which(make_config):
         check_adapters(_config(make_config, "tests.memsite:HalfSite"))
     assert "missing ensure_logged_in, login, on_inbox" in str(err.value)
     assert "send" in str(err.value) and "async/sync not as the protocol says: inbox" in str(err.value)
+
+
+def test_the_yaml_driven_adapter_and_the_example_satisfy_the_protocol():
+    from actors.browser.adapter import SpecAdapter
+    from actors.browser.site import adapter_class
+    from contracts.sitespec import SiteConf
+    for value, cls in (("actors.browser.adapter:SpecAdapter", SpecAdapter), ("tests.memsite:MemorySite", MemorySite)):
+        spec = SiteConf.model_validate({"name": "memsite", "base_url": "https://memsite.invalid", "adapter": value})
+        assert adapter_class("memsite", spec) is cls

@@ -10,7 +10,7 @@ every move here first (tests/test_draftstate.py scans the source for any other w
     rejected, sent, superseded: final
 
 A draft that may have been sent by an earlier attempt, without proof, stays `sending` (the send
-proof refuses to send it again: see actors/browser/session.py).
+proof refuses to send it again: see actors/browser/sender.py).
 """
 from __future__ import annotations
 

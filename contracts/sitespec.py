@@ -62,6 +62,11 @@ Single-page apps (every key below is optional; a spec without them reads as befo
 - `older_by: scroll` with `scroll_container`: older messages load by scrolling the container to
   the top (until the cursor is found, `conversation_start` shows, or nothing more loads).
 - `frame` on any element: a selector of the iframe the element is in.
+
+A site the YAML cannot describe: `adapter: package.module:ClassName` names a Python class that
+implements the session's `Site` protocol (actors/browser/site.py); the session builds it instead
+of the YAML-driven adapter. `paths` and `elements` are then optional (that class reads the site);
+a value that cannot be imported, or a class that does not satisfy the protocol, stops the start.
 """
 from __future__ import annotations
 
@@ -69,7 +74,7 @@ import re
 import zoneinfo
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 # element -> (required by default, kind). Kinds: "page" (looked up in the page), "field" (inside a
 # message, has a value), "direction", "header" (page-level, has a value).
@@ -188,8 +193,10 @@ class SiteConf(BaseModel):
     base_url: str
     url_env: str | None = None            # an environment variable that overrides base_url
     timezone: str = "UTC"                 # the zone the site shows times of day in
-    paths: dict[str, str]
-    elements: dict[str, Element]
+    # a Python class that reads the site instead of this spec (module docstring)
+    adapter: str | None = None
+    paths: dict[str, str] = {}
+    elements: dict[str, Element] = {}
     anchor_messages: int = Field(3, ge=1, le=20)  # messages before a send that fingerprint its place
     # The site pushes changes into its open inbox page (a websocket or SSE channel its own client
     # renders). The session then keeps the inbox page open, is told of each change by the page
@@ -205,9 +212,19 @@ class SiteConf(BaseModel):
     send_by: Literal["click", "enter", "either"] = "click"
     older_by: Literal["link", "scroll"] = "link"
 
+    @field_validator("adapter")
+    @classmethod
+    def _adapter(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", v):
+            raise ValueError(f"{v!r} must be module:Class (a Python class that implements "
+                             "actors/browser/site.py's Site, e.g. mysites.example:ExampleSite)")
+        return v
+
     @field_validator("paths")
     @classmethod
-    def _paths(cls, v: dict[str, str]) -> dict[str, str]:
+    def _paths(cls, v: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        if info.data.get("adapter"):   # its own class reads the site: routes are its business
+            return v
         missing = {"login", "inbox", "conversation"} - set(v)
         if missing:
             raise ValueError(f"missing paths {sorted(missing)}")
@@ -229,6 +246,10 @@ class SiteConf(BaseModel):
         unknown = set(self.elements) - set(ELEMENTS)
         if unknown:
             raise ValueError(f"unknown elements {sorted(unknown)} (known: {sorted(ELEMENTS)})")
+        if self.adapter is not None:   # its own class reads the site
+            return self
+        if not self.paths:
+            raise ValueError("paths: required (or adapter: module:Class)")
         problems = self._spa_problems()
         for name, (required, kind) in ELEMENTS.items():
             el = self.elements.get(name)

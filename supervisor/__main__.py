@@ -16,6 +16,7 @@ import json
 import signal
 import sys
 
+from actors.browser.site import check_adapters
 from contracts import settings, telemetry
 
 
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:   # --check-config accepts what `./run up` embeds, and says what that is
         config = settings.load(args.config, embedded=args.check_config)
+        check_adapters(config)   # a site's `adapter: module:Class` that cannot be used
     except settings.ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 2

@@ -64,7 +64,7 @@ async def test_a_message_pushed_into_the_open_inbox_is_read_once_without_reloadi
     assert len((await s.poll())["new"]) == 1          # the first pass reads that page as it is
     assert chat_site.stats()["inbox_views"] - started == 1   # only back to it after reading c1
     assert (await s.poll())["new"] == []              # back on the inbox: read as it is, no change
-    await until(lambda: chat_site.stats()["live_streams"] >= 1 and not s._changed.is_set(),
+    await until(lambda: chat_site.stats()["live_streams"] >= 1 and not s.life.changed.is_set(),
                  "the open inbox to subscribe to the site's push channel")
     stats = chat_site.stats()
     waiting = asyncio.create_task(s.poll())           # waits for the page to change

@@ -16,7 +16,7 @@ import pytest_asyncio
 import yaml
 
 from actors.browser import adapter as adapter_mod
-from actors.browser import session as session_mod
+from actors.browser import sender as sender_mod
 from actors.browser.adapter import SendNotConfirmed
 from actors.browser.launcher import close_browser, launch_browser, start_playwright
 from actors.browser.selectors import MISSES, SelectorNotFound
@@ -468,7 +468,7 @@ async def _crash_after_click(s, event, monkeypatch):
     """The process dies right after the send button's click (the reply may be on its way)."""
     def crash() -> None:
         raise Crash()
-    monkeypatch.setattr(session_mod, "_fault_exit_hook", crash)
+    monkeypatch.setattr(sender_mod, "_fault_exit_hook", crash)
     with pytest.raises(Crash):
         await s.send(event)
     monkeypatch.undo()

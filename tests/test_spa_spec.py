@@ -13,6 +13,7 @@ import pytest_asyncio
 from aiohttp import web
 
 from actors.browser.adapter import LoginFailed, NeedsLogin, SendNotConfirmed, SiteAdapter
+from actors.browser.anchors import anchor
 from actors.browser.launcher import close_browser, launch_browser, start_playwright
 from actors.browser.limits import NodeSlots, SlidingWindowLimiter
 from actors.browser.selectors import Health, SelectorNotFound, Selectors
@@ -401,12 +402,12 @@ async def test_send_by_either_falls_back_to_enter_and_a_pending_message_is_no_co
                 "message_pending": {"selectors": [".is-pending"]}}
     a = await adapter_for(spec(send_by="either", elements=elements))
     on_page = await a.conversation("1", None, 1)
-    sent = await a.send("1", "pong", a.anchor(await a.read_seen(), "pong"))
+    sent = await a.send("1", "pong", anchor(await a.read_seen(), "pong", a.site.anchor_messages))
     assert (sent.direction, sent.sender, sent.text) == ("out", ACCOUNT, "pong") and len(on_page) == 1
     await a.conversation("stuck", None, 1)
     a.config.app.browser.navigation_timeout_s = 1
     with pytest.raises(SendNotConfirmed, match="still marked pending"):
-        await a.send("stuck", "pong", a.anchor(await a.read_seen(), "pong"))
+        await a.send("stuck", "pong", anchor(await a.read_seen(), "pong", a.site.anchor_messages))
     await a.conversation("2", None, 1)
     with pytest.raises(SelectorNotFound) as e:
         await a.send("2", "pong", [])

@@ -128,16 +128,14 @@ def _shapes(*items):
 
 
 def test_send_anchor_is_unique_and_never_formed_again_by_the_reply():
-    from actors.browser.adapter import SiteAdapter
+    from actors.browser.anchors import after_anchor, anchor as anchor_of
     spec = SiteConf.model_validate(yaml.safe_load((ROOT / "standins" / "sites" / "classic.yaml").read_text()))
-    adapter = SiteAdapter.__new__(SiteAdapter)
-    adapter.site = spec  # anchor() needs only the spec
     page = _shapes(("Al", "ready?", 0, "in"), ("me", "ok", 1, "out"), ("me", "ok", 1, "out"), ("me", "ok", 1, "out"))
-    anchor = adapter.anchor(page, "ok")
+    anchor = anchor_of(page, "ok", spec.anchor_messages)
     assert len(anchor) == 4  # three "ok" alone would be formed again by the fourth
     after_send = page + _shapes(("me", "ok", 1, "out"))
-    assert [m.text for m in SiteAdapter.after_anchor(after_send, anchor)] == ["ok"]
+    assert [m.text for m in after_anchor(after_send, anchor)] == ["ok"]
     # an anchor that repeats on the page proves nothing
     loop = _shapes(("Al", "hi", 2, "in"), ("me", "ok", 2, "out"), ("Al", "hi", 2, "in"), ("me", "ok", 2, "out"))
-    assert SiteAdapter.after_anchor(loop, [list(m.shape) for m in loop[:2]]) is None
-    assert SiteAdapter.after_anchor(loop, []) == loop  # an empty conversation: all is after
+    assert after_anchor(loop, [list(m.shape) for m in loop[:2]]) is None
+    assert after_anchor(loop, []) == loop  # an empty conversation: all is after

@@ -25,7 +25,7 @@ from actors.browser.errors import LoginFailed, NeedsLogin
 from contracts.ids import account_hash
 
 if TYPE_CHECKING:
-    from actors.browser.adapter import SiteAdapter
+    from actors.browser.pageops import PageOps
 
 STEP_ELEMENTS = ("login_open", "logged_in", "login_error")
 
@@ -43,7 +43,7 @@ async def type_into(locator, text: str, delay_ms: int) -> None:
     await locator.press_sequentially(text, delay=delay_ms)
 
 
-async def _visible(adapter: "SiteAdapter", element: str) -> bool:
+async def _visible(adapter: "PageOps", element: str) -> bool:
     if adapter.site.element(element) is None:
         return False
     found = await adapter.selectors.probe(adapter.page, element)
@@ -55,7 +55,7 @@ async def _visible(adapter: "SiteAdapter", element: str) -> bool:
         return False
 
 
-async def logged_in(adapter: "SiteAdapter") -> bool:
+async def logged_in(adapter: "PageOps") -> bool:
     """The page proves a logged-in user (a marker, or the URL at `success_url`)."""
     success = adapter.site.login.success_url
     if success and adapter.routes.starts(adapter.page.url, adapter.routes.absolute(success)):
@@ -65,7 +65,7 @@ async def logged_in(adapter: "SiteAdapter") -> bool:
     return False
 
 
-async def _attempt(adapter: "SiteAdapter") -> str:
+async def _attempt(adapter: "PageOps") -> str:
     """One login attempt: "ok", or "neither" (no success, no error). Raises LoginFailed or
     NeedsLogin."""
     page, steps = adapter.page, adapter.site.login
@@ -91,7 +91,7 @@ async def _attempt(adapter: "SiteAdapter") -> str:
         page.remove_listener("framenavigated", loaded)
 
 
-async def _submit_and_watch(adapter: "SiteAdapter", pw, loads: list[str]) -> str:
+async def _submit_and_watch(adapter: "PageOps", pw, loads: list[str]) -> str:
     page, steps = adapter.page, adapter.site.login
     submit = steps.submit
     if submit == "either":
@@ -123,7 +123,7 @@ async def _submit_and_watch(adapter: "SiteAdapter", pw, loads: list[str]) -> str
         await asyncio.sleep(0.1)
 
 
-async def login_steps(adapter: "SiteAdapter", sleep: Callable[[float], Awaitable[None]]) -> None:
+async def login_steps(adapter: "PageOps", sleep: Callable[[float], Awaitable[None]]) -> None:
     steps = adapter.site.login
     for attempt in range(steps.attempts):
         if attempt:

@@ -14,10 +14,10 @@ from actors.browser import waiting
 from actors.browser.inbox import INBOX_JS, js_args
 
 if TYPE_CHECKING:
-    from actors.browser.adapter import SiteAdapter
+    from actors.browser.pageops import PageOps
 
 
-async def _item_of(adapter: "SiteAdapter", conversation_id: str):
+async def _item_of(adapter: "PageOps", conversation_id: str):
     """The inbox item that names the conversation (its link, or the item itself), or None."""
     found = await adapter.selectors.probe(adapter.page, "inbox_item")
     if not found:
@@ -35,7 +35,7 @@ async def _item_of(adapter: "SiteAdapter", conversation_id: str):
     return None
 
 
-async def by_click(adapter: "SiteAdapter", where: str, conversation_id: str | None = None) -> bool:
+async def by_click(adapter: "PageOps", where: str, conversation_id: str | None = None) -> bool:
     """Click through to the inbox (`where="inbox"`) or a conversation; True when the page got
     there and rendered. False (mode `both`: the caller goes by URL) or a loud miss (mode `click`)."""
     mode = getattr(adapter.site.navigate, where)

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 from playwright.async_api import Error as PlaywrightError
 
 if TYPE_CHECKING:
-    from actors.browser.adapter import SiteAdapter
+    from actors.browser.pageops import PageOps
 
 
-async def _button_ready(adapter: "SiteAdapter") -> bool:
+async def _button_ready(adapter: "PageOps") -> bool:
     if adapter.site.element("send_button") is None:
         return False
     found = await adapter.selectors.probe(adapter.page, "send_button")
@@ -28,7 +28,7 @@ async def _button_ready(adapter: "SiteAdapter") -> bool:
         return False
 
 
-async def submit_reply(adapter: "SiteAdapter", text: str) -> str:
+async def submit_reply(adapter: "PageOps", text: str) -> str:
     """Type `text` into the reply box and submit it; returns how ("click" or "enter")."""
     await adapter.close_popups()
     box, _ = await adapter.selectors.first(adapter.page, "reply_box")

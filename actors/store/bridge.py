@@ -40,6 +40,9 @@ _lock = threading.Lock()
 def bridge_loop() -> asyncio.AbstractEventLoop:
     """The process's bridge loop, started on first use."""
     global _loop, _thread
+    loop, thread = _loop, _thread
+    if loop is not None and thread is not None and thread.is_alive():
+        return loop
     with _lock:
         if _loop is None or _thread is None or not _thread.is_alive():
             loop = asyncio.new_event_loop()
@@ -58,8 +61,8 @@ def bridge_loop() -> asyncio.AbstractEventLoop:
 
 
 def _forget_after_fork() -> None:       # a forked child has no loop thread: start its own
-    global _loop, _thread
-    _loop, _thread = None, None
+    global _loop, _thread, _lock
+    _loop, _thread, _lock = None, None, threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)

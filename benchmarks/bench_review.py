@@ -18,6 +18,7 @@ MONGODB_URI's server when set; checks every latency is a sane number.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import json
 import os
@@ -29,14 +30,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import requests
-from pymongo import MongoClient
+from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from actors.review import make_app  # noqa: E402
 from actors.store import Store  # noqa: E402
-from actors.store.messages import insert_new  # noqa: E402
+from actors.store.inserts import insert_new_sync as insert_new  # noqa: E402
 from actors.store.summaries import Summaries  # noqa: E402
 from benchmarks.common import check, mongo_uri  # noqa: E402
 from contracts import settings  # noqa: E402
@@ -93,11 +94,14 @@ def seed_conversations(store: Store, n: int) -> None:
     for k in range(0, n, 5000):
         insert_new(store.summaries.coll, docs[k:k + 5000])
     t0 = time.perf_counter()
-    slow = MongoClient(store.uri, socketTimeoutMS=None, tz_aware=True)   # a long index build
-    try:
-        Summaries(slow[store.db_name]).ensure_indexes()
-    finally:
-        slow.close()
+
+    async def build() -> None:
+        slow = AsyncMongoClient(store.uri, socketTimeoutMS=None, tz_aware=True)   # a long index build
+        try:
+            await Summaries(slow[store.db_name]).ensure_indexes()
+        finally:
+            await slow.close()
+    asyncio.run(build())
     print(f"words index built in {time.perf_counter() - t0:.1f} s")
 
 

@@ -6,7 +6,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from actors.store import Store
-from actors.store.client import JOURNALED, client_for
+from actors.store.client import JOURNALED, client_for, sync_client_for
 from actors.store.drafts import PENDING, SENDABLE
 from contracts.events import ChatMessage, DraftCreated, MessageSeen
 from contracts.ids import draft_id, message_id
@@ -112,9 +112,21 @@ def test_writes_are_journaled_and_one_client_per_process(make_config, store):
     for name in ("messages", "drafts", "outbox", "sheet_rows", "processed_events"):
         assert getattr(store.db[name], "write_concern").document.get("j") is True
     other = Store.from_config(make_config())
-    assert other.db.client is store.db.client is client_for(store.uri)
+    assert other.db.client is store.db.client is sync_client_for(store.uri)
     opts = store.db.client.options.pool_options
     assert opts.max_pool_size == 32 and opts.connect_timeout and opts.socket_timeout
+
+    async def on_the_loop():   # the repositories' AsyncMongoClient: one per loop, same options
+        client = client_for(store.uri)
+        assert client is client_for(other.uri) and store.aio.db.client is client
+        assert store.aio.db.write_concern == JOURNALED
+        assert client.options.pool_options.max_pool_size == 32 and client.codec_options.tz_aware
+        return client
+    assert store.run(on_the_loop()) is store.run(on_the_loop())
+    # a repository's `coll` through the bridge: the synchronous twin, with the same options
+    assert store.conversations.coll.write_concern.document == {"w": 1}
+    assert store.drafts.coll.write_concern.document == {"w": 1, "j": True}
+    assert store.drafts.coll.database.client is store.db.client
 
 
 def test_sheet_rows_pages_walk_a_collection_by_id_and_know_marked_ids(store):

@@ -12,16 +12,15 @@ also says what the draft supersedes, or that it is out of date itself).
 Concurrency: at most `app.ai.concurrency` AI requests are in flight per worker (the permits'
 semaphore, also capped by the worker's share of `max_concurrent_requests`). It covers the HTTP
 request only, so the MongoDB reads and writes of one draft overlap with the next draft's AI call
-instead of holding a request slot.
+instead of holding a request slot. The store is the AsyncStore (pymongo's AsyncMongoClient) on the
+actor's event loop: no threads for database calls.
 """
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, TypeVar
+from typing import Any, Awaitable, TypeVar
 
 import ray
 from ray.exceptions import RayActorError
@@ -30,7 +29,7 @@ from actors.ai import metrics
 from actors.ai.drafter import Drafter, Tally
 from actors.ai.errors import AIGaveUp
 from actors.ai.gate import get_or_create_gate
-from actors.store import Store
+from actors.store import AsyncStore
 from contracts import telemetry
 from contracts.draftstate import DraftStatus
 from contracts.errors import DeadLetter
@@ -40,10 +39,6 @@ from contracts.settings import Config
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-# MongoDB calls run off the event loop on a few threads per worker: journaled writes slow down
-# sharply when many run at once (measured: 1 100/s with 1-4 writers, 350/s with 16), so more
-# threads would only queue inside the database.
-DB_THREADS = 4     # a draft runs at most three operations at once; a neighbour's overlaps them
 
 
 @ray.remote(num_cpus=0)
@@ -53,7 +48,7 @@ class AIWorker:
         telemetry.setup_from(config, self.name)
         ai = config.app.ai
         self.history = ai.history_messages
-        self.store = Store.from_config(config)
+        self.store = AsyncStore.from_config(config)
         self.gate = get_or_create_gate(config, namespace or config.settings.namespace)
         self._namespace = namespace or config.settings.namespace
         self._config = config
@@ -62,7 +57,6 @@ class AIWorker:
                                            record=lambda w, o: self._at_gate("record", w, o))
         self.model = self.drafter.model
         self.permits = self.drafter.permits
-        self._db_pool = ThreadPoolExecutor(DB_THREADS, thread_name_prefix=f"{self.name}-db")
         self.in_flight = 0
         self.counts = {"drafts": 0, "created": 0, "duplicates": 0, "classified": 0, "skipped": 0,
                        "dead_letters": 0, "handed_over": 0, "errors": 0, "attempts": 0, "retries": 0, "tokens": 0,
@@ -108,14 +102,15 @@ class AIWorker:
         try:
             return await getattr(self.gate, method).remote(*args)
         except RayActorError:
+            # not a database call: Ray's named-actor lookup blocks, so it runs in a thread
             self.gate = await asyncio.to_thread(get_or_create_gate, self._config, self._namespace)
             return await getattr(self.gate, method).remote(*args)
 
-    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
+    async def _db(self, call: Awaitable[T]) -> T:
+        """Await a store call, counting the time drafts waited on the database."""
         t0 = time.perf_counter()
         try:
-            return await loop.run_in_executor(self._db_pool, functools.partial(fn, *args))
+            return await call
         finally:
             self.counts["db_ms"] += (time.perf_counter() - t0) * 1000
 
@@ -123,8 +118,8 @@ class AIWorker:
         # independent lookups run at once: each round trip a draft waits for is taken from the
         # window of unacked events that keeps the AI endpoint busy
         (history, seq), known = await asyncio.gather(
-            self._db(self.store.messages.history, account_id, conversation_id, self.history),
-            self._db(self.store.conversations.get, account_id, conversation_id))
+            self._db(self.store.messages.history(account_id, conversation_id, self.history)),
+            self._db(self.store.conversations.get(account_id, conversation_id)))
         if not history:
             raise DeadLetter(f"no stored messages for conversation {conversation_id!r}")
         last = history[-1]
@@ -141,18 +136,18 @@ class AIWorker:
         # the conversation's state names the draft of its newest decision: a redelivery finds
         # it there (a crash between the draft's insert and this state costs one more AI call,
         # and the draft already stored is what its event carries)
-        existing = (await self._db(drafts.get, did)
+        existing = (await self._db(drafts.get(did))
                     if known and known.get("draft_id") == did else None)
         if existing is not None:  # redelivery: make sure its event is queued, do not ask again
             self.counts["duplicates"] += 1
-            await self._db(self.store.outbox.add, [DraftCreated.of_draft(existing)], carrier)
+            await self._db(self.store.outbox.add([DraftCreated.of_draft(existing)], carrier))
             return {"draft_id": did, "classification": existing["classification"], "created": False}
         if known and known["last_message_id"] == last.message_id and known["draft_id"] is None:
             # redelivery of a conversation already classified as needing no reply
             self.counts["duplicates"] += 1
-            await self._db(self.store.outbox.add, [self._classified(
+            await self._db(self.store.outbox.add([self._classified(
                 did, account_id, conversation_id, last.message_id, known["classification"])],
-                carrier)
+                carrier))
             return {"draft_id": None, "classification": known["classification"], "created": False}
 
         tally = Tally()
@@ -161,8 +156,8 @@ class AIWorker:
                 "conversation_id": conversation_id, "account": account_hash(account_id)})
         except AIGaveUp as exc:   # dead-lettered, and shown to a person in the desk with why
             self.counts["handed_over"] += 1
-            await self._db(functools.partial(
-                self.store.ai_failures.record, account_id, conversation_id, exc.reason,
+            await self._db(self.store.ai_failures.record(
+                account_id, conversation_id, exc.reason,
                 kind=exc.kind, last_message_id=last.message_id, seq=seq,
                 message_ids=answered_messages(history), model=self.model, attempts=tally.attempts))
             raise
@@ -171,23 +166,24 @@ class AIWorker:
             for k in ("attempts", "retries", "tokens", "rate_limited"):
                 self.counts[k] += getattr(tally, k)
 
-        record = functools.partial(
-            self.store.conversations.record_classification, account_id=account_id,
-            conversation_id=conversation_id, last_message_id=last.message_id,
-            classification=answer.classification, seq=seq, known=known)
+        def record(draft_id: str | None) -> Awaitable[tuple[bool, dict[str, Any] | None]]:
+            return self.store.conversations.record_classification(
+                account_id=account_id, conversation_id=conversation_id,
+                last_message_id=last.message_id, classification=answer.classification, seq=seq,
+                known=known, draft_id=draft_id)
         if answer.classification != "needs_reply":
             self.counts["classified"] += 1
             event = self._classified(did, account_id, conversation_id, last.message_id,
                                      answer.classification)
             (recorded, before), _, _ = await asyncio.gather(   # idempotent: a redelivery redoes any
-                self._db(functools.partial(record, draft_id=None)),
-                self._db(self.store.outbox.add, [event], carrier),
-                self._db(self.store.ai_failures.clear, account_id, conversation_id, seq))
+                self._db(record(None)),
+                self._db(self.store.outbox.add([event], carrier)),
+                self._db(self.store.ai_failures.clear(account_id, conversation_id, seq)))
             if recorded and before and before.get("draft_id"):
                 # the newer reading of the conversation says no reply: an older draft is out of date
-                await self._db(drafts.supersede_older, account_id, conversation_id, seq, None,
+                await self._db(drafts.supersede_older(account_id, conversation_id, seq, None,
                                f"the conversation, read again with newer messages, was classified "
-                               f"{answer.classification!r}")
+                               f"{answer.classification!r}"))
             return {"draft_id": None, "classification": answer.classification, "created": False}
 
         doc = {"_id": did, "account_id": account_id, "conversation_id": conversation_id,
@@ -198,26 +194,26 @@ class AIWorker:
                       "context_retries": tally.context_retries}}
         if tally.cut:   # the model did not see the whole conversation: the reviewer should know
             doc["prompt_cut"] = tally.cut
-        created = await self._db(drafts.insert, doc)
+        created = await self._db(drafts.insert(doc))
         self.counts["created" if created else "duplicates"] += 1
         if created:
             metrics.count("drafts", 1, self.model)
         else:   # stored by an earlier delivery: its event carries what is stored, not this answer
-            doc = await self._db(drafts.get, did) or doc
+            doc = await self._db(drafts.get(did)) or doc
         # after the draft is stored, at once (a redelivery finds it): its event and the
         # conversation's state, which also says what it supersedes: at most one open draft per
         # conversation, so this one supersedes older ones, and is itself superseded at once if
         # one written from newer messages was recorded while the AI answered
         (recorded, other), _, _ = await asyncio.gather(
-            self._db(functools.partial(record, draft_id=did)),
-            self._db(self.store.outbox.add, [DraftCreated.of_draft(doc)], carrier),
-            self._db(self.store.ai_failures.clear, account_id, conversation_id, seq))
+            self._db(record(did)),
+            self._db(self.store.outbox.add([DraftCreated.of_draft(doc)], carrier)),
+            self._db(self.store.ai_failures.clear(account_id, conversation_id, seq)))
         if not recorded:
-            await self._db(drafts.supersede, did, (DraftStatus.PENDING,), other.get("draft_id"),
-                           "a newer reading of the conversation exists")
+            await self._db(drafts.supersede(did, (DraftStatus.PENDING,), other.get("draft_id"),
+                           "a newer reading of the conversation exists"))
         elif other and other.get("draft_id") not in (None, did):
-            await self._db(drafts.supersede_older, account_id, conversation_id, seq, did,
-                           "newer messages arrived; a new draft answers them all")
+            await self._db(drafts.supersede_older(account_id, conversation_id, seq, did,
+                           "newer messages arrived; a new draft answers them all"))
         log.info("draft created", extra={"draft_id": did, "conversation_id": conversation_id,
                                          "account": account_hash(account_id),
                                          "superseded": not recorded})
@@ -227,15 +223,15 @@ class AIWorker:
                        request: dict[str, Any]) -> dict[str, Any]:
         """A new draft at a person's request: its id names the request (a redelivery finds it),
         the instruction goes to the model as data, and it supersedes the draft it replaces."""
-        history, seq = await self._db(self.store.messages.history, account_id, conversation_id,
-                                      self.history)
+        history, seq = await self._db(self.store.messages.history(account_id, conversation_id,
+                                      self.history))
         if not history:
             raise DeadLetter(f"no stored messages for conversation {conversation_id!r}")
         last = history[-1]
         did = draft_id(account_id, conversation_id, f"{last.message_id}|{request['request']}")
         span.set_attribute("ai.draft_id", did)
         carrier = telemetry.inject()
-        existing = await self._db(self.store.drafts.get, did)
+        existing = await self._db(self.store.drafts.get(did))
         if existing is None:
             tally = Tally()
             try:
@@ -254,16 +250,16 @@ class AIWorker:
                    "instruction": request.get("instruction"), "requested_by": request.get("requested_by"),
                    "replaces": request.get("replaces"),
                    "ai": {"attempts": tally.attempts, "tokens": tally.tokens}}
-            created = await self._db(self.store.drafts.insert, doc)
-            existing = doc if created else await self._db(self.store.drafts.get, did) or doc
+            created = await self._db(self.store.drafts.insert(doc))
+            existing = doc if created else await self._db(self.store.drafts.get(did)) or doc
             self.counts["created" if created else "duplicates"] += 1
         else:
             created = False
             self.counts["duplicates"] += 1
-        await self._db(self.store.outbox.add, [DraftCreated.of_draft(existing)], carrier)
+        await self._db(self.store.outbox.add([DraftCreated.of_draft(existing)], carrier))
         if request.get("replaces") and request["replaces"] != did:
-            await self._db(self.store.drafts.supersede, request["replaces"], (DraftStatus.PENDING,), did,
-                           f"redrafted at {request.get('requested_by') or 'a reviewer'}'s request")
+            await self._db(self.store.drafts.supersede(request["replaces"], (DraftStatus.PENDING,), did,
+                           f"redrafted at {request.get('requested_by') or 'a reviewer'}'s request"))
         log.info("draft created at a person's request", extra={
             "draft_id": did, "conversation_id": conversation_id, "account": account_hash(account_id),
             "replaces": request.get("replaces"), "created": created})
@@ -289,4 +285,3 @@ class AIWorker:
 
     async def stop(self) -> None:
         await self.drafter.client.close()
-        self._db_pool.shutdown(wait=False)

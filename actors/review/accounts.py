@@ -23,6 +23,7 @@ async def _supervisor(namespace: str) -> Any | None:
     if not ray.is_initialized():
         return None
     try:
+        # not a database call: a name lookup in Ray's control store, a blocking call
         return await asyncio.to_thread(ray.get_actor, names.SUPERVISOR, namespace)
     except ValueError:
         return None
@@ -58,7 +59,7 @@ async def account_rows(request: web.Request, reviewer: Any) -> tuple[list[dict[s
     for account in config.app.accounts:
         if not reviewer.sees(account.id):
             continue
-        seen = await asyncio.to_thread(store.messages.seen_since, account.id, since)
+        seen = await store.messages.seen_since(account.id, since)
         rows.append(_row(account, children.get(account.id), seen))
     return rows, sup is not None
 

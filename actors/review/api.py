@@ -1,5 +1,5 @@
-"""The JSON API routes (see openapi.yaml). The store is synchronous (pymongo), so every store
-call runs in a worker thread and the event loop keeps serving other reviewers meanwhile."""
+"""The JSON API routes (see openapi.yaml). The store is pymongo's AsyncMongoClient (AsyncStore):
+every store call is awaited on the desk's event loop, which serves other reviewers meanwhile."""
 from __future__ import annotations
 
 import asyncio
@@ -15,7 +15,7 @@ from actors.review.decisions import Conflict, NotFound, Reviewer
 from actors.review.errors import ApiError
 from actors.review.security import REVIEWER
 from actors.review.views import STATUSES, decode_cursor, draft_json, encode_cursor, message_json
-from actors.store import Store
+from actors.store import AsyncStore
 from contracts.draftstate import DraftStatus
 from contracts.events import Classification
 from contracts.settings import Config, ReviewerAuth
@@ -28,7 +28,7 @@ _ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,200}$")
 
 routes = web.RouteTableDef()
 CONFIG = web.AppKey("config", Config)
-STORE = web.AppKey("store", Store)
+STORE = web.AppKey("store", AsyncStore)
 CLOCK = web.AppKey("clock", Callable[[], datetime])
 
 
@@ -45,11 +45,11 @@ def _visible(request: web.Request, doc: dict[str, Any] | None) -> dict[str, Any]
     return doc
 
 
-def _decider(request: web.Request, draft_id: str) -> Reviewer:
+async def _decider(request: web.Request, draft_id: str) -> Reviewer:
     """Decisions in the signed-in reviewer's name, only on drafts of accounts they review."""
     who = _reviewer(request)
     if who.accounts is not None:
-        doc = request.app[STORE].drafts.get(draft_id)
+        doc = await request.app[STORE].drafts.get(draft_id)
         if _visible(request, doc) is None:
             raise NotFound(draft_id)
     return Reviewer(request.app[STORE], who.name, undo_s=request.app[CONFIG].app.review.undo_s,
@@ -113,10 +113,8 @@ def _text(body: dict[str, Any], name: str, max_chars: int, required: bool) -> st
 
 
 async def _decide(request: web.Request, method: str, draft_id: str, *args) -> dict[str, Any]:
-    def run() -> dict[str, Any]:
-        return getattr(_decider(request, draft_id), method)(draft_id, *args)
     try:
-        doc = await asyncio.to_thread(run)
+        doc = await getattr(await _decider(request, draft_id), method)(draft_id, *args)
     except NotFound:
         raise ApiError(404, "no such draft") from None
     except Conflict as exc:
@@ -160,12 +158,11 @@ async def list_drafts(request: web.Request) -> web.Response:
             after = decode_cursor(request.query["cursor"])
         except ValueError as exc:
             raise ApiError(400, str(exc)) from None
-    docs = await asyncio.to_thread(request.app[STORE].drafts.page, status=status, account_id=accounts,
-                                   classification=classification, limit=limit + 1, after=after)
+    docs = await request.app[STORE].drafts.page(status=status, account_id=accounts,
+                                                classification=classification, limit=limit + 1, after=after)
     more = len(docs) > limit
     docs = docs[:limit]
-    names = await asyncio.to_thread(request.app[STORE].summaries.contacts,
-                                    [(d["account_id"], d["conversation_id"]) for d in docs])
+    names = await request.app[STORE].summaries.contacts([(d["account_id"], d["conversation_id"]) for d in docs])
     return web.json_response({"drafts": [{**draft_json(d, brief=True), "contact": names.get(
                                   (d["account_id"], d["conversation_id"]))} for d in docs],
                               "next_cursor": encode_cursor(docs[-1]) if more else None})
@@ -173,7 +170,7 @@ async def list_drafts(request: web.Request) -> web.Response:
 
 @routes.get("/api/drafts/{draft_id}")
 async def show_draft(request: web.Request) -> web.Response:
-    doc = _visible(request, await asyncio.to_thread(request.app[STORE].drafts.get, _id(request, "draft_id")))
+    doc = _visible(request, await request.app[STORE].drafts.get(_id(request, "draft_id")))
     if doc is None:
         raise ApiError(404, "no such draft")
     return web.json_response({"draft": draft_json(doc)})
@@ -189,8 +186,8 @@ async def conversation(request: web.Request) -> web.Response:
         raise ApiError(404, "no such conversation")
     store = request.app[STORE]
     messages, draft = await asyncio.gather(
-        asyncio.to_thread(store.messages.conversation, account_id, conversation_id, limit),
-        asyncio.to_thread(store.drafts.latest_for_conversation, account_id, conversation_id))
+        store.messages.conversation(account_id, conversation_id, limit),
+        store.drafts.latest_for_conversation(account_id, conversation_id))
     if not messages and draft is None:
         raise ApiError(404, "no such conversation")
     return web.json_response({"account_id": account_id, "conversation_id": conversation_id,

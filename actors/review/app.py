@@ -13,7 +13,7 @@ from actors.review.errors import Handler, errors_middleware
 from actors.review.releaser import releasing
 from actors.review.security import (auth_middleware, body_limit_middleware, cors_middleware,
                                     rate_limit_middleware, require_tokens, security_headers)
-from actors.store import Store
+from actors.store import AsyncStore, Store
 from contracts import telemetry
 from contracts.events import utcnow
 from contracts.settings import Config
@@ -36,9 +36,12 @@ async def _trace(request: web.Request, handler: Handler) -> web.StreamResponse:
         return response
 
 
-def make_app(config: Config, store: Store, *, clock: Callable[[], datetime] = utcnow) -> web.Application:
+def make_app(config: Config, store: AsyncStore | Store, *,
+             clock: Callable[[], datetime] = utcnow) -> web.Application:
     """Raises ConfigError naming REVIEW_TOKEN when there is no usable reviewer token. While it
-    serves, it releases held approvals (undo window) by `clock`."""
+    serves, it releases held approvals (undo window) by `clock`. The desk reads and writes with
+    an AsyncStore on its own loop (a `Store` given, e.g. by a test, stands for its `aio`)."""
+    store = store.aio if isinstance(store, Store) else store
     conf = config.app.review
     reviewers = require_tokens(config)
     app = web.Application(client_max_size=conf.max_body_bytes, middlewares=[

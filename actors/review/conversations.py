@@ -15,7 +15,7 @@ import base64
 import binascii
 import json
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
@@ -94,11 +94,10 @@ async def list_conversations(request: web.Request) -> web.Response:
     summaries = request.app[STORE].summaries
     complete = True
     if term:
-        docs, complete = await asyncio.to_thread(summaries.search, term, accounts=accounts, state=state,
-                                                 limit=limit + 1, before=before)
+        docs, complete = await summaries.search(term, accounts=accounts, state=state,
+                                                limit=limit + 1, before=before)
     else:
-        docs = await asyncio.to_thread(summaries.page, accounts=accounts, state=state,
-                                       limit=limit + 1, before=before)
+        docs = await summaries.page(accounts=accounts, state=state, limit=limit + 1, before=before)
     more = len(docs) > limit
     docs = docs[:limit]
     return web.json_response({"conversations": [summary_json(d) for d in docs], "states": list(STATES),
@@ -125,10 +124,10 @@ def _seen(body: dict[str, Any]) -> str | None:
 
 
 async def _act(request: web.Request, account_id: str, conversation_id: str,
-               fn: Callable[[Conversation], Any]) -> Any:
+               fn: Callable[[Conversation], Awaitable[Any]]) -> Any:
     conv = Conversation(request.app[STORE], _reviewer(request).name, account_id, conversation_id)
     try:
-        return await asyncio.to_thread(fn, conv)
+        return await fn(conv)
     except NotFound:
         raise ApiError(404, "no such conversation") from None
     except ValueError as exc:
@@ -186,9 +185,9 @@ async def summary(request: web.Request) -> web.Response:
     account_id, conversation_id = _target(request)
     store = request.app[STORE]
     doc, failure, dead = await asyncio.gather(
-        asyncio.to_thread(store.summaries.get, account_id, conversation_id),
-        asyncio.to_thread(store.ai_failures.get, account_id, conversation_id),
-        asyncio.to_thread(store.dead_letters.of_conversation, account_id, conversation_id))
+        store.summaries.get(account_id, conversation_id),
+        store.ai_failures.get(account_id, conversation_id),
+        store.dead_letters.of_conversation(account_id, conversation_id))
     if doc is None:
         raise ApiError(404, "no such conversation")
     return web.json_response({
@@ -202,8 +201,7 @@ async def dead_letters(request: web.Request) -> web.Response:
     limit = _int(request, "limit", 100, 1, MAX_PAGE)
     consumer = _choice(request, "consumer", ("ai", "sheets", "notify", "send", "notify-dead"), None)
     who = _reviewer(request)
-    docs = await asyncio.to_thread(request.app[STORE].dead_letters.recent,
-                                   limit if who.accounts is None else MAX_PAGE * 5, consumer)
+    docs = await request.app[STORE].dead_letters.recent(limit if who.accounts is None else MAX_PAGE * 5, consumer)
     docs = [d for d in docs if who.accounts is None or (d.get("account_id") and who.sees(d["account_id"]))]
     return web.json_response({"dead_letters": [dead_letter_json(d) for d in docs[:limit]]})
 
@@ -212,7 +210,7 @@ async def dead_letters(request: web.Request) -> web.Response:
 async def retry_dead_letter(request: web.Request) -> web.Response:
     record_id = request.match_info["record_id"]
     await _json_body(request)
-    doc = await asyncio.to_thread(request.app[STORE].dead_letters.get, record_id) if len(record_id) < 600 else None
+    doc = await request.app[STORE].dead_letters.get(record_id) if len(record_id) < 600 else None
     who = _reviewer(request)
     if doc is None or (who.accounts is not None and not who.sees(doc.get("account_id") or "")):
         raise ApiError(404, "no such dead letter")

@@ -18,8 +18,8 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from actors.store import Store
-from actors.store.outofdate import supersede_if_out_of_date
+from actors.store import AsyncStore
+from actors.store.outofdate import supersede_out_of_date
 from contracts.draftstate import DECIDED, SENDABLE, DraftStatus
 from contracts import telemetry
 from contracts.events import DraftApproved, DraftRejected, utcnow
@@ -64,18 +64,19 @@ def held(doc: dict[str, Any]) -> bool:
 
 class Reviewer:
     """Decisions taken in the name of `who` (config.app.review.token_name); approvals are held
-    `undo_s` seconds of `clock` before they are released to be sent."""
+    `undo_s` seconds of `clock` before they are released to be sent. Coroutines over an
+    AsyncStore (synchronous code: `store.sync(Reviewer(store.aio, ...))`)."""
 
-    def __init__(self, store: Store, who: str, *, undo_s: float = 0.0,
+    def __init__(self, store: AsyncStore, who: str, *, undo_s: float = 0.0,
                  clock: Callable[[], datetime] = utcnow):
         self.store = store
         self.who = who
         self.undo_s = undo_s
         self.clock = clock
 
-    def approve(self, draft_id: str, text: str | None = None) -> dict[str, Any]:
+    async def approve(self, draft_id: str, text: str | None = None) -> dict[str, Any]:
         """Approve as drafted, or (with `text`) edit-and-approve: status "edited", new text."""
-        current = self._pending(draft_id)
+        current = await self._pending(draft_id)
         to = DraftStatus.APPROVED if text is None else DraftStatus.EDITED
         now = self.clock()
         fields: dict[str, Any] = {"decided_by": self.who}
@@ -87,57 +88,57 @@ class Reviewer:
             fields.update(text=text, original_text=current.get("original_text") or current.get("text", ""))
         with telemetry.span("review.approve", draft_id=draft_id, decision=to,
                             account=account_hash(current["account_id"])):
-            doc = self.store.drafts.transition(draft_id, DraftStatus.PENDING, to, **fields)
+            doc = await self.store.drafts.transition(draft_id, DraftStatus.PENDING, to, **fields)
             if doc is None:
-                raise self._conflict(draft_id)
+                raise await self._conflict(draft_id)
             if not held(doc):
-                self.store.outbox.add([approved_event(doc)], telemetry.inject())
-            self.store.drafts.record_decision(draft_id, to, self.who,
+                await self.store.outbox.add([approved_event(doc)], telemetry.inject())
+            await self.store.drafts.record_decision(draft_id, to, self.who,
                                               **({"text": text} if text is not None else {}))
         DECISIONS.inc(tags={"decision": to})
         log.info("draft approved", extra={"draft_id": draft_id, "decision": to,
                                           "account": account_hash(doc["account_id"])})
         return doc
 
-    def reject(self, draft_id: str, reason: str | None) -> dict[str, Any]:
-        current = self._pending(draft_id, current=False)   # an out-of-date draft may be rejected
+    async def reject(self, draft_id: str, reason: str | None) -> dict[str, Any]:
+        current = await self._pending(draft_id, current=False)   # an out-of-date draft may be rejected
         with telemetry.span("review.reject", draft_id=draft_id,
                             account=account_hash(current["account_id"])):
-            doc = self.store.drafts.transition(draft_id, DraftStatus.PENDING, DraftStatus.REJECTED, decided_by=self.who,
+            doc = await self.store.drafts.transition(draft_id, DraftStatus.PENDING, DraftStatus.REJECTED, decided_by=self.who,
                                                reject_reason=reason)
             if doc is None:
-                raise self._conflict(draft_id)
-            self.store.outbox.add([rejected_event(doc)], telemetry.inject())
-            self.store.drafts.record_decision(draft_id, DraftStatus.REJECTED, self.who, reason=reason)
+                raise await self._conflict(draft_id)
+            await self.store.outbox.add([rejected_event(doc)], telemetry.inject())
+            await self.store.drafts.record_decision(draft_id, DraftStatus.REJECTED, self.who, reason=reason)
         DECISIONS.inc(tags={"decision": DraftStatus.REJECTED})
         log.info("draft rejected", extra={"draft_id": draft_id,
                                           "account": account_hash(doc["account_id"])})
         return doc
 
-    def undo(self, draft_id: str) -> dict[str, Any]:
+    async def undo(self, draft_id: str) -> dict[str, Any]:
         """Take back an approval still in its undo window: the draft is pending review again
         (with the text as approved) and nothing is sent. Conflict once it was released."""
-        doc = self.store.drafts.get(draft_id)
+        doc = await self.store.drafts.get(draft_id)
         if doc is None:
             raise NotFound(draft_id)
         with telemetry.span("review.undo", draft_id=draft_id, account=account_hash(doc["account_id"])):
-            undone = self.store.drafts.undo(draft_id, self.who)
+            undone = await self.store.drafts.undo(draft_id, self.who)
             if undone is None:
-                raise self._too_late(draft_id)
-            self.store.drafts.record_decision(draft_id, "undone", self.who)
+                raise await self._too_late(draft_id)
+            await self.store.drafts.record_decision(draft_id, "undone", self.who)
         DECISIONS.inc(tags={"decision": "undone"})
         log.info("approval undone", extra={"draft_id": draft_id,
                                            "account": account_hash(doc["account_id"])})
         return undone
 
-    def requeue_approved(self) -> int:
+    async def requeue_approved(self) -> int:
         """Queue (idempotently) the send event of every approved draft released to be sent but
         not yet being sent (held ones are the releaser's)."""
-        docs = [d for d in self.store.drafts.in_status(SENDABLE) if not held(d)]
-        return self.store.outbox.add([approved_event(d) for d in docs]) if docs else 0
+        docs = [d for d in await self.store.drafts.in_status(SENDABLE) if not held(d)]
+        return await self.store.outbox.add([approved_event(d) for d in docs]) if docs else 0
 
-    def _too_late(self, draft_id: str) -> Conflict:
-        doc = self.store.drafts.get(draft_id) or {"status": "gone"}
+    async def _too_late(self, draft_id: str) -> Conflict:
+        doc = await self.store.drafts.get(draft_id) or {"status": "gone"}
         status = doc["status"]
         CONFLICTS.inc()
         if held(doc) and doc.get("decided_by") != self.who:
@@ -150,28 +151,28 @@ class Reviewer:
         return Conflict(draft_id, status, message=(
             f"draft {draft_id} has no approval to undo: it is {status}"))
 
-    def _pending(self, draft_id: str, *, current: bool = True) -> dict[str, Any]:
-        doc = self.store.drafts.get(draft_id)
+    async def _pending(self, draft_id: str, *, current: bool = True) -> dict[str, Any]:
+        doc = await self.store.drafts.get(draft_id)
         if doc is None:
             raise NotFound(draft_id)
         if doc.get("status") == DraftStatus.SUPERSEDED:
-            raise self._superseded(doc)
+            raise await self._superseded(doc)
         if doc.get("status") != DraftStatus.PENDING:
-            raise self._conflict(draft_id, doc)
+            raise await self._conflict(draft_id, doc)
         if current:
-            self._check_current(doc)
+            await self._check_current(doc)
         return doc
 
-    def _check_current(self, doc: dict[str, Any]) -> None:
+    async def _check_current(self, doc: dict[str, Any]) -> None:
         """Refuse a draft written before the contact's newest messages: it does not answer them,
         and a new draft (made from the whole history) will. The draft is marked superseded."""
-        _, reason = supersede_if_out_of_date(self.store, doc, (DraftStatus.PENDING,),
-                                             "since this draft was written")
+        _, reason = await supersede_out_of_date(self.store, doc, (DraftStatus.PENDING,),
+                                                "since this draft was written")
         if reason is not None:
-            raise self._superseded({**doc, "status": DraftStatus.SUPERSEDED, "superseded_reason": reason})
+            raise await self._superseded({**doc, "status": DraftStatus.SUPERSEDED, "superseded_reason": reason})
 
-    def _superseded(self, doc: dict[str, Any]) -> Conflict:
-        newer = self.store.drafts.open_for_conversation(doc["account_id"], doc["conversation_id"])
+    async def _superseded(self, doc: dict[str, Any]) -> Conflict:
+        newer = await self.store.drafts.open_for_conversation(doc["account_id"], doc["conversation_id"])
         newer_id = newer["_id"] if newer is not None and newer["_id"] != doc["_id"] else None
         offer = (f"; the new draft {newer_id} answers them" if newer_id
                  else "; a new draft is being written")
@@ -180,10 +181,10 @@ class Reviewer:
             f"draft {doc['_id']} is out of date: {doc.get('superseded_reason') or 'newer messages arrived'}"
             f"{offer}. Nothing was sent"))
 
-    def _conflict(self, draft_id: str, doc: dict[str, Any] | None = None) -> Conflict:
+    async def _conflict(self, draft_id: str, doc: dict[str, Any] | None = None) -> Conflict:
         """The loser's answer; if the winner approved, make sure its event is queued."""
-        doc = doc or self.store.drafts.get(draft_id) or {"status": "gone"}
+        doc = doc or await self.store.drafts.get(draft_id) or {"status": "gone"}
         if doc.get("status") in SENDABLE and not held(doc):
-            self.store.outbox.add([approved_event(doc)])
+            await self.store.outbox.add([approved_event(doc)])
         CONFLICTS.inc()
         return Conflict(draft_id, doc["status"], doc.get("decided_by"))

@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from actors.store import Store
+from actors.store import AsyncStore
 from contracts.events import DraftApproved, utcnow
 from contracts.ids import account_hash
 
@@ -30,23 +30,23 @@ POLL_S = 0.2     # how late past its window an approval may be released
 
 
 class Releaser:
-    def __init__(self, store: Store, clock: Callable[[], datetime] = utcnow):
+    def __init__(self, store: AsyncStore, clock: Callable[[], datetime] = utcnow):
         self.store = store
         self.clock = clock
         self._unqueued: list[dict[str, Any]] = []   # released, event not yet in the outbox
 
-    def run_once(self) -> list[str]:
+    async def run_once(self) -> list[str]:
         """Release every due approval; the ids of the drafts whose events were queued."""
         now = self.clock()
-        for due in self.store.drafts.due_for_release(now):
-            doc = self.store.drafts.release(due["_id"], now)
+        for due in await self.store.drafts.due_for_release(now):
+            doc = await self.store.drafts.release(due["_id"], now)
             if doc is not None:            # else an undo (or another releaser) won
                 self._unqueued.append(doc)
         if not self._unqueued:
             return []
         docs, self._unqueued = self._unqueued, []
         try:
-            self.store.outbox.add([DraftApproved.of_draft(d) for d in docs])
+            await self.store.outbox.add([DraftApproved.of_draft(d) for d in docs])
         except Exception:
             self._unqueued = docs + self._unqueued   # queued again on the next pass
             raise
@@ -56,7 +56,7 @@ class Releaser:
         return [d["_id"] for d in docs]
 
 
-def releasing(store: Store, clock: Callable[[], datetime] = utcnow, poll_s: float = POLL_S):
+def releasing(store: AsyncStore, clock: Callable[[], datetime] = utcnow, poll_s: float = POLL_S):
     """An aiohttp cleanup context running a Releaser every `poll_s` while the app serves."""
 
     async def run(app: web.Application) -> AsyncIterator[None]:
@@ -65,7 +65,7 @@ def releasing(store: Store, clock: Callable[[], datetime] = utcnow, poll_s: floa
         async def loop() -> None:
             while True:
                 try:
-                    await asyncio.to_thread(releaser.run_once)
+                    await releaser.run_once()
                 except Exception:   # the DB or a bug: logged, tried again (nothing is lost)
                     log.exception("releasing approved drafts failed; trying again")
                     await asyncio.sleep(1.0)

@@ -17,7 +17,7 @@ import re
 from typing import Any
 
 from actors.review.decisions import Conflict, NotFound, Reviewer
-from actors.store import Store
+from actors.store import AsyncStore
 from actors.store.drafts import PENDING
 from contracts.events import ChatMessage, DraftRequested, answered_messages
 from contracts.ids import account_hash, draft_id, stable_hash
@@ -46,64 +46,64 @@ def markup_in(text: str) -> str | None:
 
 
 class Conversation:
-    """One conversation, acted on in the name of `who`."""
+    """One conversation, acted on in the name of `who` (coroutines over an AsyncStore)."""
 
-    def __init__(self, store: Store, who: str, account_id: str, conversation_id: str):
+    def __init__(self, store: AsyncStore, who: str, account_id: str, conversation_id: str):
         self.store, self.who = store, who
         self.account_id, self.conversation_id = account_id, conversation_id
 
-    def _newest(self, seen: str | None, action: str) -> tuple[list[ChatMessage], int]:
+    async def _newest(self, seen: str | None, action: str) -> tuple[list[ChatMessage], int]:
         """The history (NotFound without one); NewerMessages when the contact wrote after
         message `seen`; ValueError when `seen` is not a message of this conversation."""
-        history, seq = self.store.messages.history(self.account_id, self.conversation_id, 50)
+        history, seq = await self.store.messages.history(self.account_id, self.conversation_id, 50)
         if not history:
             raise NotFound(self.conversation_id)
         if seen is not None and seen != history[-1].message_id:
-            doc = self.store.messages.coll.find_one({"_id": seen}, {"account_id": 1, "conversation_id": 1,
+            doc = await self.store.messages.coll.find_one({"_id": seen}, {"account_id": 1, "conversation_id": 1,
                                                                     "seq": 1})
             if doc is None or (doc.get("account_id"), doc.get("conversation_id")) != (
                     self.account_id, self.conversation_id):
                 raise ValueError("last_message_id is not a message of this conversation")
             at = doc.get("seq", 0)
-            newer = self.store.messages.newer_incoming(self.account_id, self.conversation_id, at)
+            newer = await self.store.messages.newer_incoming(self.account_id, self.conversation_id, at)
             if newer:
                 raise NewerMessages(newer, action)
         return history, seq
 
-    def reply(self, text: str, seen: str | None) -> dict[str, Any]:
+    async def reply(self, text: str, seen: str | None) -> dict[str, Any]:
         """Store the reviewer's reply as their approved draft; the send path sends it once."""
-        history, seq = self._newest(seen, "sent")
+        history, seq = await self._newest(seen, "sent")
         last = history[-1]
         did = draft_id(self.account_id, self.conversation_id,
                        f"{last.message_id}|hand|{stable_hash(self.who, text)}")
-        existing = self.store.drafts.get(did)
+        existing = await self.store.drafts.get(did)
         if existing is not None and existing.get("status") != PENDING:
             return existing                       # the same reply submitted twice: sent once
-        summary = self.store.summaries.get(self.account_id, self.conversation_id) or {}
+        summary = await self.store.summaries.get(self.account_id, self.conversation_id) or {}
         state = summary.get("state")
-        self.store.drafts.insert({
+        await self.store.drafts.insert({
             "_id": did, "account_id": self.account_id, "conversation_id": self.conversation_id,
             "message_ids": answered_messages(history), "last_message_id": last.message_id, "answers_seq": seq,
             "classification": state if state in ("no_reply_needed", "spam_or_scam", "abusive") else "needs_reply",
             "text": text, "by_hand": True, "author": self.who, "model": None})
-        for other in self.store.drafts.of_conversation(self.account_id, self.conversation_id):
+        for other in await self.store.drafts.of_conversation(self.account_id, self.conversation_id):
             if other["_id"] != did and other.get("status") == PENDING:
-                self.store.drafts.supersede(other["_id"], (PENDING,), did, f"answered by hand by {self.who}")
-        doc = Reviewer(self.store, self.who).approve(did)
-        self.store.drafts.record_decision(did, "written_by_hand", self.who)
+                await self.store.drafts.supersede(other["_id"], (PENDING,), did, f"answered by hand by {self.who}")
+        doc = await Reviewer(self.store, self.who).approve(did)
+        await self.store.drafts.record_decision(did, "written_by_hand", self.who)
         log.info("reply written by hand", extra={"draft_id": did, "account": account_hash(self.account_id)})
         return doc
 
-    def request_draft(self, instruction: str | None, seen: str | None) -> dict[str, Any]:
+    async def request_draft(self, instruction: str | None, seen: str | None) -> dict[str, Any]:
         """Queue a DraftRequested: with `instruction`, a redraft that supersedes the open draft;
         without, "Retry AI" (its id names the failure it retries: once per failure)."""
-        history, _ = self._newest(seen, "asked")
+        history, _ = await self._newest(seen, "asked")
         last = history[-1]
         if history[-1].direction == "out" and instruction is None:
             raise Conflict("", "answered", message="our reply is the newest message: there is "
                            "nothing for the AI to answer. Nothing was queued")
-        summary = self.store.summaries.get(self.account_id, self.conversation_id) or {}
-        open_draft = self.store.drafts.open_for_conversation(self.account_id, self.conversation_id)
+        summary = await self.store.summaries.get(self.account_id, self.conversation_id) or {}
+        open_draft = await self.store.drafts.open_for_conversation(self.account_id, self.conversation_id)
         replaces = open_draft["_id"] if open_draft is not None else None
         if instruction is None:
             request = f"retry-{summary.get('failures') or 0}"
@@ -113,9 +113,9 @@ class Conversation:
             account_id=self.account_id, conversation_id=self.conversation_id,
             last_message_id=last.message_id, request=request, requested_by=self.who,
             instruction=instruction, replaces=replaces if instruction is not None else None)
-        queued = self.store.outbox.add([event])
+        queued = await self.store.outbox.add([event])
         if instruction is not None:
-            self.store.drafts.record_decision(replaces or "", "redraft_requested", self.who,
+            await self.store.drafts.record_decision(replaces or "", "redraft_requested", self.who,
                                               instruction=instruction, event_id=event.event_id,
                                               account_id=self.account_id,
                                               conversation_id=self.conversation_id)
@@ -123,18 +123,18 @@ class Conversation:
                                            "account": account_hash(self.account_id)})
         return {"event_id": event.event_id, "queued": bool(queued), "replaces": event.replaces}
 
-    def close(self, seen: str | None) -> dict[str, Any]:
+    async def close(self, seen: str | None) -> dict[str, Any]:
         """Handled without a reply: closed in the reviewer's name; an open draft is superseded.
         A later incoming message opens the conversation again (summaries.py)."""
-        _, seq = self._newest(seen, "closed")
-        open_draft = self.store.drafts.open_for_conversation(self.account_id, self.conversation_id)
+        _, seq = await self._newest(seen, "closed")
+        open_draft = await self.store.drafts.open_for_conversation(self.account_id, self.conversation_id)
         if open_draft is not None:
-            self.store.drafts.supersede(open_draft["_id"], (PENDING,), None,
+            await self.store.drafts.supersede(open_draft["_id"], (PENDING,), None,
                                         f"closed without a reply by {self.who}")
-        doc = self.store.summaries.close(self.account_id, self.conversation_id, self.who, seq)
+        doc = await self.store.summaries.close(self.account_id, self.conversation_id, self.who, seq)
         if doc is None:
-            history, _ = self._newest(seen, "closed")      # a message arrived meanwhile
+            history, _ = await self._newest(seen, "closed")      # a message arrived meanwhile
             raise NewerMessages(history[-1:], "closed")
-        self.store.drafts.record_decision(open_draft["_id"] if open_draft else "", "closed", self.who,
+        await self.store.drafts.record_decision(open_draft["_id"] if open_draft else "", "closed", self.who,
                                           account_id=self.account_id, conversation_id=self.conversation_id)
         return doc

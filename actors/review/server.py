@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-import threading
 import time
 from typing import Any
 
@@ -21,7 +20,7 @@ from actors.review.decisions import Reviewer
 from actors.review.errors import Handler
 from actors.review.quiet import QuietAppRunner
 from actors.review.security import require_tokens
-from actors.store import Store
+from actors.store import AsyncStore
 from contracts import names, telemetry
 from contracts.metrics import histogram
 from contracts.settings import Config, ReviewConf, resolve
@@ -62,7 +61,8 @@ class ReviewDesk:
         self.conf = config.app.review
         if self.conf.enabled:
             require_tokens(config)         # fail at creation, naming REVIEW_TOKEN
-        self.store = Store.from_config(config)
+        self.store = AsyncStore.from_config(config)
+        self._backfill_task: asyncio.Task | None = None
         self._runner: web.AppRunner | None = None
         self.url: str | None = None
 
@@ -70,9 +70,9 @@ class ReviewDesk:
         """Bind and serve; {"url": ...} with the actual port (config port 0 picks a free one)."""
         if self._runner is not None or not self.conf.enabled:
             return {"url": self.url, "enabled": self.conf.enabled}
-        await asyncio.to_thread(self.store.ensure_indexes)
-        threading.Thread(target=self._backfill, name="summaries-backfill", daemon=True).start()
-        requeued = await asyncio.to_thread(Reviewer(self.store, self.conf.token_name).requeue_approved)
+        await self.store.ensure_indexes()
+        self._backfill_task = asyncio.create_task(self._backfill(), name="summaries-backfill")
+        requeued = await Reviewer(self.store, self.conf.token_name).requeue_approved()
         app = make_app(self.config, self.store)
         app.middlewares.insert(0, _measure)
         runner = QuietAppRunner(app, access_log=None, handler_cancellation=True)
@@ -90,11 +90,12 @@ class ReviewDesk:
         log.info("review desk serving", extra={"url": self.url, "requeued_sends": requeued})
         return {"url": self.url, "enabled": True, "requeued_sends": requeued}
 
-    def _backfill(self) -> None:
-        """Summaries for conversations stored before they existed (see actors/store/backfill.py)."""
+    async def _backfill(self) -> None:
+        """Summaries for conversations stored before they existed (see actors/store/backfill.py),
+        in the background: the desk serves meanwhile."""
         from actors.store.backfill import backfill
         try:
-            backfill(self.store)
+            await backfill(self.store)
         except Exception:        # the desk serves meanwhile; the next start tries again
             log.exception("conversation summaries backfill failed")
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from actors.store import Store
+from actors.store.client import AsyncStore
 from actors.store.summaries import _DRAFT_STATES, EXCERPT, _at, index_words
 from contracts.events import utcnow
 
@@ -17,23 +17,23 @@ log = logging.getLogger("replydesk.store.backfill")
 NO_REPLY = ("no_reply_needed", "spam_or_scam", "abusive")
 
 
-def needed(store: Store) -> bool:
-    return (store.summaries.coll.estimated_document_count() == 0
-            and store.messages.coll.estimated_document_count() > 0)
+async def needed(store: AsyncStore) -> bool:
+    return (await store.summaries.coll.estimated_document_count() == 0
+            and await store.messages.coll.estimated_document_count() > 0)
 
 
-def backfill(store: Store) -> int:
+async def backfill(store: AsyncStore) -> int:
     """Summaries for every stored conversation that has none; returns how many were made."""
-    if not needed(store):
+    if not await needed(store):
         return 0
     newest: dict[tuple[str, str], int] = {}
-    for d in store.messages.coll.find({}, {"account_id": 1, "conversation_id": 1, "seq": 1}):
+    async for d in store.messages.coll.find({}, {"account_id": 1, "conversation_id": 1, "seq": 1}):
         k = (d["account_id"], d["conversation_id"])
         newest[k] = max(newest.get(k, 0), d.get("seq", 0))
     made = 0
     for (account_id, conversation_id) in newest:
         try:
-            store.summaries.coll.insert_one(summary(store, account_id, conversation_id))
+            await store.summaries.coll.insert_one(await summary(store, account_id, conversation_id))
             made += 1
         except DuplicateKeyError:
             pass              # the live write path made it meanwhile: it is newer
@@ -41,16 +41,15 @@ def backfill(store: Store) -> int:
     return made
 
 
-def summary(store: Store, account_id: str, conversation_id: str) -> dict[str, Any]:
-    history = store.messages.coll.find({"account_id": account_id, "conversation_id": conversation_id}
-                                       ).sort("seq", -1).limit(20)
-    docs = list(history)
+async def summary(store: AsyncStore, account_id: str, conversation_id: str) -> dict[str, Any]:
+    docs = await store.messages.coll.find({"account_id": account_id, "conversation_id": conversation_id}
+                                          ).sort("seq", -1).limit(20).to_list()
     last = docs[0]
     contact = next((d.get("sender") for d in docs if d.get("direction", "in") == "in"), None)
     seq = last.get("seq", 0)
     state, reason, draft_id = "new", None, None
-    draft = store.drafts.latest_for_conversation(account_id, conversation_id)
-    known = store.conversations.get(account_id, conversation_id)
+    draft = await store.drafts.latest_for_conversation(account_id, conversation_id)
+    known = await store.conversations.get(account_id, conversation_id)
     if last.get("direction") == "out":
         state = "answered"
     elif draft is not None and ((draft.get("answers_seq") or 0) >= seq or draft.get("last_message_id") == last["_id"]
@@ -61,7 +60,7 @@ def summary(store: Store, account_id: str, conversation_id: str) -> dict[str, An
     elif known and known.get("last_message_id") == last["_id"] and known.get("classification") in NO_REPLY:
         state = known["classification"]
     else:
-        dead = store.dead_letters.coll.find_one({"subject": last["_id"], "consumer": "ai"})
+        dead = await store.dead_letters.coll.find_one({"subject": last["_id"], "consumer": "ai"})
         if dead is not None:
             state, reason = "ai_failed", dead.get("reason")
     return {"_id": store.summaries.key(account_id, conversation_id), "account_id": account_id,

@@ -28,8 +28,9 @@ from typing import Any, Iterator
 from bson import json_util
 from pymongo.database import Database
 
-from actors.store.client import Store, close_client
-from actors.store.messages import insert_new
+from actors.store.bridge import Store
+from actors.store.client import close_client
+from actors.store.inserts import insert_new_sync as insert_new
 from contracts.settings import ConfigError, load_settings
 
 FORMAT = "replydesk-dump/1"

@@ -1,11 +1,20 @@
-"""One MongoClient per process (bounded pool, timeouts) and the repositories over it."""
+"""The process's MongoDB clients and `AsyncStore`, the repositories over pymongo's AsyncMongoClient.
+
+An AsyncMongoClient belongs to the event loop that first uses it, so `client_for(uri)` keeps one
+per (uri, running loop): the review desk's loop, the AI worker's, the sync bridge's
+(actors/store/bridge.py). Same options everywhere (bounded pool, timeouts, appname, tz-aware
+datetimes); databases are opened with journaled writes. `sync_client_for(uri)` is the one
+synchronous MongoClient per process, for raw and admin use only (`Store.db`: backups, tests,
+benchmarks); no repository uses it.
+"""
 from __future__ import annotations
 
+import asyncio
 import threading
-from functools import cached_property
+from typing import Any
 
-from pymongo import MongoClient, WriteConcern
-from pymongo.database import Database
+from pymongo import AsyncMongoClient, MongoClient, WriteConcern
+from pymongo.asynchronous.database import AsyncDatabase
 
 from actors.store.accounts import Accounts
 from actors.store.aifailures import AIFailures
@@ -19,100 +28,158 @@ from actors.store.sends import Sends
 from actors.store.sheetrows import SheetRows
 from actors.store.summaries import Summaries
 
-_clients: dict[str, MongoClient] = {}
-_clients_lock = threading.Lock()
-
 # Writes whose loss would lose data wait for the journal.
 JOURNALED = WriteConcern(w=1, j=True)
+OPTIONS: dict[str, Any] = dict(maxPoolSize=32, minPoolSize=0, connectTimeoutMS=5000,
+                               serverSelectionTimeoutMS=10000, socketTimeoutMS=30000,
+                               waitQueueTimeoutMS=10000, appname="replydesk", tz_aware=True)
+
+_async: dict[tuple[str, asyncio.AbstractEventLoop], AsyncMongoClient] = {}
+_sync: dict[str, MongoClient] = {}
+_lock = threading.Lock()
 
 
-def client_for(uri: str) -> MongoClient:
-    """The process-wide client for `uri` (pymongo clients are thread-safe and pool connections)."""
-    with _clients_lock:
-        c = _clients.get(uri)
+def running_loop(what: str = "AsyncStore") -> asyncio.AbstractEventLoop:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        raise RuntimeError(f"{what} is used from a coroutine on a running event loop; "
+                           f"synchronous code uses actors.store.Store") from None
+
+
+def client_for(uri: str) -> AsyncMongoClient:
+    """The AsyncMongoClient for `uri` on the running event loop (made on first use)."""
+    loop = running_loop("client_for")
+    with _lock:
+        for key in [k for k in _async if k[1].is_closed()]:   # a finished asyncio.run's client
+            del _async[key]
+        c = _async.get((uri, loop))
         if c is None:
-            c = MongoClient(uri, maxPoolSize=32, minPoolSize=0, connectTimeoutMS=5000,
-                            serverSelectionTimeoutMS=10000, socketTimeoutMS=30000,
-                            waitQueueTimeoutMS=10000, appname="replydesk", tz_aware=True)
-            _clients[uri] = c
+            c = _async[(uri, loop)] = AsyncMongoClient(uri, **OPTIONS)
+        return c
+
+
+def sync_client_for(uri: str) -> MongoClient:
+    """The process-wide synchronous client for `uri` (raw and admin use: `Store.db`)."""
+    with _lock:
+        c = _sync.get(uri)
+        if c is None:
+            c = _sync[uri] = MongoClient(uri, **OPTIONS)
         return c
 
 
 def close_client(uri: str) -> None:
-    """Close and forget the process-wide client for `uri` (CLI exit, tests that stop a server)."""
-    with _clients_lock:
-        c = _clients.pop(uri, None)
-    if c is not None:
-        c.close()
+    """Close and forget every client for `uri`: the synchronous one and the async one of each
+    loop (CLI exit, tests that stop a server). Callable from any thread; on a loop's own thread
+    its client is closed by a task."""
+    with _lock:
+        sync = _sync.pop(uri, None)
+        mine = [(k[1], _async.pop(k)) for k in [k for k in _async if k[0] == uri]]
+    if sync is not None:
+        sync.close()
+    try:
+        here = asyncio.get_running_loop()
+    except RuntimeError:
+        here = None
+    for loop, client in mine:
+        if loop.is_closed():
+            continue
+        if loop is here:
+            loop.create_task(client.close())
+        elif loop.is_running():
+            asyncio.run_coroutine_threadsafe(client.close(), loop).result(30)
+        # a loop that is not running cannot close its client here: dropped, its sockets with it
 
 
-class Store:
-    """Facade over the replydesk collections of one database."""
+class AsyncStore:
+    """The replydesk collections of one database, as async repositories. Usable from any event
+    loop (the client and repositories of the loop a call runs on are used); picklable."""
 
     def __init__(self, uri: str, db_name: str):
         self.uri = uri
         self.db_name = db_name
-        self.db: Database = client_for(uri).get_database(db_name, write_concern=JOURNALED)
+        self._bound: dict[asyncio.AbstractEventLoop, dict[str, Any]] = {}
 
     @classmethod
-    def from_config(cls, config) -> "Store":
+    def from_config(cls, config) -> "AsyncStore":
         if config.settings.mongodb_uri is None:   # only `./run up` runs without it (it embeds one)
             raise ValueError("MONGODB_URI: not set (`./run up` starts its embedded database first)")
         return cls(config.settings.mongodb_uri, config.settings.mongodb_db)
 
-    def __reduce__(self):  # picklable: rebuilt (with this process's client) on the other side
-        return (Store, (self.uri, self.db_name))
+    def __reduce__(self):  # picklable: rebuilt (with that process's clients) on the other side
+        return (type(self), (self.uri, self.db_name))
 
-    @cached_property
+    def _repos(self) -> dict[str, Any]:
+        loop = running_loop()
+        repos = self._bound.get(loop)
+        if repos is None:
+            for old in [k for k in self._bound if k.is_closed()]:
+                del self._bound[old]
+            repos = self._bound[loop] = {
+                "db": client_for(self.uri).get_database(self.db_name, write_concern=JOURNALED)}
+        return repos
+
+    def _repo(self, name: str, cls: type) -> Any:
+        repos = self._repos()
+        repo = repos.get(name)
+        if repo is None:
+            repo = repos[name] = cls(repos["db"])
+        return repo
+
+    @property
+    def db(self) -> AsyncDatabase:
+        return self._repos()["db"]
+
+    @property
     def accounts(self) -> Accounts:
-        return Accounts(self.db)
+        return self._repo("accounts", Accounts)
 
-    @cached_property
+    @property
     def conversations(self) -> Conversations:
-        return Conversations(self.db)
+        return self._repo("conversations", Conversations)
 
-    @cached_property
+    @property
     def messages(self) -> Messages:
-        return Messages(self.db)
+        return self._repo("messages", Messages)
 
-    @cached_property
+    @property
     def drafts(self) -> Drafts:
-        return Drafts(self.db)
+        return self._repo("drafts", Drafts)
 
-    @cached_property
+    @property
     def outbox(self) -> Outbox:
-        return Outbox(self.db)
+        return self._repo("outbox", Outbox)
 
-    @cached_property
+    @property
     def ai_failures(self) -> AIFailures:
-        return AIFailures(self.db)
+        return self._repo("ai_failures", AIFailures)
 
-    @cached_property
+    @property
     def dead_letters(self) -> DeadLetters:
-        return DeadLetters(self.db)
+        return self._repo("dead_letters", DeadLetters)
 
-    @cached_property
+    @property
     def processed(self) -> Processed:
-        return Processed(self.db)
+        return self._repo("processed", Processed)
 
-    @cached_property
+    @property
     def sends(self) -> Sends:
-        return Sends(self.db)
+        return self._repo("sends", Sends)
 
-    @cached_property
+    @property
     def sheet_rows(self) -> SheetRows:
-        return SheetRows(self.db)
+        return self._repo("sheet_rows", SheetRows)
 
-    @cached_property
+    @property
     def summaries(self) -> Summaries:
-        return Summaries(self.db)
+        return self._repo("summaries", Summaries)
 
-    def ensure_indexes(self) -> None:
+    async def ensure_indexes(self) -> None:
         """Create every index the queries need; idempotent, run at start-up."""
         for repo in (self.accounts, self.conversations, self.messages, self.drafts, self.outbox, self.processed,
                      self.sends, self.sheet_rows, self.dead_letters, self.summaries, self.ai_failures):
-            repo.ensure_indexes()
+            await repo.ensure_indexes()
 
-    def ping(self) -> bool:
-        self.db.client.admin.command("ping")
+    async def ping(self) -> bool:
+        await self.db.client.admin.command("ping")
         return True

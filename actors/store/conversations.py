@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, WriteConcern
-from pymongo.database import Database
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from actors.store.summaries import Summaries
@@ -18,21 +18,21 @@ _MAX_RACES = 100
 
 
 class Conversations:
-    def __init__(self, db: Database):
+    def __init__(self, db: AsyncDatabase):
         # Derived state (the drafts and outbox rows are the journaled truth; losing this only
         # costs one repeated AI call), so it need not wait for the journal on the hot path.
         self.coll = db.get_collection("conversations", write_concern=WriteConcern(w=1))
         self.summaries = Summaries(db)
 
-    def ensure_indexes(self) -> None:
-        self.coll.create_index([("account_id", ASCENDING), ("classification", ASCENDING),
+    async def ensure_indexes(self) -> None:
+        await self.coll.create_index([("account_id", ASCENDING), ("classification", ASCENDING),
                                 ("classified_at", DESCENDING)], name="account_classification")
 
     @staticmethod
     def key(account_id: str, conversation_id: str) -> str:
         return f"{account_id}:{conversation_id}"
 
-    def record_classification(self, *, account_id: str, conversation_id: str, last_message_id: str,
+    async def record_classification(self, *, account_id: str, conversation_id: str, last_message_id: str,
                               classification: str, draft_id: str | None, seq: int,
                               known: dict[str, Any] | None | object = UNREAD,
                               ) -> tuple[bool, dict[str, Any] | None]:
@@ -51,29 +51,29 @@ class Conversations:
         fields = {"account_id": account_id, "conversation_id": conversation_id,
                   "last_message_id": last_message_id, "classification": classification,
                   "draft_id": draft_id, "classified_at": utcnow(), "seq": seq}
-        before = self.coll.find_one({"_id": key}) if known is UNREAD else known
-        recorded = self._record(key, fields, before, seq)
+        before = await self.coll.find_one({"_id": key}) if known is UNREAD else known
+        recorded = await self._record(key, fields, before, seq)
         if recorded[0] and draft_id is None:
-            self.summaries.on_classified(account_id, conversation_id, seq, classification)
+            await self.summaries.on_classified(account_id, conversation_id, seq, classification)
         return recorded
 
-    def _record(self, key: str, fields: dict[str, Any], before: dict[str, Any] | None,
+    async def _record(self, key: str, fields: dict[str, Any], before: dict[str, Any] | None,
                 seq: int) -> tuple[bool, dict[str, Any] | None]:
         for _ in range(_MAX_RACES):
             if before is None:
                 try:
-                    self.coll.insert_one({"_id": key, **fields, "rev": 1})
+                    await self.coll.insert_one({"_id": key, **fields, "rev": 1})
                     return True, None
                 except DuplicateKeyError:   # another decision was recorded first
                     pass
             elif (before.get("seq") or 0) > seq:   # no seq: recorded before states knew it
                 return False, before
-            elif self.coll.update_one({"_id": key, "rev": before.get("rev")},
-                                      {"$set": fields, "$inc": {"rev": 1}}).matched_count:
+            elif (await self.coll.update_one({"_id": key, "rev": before.get("rev")},
+                                             {"$set": fields, "$inc": {"rev": 1}})).matched_count:
                 return True, before
-            before = self.coll.find_one({"_id": key})   # changed since read: decide again
+            before = await self.coll.find_one({"_id": key})   # changed since read: decide again
         raise RuntimeError(f"conversation state {key!r} changed {_MAX_RACES} times while one "
                            f"decision was being recorded")
 
-    def get(self, account_id: str, conversation_id: str) -> dict[str, Any] | None:
-        return self.coll.find_one({"_id": self.key(account_id, conversation_id)})
+    async def get(self, account_id: str, conversation_id: str) -> dict[str, Any] | None:
+        return await self.coll.find_one({"_id": self.key(account_id, conversation_id)})

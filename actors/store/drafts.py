@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
-from pymongo.database import Database
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from actors.store.summaries import Summaries
@@ -33,49 +33,49 @@ _FLOOR = datetime(2020, 1, 1, tzinfo=timezone.utc)    # no draft is older than t
 
 
 class Drafts:
-    def __init__(self, db: Database):
+    def __init__(self, db: AsyncDatabase):
         self.coll = db["drafts"]
         self.decisions = db["decisions"]
         self.summaries = Summaries(db)
 
-    def ensure_indexes(self) -> None:
-        self.coll.create_index([("status", ASCENDING), ("created_at", DESCENDING)], name="status_created")
-        self.coll.create_index([("account_id", ASCENDING), ("status", ASCENDING),
+    async def ensure_indexes(self) -> None:
+        await self.coll.create_index([("status", ASCENDING), ("created_at", DESCENDING)], name="status_created")
+        await self.coll.create_index([("account_id", ASCENDING), ("status", ASCENDING),
                                 ("created_at", DESCENDING)], name="account_status_created")
-        self.coll.create_index([("classification", ASCENDING), ("status", ASCENDING),
+        await self.coll.create_index([("classification", ASCENDING), ("status", ASCENDING),
                                 ("created_at", DESCENDING)], name="class_status_created")
-        self.coll.create_index([("account_id", ASCENDING), ("classification", ASCENDING),
+        await self.coll.create_index([("account_id", ASCENDING), ("classification", ASCENDING),
                                 ("status", ASCENDING), ("created_at", DESCENDING)],
                                name="account_class_status_created")
-        self.coll.create_index([("account_id", ASCENDING), ("conversation_id", ASCENDING),
+        await self.coll.create_index([("account_id", ASCENDING), ("conversation_id", ASCENDING),
                                 ("created_at", DESCENDING)], name="conversation_drafts")
-        self.coll.create_index([("account_id", ASCENDING), ("conversation_id", ASCENDING),
+        await self.coll.create_index([("account_id", ASCENDING), ("conversation_id", ASCENDING),
                                 ("answers_seq", ASCENDING)], name="conversation_answers")
-        self.coll.create_index([("created_at", ASCENDING)], name="created")   # the reconciler's window
-        self.coll.create_index([("status", ASCENDING), ("release_at", ASCENDING)], name="status_release")
-        self.decisions.create_index([("draft_id", ASCENDING), ("at", ASCENDING)], name="draft_decisions")
+        await self.coll.create_index([("created_at", ASCENDING)], name="created")   # the reconciler's window
+        await self.coll.create_index([("status", ASCENDING), ("release_at", ASCENDING)], name="status_release")
+        await self.decisions.create_index([("draft_id", ASCENDING), ("at", ASCENDING)], name="draft_decisions")
 
-    def insert(self, draft: dict[str, Any]) -> bool:
+    async def insert(self, draft: dict[str, Any]) -> bool:
         """Insert a new draft (its `_id` is deterministic). False if it already existed."""
         doc = {"status": PENDING.value, "created_at": utcnow(), **draft}
         try:
-            self.coll.insert_one(doc)
+            await self.coll.insert_one(doc)
         except DuplicateKeyError:
             return False
-        self._summarise(doc)
+        await self._summarise(doc)
         return True
 
-    def get(self, draft_id: str) -> dict[str, Any] | None:
-        return self.coll.find_one({"_id": draft_id})
+    async def get(self, draft_id: str) -> dict[str, Any] | None:
+        return await self.coll.find_one({"_id": draft_id})
 
-    def transition(self, draft_id: str, from_status: tuple[str, ...] | str, to_status: str,
+    async def transition(self, draft_id: str, from_status: tuple[str, ...] | str, to_status: str,
                    **fields: Any) -> dict[str, Any] | None:
         """Move a draft to `to_status` only if it is in `from_status`; the new doc, or None (it
         was not in `from_status`: another move won). IllegalTransition for a move the state
         machine does not allow. A held approval (`release_at` set) cannot start sending."""
-        return self._move(draft_id, from_status, to_status, fields)
+        return await self._move(draft_id, from_status, to_status, fields)
 
-    def _move(self, draft_id: str, from_status: tuple[str, ...] | str, to_status: str,
+    async def _move(self, draft_id: str, from_status: tuple[str, ...] | str, to_status: str,
               fields: dict[str, Any], *, where: dict[str, Any] | None = None,
               unset: tuple[str, ...] = ()) -> dict[str, Any] | None:
         allowed = (from_status,) if isinstance(from_status, str) else tuple(from_status)
@@ -88,111 +88,111 @@ class Drafts:
         update: dict[str, Any] = {"$set": {"status": to.value, f"{to.value}_at": utcnow(), **fields}}
         if unset:
             update["$unset"] = {name: "" for name in unset}
-        doc = self.coll.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
+        doc = await self.coll.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
         if doc is not None:
-            self._summarise(doc)
+            await self._summarise(doc)
         return doc
 
-    def _summarise(self, doc: dict[str, Any]) -> None:
+    async def _summarise(self, doc: dict[str, Any]) -> None:
         """The conversation's summary follows its current draft (see summaries.py)."""
         seq = doc.get("answers_seq")
         if seq is None and doc.get("status") == PENDING:     # drafts written before answers_seq
             last = doc.get("last_message_id") or (doc.get("message_ids") or [None])[-1]
-            found = self.coll.database["messages"].find_one({"_id": last}, {"seq": 1}) if last else None
+            found = await self.coll.database["messages"].find_one({"_id": last}, {"seq": 1}) if last else None
             seq = None if found is None else found.get("seq")
-        self.summaries.on_draft(doc, seq)
+        await self.summaries.on_draft(doc, seq)
 
     # ------------------------------------------------------------------ the undo window
-    def due_for_release(self, now: datetime, limit: int = 500) -> list[dict[str, Any]]:
+    async def due_for_release(self, now: datetime, limit: int = 500) -> list[dict[str, Any]]:
         """Held approvals whose undo window has passed (index status_release)."""
-        return list(self.coll.find({"status": {"$in": [s.value for s in SENDABLE]},
-                                    "release_at": {"$lte": now}}).limit(limit))
+        return await self.coll.find({"status": {"$in": [s.value for s in SENDABLE]},
+                                     "release_at": {"$lte": now}}).limit(limit).to_list()
 
-    def release(self, draft_id: str, now: datetime) -> dict[str, Any] | None:
+    async def release(self, draft_id: str, now: datetime) -> dict[str, Any] | None:
         """End a held approval's undo window (if it is due and still held); the draft, or None
         when an undo (or another releaser) won."""
-        return self.coll.find_one_and_update(
+        return await self.coll.find_one_and_update(
             {"_id": draft_id, "status": {"$in": [s.value for s in SENDABLE]}, "release_at": {"$lte": now}},
             {"$set": {"released_at": now}, "$unset": {"release_at": ""}},
             return_document=ReturnDocument.AFTER)
 
-    def undo(self, draft_id: str, by: str) -> dict[str, Any] | None:
+    async def undo(self, draft_id: str, by: str) -> dict[str, Any] | None:
         """Put a held approval of `by` back to pending review (the text as approved stays); None
         when it is no longer held (released to be sent, or not approved at all) or not theirs."""
-        return self._move(draft_id, SENDABLE, DraftStatus.PENDING, {"undone_by": by},
+        return await self._move(draft_id, SENDABLE, DraftStatus.PENDING, {"undone_by": by},
                           where={"release_at": {"$exists": True}, "decided_by": by},
                           unset=("release_at", "decided_by", "approved_at", "edited_at"))
 
-    def unsend(self, draft_id: str) -> dict[str, Any] | None:
+    async def unsend(self, draft_id: str) -> dict[str, Any] | None:
         """A send stopped before anything was clicked (no anchor recorded): approved again."""
-        return self._move(draft_id, DraftStatus.SENDING, DraftStatus.APPROVED, {},
+        return await self._move(draft_id, DraftStatus.SENDING, DraftStatus.APPROVED, {},
                           where={"send_anchor": {"$exists": False}})
 
-    def supersede_older(self, account_id: str, conversation_id: str, seq: int, by: str | None,
+    async def supersede_older(self, account_id: str, conversation_id: str, seq: int, by: str | None,
                         reason: str) -> int:
         """Mark the conversation's pending drafts written from an older history superseded."""
-        older = [d["_id"] for d in self.of_conversation(account_id, conversation_id)
+        older = [d["_id"] for d in await self.of_conversation(account_id, conversation_id)
                  if d.get("status") == PENDING and (d.get("answers_seq") is None or d["answers_seq"] < seq)]
         if not older:
             return 0
         check((PENDING,), SUPERSEDED)
-        res = self.coll.update_many(
+        res = await self.coll.update_many(
             {"_id": {"$in": older}, "status": PENDING},
             {"$set": {"status": SUPERSEDED, "superseded_at": utcnow(), "superseded_by": by,
                       "superseded_reason": reason}})
         return res.modified_count
 
-    def of_conversation(self, account_id: str, conversation_id: str) -> list[dict[str, Any]]:
+    async def of_conversation(self, account_id: str, conversation_id: str) -> list[dict[str, Any]]:
         """A conversation's drafts (id, status, answers_seq, last message): a handful each. One
         indexed query; filters beyond the index are applied here (on the wire server an `$or`
         or a field outside the index makes it scan the whole collection)."""
-        return list(self.coll.find({"account_id": account_id, "conversation_id": conversation_id},
-                                   {"_id": 1, "status": 1, "answers_seq": 1, "last_message_id": 1}))
+        return await self.coll.find({"account_id": account_id, "conversation_id": conversation_id},
+                                    {"_id": 1, "status": 1, "answers_seq": 1, "last_message_id": 1}).to_list()
 
-    def supersede(self, draft_id: str, from_status: tuple[str, ...], by: str | None,
+    async def supersede(self, draft_id: str, from_status: tuple[str, ...], by: str | None,
                   reason: str) -> dict[str, Any] | None:
-        return self.transition(draft_id, from_status, SUPERSEDED, superseded_by=by,
+        return await self.transition(draft_id, from_status, SUPERSEDED, superseded_by=by,
                                superseded_reason=reason)
 
-    def open_for_conversation(self, account_id: str, conversation_id: str) -> dict[str, Any] | None:
+    async def open_for_conversation(self, account_id: str, conversation_id: str) -> dict[str, Any] | None:
         """The conversation's pending draft (at most one is open), newest first."""
-        return self.coll.find_one({"account_id": account_id, "conversation_id": conversation_id,
+        return await self.coll.find_one({"account_id": account_id, "conversation_id": conversation_id,
                                    "status": PENDING}, sort=[("created_at", DESCENDING)])
 
-    def created_between(self, lower: datetime, upper: datetime, limit: int = 5000) -> list[dict[str, Any]]:
-        return list(self.coll.find({"created_at": {"$gte": lower, "$lt": upper}}).limit(limit))
+    async def created_between(self, lower: datetime, upper: datetime, limit: int = 5000) -> list[dict[str, Any]]:
+        return await self.coll.find({"created_at": {"$gte": lower, "$lt": upper}}).limit(limit).to_list()
 
-    def covering(self, account_id: str, conversation_id: str, seq: int, message_id: str) -> bool:
+    async def covering(self, account_id: str, conversation_id: str, seq: int, message_id: str) -> bool:
         """Does a draft (any status) answer the conversation up to `seq` or beyond?"""
         return any((d.get("answers_seq") or 0) >= seq or d.get("last_message_id") == message_id
-                   for d in self.of_conversation(account_id, conversation_id))
+                   for d in await self.of_conversation(account_id, conversation_id))
 
-    def sent_since(self, account_id: str, conversation_id: str, since: datetime | None,
+    async def sent_since(self, account_id: str, conversation_id: str, since: datetime | None,
                    exclude: str) -> list[dict[str, Any]]:
         """Drafts of a conversation sent after `since` (their texts), other than `exclude`."""
         q: dict[str, Any] = {"account_id": account_id, "conversation_id": conversation_id,
                              "status": DraftStatus.SENT.value, "_id": {"$ne": exclude}}
         if since is not None:
             q["sent_at"] = {"$gt": since}
-        return list(self.coll.find(q, {"text": 1, "sent_at": 1}))
+        return await self.coll.find(q, {"text": 1, "sent_at": 1}).to_list()
 
-    def record_decision(self, draft_id: str, decision: str, by: str, **extra: Any) -> None:
-        self.decisions.insert_one({"draft_id": draft_id, "decision": decision, "by": by,
+    async def record_decision(self, draft_id: str, decision: str, by: str, **extra: Any) -> None:
+        await self.decisions.insert_one({"draft_id": draft_id, "decision": decision, "by": by,
                                    "at": utcnow(), **extra})
 
-    def list(self, *, status: str = PENDING, account_id: str | None = None,
+    async def list(self, *, status: str = PENDING, account_id: str | None = None,
              classification: str | None = None, skip: int = 0, limit: int = 50) -> list[dict[str, Any]]:
         q: dict[str, Any] = {"status": status}
         if account_id:
             q["account_id"] = account_id
         if classification:
             q["classification"] = classification
-        return list(self.coll.find(q).sort("created_at", DESCENDING).skip(skip).limit(limit))
+        return await self.coll.find(q).sort("created_at", DESCENDING).skip(skip).limit(limit).to_list()
 
-    def count(self, query: dict | None = None) -> int:
-        return self.coll.count_documents(query or {})
+    async def count(self, query: dict | None = None) -> int:
+        return await self.coll.count_documents(query or {})
 
-    def page(self, *, status: str = PENDING, account_id: str | list[str] | None = None,
+    async def page(self, *, status: str = PENDING, account_id: str | list[str] | None = None,
              classification: str | None = None, limit: int = 50,
              after: tuple[datetime, str] | None = None) -> list[dict[str, Any]]:
         """Newest first, keyset-paged: `after` is the (created_at, _id) of the previous page's last
@@ -219,7 +219,7 @@ class Drafts:
             # drafts sharing the boundary's timestamp (rare): _id filtered here, because a
             # filter field that no index holds makes the wire server scan the whole collection
             ties = self.coll.find({**q, "created_at": upper}).sort("_id", DESCENDING)
-            out = [d for d in ties if d["_id"] < last_id][:limit]
+            out = [d async for d in ties if d["_id"] < last_id][:limit]
         top = upper or utcnow()
         width = _FIRST_WINDOW
         while len(out) < limit:
@@ -227,22 +227,22 @@ class Drafts:
             created: dict[str, Any] = {"$gte": lower}
             if upper is not None:
                 created["$lt"] = upper
-            out += self.coll.find({**q, "created_at": created}).sort(newest_first).limit(limit - len(out))
+            out += await self.coll.find({**q, "created_at": created}).sort(newest_first).limit(limit - len(out)).to_list()
             if lower <= _FLOOR:
                 break
             upper, width = lower, width * 4
         return out
 
-    def latest_for_conversation(self, account_id: str, conversation_id: str) -> dict[str, Any] | None:
+    async def latest_for_conversation(self, account_id: str, conversation_id: str) -> dict[str, Any] | None:
         """The newest draft of a conversation, whatever its status (uses conversation_drafts)."""
-        return self.coll.find_one({"account_id": account_id, "conversation_id": conversation_id},
+        return await self.coll.find_one({"account_id": account_id, "conversation_id": conversation_id},
                                   sort=[("created_at", DESCENDING)])
 
-    def in_status(self, statuses: tuple[str, ...], limit: int = 1000,
+    async def in_status(self, statuses: tuple[str, ...], limit: int = 1000,
                   account_id: str | None = None) -> list[dict[str, Any]]:
         """Drafts in any of `statuses` (of one account, if given), oldest first (for
         reconciliation sweeps)."""
         q: dict[str, Any] = {"status": {"$in": list(statuses)}}
         if account_id is not None:
             q["account_id"] = account_id
-        return list(self.coll.find(q).sort("created_at", ASCENDING).limit(limit))
+        return await self.coll.find(q).sort("created_at", ASCENDING).limit(limit).to_list()

@@ -2,46 +2,31 @@
 from __future__ import annotations
 
 from pymongo import ASCENDING, DESCENDING
-from pymongo.database import Database
-from pymongo.errors import BulkWriteError
+from pymongo.asynchronous.database import AsyncDatabase
 
+from actors.store.inserts import insert_new
 from actors.store.summaries import Summaries
 from contracts.events import ChatMessage
 
 
-def insert_new(coll, docs: list[dict]) -> set[str]:
-    """insert_many(ordered=False) where duplicate _ids are skipped; returns the _ids inserted."""
-    if not docs:
-        return set()
-    try:
-        coll.insert_many(docs, ordered=False)
-        return {d["_id"] for d in docs}
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if exc.details.get("writeConcernErrors") or any(e.get("code") != 11000 for e in errors):
-            raise  # not durable, or a real failure: the caller must not treat these as stored
-        dup = {docs[e["index"]]["_id"] for e in errors}
-        return {d["_id"] for d in docs} - dup
-
-
 class Messages:
-    def __init__(self, db: Database):
+    def __init__(self, db: AsyncDatabase):
         self.coll = db["messages"]
         self.summaries = Summaries(db)
 
-    def ensure_indexes(self) -> None:
-        self.coll.create_index([("account_id", ASCENDING), ("conversation_id", ASCENDING),
+    async def ensure_indexes(self) -> None:
+        await self.coll.create_index([("account_id", ASCENDING), ("conversation_id", ASCENDING),
                                 ("seq", ASCENDING)], name="conversation_order")
-        self.coll.create_index([("account_id", ASCENDING), ("conversation_id", ASCENDING),
+        await self.coll.create_index([("account_id", ASCENDING), ("conversation_id", ASCENDING),
                                 ("content_key", ASCENDING)], name="conversation_content")
-        self.coll.create_index([("account_id", ASCENDING), ("seen_at", ASCENDING)], name="account_seen")
-        self.coll.create_index([("seen_at", ASCENDING)], name="seen")   # the reconciler's window
+        await self.coll.create_index([("account_id", ASCENDING), ("seen_at", ASCENDING)], name="account_seen")
+        await self.coll.create_index([("seen_at", ASCENDING)], name="seen")   # the reconciler's window
 
-    def seen_since(self, account_id: str, since_iso: str) -> int:
+    async def seen_since(self, account_id: str, since_iso: str) -> int:
         """How many messages of an account were first seen at or after `since_iso` (UTC)."""
-        return self.coll.count_documents({"account_id": account_id, "seen_at": {"$gte": since_iso}})
+        return await self.coll.count_documents({"account_id": account_id, "seen_at": {"$gte": since_iso}})
 
-    def insert(self, messages: list[ChatMessage], *, keep_known: bool = False) -> list[ChatMessage]:
+    async def insert(self, messages: list[ChatMessage], *, keep_known: bool = False) -> list[ChatMessage]:
         """Store the messages not stored before, known by id or, within their conversation, by
         content key (a markup change can give the same message a new id). `messages` are in
         conversation order: new ones continue the conversation's sequence (`seq`) in that order,
@@ -50,12 +35,12 @@ class Messages:
         if not messages:
             return []
         ids = [m.message_id for m in messages]
-        stored = {d["_id"] for d in self.coll.find({"_id": {"$in": ids}}, {"_id": 1})}
+        stored = {d["_id"] async for d in self.coll.find({"_id": {"$in": ids}}, {"_id": 1})}
         known: dict[str, str] = {}  # message id -> the id it is stored under
         for (account, conv), group in _by_conversation(messages).items():
             keys = [m.content_key for m in group if m.content_key and m.message_id not in stored]
             if keys:
-                by_key = {d["content_key"]: d for d in self.coll.find(
+                by_key = {d["content_key"]: d async for d in self.coll.find(
                     {"account_id": account, "conversation_id": conv, "content_key": {"$in": keys}},
                     {"_id": 1, "content_key": 1, "site_message_id": 1})}
                 for m in group:
@@ -70,7 +55,7 @@ class Messages:
             fresh = [m for m in group if m.message_id not in stored and m.message_id not in known]
             if not fresh:
                 continue
-            top = self.coll.find_one({"account_id": account, "conversation_id": conv},
+            top = await self.coll.find_one({"account_id": account, "conversation_id": conv},
                                      {"seq": 1}, sort=[("seq", DESCENDING)])
             base = (top or {}).get("seq", 0)
             for i, m in enumerate(fresh):
@@ -78,14 +63,14 @@ class Messages:
                 d["_id"] = m.message_id
                 d["seq"] = base + 1 + i
                 docs.append(d)
-        new = insert_new(self.coll, docs)
-        self._summarise([d for d in docs if d["_id"] in new])
+        new = await insert_new(self.coll, docs)
+        await self._summarise([d for d in docs if d["_id"] in new])
         if not keep_known:
             return [m for m in messages if m.message_id in new]
         return [m.model_copy(update={"message_id": known[m.message_id]}) if m.message_id in known else m
                 for m in messages]
 
-    def _summarise(self, docs: list[dict]) -> None:
+    async def _summarise(self, docs: list[dict]) -> None:
         """Each conversation's summary learns its newest message (see summaries.py)."""
         groups: dict[tuple[str, str], list[dict]] = {}
         for d in docs:
@@ -93,73 +78,77 @@ class Messages:
         for group in groups.values():
             incoming = [d for d in group if d.get("direction", "in") == "in"]
             newest = max(group, key=lambda d: d["seq"])
-            self.summaries.on_message(newest, len(incoming),
+            await self.summaries.on_message(newest, len(incoming),
                                       incoming[-1].get("sender") if incoming else None)
 
-    def get(self, message_id: str) -> ChatMessage | None:
-        d = self.coll.find_one({"_id": message_id})
+    async def get(self, message_id: str) -> ChatMessage | None:
+        d = await self.coll.find_one({"_id": message_id})
         return _to_model(d) if d else None
 
-    def conversation(self, account_id: str, conversation_id: str, limit: int = 50) -> list[ChatMessage]:
+    async def conversation(self, account_id: str, conversation_id: str, limit: int = 50) -> list[ChatMessage]:
         """The newest `limit` messages of a conversation, oldest first."""
-        docs = list(self.coll.find({"account_id": account_id, "conversation_id": conversation_id})
-                    .sort("seq", DESCENDING).limit(limit))
+        docs = await (self.coll.find({"account_id": account_id, "conversation_id": conversation_id})
+                      .sort("seq", DESCENDING).limit(limit).to_list())
         return [_to_model(d) for d in reversed(docs)]
 
-    def history(self, account_id: str, conversation_id: str,
+    async def history(self, account_id: str, conversation_id: str,
                 limit: int = 50) -> tuple[list[ChatMessage], int]:
         """`conversation()` and the sequence number of its newest message (0: none)."""
-        docs = list(self.coll.find({"account_id": account_id, "conversation_id": conversation_id})
-                    .sort("seq", DESCENDING).limit(limit))
+        docs = await (self.coll.find({"account_id": account_id, "conversation_id": conversation_id})
+                      .sort("seq", DESCENDING).limit(limit).to_list())
         return [_to_model(d) for d in reversed(docs)], (docs[0].get("seq", 0) if docs else 0)
 
-    def newer_incoming(self, account_id: str, conversation_id: str, seq: int) -> list[ChatMessage]:
+    async def newer_incoming(self, account_id: str, conversation_id: str, seq: int) -> list[ChatMessage]:
         """The contact's messages stored after sequence number `seq`, oldest first."""
         docs = self.coll.find({"account_id": account_id, "conversation_id": conversation_id,
                                "seq": {"$gt": seq}}).sort("seq", ASCENDING)
-        return [_to_model(d) for d in docs if d.get("direction") == "in"]
+        return [_to_model(d) async for d in docs if d.get("direction") == "in"]
 
-    def newer_than_draft(self, draft: dict) -> list[ChatMessage]:
+    async def newer_than_draft(self, draft: dict) -> list[ChatMessage]:
         """The contact's messages stored after the history a draft was written from (by its
         `answers_seq`; for drafts written before drafts knew it, by its newest message's)."""
         seq = draft.get("answers_seq")
         if seq is None:
             candidates = [draft.get("last_message_id"), *reversed(draft.get("message_ids") or [])]
-            seq = next((q for q in (self.seq_of(m) for m in candidates if m) if q is not None), None)
+            seq = None
+            for m in candidates:
+                seq = await self.seq_of(m) if m else None
+                if seq is not None:
+                    break
             if seq is None:
                 return []     # nothing it answers is stored: nothing to compare with
-        return self.newer_incoming(draft["account_id"], draft["conversation_id"], seq)
+        return await self.newer_incoming(draft["account_id"], draft["conversation_id"], seq)
 
-    def seq_of(self, message_id: str) -> int | None:
-        d = self.coll.find_one({"_id": message_id}, {"seq": 1})
+    async def seq_of(self, message_id: str) -> int | None:
+        d = await self.coll.find_one({"_id": message_id}, {"seq": 1})
         return None if d is None else d.get("seq", 0)
 
-    def incoming_seen_between(self, lower: str, upper: str, limit: int = 5000) -> list[dict]:
+    async def incoming_seen_between(self, lower: str, upper: str, limit: int = 5000) -> list[dict]:
         """Incoming messages first seen in [lower, upper) (ISO UTC stamps): what the reconciler
         checks for an answer path."""
         docs = self.coll.find({"seen_at": {"$gte": lower, "$lt": upper}},   # index `seen` only
                               {"account_id": 1, "conversation_id": 1, "seq": 1, "seen_at": 1,
                                "direction": 1}).limit(limit)
-        return [d for d in docs if d.get("direction", "in") == "in"]
+        return [d async for d in docs if d.get("direction", "in") == "in"]
 
-    def newest(self, account_id: str, conversation_id: str) -> dict | None:
-        return self.coll.find_one({"account_id": account_id, "conversation_id": conversation_id},
+    async def newest(self, account_id: str, conversation_id: str) -> dict | None:
+        return await self.coll.find_one({"account_id": account_id, "conversation_id": conversation_id},
                                   sort=[("seq", DESCENDING)])
 
-    def count(self, query: dict | None = None) -> int:
-        return self.coll.count_documents(query or {})
+    async def count(self, query: dict | None = None) -> int:
+        return await self.coll.count_documents(query or {})
 
-    def unemitted(self, message_ids: list[str]) -> set[str]:
+    async def unemitted(self, message_ids: list[str]) -> set[str]:
         """Which of these stored messages have not been flagged emitted yet (a producer that
         crashed between storing a message and queueing its event finds them here)."""
         if not message_ids:
             return set()
-        return {d["_id"] for d in self.coll.find({"_id": {"$in": message_ids},
+        return {d["_id"] async for d in self.coll.find({"_id": {"$in": message_ids},
                                                   "emitted": {"$ne": True}}, {"_id": 1})}
 
-    def mark_emitted(self, message_ids: list[str]) -> None:
+    async def mark_emitted(self, message_ids: list[str]) -> None:
         if message_ids:
-            self.coll.update_many({"_id": {"$in": message_ids}}, {"$set": {"emitted": True}})
+            await self.coll.update_many({"_id": {"$in": message_ids}}, {"$set": {"emitted": True}})
 
 
 def _by_conversation(messages: list[ChatMessage]) -> dict[tuple[str, str], list[ChatMessage]]:

@@ -17,14 +17,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from itertools import islice
-from typing import Any, Iterator, Mapping
+from typing import Any, AsyncIterator, Mapping
 
 from pymongo import ASCENDING, WriteConcern
-from pymongo.database import Database
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
 
-from actors.store.messages import insert_new
+from actors.store.inserts import insert_new
 from contracts.events import dump_event, utcnow
 
 log = logging.getLogger("replydesk.store.outbox")
@@ -45,44 +44,45 @@ class Position:
 
 
 class Outbox:
-    def __init__(self, db: Database):
+    def __init__(self, db: AsyncDatabase):
         self.coll = db["outbox"]
         # A position lost in a crash only means replaying from an older one (duplicates, which
         # consumers drop), so it is saved without waiting for the journal.
         self.positions = db.get_collection("outbox_relay", write_concern=WriteConcern(w=1))
 
-    def ensure_indexes(self) -> None:
-        self.coll.create_index([("created_at", ASCENDING)], name="created")
-        if "pending" in self.coll.index_information():  # (published, created_at) of the old relay
-            self.coll.drop_index("pending")
+    async def ensure_indexes(self) -> None:
+        await self.coll.create_index([("created_at", ASCENDING)], name="created")
+        if "pending" in await self.coll.index_information():  # (published, created_at) of the old relay
+            await self.coll.drop_index("pending")
 
-    def add(self, events: list[Any], carrier: dict[str, str] | None = None) -> int:
+    async def add(self, events: list[Any], carrier: dict[str, str] | None = None) -> int:
         """Queue events (idempotent on event_id); returns how many were new."""
         now = utcnow()
         docs = [{"_id": e.event_id, "routing_key": e.type, "body": dump_event(e).decode("utf-8"),
                  "headers": dict(carrier or {}), "created_at": now, "schema_version": e.schema_version}
                 for e in events]
-        return len(insert_new(self.coll, docs))
+        return len(await insert_new(self.coll, docs))
 
-    def existing(self, event_ids: list[str]) -> set[str]:
+    async def existing(self, event_ids: list[str]) -> set[str]:
         """Which of these event ids were ever queued."""
         if not event_ids:
             return set()
-        return {d["_id"] for d in self.coll.find({"_id": {"$in": event_ids}}, {"_id": 1})}
+        return {d["_id"] async for d in self.coll.find({"_id": {"$in": event_ids}}, {"_id": 1})}
 
     # ------------------------------------------------------------------ relay position
-    def position(self) -> Position | None:
-        doc = self.positions.find_one({"_id": RELAY_POSITION_ID})
+    async def position(self) -> Position | None:
+        doc = await self.positions.find_one({"_id": RELAY_POSITION_ID})
         return None if doc is None else Position(doc.get("token"), doc.get("horizon"))
 
-    def save_position(self, position: Position) -> None:
-        self.positions.update_one({"_id": RELAY_POSITION_ID}, {"$set": {
+    async def save_position(self, position: Position) -> None:
+        await self.positions.update_one({"_id": RELAY_POSITION_ID}, {"$set": {
             "token": position.token, "horizon": position.horizon, "saved_at": utcnow()}}, upsert=True)
 
     # ------------------------------------------------------------------ reading
-    def watch(self, after: Mapping[str, Any] | None, batch_size: int):
-        """Inserts into the outbox in commit order, after resume token `after` (None: from now)."""
-        return self.coll.watch([{"$match": {"operationType": "insert"}}], resume_after=after,
+    async def watch(self, after: Mapping[str, Any] | None, batch_size: int):
+        """Inserts into the outbox in commit order, after resume token `after` (None: from now):
+        an AsyncChangeStream (`await stream.try_next()`, `stream.resume_token`)."""
+        return await self.coll.watch([{"$match": {"operationType": "insert"}}], resume_after=after,
                                batch_size=batch_size, max_await_time_ms=STREAM_AWAIT_MS)
 
     def created_since(self, horizon: datetime | None, batch_size: int):
@@ -90,25 +90,28 @@ class Outbox:
         query = {} if horizon is None else {"created_at": {"$gte": horizon}}
         return self.coll.find(query, batch_size=batch_size).sort("created_at", ASCENDING)
 
-    def reader(self, rescan: timedelta = RESCAN, batch_size: int = 500) -> "OutboxReader":
-        """A reader of the rows after the saved relay position."""
-        return OutboxReader(self, self.position(), rescan, batch_size)
+    async def reader(self, rescan: timedelta = RESCAN, batch_size: int = 500) -> "OutboxReader":
+        """A reader of the rows after the saved relay position (opened: its stream is open)."""
+        reader = OutboxReader(self, await self.position(), rescan, batch_size)
+        await reader.open()
+        return reader
 
-    def pending(self, limit: int = 500) -> list[dict[str, Any]]:
+    async def pending(self, limit: int = 500) -> list[dict[str, Any]]:
         """Rows the relay has not confirmed yet (after a lost position: the rows it would replay)."""
-        with self.reader() as reader:
-            return reader.read(limit)[0]
+        async with await self.reader() as reader:
+            return (await reader.read(limit))[0]
 
-    def count_pending(self) -> int:
-        with self.reader() as reader:
-            return sum(1 for _ in reader.rows())
+    async def count_pending(self) -> int:
+        async with await self.reader() as reader:
+            return sum([1 async for _ in reader.rows()])
 
 
 class OutboxReader:
     """Outbox rows after a position, in batches, each with the position to save once confirmed.
 
     Opens the change stream BEFORE any fallback scan, so a row committed during the scan is read
-    (perhaps twice: at-least-once) rather than missed. Not thread-safe; close() when done."""
+    (perhaps twice: at-least-once) rather than missed. `Outbox.reader()` makes one and opens it.
+    Not safe for concurrent use; close() when done."""
 
     def __init__(self, outbox: Outbox, position: Position | None, rescan: timedelta, batch_size: int):
         self._outbox, self._rescan, self._batch_size = outbox, rescan, batch_size
@@ -116,47 +119,50 @@ class OutboxReader:
         self._horizon = position.horizon if position else None
         self._scan: Any = None
         self._stream: Any = None
+
+    async def open(self) -> None:
         if self._token is not None:
             try:
-                self._stream = outbox.watch(self._token, batch_size)
+                self._stream = await self._outbox.watch(self._token, self._batch_size)
             except OperationFailure as exc:
                 self._lost(exc)
         if self._stream is None:
-            self._fall_back()
+            await self._fall_back()
 
-    def read(self, limit: int) -> tuple[list[dict[str, Any]], Position]:
+    async def read(self, limit: int) -> tuple[list[dict[str, Any]], Position]:
         """Up to `limit` rows and the position that covers them (and everything before them)."""
-        rows = self._read_scan(limit) if self._scan is not None else self._read_stream(limit)
+        rows = await (self._read_scan(limit) if self._scan is not None else self._read_stream(limit))
         for row in rows:
             stamp = row.get("created_at")
             if stamp is not None and (self._horizon is None or stamp > self._horizon):
                 self._horizon = stamp
         return rows, Position(self._token, self._horizon)
 
-    def rows(self) -> Iterator[dict[str, Any]]:
+    async def rows(self) -> AsyncIterator[dict[str, Any]]:
         """Every row after the position that is already committed."""
         while True:
-            batch, _ = self.read(self._batch_size)
+            batch, _ = await self.read(self._batch_size)
             if not batch:
                 return
-            yield from batch
+            for row in batch:
+                yield row
 
-    def close(self) -> None:
-        for cursor in (self._scan, self._stream):
+    async def close(self) -> None:
+        cursors, self._scan, self._stream = (self._scan, self._stream), None, None
+        for cursor in cursors:
             if cursor is not None:
-                cursor.close()
-        self._scan = self._stream = None
+                await cursor.close()
 
-    def __enter__(self) -> "OutboxReader":
+    async def __aenter__(self) -> "OutboxReader":
         return self
 
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
 
     # ------------------------------------------------------------------ internals
-    def _fall_back(self) -> None:
-        self.close()
-        self._stream = self._outbox.watch(None, self._batch_size)
+    async def _fall_back(self) -> None:
+        await self.close()
+        self._stream = await self._outbox.watch(None, self._batch_size)
         since = None if self._horizon is None else self._horizon - self._rescan
         self._scan = self._outbox.created_since(since, self._batch_size)
 
@@ -168,27 +174,27 @@ class OutboxReader:
                 "error": f"{exc.code}: {exc}", "horizon": str(self._horizon),
                 "rescan_s": self._rescan.total_seconds()})
 
-    def _read_scan(self, limit: int) -> list[dict[str, Any]]:
-        rows = list(islice(self._scan, limit))
+    async def _read_scan(self, limit: int) -> list[dict[str, Any]]:
+        rows = await self._scan.to_list(limit)
         if len(rows) < limit:          # scan done: from here on the stream covers everything
-            self._scan.close()
+            await self._scan.close()
             self._scan = None
             self._token = self._stream.resume_token
         return rows
 
-    def _read_stream(self, limit: int) -> list[dict[str, Any]]:
+    async def _read_stream(self, limit: int) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         try:
             while len(rows) < limit:
-                change = self._stream.try_next()
+                change = await self._stream.try_next()
                 if change is None:
                     break
                 rows.append(change["fullDocument"])
                 self._token = change["_id"]
         except OperationFailure as exc:
             self._lost(exc)
-            self._fall_back()
-            return rows if rows else self._read_scan(limit)
+            await self._fall_back()
+            return rows if rows else await self._read_scan(limit)
         if not rows and self._stream.resume_token is not None:
             self._token = self._stream.resume_token    # idle: the stream's position still moves on
         return rows

@@ -22,12 +22,13 @@ and its prefixes, the newest message's words, lower-cased) is what search matche
 """
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, WriteConcern
-from pymongo.database import Database
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from contracts.draftstate import DraftStatus
@@ -88,37 +89,37 @@ def _at(sent_at: Any, fallback: Any) -> datetime:
 
 
 class Summaries:
-    def __init__(self, db: Database):
+    def __init__(self, db: AsyncDatabase):
         # derived state: rebuilt by the next write to the conversation, so no journal wait
         self.coll = db.get_collection("conversation_summaries", write_concern=WriteConcern(w=1))
 
-    def ensure_indexes(self) -> None:
-        self.coll.create_index([("last_at", DESCENDING)], name="last_at")
-        self.coll.create_index([("account_id", ASCENDING), ("last_at", DESCENDING)], name="account_last")
-        self.coll.create_index([("state", ASCENDING), ("last_at", DESCENDING)], name="state_last")
-        self.coll.create_index([("account_id", ASCENDING), ("state", ASCENDING), ("last_at", DESCENDING)],
+    async def ensure_indexes(self) -> None:
+        await self.coll.create_index([("last_at", DESCENDING)], name="last_at")
+        await self.coll.create_index([("account_id", ASCENDING), ("last_at", DESCENDING)], name="account_last")
+        await self.coll.create_index([("state", ASCENDING), ("last_at", DESCENDING)], name="state_last")
+        await self.coll.create_index([("account_id", ASCENDING), ("state", ASCENDING), ("last_at", DESCENDING)],
                                name="account_state_last")
-        if "words" in self.coll.index_information():      # (words) alone: a common word cost seconds
-            self.coll.drop_index("words")
-        self.coll.create_index([("words", ASCENDING), ("last_at", DESCENDING)], name="words_last")
+        if "words" in await self.coll.index_information():      # (words) alone: a common word cost seconds
+            await self.coll.drop_index("words")
+        await self.coll.create_index([("words", ASCENDING), ("last_at", DESCENDING)], name="words_last")
 
     @staticmethod
     def key(account_id: str, conversation_id: str) -> str:
         return f"{account_id}:{conversation_id}"
 
-    def get(self, account_id: str, conversation_id: str) -> dict[str, Any] | None:
-        return self.coll.find_one({"_id": self.key(account_id, conversation_id)})
+    async def get(self, account_id: str, conversation_id: str) -> dict[str, Any] | None:
+        return await self.coll.find_one({"_id": self.key(account_id, conversation_id)})
 
-    def contacts(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    async def contacts(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """The contact's name of each (account, conversation) that has one (one _id lookup)."""
         if not pairs:
             return {}
         docs = self.coll.find({"_id": {"$in": [self.key(a, c) for a, c in pairs]}},
                               {"account_id": 1, "conversation_id": 1, "contact": 1})
-        return {(d["account_id"], d["conversation_id"]): d["contact"] for d in docs if d.get("contact")}
+        return {(d["account_id"], d["conversation_id"]): d["contact"] async for d in docs if d.get("contact")}
 
     # ------------------------------------------------------------------ writes
-    def on_message(self, newest: dict[str, Any], incoming: int, contact: str | None) -> None:
+    async def on_message(self, newest: dict[str, Any], incoming: int, contact: str | None) -> None:
         """New messages stored; `newest` is the conversation's newest one (a stored document),
         `incoming` how many of the new ones the contact wrote, `contact` their name."""
         account_id, conversation_id = newest["account_id"], newest["conversation_id"]
@@ -143,20 +144,20 @@ class Summaries:
         else:              # our reply, or a batch without the contact: keep the name known
             update["$setOnInsert"] = {"contact": None}
         try:
-            self.coll.update_one({"_id": self.key(account_id, conversation_id),
+            await self.coll.update_one({"_id": self.key(account_id, conversation_id),
                                   "last_seq": {"$lt": seq}}, update, upsert=True)
         except DuplicateKeyError:
             return          # the summary already knows a newer message
         if not contact:
-            self._fix_words(account_id, conversation_id)
+            await self._fix_words(account_id, conversation_id)
 
-    def _fix_words(self, account_id: str, conversation_id: str) -> None:
-        doc = self.get(account_id, conversation_id)
+    async def _fix_words(self, account_id: str, conversation_id: str) -> None:
+        doc = await self.get(account_id, conversation_id)
         if doc is not None:
-            self.coll.update_one({"_id": doc["_id"]}, {"$set": {"words": index_words(
+            await self.coll.update_one({"_id": doc["_id"]}, {"$set": {"words": index_words(
                 doc.get("contact"), doc.get("last_text"))}})
 
-    def on_draft(self, draft: dict[str, Any], seq: int | None) -> None:
+    async def on_draft(self, draft: dict[str, Any], seq: int | None) -> None:
         """A draft stored or moved on: the state follows the conversation's current draft."""
         state = _DRAFT_STATES.get(draft.get("status"))
         if state is None:
@@ -174,31 +175,31 @@ class Summaries:
                 fields["unread"] = 0
             if state == "rejected":
                 fields["reason"] = draft.get("reject_reason")
-        self.coll.update_one(q, {"$set": fields})
+        await self.coll.update_one(q, {"$set": fields})
 
-    def on_classified(self, account_id: str, conversation_id: str, seq: int, classification: str) -> None:
-        self.coll.update_one({"_id": self.key(account_id, conversation_id), "last_seq": {"$lte": seq}},
+    async def on_classified(self, account_id: str, conversation_id: str, seq: int, classification: str) -> None:
+        await self.coll.update_one({"_id": self.key(account_id, conversation_id), "last_seq": {"$lte": seq}},
                              {"$set": {"state": classification, "draft_id": None, "reason": None,
                                        "updated_at": utcnow()}})
 
-    def on_ai_failed(self, account_id: str, conversation_id: str, reason: str,
+    async def on_ai_failed(self, account_id: str, conversation_id: str, reason: str,
                      seq: int | None = None) -> None:
         """The AI gave up on the conversation (up to message `seq`, when known)."""
         q: dict[str, Any] = {"_id": self.key(account_id, conversation_id),
                              "state": {"$in": ["new", "ai_failed"]}}
         if seq is not None:
             q["last_seq"] = {"$lte": seq}
-        self.coll.update_one(q, {"$set": {"state": "ai_failed", "reason": reason[:500],
+        await self.coll.update_one(q, {"$set": {"state": "ai_failed", "reason": reason[:500],
                                           "failed_at": utcnow(), "updated_at": utcnow()},
                                  "$inc": {"failures": 1}})
 
-    def close(self, account_id: str, conversation_id: str, by: str, seq: int) -> dict[str, Any] | None:
+    async def close(self, account_id: str, conversation_id: str, by: str, seq: int) -> dict[str, Any] | None:
         """Closed by `by` having seen up to message `seq`; None when a newer message arrived."""
-        res = self.coll.update_one(
+        res = await self.coll.update_one(
             {"_id": self.key(account_id, conversation_id), "last_seq": {"$lte": seq}},
             {"$set": {"state": "closed", "closed_by": by, "closed_at": utcnow(), "unread": 0,
                       "reason": None, "updated_at": utcnow()}})
-        return self.get(account_id, conversation_id) if res.matched_count else None
+        return await self.get(account_id, conversation_id) if res.matched_count else None
 
     # ------------------------------------------------------------------ reads
     @staticmethod
@@ -217,14 +218,15 @@ class Summaries:
                 return
             upper, width = lower, width * 4
 
-    def page(self, *, accounts: list[str] | None, state: str | None, limit: int,
+    async def page(self, *, accounts: list[str] | None, state: str | None, limit: int,
              before: tuple[datetime, str] | None = None) -> list[dict[str, Any]]:
         """Newest first (by the last message's time), keyset-paged like Drafts.page (see
         _windows). Several accounts are read one by one and merged: an `$in` makes the wire
-        server scan them all."""
+        server scan them all (the accounts' reads run at once)."""
         if accounts is not None and len(accounts) != 1:
-            merged = [d for a in accounts for d in self.page(accounts=[a], state=state, limit=limit,
-                                                             before=before)]
+            pages = await asyncio.gather(*(self.page(accounts=[a], state=state, limit=limit, before=before)
+                                           for a in accounts))
+            merged = [d for docs in pages for d in docs]
             merged.sort(key=lambda d: (d["last_at"], d["_id"]), reverse=True)
             return merged[:limit]
         q: dict[str, Any] = {}
@@ -235,15 +237,15 @@ class Summaries:
         out: list[dict[str, Any]] = []
         if before is not None:
             ties = self.coll.find({**q, "last_at": before[0]})
-            out = sorted((d for d in ties if d["_id"] < before[1]), key=lambda d: d["_id"], reverse=True)[:limit]
+            out = sorted([d async for d in ties if d["_id"] < before[1]], key=lambda d: d["_id"], reverse=True)[:limit]
         for at in self._windows(before[0] if before else None):
             if len(out) >= limit:
                 break
-            out += self.coll.find({**q, "last_at": at}).sort(
-                [("last_at", DESCENDING), ("_id", DESCENDING)]).limit(limit - len(out))
+            out += await self.coll.find({**q, "last_at": at}).sort(
+                [("last_at", DESCENDING), ("_id", DESCENDING)]).limit(limit - len(out)).to_list()
         return out
 
-    def search(self, term: str, *, accounts: list[str] | None, state: str | None, limit: int,
+    async def search(self, term: str, *, accounts: list[str] | None, state: str | None, limit: int,
                before: tuple[datetime, str] | None = None,
                scan: int = 5000) -> tuple[list[dict[str, Any]], bool]:
         """Conversations matching every word of `term` (at most 5): a prefix of a word of the
@@ -268,7 +270,7 @@ class Summaries:
         out: list[dict[str, Any]] = []
         seen = 0
         if before is not None:
-            out = [d for d in self.coll.find({"words": probe, "last_at": before[0]}) if match(d)]
+            out = [d async for d in self.coll.find({"words": probe, "last_at": before[0]}) if match(d)]
         for at in self._windows(before[0] if before else None):
             if len(out) >= limit:
                 break
@@ -276,7 +278,7 @@ class Summaries:
                 [("last_at", DESCENDING), ("_id", DESCENDING)])
             if plain:
                 found = found.limit(limit - len(out))
-            for d in found:
+            async for d in found:
                 seen += 1
                 if match(d):
                     out.append(d)

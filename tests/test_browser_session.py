@@ -144,11 +144,11 @@ async def test_crash_between_storing_and_emitting_loses_nothing(session, chat_si
     real_add = s.store.outbox.add
     calls = {"n": 0}
 
-    def flaky_add(events, carrier=None):
+    async def flaky_add(events, carrier=None):
         calls["n"] += 1
         if calls["n"] == 2:
             raise ConnectionError("store went away")
-        return real_add(events, carrier)
+        return await real_add(events, carrier)
     monkeypatch.setattr(s.store.outbox, "add", flaky_add)
     with pytest.raises(ConnectionError):
         await s.poll()

@@ -169,7 +169,10 @@ def test_up_runs_the_real_job_on_embedded_defaults_and_survives_sigkill(owner_en
         # the CSV holds the rows a sheet would: the message, the draft, its approval, the send
         status = json.loads((var / "run" / "status.json").read_text())
         store = Store(status["db_uri"], "replydesk")
-        want = {r.row_id: r.values for page in stored_rows(store, RowMapper(_columns())) for r in page}
+        async def rows() -> dict:
+            return {r.row_id: r.values async for page in stored_rows(store.aio, RowMapper(_columns()))
+                    for r in page}
+        want = store.run(rows())
         got = requests.get(f"{url}/api/log.csv", headers=auth, timeout=30)
         assert got.headers["Content-Type"].startswith("text/csv")
         assert "attachment" in got.headers["Content-Disposition"]

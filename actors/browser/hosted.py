@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,6 @@ from contracts.settings import Config
 log = logging.getLogger(__name__)
 
 REAP_S = 30.0          # how often the host drops sessions whose proxy actor is gone
-STORE_THREADS = 16     # the host's thread pool for the sessions' blocking store calls
 
 
 class NotAttached(RuntimeError):
@@ -58,7 +56,6 @@ class SessionHost:
 
     async def _ready(self) -> None:
         if self._reaper is None:   # on the actor's own event loop
-            asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(STORE_THREADS))
             self._reaper = asyncio.ensure_future(self._reap_forever())
 
     async def browser(self):
@@ -142,7 +139,7 @@ class SessionHost:
             await asyncio.sleep(REAP_S)
             for account_id, (session, proxy) in list(self.sessions.items()):
                 try:
-                    await asyncio.to_thread(ray.get_actor, proxy, ns)
+                    await asyncio.to_thread(ray.get_actor, proxy, ns)   # a blocking GCS lookup: a thread
                 except ValueError:
                     if self.sessions.get(account_id, (None,))[0] is session:
                         log.info("dropping the session of a proxy that is gone", extra={"child": proxy})

@@ -25,7 +25,7 @@ from actors.browser.launcher import BrowserSessionHandle, open_context, open_ses
 from actors.browser.limits import NodeSlots, SlidingWindowLimiter
 from actors.browser.selectors import Health, Selectors
 from actors.browser.site import WATCH_BINDING, Site, SiteContext, adapter_class
-from actors.store import Store
+from actors.store.client import AsyncStore
 from contracts.events import NeedsLogin as NeedsLoginEvent
 from contracts.ids import account_hash
 from contracts.metrics import counter, gauge
@@ -46,7 +46,7 @@ class SessionLife:
         self.site = config.site(self.account.site)
         self.site_class = adapter_class(self.account.site, self.site)   # a bad value stops here
         self.hash = account_hash(account_id)
-        self.store = Store.from_config(config)
+        self.store = AsyncStore.from_config(config)
         browser = config.app.browser
         self.health = Health()
         self.selectors = Selectors(self.site, resolve(browser.artifacts_dir), browser.selector_timeout_s,
@@ -78,7 +78,7 @@ class SessionLife:
                 except NeedsLogin as exc:
                     await self.hand_to_person(exc)
                 except LoginFailed as exc:   # never logged in here: a person's first login, no loop
-                    if await asyncio.to_thread(self.store.accounts.storage_state, self.account.id):
+                    if await self.store.accounts.storage_state(self.account.id):
                         raise
                     await self.hand_to_person(NeedsLogin(
                         f"{exc}; no stored session: a person must log in (./run login "
@@ -91,14 +91,14 @@ class SessionLife:
 
     async def hand_to_person(self, exc: NeedsLogin) -> None:
         self.needs_login = str(exc)
-        self._state_seen = await asyncio.to_thread(self.store.accounts.state_saved_at, self.account.id)
+        self._state_seen = await self.store.accounts.state_saved_at(self.account.id)
         # kept in the store: a restarted session waits too, instead of trying the form again
-        await asyncio.to_thread(self.store.accounts.set_needs_login, self.account.id,
+        await self.store.accounts.set_needs_login(self.account.id,
                                 self.needs_login, self._state_seen)
         NEEDS_LOGIN.set(1, tags={"account": self.hash})
         event = NeedsLoginEvent.make(child=f"browser:{self.site.name}:{self.account.id}",
                                      account_id=self.account.id, error=str(exc), at=time.time())
-        await asyncio.to_thread(self.store.outbox.add, [event])  # the reviewers are told
+        await self.store.outbox.add([event])  # the reviewers are told
         log.error("login needs a person", extra={"account": self.hash, "site": self.site.name,
                                                   "url": exc.url, "screenshot": exc.screenshot})
 
@@ -106,24 +106,24 @@ class SessionLife:
         """Still in needs_login: no login state stored since the challenge."""
         if self.needs_login is None and not self._checked_stored_wait:
             self._checked_stored_wait = True  # a previous run of this session may have handed off
-            stored = await asyncio.to_thread(self.store.accounts.needs_login, self.account.id)
+            stored = await self.store.accounts.needs_login(self.account.id)
             if stored:
                 self.needs_login, self._state_seen = stored["reason"], stored.get("state_at")
                 NEEDS_LOGIN.set(1, tags={"account": self.hash})
         if self.needs_login is None:
             return False
-        saved = await asyncio.to_thread(self.store.accounts.state_saved_at, self.account.id)
+        saved = await self.store.accounts.state_saved_at(self.account.id)
         if saved is None or saved == self._state_seen:
             return True
         log.info("a new login state was stored: resuming", extra={"account": self.hash})
         self.needs_login = None
         self._resumed = True
-        await asyncio.to_thread(self.store.accounts.set_needs_login, self.account.id, None, None)
+        await self.store.accounts.set_needs_login(self.account.id, None, None)
         NEEDS_LOGIN.set(0, tags={"account": self.hash})
         return False
 
     async def _open(self) -> None:
-        state = await asyncio.to_thread(self.store.accounts.storage_state, self.account.id)
+        state = await self.store.accounts.storage_state(self.account.id)
         if self.browser_source is not None:   # hosted: a context on the host's browser
             self.handle = await open_context(self.config, await self.browser_source(), state)
         else:
@@ -166,7 +166,7 @@ class SessionLife:
 
     async def _save_state(self) -> None:
         state = await self.handle.context.storage_state()
-        await asyncio.to_thread(self.store.accounts.save_storage_state, self.account.id, state)
+        await self.store.accounts.save_storage_state(self.account.id, state)
 
     def status(self) -> dict:
         return {"account": self.account.id, "site": self.site.name,

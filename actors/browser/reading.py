@@ -86,8 +86,7 @@ class SessionReader:
                 for item in await self._this_pass(items):
                     try:
                         async with life.page_lock:   # the cursor too: a send may have moved it
-                            cursor = await asyncio.to_thread(self.store.accounts.cursor,
-                                                             self.account.id, item.conversation_id)
+                            cursor = await self.store.accounts.cursor(self.account.id, item.conversation_id)
                             if cursor and item.unchanged_since(cursor.get("signature")) \
                                     and not self._due(cursor):
                                 continue
@@ -114,11 +113,11 @@ class SessionReader:
         """Read a conversation's messages after the cursor, store and emit them, then move the
         cursor (messages first: a crash in between re-reads, never loses)."""
         msgs = await adapter.conversation(conversation_id, cursor, self.account.max_pages)
-        new = await asyncio.to_thread(self.record, msgs)
+        new = await self.record(msgs)
         last = msgs[-1] if msgs else None
         cursor = cursor or {}
-        await asyncio.to_thread(
-            self.store.accounts.set_cursor, self.account.id, conversation_id,
+        await self.store.accounts.set_cursor(
+            self.account.id, conversation_id,
             signature=signature if signature is not None else cursor.get("signature"),
             read_at=self.clock(),
             last_message_id=last.message_id if last else cursor.get("last_message_id"),
@@ -141,7 +140,7 @@ class SessionReader:
         at most `revisits_per_pass` unchanged-looking ones due for a revisit, the longest unread
         first. A big inbox is revisited over several passes, so a new message never waits for a
         pass that re-reads them all."""
-        cursors = await asyncio.to_thread(self.store.accounts.cursors_of, self.account.id,
+        cursors = await self.store.accounts.cursors_of(self.account.id,
                                           [i.conversation_id for i in items])
         changed, due = [], []
         for item in items:
@@ -150,8 +149,8 @@ class SessionReader:
                 changed.append(item)
                 continue
             if cursor.get("signature") != item.signature:  # only the unread badge went (read):
-                await asyncio.to_thread(                   # a badge next time is a change again
-                    self.store.accounts.set_cursor, self.account.id, item.conversation_id,
+                await self.store.accounts.set_cursor(      # a badge next time is a change again
+                    self.account.id, item.conversation_id,
                     signature=item.signature)
             if self._due(cursor):
                 due.append(item)
@@ -162,10 +161,10 @@ class SessionReader:
         """An unchanged-looking conversation is read again once revisit_s has passed."""
         return (self.clock() - _read_at(cursor)).total_seconds() >= self.account.revisit_s
 
-    def record(self, msgs: list[ChatMessage]) -> list[str]:
+    async def record(self, msgs: list[ChatMessage]) -> list[str]:
         """Store messages, emit MessageSeen for incoming ones not yet emitted, flag them emitted."""
-        msgs = self.store.messages.insert(msgs, keep_known=True)
-        pending = self.store.messages.unemitted([m.message_id for m in msgs])
+        msgs = await self.store.messages.insert(msgs, keep_known=True)
+        pending = await self.store.messages.unemitted([m.message_id for m in msgs])
         emitted = []
         for m in msgs:
             if m.message_id not in pending:
@@ -173,10 +172,10 @@ class SessionReader:
             if m.direction == "in":
                 with telemetry.span("browser.message_seen", root=True, account=self.hash,
                                     conversation_id=m.conversation_id, message_id=m.message_id):
-                    queued = self.store.outbox.add([MessageSeen.of(m)], telemetry.inject())
+                    queued = await self.store.outbox.add([MessageSeen.of(m)], telemetry.inject())
                 if queued:  # 0: queued before a crash, only the emitted flag was lost
                     emitted.append(m.message_id)
-        self.store.messages.mark_emitted(list(pending))
+        await self.store.messages.mark_emitted(list(pending))
         return emitted
 
 

@@ -14,7 +14,6 @@
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 
@@ -25,7 +24,7 @@ from actors.browser.lifecycle import SessionLife
 from actors.browser.limits import SlidingWindowLimiter
 from actors.browser.reading import SessionReader
 from actors.browser.site import Site
-from actors.store.outofdate import supersede_if_out_of_date
+from actors.store.outofdate import supersede_out_of_date
 from contracts import telemetry
 from contracts.draftstate import SENDABLE, DraftStatus
 from contracts.events import ChatMessage, DraftApproved, ReplySent, utcnow
@@ -75,7 +74,7 @@ class SessionSender:
         """A send met a login challenge (or came while waiting for one). Nothing was clicked (the
         challenge comes before the page is read), so a draft taken to `sending` without an anchor
         goes back to approved; the session sends its approved drafts once it resumes."""
-        await asyncio.to_thread(self.store.drafts.unsend, ev.draft_id)
+        await self.store.drafts.unsend(ev.draft_id)
         if self.life.needs_login is None:
             await self.life.stop()
             await self.life.hand_to_person(exc)
@@ -83,7 +82,7 @@ class SessionSender:
 
     async def send_waiting(self) -> None:
         """After a login handoff: send the approved drafts of this account that waited for it."""
-        docs = await asyncio.to_thread(self.store.drafts.in_status, SENDABLE, account_id=self.account.id)
+        docs = await self.store.drafts.in_status(SENDABLE, account_id=self.account.id)
         for doc in docs:
             if "release_at" in doc:    # still in its undo window: the releaser's event sends it
                 continue
@@ -97,12 +96,12 @@ class SessionSender:
 
     async def _send(self, adapter: Site, ev: DraftApproved) -> dict:
         drafts = self.store.drafts
-        draft = await asyncio.to_thread(drafts.get, ev.draft_id)
+        draft = await drafts.get(ev.draft_id)
         status = (draft or {}).get("status")
         if status == DraftStatus.SENT:
             return await self._acked(ev, draft.get("site_message_id"), "already_sent")
         if status in SENDABLE:   # (a held approval, still in its undo window, does not move)
-            draft = await asyncio.to_thread(drafts.transition, ev.draft_id, SENDABLE, DraftStatus.SENDING)
+            draft = await drafts.transition(ev.draft_id, SENDABLE, DraftStatus.SENDING)
         elif status != DraftStatus.SENDING:
             log.warning("not sending a draft that is not approved",
                         extra={"draft_id": ev.draft_id, "status": status})
@@ -112,7 +111,7 @@ class SessionSender:
 
         # what the contact wrote since the last pass is stored (and emitted) first: the draft
         # must still answer the conversation as it is now
-        cursor = await asyncio.to_thread(self.store.accounts.cursor, self.account.id, ev.conversation_id)
+        cursor = await self.store.accounts.cursor(self.account.id, ev.conversation_id)
         # the recorded inbox signature is cleared: the next pass reads this conversation once
         # more, so a message that came between this read and the submit is never hidden behind
         # our reply's preview ("Sent: ...", inbox_status)
@@ -125,13 +124,13 @@ class SessionSender:
             done = await self._earlier_attempt(adapter, ev, draft, on_page)
             if done is not None:
                 return await self._acked(ev, done.site_message_id, "already_sent", done)
-        newer, _ = await asyncio.to_thread(
-            supersede_if_out_of_date, self.store, draft, (DraftStatus.SENDING, *SENDABLE),
+        newer, _ = await supersede_out_of_date(
+            self.store, draft, (DraftStatus.SENDING, *SENDABLE),
             "before it was sent; a new draft answers the whole conversation")
         if newer:
             return self._out_of_date(ev, newer)
         anchor = anchors.anchor(on_page, ev.text, self.site.anchor_messages)
-        await asyncio.to_thread(drafts.transition, ev.draft_id, DraftStatus.SENDING, DraftStatus.SENDING,
+        await drafts.transition(ev.draft_id, DraftStatus.SENDING, DraftStatus.SENDING,
                                 send_anchor=anchor, send_anchor_at=utcnow())
         await self.sends.acquire()
         sent = await adapter.send(ev.conversation_id, ev.text, anchor, after_click=_fault_exit_hook)
@@ -160,7 +159,7 @@ class SessionSender:
                    if isinstance(previous, list) else "its anchor has an old format")
             self._unproven(ev, adapter, why)
         since = draft.get("send_anchor_at") or draft.get("sending_at")
-        others = await asyncio.to_thread(self.store.drafts.sent_since, ev.account_id,
+        others = await self.store.drafts.sent_since(ev.account_id,
                                          ev.conversation_id, since, ev.draft_id)
         outs = [m for m in after if m.direction == "out"]
         mine = [i for i, m in enumerate(after)
@@ -187,8 +186,8 @@ class SessionSender:
         """Record the reply (the send, the reply as the conversation's newest message, its outbox
         event, then the draft), idempotently."""
         if reply is not None:   # so a draft written after this send starts after this reply
-            await asyncio.to_thread(self.reader.record, [reply])
-        await asyncio.to_thread(self.store.sends.record, idempotency_key=ev.idempotency_key,
+            await self.reader.record([reply])
+        await self.store.sends.record(idempotency_key=ev.idempotency_key,
                                 draft_id=ev.draft_id, account_id=ev.account_id,
                                 conversation_id=ev.conversation_id,
                                 site_message_id=site_message_id, text=ev.text)
@@ -196,8 +195,8 @@ class SessionSender:
                                conversation_id=ev.conversation_id,
                                idempotency_key=ev.idempotency_key, site_message_id=site_message_id,
                                text=ev.text)
-        await asyncio.to_thread(self.store.outbox.add, [event], telemetry.inject())
-        await asyncio.to_thread(self.store.drafts.transition, ev.draft_id, DraftStatus.SENDING,
+        await self.store.outbox.add([event], telemetry.inject())
+        await self.store.drafts.transition(ev.draft_id, DraftStatus.SENDING,
                                 DraftStatus.SENT, site_message_id=site_message_id)
         log.info("reply %s", status, extra={"draft_id": ev.draft_id, "account": self.hash})
         return {"status": status, "site_message_id": site_message_id}

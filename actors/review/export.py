@@ -7,18 +7,17 @@ A cell a spreadsheet would evaluate (starting with = + - @, a tab or a carriage 
 written with a leading apostrophe, so chat text such as "=HYPERLINK(...)" stays text when the
 file is opened (the sheet itself gets the same guarantee from valueInputOption=RAW).
 
-The rows are read with the AsyncStore on the desk's loop. `stored_rows` walks the same sources
-with the same mapping as actors/sheets/derive.py (which the sheets writer runs synchronously,
-through the Store bridge); once the writer is on AsyncStore, derive.py can be this one."""
+The rows are read with the AsyncStore on the desk's loop (`stored_rows`, the walk the sheets
+writer re-derives with)."""
 from __future__ import annotations
 
 import csv
 import io
 from datetime import datetime, timezone
-from typing import Any, AsyncIterator, Callable
 
 from aiohttp import web
 
+from actors.sheets.derive import stored_rows
 from actors.sheets.rows import Row, RowMapper
 from actors.store import AsyncStore
 
@@ -28,24 +27,6 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 def _safe(cell: str) -> str:
     return "'" + cell if cell.startswith(FORMULA_START) else cell
-
-
-async def stored_rows(store: AsyncStore, mapper: RowMapper,
-                      accounts: list[str] | None = None) -> AsyncIterator[list[Row]]:
-    """Pages of rows, source by source in _id order; `accounts`: only theirs (None: all).
-    Outgoing messages have no row of their own (their send has), as on the event path."""
-    m = mapper
-    sources: list[tuple[Any, Callable[[dict], list[Row]]]] = [
-        (store.messages.coll, lambda d: [] if d.get("direction") == "out" else [m.from_message_doc(d)]),
-        (store.drafts.coll, m.draft_rows),
-        (store.sends.coll, lambda d: [m.from_send_doc(d)]),
-        (store.conversations.coll,
-         lambda d: [r] if (r := m.from_classification_doc(d)) is not None else []),
-    ]
-    for coll, to_rows in sources:
-        async for docs in store.sheet_rows.pages(coll):
-            yield [r for d in docs if accounts is None or d.get("account_id") in accounts
-                   for r in to_rows(d)]
 
 
 async def log_csv(store: AsyncStore, columns: list[str], accounts: list[str] | None) -> str:

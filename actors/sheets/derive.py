@@ -4,14 +4,14 @@ after a crash (or when a sheet is configured later: it fills from the beginning)
 desk's CSV download holds when no sheet is configured. One mapping (rows.py) for both."""
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import Any, AsyncIterator, Callable
 
 from actors.sheets.rows import Row, RowMapper
-from actors.store import Store
+from actors.store import AsyncStore
 
 
-def stored_rows(store: Store, mapper: RowMapper,
-                accounts: list[str] | None = None) -> Iterator[list[Row]]:
+async def stored_rows(store: AsyncStore, mapper: RowMapper,
+                      accounts: list[str] | None = None) -> AsyncIterator[list[Row]]:
     """Pages of rows, source by source in _id order; `accounts`: only theirs (None: all).
     Outgoing messages have no row of their own (their send has), as on the event path."""
     m = mapper
@@ -23,6 +23,6 @@ def stored_rows(store: Store, mapper: RowMapper,
          lambda d: [r] if (r := m.from_classification_doc(d)) is not None else []),
     ]
     for coll, to_rows in sources:
-        for docs in store.sheet_rows.pages(coll):
+        async for docs in store.sheet_rows.pages(coll):
             yield [r for d in docs if accounts is None or d.get("account_id") in accounts
                    for r in to_rows(d)]

@@ -33,7 +33,7 @@ from actors.sheets.derive import stored_rows
 from actors.sheets.pacer import Pacer
 from actors.sheets.rows import Row, RowMapper
 from actors.sheets.worksheet import open_worksheet
-from actors.store import Store
+from actors.store import AsyncStore
 from contracts import metrics, telemetry
 from contracts.errors import PermanentError
 from contracts.settings import Config
@@ -79,7 +79,7 @@ class SheetsWriter:
         self.config = config
         self.conf = config.app.sheets
         self.mapper = RowMapper(self.conf.columns)
-        self.store = Store.from_config(config)
+        self.store = AsyncStore.from_config(config)
         self.pacer = Pacer(self.conf.max_writes_per_minute)
         self.buffer: dict[str, Pending] = {}     # row id -> pending row, in arrival order
         self.unmarked: set[str] = set()   # row ids appended to the sheet, not yet marked in MongoDB
@@ -101,11 +101,11 @@ class SheetsWriter:
         """Open the sheet (create worksheet + header when missing), reconcile, re-derive, and
         start the background flusher. Idempotent."""
         with telemetry.span("sheets.start", worksheet=self.conf.worksheet):
-            await asyncio.to_thread(self.store.ensure_indexes)
+            await self.store.ensure_indexes()
             self.ws = await self._retry(open_worksheet, self.config, self.mapper, self.pacer)
             in_sheet = await self._retry(self._reconcile)
             with telemetry.span("sheets.rederive"):
-                rederived = self._buffer(await asyncio.to_thread(self._missing_rows), None)
+                rederived = self._buffer(await self._missing_rows(), None)
             self.counts["rederived"] += rederived
         if self.task is None or self.task.done():
             self.task = asyncio.get_running_loop().create_task(self._run(), name="sheets-flusher")
@@ -157,14 +157,14 @@ class SheetsWriter:
         if not rows:
             return 0
         with telemetry.span("sheets.add", carrier, rows=len(rows)) as s:
-            new = await asyncio.to_thread(self._fresh, rows)
+            new = await self._fresh(rows)
             return self._buffer(new, s.get_span_context())
 
-    def _fresh(self, rows: list[Row]) -> list[Row]:
+    async def _fresh(self, rows: list[Row]) -> list[Row]:
         """Rows neither buffered nor already recorded as written."""
         candidates = {r.row_id: r for r in rows if r.row_id not in self.buffer
                       and r.row_id not in self.unmarked}
-        done = self.store.sheet_rows.present(list(candidates))
+        done = await self.store.sheet_rows.present(list(candidates))
         self.counts["duplicates_skipped"] += len(rows) - len(candidates) + len(done)
         return [r for rid, r in candidates.items() if rid not in done]
 
@@ -204,7 +204,7 @@ class SheetsWriter:
         with telemetry.tracer().start_as_current_span(
                 "sheets.write", links=[Link(c) for c in links],
                 attributes={"rows": len(chunk), "worksheet": self.conf.worksheet}) as s:
-            done = await asyncio.to_thread(self.store.sheet_rows.present, [p.row.row_id for p in chunk])
+            done = await self.store.sheet_rows.present([p.row.row_id for p in chunk])
             if done:
                 self._drop(done)
                 chunk = [p for p in chunk if p.row.row_id not in done]
@@ -225,7 +225,7 @@ class SheetsWriter:
         """Record in MongoDB the rows appended but not yet marked (raises while it is down)."""
         if self.unmarked:
             ids = sorted(self.unmarked)
-            await asyncio.to_thread(self.store.sheet_rows.mark, ids)
+            await self.store.sheet_rows.mark(ids)
             self.unmarked.difference_update(ids)
 
     async def _append(self, chunk: list[Pending]) -> list[Pending]:
@@ -311,18 +311,18 @@ class SheetsWriter:
         assert self.ws is not None
         col = await asyncio.to_thread(self.ws.col_values, 1)  # gspread blocks on HTTP: a thread
         ids = [v for v in col[1:] if v]
-        await asyncio.to_thread(self.store.sheet_rows.mark, ids)
+        await self.store.sheet_rows.mark(ids)
         self.unmarked.difference_update(ids)
         before = len(self.buffer)
         self._drop(set(ids))
         self.counts["reconciled"] += before - len(self.buffer)
         return len(ids)
 
-    def _missing_rows(self) -> list[Row]:
+    async def _missing_rows(self) -> list[Row]:
         """Every row MongoDB stands for that has no sheet_rows entry: what a crash kept out of
         the sheet (or everything, for a sheet configured after the first messages)."""
         rows: list[Row] = []
-        for page in stored_rows(self.store, self.mapper):
-            done = self.store.sheet_rows.present([r.row_id for r in page])
+        async for page in stored_rows(self.store, self.mapper):
+            done = await self.store.sheet_rows.present([r.row_id for r in page])
             rows.extend(r for r in page if r.row_id not in done)
         return rows

@@ -1,15 +1,11 @@
 """The one rule for a draft the conversation has moved past: when the contact wrote after the
 history the draft answers, the draft is not sent, it is marked superseded (nothing was clicked),
 and the draft of the newer messages answers the whole conversation. The desk applies it when a
-reviewer decides, the browser session just before it clicks send.
-
-`supersede_out_of_date` is the rule (AsyncStore); `supersede_if_out_of_date` runs it for a
-synchronous caller on the bridge's loop (the browser session, which calls it in a thread)."""
+reviewer decides, the browser session just before it clicks send."""
 from __future__ import annotations
 
 from typing import Any
 
-from actors.store.bridge import Store
 from actors.store.client import AsyncStore
 from contracts.events import ChatMessage
 
@@ -29,8 +25,3 @@ async def supersede_out_of_date(store: AsyncStore, draft: dict[str, Any], from_s
     await store.drafts.supersede(draft["_id"], from_statuses, None, reason)
     return newer, reason
 
-
-def supersede_if_out_of_date(store: Store, draft: dict[str, Any], from_statuses: tuple[str, ...],
-                             when: str) -> tuple[list[ChatMessage], str | None]:
-    """`supersede_out_of_date` for a synchronous caller holding a `Store`."""
-    return store.run(supersede_out_of_date(store.aio, draft, from_statuses, when))

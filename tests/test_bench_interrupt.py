@@ -24,7 +24,12 @@ BENCH = ROOT / "benchmarks" / "bench_quality.py"
 def _bench(env_extra: dict[str, str], *args: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AI_", "COVERAGE_PROCESS"))}
     env.update(PYTHONUNBUFFERED="1", **env_extra)
-    return subprocess.Popen([sys.executable, str(BENCH), *args], cwd=ROOT, env=env, text=True,
+    # as from a terminal: a test run in the background (CI, `cmd &`) inherits SIGINT ignored, and
+    # Python keeps an ignored SIGINT ignored; the child restores the default before it execs
+    argv = [sys.executable, str(BENCH), *args]
+    exec_with_sigint = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                        "os.execv(sys.argv[1], sys.argv[1:])")
+    return subprocess.Popen([sys.executable, "-c", exec_with_sigint, *argv], cwd=ROOT, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
 
 

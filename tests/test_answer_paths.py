@@ -74,7 +74,7 @@ def test_an_approved_draft_with_a_newer_message_before_the_click_is_not_sent(sta
     ray.get(handle.poll_now.remote())
     first = wait_for(lambda: (d := _open_drafts(store, "c-1")) and d[0], what="the first draft")
     chat_site.inject("c-1", "Ann", "Actually, are you free tonight?")
-    store.sync(Reviewer(store.aio, "tester")).approve(first["_id"])      # the desk cannot know yet: not polled
+    store.sync(Reviewer(store.inline, "tester")).approve(first["_id"])      # the desk cannot know yet: not polled
 
     stale = wait_for(lambda: (d := store.drafts.get(first["_id"]))["status"] == "superseded" and d,
                      what="the approved draft refused at the send")
@@ -82,7 +82,7 @@ def test_an_approved_draft_with_a_newer_message_before_the_click_is_not_sent(sta
     fresh = wait_for(lambda: (d := _open_drafts(store, "c-1")) and d[0], what="a fresh draft")
     assert len(fresh["message_ids"]) == 2            # it answers both messages
     assert chat_site.sent()["messages"] == []        # nothing was sent for the out-of-date draft
-    store.sync(Reviewer(store.aio, "tester")).approve(fresh["_id"])
+    store.sync(Reviewer(store.inline, "tester")).approve(fresh["_id"])
     wait_for(lambda: store.drafts.get(fresh["_id"])["status"] == "sent", what="the fresh draft sent")
     assert [m["text"] for m in chat_site.sent()["messages"]] == [fresh["text"]]
     # our reply is stored as the conversation's newest message at once: a draft written now
@@ -174,10 +174,10 @@ def test_a_reviewer_cannot_approve_a_draft_older_than_the_conversation(store):
                          "text": "Hi!"})
     store.messages.insert(msgs[1:])
     with pytest.raises(Conflict, match="1 newer message arrived since this draft was written") as err:
-        store.sync(Reviewer(store.aio, "tester")).approve("d1")
+        store.sync(Reviewer(store.inline, "tester")).approve("d1")
     assert err.value.status == "superseded" and err.value.newer_draft_id is None
     assert store.drafts.get("d1")["status"] == "superseded"
     # it can still be rejected on purpose? no: it is superseded, a decision on it is refused too
     with pytest.raises(Conflict):
-        store.sync(Reviewer(store.aio, "tester")).reject("d1", "old")
+        store.sync(Reviewer(store.inline, "tester")).reject("d1", "old")
     assert store.outbox.existing(["draft.approved:d1"]) == set()

@@ -233,7 +233,7 @@ def test_summaries_are_backfilled_for_conversations_stored_before_them(desk, sto
         account_id=ACCOUNT, conversation_id="c-old-spam", last_message_id=spam.message_id,
         classification="spam_or_scam", draft_id=None, seq=1)
     store.summaries.coll.delete_many({})                      # as a database written before them
-    assert store.run(backfill(store.aio)) == 2 and store.run(backfill(store.aio)) == 0
+    assert store.run(backfill(store.inline)) == 2 and store.run(backfill(store.inline)) == 0
     listed = _states(desk, _auth(config))
     assert {k: (v["state"], v["contact"]) for k, v in listed.items()} == {
         "c-old": ("draft", "alex"), "c-old-spam": ("spam_or_scam", "Sam")}

@@ -48,9 +48,9 @@ def test_a_sheet_configured_later_fills_from_the_beginning_with_the_csv_rows(mak
     from actors.sheets.writer import SheetsWriter
     draft = add_conversation(store, "c-late", ["first", "second"])
     add_conversation(store, "c-later", ["hello"])
-    store.sync(Reviewer(store.aio, "owner")).approve(draft["_id"])
+    store.sync(Reviewer(store.inline, "owner")).approve(draft["_id"])
     config = make_config(app={"sheets": {"linger_s": 0.1}}, SHEETS_API_URL=sheets.url)
-    csv_rows = list(csv.reader(io.StringIO(store.run(log_csv(store.aio, config.app.sheets.columns, None)))))
+    csv_rows = list(csv.reader(io.StringIO(store.run(log_csv(store.inline, config.app.sheets.columns, None)))))
     writer = SheetsWriter.remote(config)
     try:
         assert ray.get(writer.start.remote())["rederived"] == len(csv_rows) - 1

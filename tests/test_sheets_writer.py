@@ -146,7 +146,7 @@ def decided(store) -> list[dict]:
     second = draft_id("acct", "c1", "other")
     store.drafts.insert({"_id": second, "account_id": "acct", "conversation_id": "c1",
                          "message_ids": [], "classification": "spam_or_scam", "text": "no"})
-    reviewer = store.sync(Reviewer(store.aio, "desk-alice"))
+    reviewer = store.sync(Reviewer(store.inline, "desk-alice"))
     approved = approved_event(reviewer.approve(first, text="See you at 8?"))
     rejected = rejected_event(reviewer.reject(second, "looks like a scam"))
     store.drafts.transition(first, SENDABLE, "sending")

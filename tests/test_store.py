@@ -2,6 +2,8 @@
 journaled writes, atomic draft transitions."""
 from __future__ import annotations
 
+import asyncio
+
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -122,8 +124,12 @@ def test_writes_are_journaled_and_one_client_per_process(make_config, store):
         assert store.aio.db.write_concern == JOURNALED
         assert client.options.pool_options.max_pool_size == 32 and client.codec_options.tz_aware
         return client
-    assert store.run(on_the_loop()) is store.run(on_the_loop())
-    # a repository's `coll` through the bridge: the synchronous twin, with the same options
+    one_loop = asyncio.new_event_loop()
+    try:
+        assert one_loop.run_until_complete(on_the_loop()) is one_loop.run_until_complete(on_the_loop())
+    finally:
+        one_loop.close()
+    # a repository's `coll` for synchronous code: its synchronous collection, with the same options
     assert store.conversations.coll.write_concern.document == {"w": 1}
     assert store.drafts.coll.write_concern.document == {"w": 1, "j": True}
     assert store.drafts.coll.database.client is store.db.client

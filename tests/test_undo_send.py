@@ -47,8 +47,8 @@ def _send_events(store, draft_id: str) -> int:
 
 def test_undo_within_the_window_sends_nothing(store, clock):
     draft = add_conversation(store, "c-undo", ["are you free tonight?"], draft="Yes, at 8!")
-    reviewer = store.sync(Reviewer(store.aio, "owner", undo_s=UNDO_S, clock=clock))
-    releaser = store.sync(Releaser(store.aio, clock))
+    reviewer = store.sync(Reviewer(store.inline, "owner", undo_s=UNDO_S, clock=clock))
+    releaser = store.sync(Releaser(store.inline, clock))
     held = reviewer.approve(draft["_id"])
     assert held["status"] == "approved" and held["release_at"] is not None
     assert _send_events(store, draft["_id"]) == 0
@@ -65,7 +65,7 @@ def test_undo_within_the_window_sends_nothing(store, clock):
     # only the reviewer who approved may take it back
     reviewer.approve(draft["_id"])
     with pytest.raises(Conflict, match="approved by owner: only they can undo it"):
-        store.sync(Reviewer(store.aio, "sam", undo_s=UNDO_S, clock=clock)).undo(draft["_id"])
+        store.sync(Reviewer(store.inline, "sam", undo_s=UNDO_S, clock=clock)).undo(draft["_id"])
     reviewer.undo(draft["_id"])
     # approved again (edited this time): held again, and released with the new text
     reviewer.approve(draft["_id"], text="Yes, at 9 then!")
@@ -77,8 +77,8 @@ def test_undo_within_the_window_sends_nothing(store, clock):
 
 def test_after_the_window_it_is_sent_once_and_undo_is_refused(store, clock):
     draft = add_conversation(store, "c-late", ["hello"], draft="Hi!")
-    reviewer = store.sync(Reviewer(store.aio, "owner", undo_s=UNDO_S, clock=clock))
-    releaser = store.sync(Releaser(store.aio, clock))
+    reviewer = store.sync(Reviewer(store.inline, "owner", undo_s=UNDO_S, clock=clock))
+    releaser = store.sync(Releaser(store.inline, clock))
     reviewer.approve(draft["_id"])
     clock.advance(UNDO_S)
     assert releaser.run_once() == [draft["_id"]]
@@ -96,13 +96,13 @@ def test_after_the_window_it_is_sent_once_and_undo_is_refused(store, clock):
 def test_undo_racing_the_release_never_both(store, clock):
     """Undo and release at the same moment, from two threads, many times: exactly one wins each
     time; a won undo has queued nothing, a won release queued one send."""
-    reviewer = store.sync(Reviewer(store.aio, "owner", undo_s=UNDO_S, clock=clock))
+    reviewer = store.sync(Reviewer(store.inline, "owner", undo_s=UNDO_S, clock=clock))
     outcomes = {"undone": 0, "released": 0}
     for i in range(20):
         draft = add_conversation(store, f"c-race-{i}", [f"ping {i}"], draft=f"pong {i}")
         reviewer.approve(draft["_id"])
         clock.advance(UNDO_S)                               # due: the releaser may take it now
-        releaser = store.sync(Releaser(store.aio, clock))
+        releaser = store.sync(Releaser(store.inline, clock))
         start = threading.Barrier(2)
         got: dict[str, object] = {}
 
@@ -135,21 +135,21 @@ def test_a_restart_during_the_window_sends_exactly_once(store, clock):
     """The desk restarts in the window: the new one releases the held approval once. And a crash
     between a release and its event: the next start-up queues it, once."""
     held = add_conversation(store, "c-restart", ["hi"], draft="Hello!")
-    store.sync(Reviewer(store.aio, "owner", undo_s=UNDO_S, clock=clock)).approve(held["_id"])
+    store.sync(Reviewer(store.inline, "owner", undo_s=UNDO_S, clock=clock)).approve(held["_id"])
     clock.advance(UNDO_S / 2)
-    assert store.sync(Releaser(store.aio, clock)).run_once() == []          # the first desk, then it is gone
-    restarted = store.sync(Reviewer(store.aio, "owner", undo_s=UNDO_S, clock=clock))
+    assert store.sync(Releaser(store.inline, clock)).run_once() == []          # the first desk, then it is gone
+    restarted = store.sync(Reviewer(store.inline, "owner", undo_s=UNDO_S, clock=clock))
     assert restarted.requeue_approved() == 0                 # a held approval is not queued early
     clock.advance(UNDO_S)
-    second = store.sync(Releaser(store.aio, clock))
+    second = store.sync(Releaser(store.inline, clock))
     assert second.run_once() == [held["_id"]]
-    assert second.run_once() == [] and store.sync(Releaser(store.aio, clock)).run_once() == []
+    assert second.run_once() == [] and store.sync(Releaser(store.inline, clock)).run_once() == []
     assert _send_events(store, held["_id"]) == 1
 
     crashed = add_conversation(store, "c-crash", ["hey"], draft="Hey!")
-    store.sync(Reviewer(store.aio, "owner", undo_s=UNDO_S, clock=clock)).approve(crashed["_id"])
+    store.sync(Reviewer(store.inline, "owner", undo_s=UNDO_S, clock=clock)).approve(crashed["_id"])
     clock.advance(UNDO_S)
-    dying = store.sync(Releaser(store.aio, clock))
+    dying = store.sync(Releaser(store.inline, clock))
     real_add = store.outbox.add
 
     def crash(*_a, **_k):
@@ -161,10 +161,10 @@ def test_a_restart_during_the_window_sends_exactly_once(store, clock):
     store.outbox.add = real_add
     assert _send_events(store, crashed["_id"]) == 0
     with pytest.raises(Conflict, match="too late to undo"):
-        store.sync(Reviewer(store.aio, "owner")).undo(crashed["_id"])        # released: no longer undoable
-    assert store.sync(Releaser(store.aio, clock)).run_once() == []           # nothing is due any more...
-    assert store.sync(Reviewer(store.aio, "owner")).requeue_approved() == 1  # ...the desk's start-up queues it
-    assert store.sync(Reviewer(store.aio, "owner")).requeue_approved() == 0
+        store.sync(Reviewer(store.inline, "owner")).undo(crashed["_id"])        # released: no longer undoable
+    assert store.sync(Releaser(store.inline, clock)).run_once() == []           # nothing is due any more...
+    assert store.sync(Reviewer(store.inline, "owner")).requeue_approved() == 1  # ...the desk's start-up queues it
+    assert store.sync(Reviewer(store.inline, "owner")).requeue_approved() == 0
     assert _send_events(store, crashed["_id"]) == 1
 
 

@@ -170,7 +170,7 @@ def test_up_runs_the_real_job_on_embedded_defaults_and_survives_sigkill(owner_en
         status = json.loads((var / "run" / "status.json").read_text())
         store = Store(status["db_uri"], "replydesk")
         async def rows() -> dict:
-            return {r.row_id: r.values async for page in stored_rows(store.aio, RowMapper(_columns()))
+            return {r.row_id: r.values async for page in stored_rows(store.inline, RowMapper(_columns()))
                     for r in page}
         want = store.run(rows())
         got = requests.get(f"{url}/api/log.csv", headers=auth, timeout=30)

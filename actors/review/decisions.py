@@ -65,7 +65,7 @@ def held(doc: dict[str, Any]) -> bool:
 class Reviewer:
     """Decisions taken in the name of `who` (config.app.review.token_name); approvals are held
     `undo_s` seconds of `clock` before they are released to be sent. Coroutines over an
-    AsyncStore (synchronous code: `store.sync(Reviewer(store.aio, ...))`)."""
+    AsyncStore (synchronous code: `store.sync(Reviewer(store.inline, ...))`)."""
 
     def __init__(self, store: AsyncStore, who: str, *, undo_s: float = 0.0,
                  clock: Callable[[], datetime] = utcnow):

@@ -28,7 +28,7 @@ from typing import Any, Iterator
 from bson import json_util
 from pymongo.database import Database
 
-from actors.store.bridge import Store
+from actors.store.sync import Store
 from actors.store.client import close_client
 from actors.store.inserts import insert_new_sync as insert_new
 from contracts.settings import ConfigError, load_settings

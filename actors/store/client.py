@@ -1,11 +1,11 @@
 """The process's MongoDB clients and `AsyncStore`, the repositories over pymongo's AsyncMongoClient.
 
 An AsyncMongoClient belongs to the event loop that first uses it, so `client_for(uri)` keeps one
-per (uri, running loop): the review desk's loop, the AI worker's, the sync bridge's
-(actors/store/bridge.py). Same options everywhere (bounded pool, timeouts, appname, tz-aware
-datetimes); databases are opened with journaled writes. `sync_client_for(uri)` is the one
-synchronous MongoClient per process, for raw and admin use only (`Store.db`: backups, tests,
-benchmarks); no repository uses it.
+per (uri, running loop): the review desk's loop, the AI worker's, a browser session's. Same
+options everywhere (bounded pool, timeouts, appname, tz-aware datetimes); databases are opened
+with journaled writes. `sync_client_for(uri)` is the one synchronous MongoClient per process:
+`Store` (actors/store/sync.py) runs the same repositories inline over it for synchronous code,
+and `Store.db` is its Database for raw and admin use (backups, tests, benchmarks).
 """
 from __future__ import annotations
 

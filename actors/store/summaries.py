@@ -22,7 +22,6 @@ and its prefixes, the newest message's words, lower-cased) is what search matche
 """
 from __future__ import annotations
 
-import asyncio
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -222,10 +221,10 @@ class Summaries:
              before: tuple[datetime, str] | None = None) -> list[dict[str, Any]]:
         """Newest first (by the last message's time), keyset-paged like Drafts.page (see
         _windows). Several accounts are read one by one and merged: an `$in` makes the wire
-        server scan them all (the accounts' reads run at once)."""
+        server scan them all (one after another, so the repository also runs inline, with no
+        loop: actors/store/inline.py)."""
         if accounts is not None and len(accounts) != 1:
-            pages = await asyncio.gather(*(self.page(accounts=[a], state=state, limit=limit, before=before)
-                                           for a in accounts))
+            pages = [await self.page(accounts=[a], state=state, limit=limit, before=before) for a in accounts]
             merged = [d for docs in pages for d in docs]
             merged.sort(key=lambda d: (d["last_at"], d["_id"]), reverse=True)
             return merged[:limit]

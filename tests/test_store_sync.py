@@ -1,4 +1,4 @@
-"""The synchronous Store bridge over the async repositories (actors/store/bridge.py)."""
+"""The synchronous Store: the async repositories run inline (actors/store/sync.py, inline.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -16,12 +16,29 @@ def _msg(i: int, conv: str = "c1") -> ChatMessage:
                        sent_at=f"2026-11-25T10:0{i}:00Z")
 
 
-def test_calling_the_bridge_from_its_own_loop_raises_instead_of_deadlocking(store):
-    async def inside() -> None:
-        store.drafts.get("nope")
-    with pytest.raises(RuntimeError, match="its own bridge loop"):
-        store.run(inside())
-    assert store.drafts.get("nope") is None          # the bridge still serves
+def test_repositories_run_inline_in_the_callers_thread_without_a_loop(store):
+    import threading
+
+    from actors.store.inline import run_inline
+    seen: list[threading.Thread] = []
+    coll = store.inline.messages.coll
+    real_find = coll.target.find
+
+    def find(*a, **k):                                # the synchronous client's call, in this thread
+        seen.append(threading.current_thread())
+        return real_find(*a, **k)
+    coll.target.find = find
+    try:
+        store.messages.insert([_msg(0)])
+        assert store.messages.history("a", "c1")[1] == 1
+    finally:
+        del coll.target.find
+    assert seen and set(seen) == {threading.current_thread()}
+
+    async def waits_on_a_sleep() -> None:             # not a database call: stopped, named
+        await asyncio.sleep(0)
+    with pytest.raises(RuntimeError, match="only database calls"):
+        run_inline(waits_on_a_sleep())
 
 
 def test_async_store_serves_any_loop_and_both_stores_pickle(store):
@@ -40,7 +57,7 @@ def test_async_store_serves_any_loop_and_both_stores_pickle(store):
         aio.drafts                                    # noqa: B018 -- outside a loop: a clear error
 
 
-def test_the_outbox_reader_and_a_cursor_work_synchronously_through_the_bridge(store):
+def test_the_outbox_reader_and_a_cursor_work_synchronously(store):
     from contracts.events import MessageSeen
     store.ensure_indexes()
     events = [MessageSeen.example().model_copy(update={"event_id": f"message.seen:m{i}"}) for i in range(3)]

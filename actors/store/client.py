@@ -91,23 +91,31 @@ def close_client(uri: str) -> None:
         # a loop that is not running cannot close its client here: dropped, its sockets with it
 
 
-class AsyncStore:
-    """The replydesk collections of one database, as async repositories. Usable from any event
-    loop (the client and repositories of the loop a call runs on are used); picklable."""
+class OneDatabase:
+    """A store of one database: made from the config, pickled as its address (rebuilt with the
+    other process's clients on the other side)."""
 
     def __init__(self, uri: str, db_name: str):
         self.uri = uri
         self.db_name = db_name
-        self._bound: dict[asyncio.AbstractEventLoop, dict[str, Any]] = {}
 
     @classmethod
-    def from_config(cls, config) -> "AsyncStore":
+    def from_config(cls, config):
         if config.settings.mongodb_uri is None:   # only `./run up` runs without it (it embeds one)
             raise ValueError("MONGODB_URI: not set (`./run up` starts its embedded database first)")
         return cls(config.settings.mongodb_uri, config.settings.mongodb_db)
 
-    def __reduce__(self):  # picklable: rebuilt (with that process's clients) on the other side
+    def __reduce__(self):
         return (type(self), (self.uri, self.db_name))
+
+
+class AsyncStore(OneDatabase):
+    """The replydesk collections of one database, as async repositories. Usable from any event
+    loop (the client and repositories of the loop a call runs on are used); picklable."""
+
+    def __init__(self, uri: str, db_name: str):
+        super().__init__(uri, db_name)
+        self._bound: dict[asyncio.AbstractEventLoop, dict[str, Any]] = {}
 
     def _repos(self) -> dict[str, Any]:
         loop = running_loop()

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from pymongo.collection import Collection
 from pymongo.database import Database
 
-from actors.store.client import JOURNALED, AsyncStore, sync_client_for
+from actors.store.client import JOURNALED, AsyncStore, OneDatabase, sync_client_for
 from actors.store.inline import Inline, InlineStore, run_inline
 
 T = TypeVar("T")
@@ -122,7 +122,7 @@ class Bridged:
         return run_inline(self._target.__aexit__(*exc))
 
 
-class Store:
+class Store(OneDatabase):
     """The store for synchronous code: the repositories of `AsyncStore` (same attributes) run
     inline over the synchronous client (actors/store/inline.py: no loop, no thread hop). `db` is
     the synchronous Database (raw use); `inline` the InlineStore the repositories are made over;
@@ -132,21 +132,11 @@ class Store:
                     "dead_letters", "processed", "sends", "sheet_rows", "summaries")
 
     def __init__(self, uri: str, db_name: str):
-        self.uri = uri
-        self.db_name = db_name
+        super().__init__(uri, db_name)
         self.db: Database = sync_client_for(uri).get_database(db_name, write_concern=JOURNALED)
         self.aio = AsyncStore(uri, db_name)
         self.inline = InlineStore(uri, db_name, self.db)
         self._repos: dict[str, Bridged] = {}
-
-    @classmethod
-    def from_config(cls, config) -> "Store":
-        if config.settings.mongodb_uri is None:   # only `./run up` runs without it (it embeds one)
-            raise ValueError("MONGODB_URI: not set (`./run up` starts its embedded database first)")
-        return cls(config.settings.mongodb_uri, config.settings.mongodb_db)
-
-    def __reduce__(self):  # picklable: rebuilt (with this process's clients) on the other side
-        return (Store, (self.uri, self.db_name))
 
     def __getattr__(self, name: str) -> Any:
         if name not in Store.REPOSITORIES:

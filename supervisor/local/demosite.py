@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 import requests
 
 from contracts.settings import ROOT
-from supervisor.local.mongod import kill_when_parent_dies
+from supervisor.local.mongod import kill_when_parent_dies, stop_child
 
 MODULE = "standins.phoenix"
 # the line `python -m standins.phoenix` prints when both hosts serve
@@ -78,11 +77,5 @@ class DemoSite:
                            {"sender": sender, "text": text})["id"]
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_child(self.proc)
         self.proc = None

@@ -43,6 +43,17 @@ def kill_when_parent_dies() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
 
 
+def stop_child(proc: subprocess.Popen | None, sig: int = signal.SIGTERM) -> None:
+    """Signal a child server that is still running and reap it (SIGKILL after 15 s)."""
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 class MongoServer:
     """Start `secantusd-py` on a free port with its own storage dir; restartable on the same data."""
 
@@ -84,13 +95,7 @@ class MongoServer:
         raise RuntimeError(f"secantusd-py did not open port {self.port} within {timeout}s")
 
     def stop(self, kill: bool = False) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_child(self.proc, signal.SIGKILL if kill else signal.SIGTERM)
         self.proc = None
 
     def close(self) -> None:

@@ -2,7 +2,7 @@
 
 There is one source of query logic: the repositories are coroutines written against pymongo's
 async API. A synchronous caller (the bus consumer's handlers and the outbox relay in pika
-threads, the supervisor, CLIs, tests) needs no event loop to run them: over an `InlineDatabase`
+threads, the supervisor, CLIs, tests) needs no event loop to run them: through `Inline` wrappers
 every database call is made at once on pymongo's synchronous client and handed back as an
 awaitable that is already done (`Ready`), so the repository's coroutine never suspends and
 `run_inline` drives it to its end in the caller's thread. Same queries, the synchronous client's

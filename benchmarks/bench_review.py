@@ -18,7 +18,6 @@ MONGODB_URI's server when set; checks every latency is a sane number.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import json
 import os
@@ -30,14 +29,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import requests
-from pymongo import AsyncMongoClient
+from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from actors.review import make_app  # noqa: E402
 from actors.store import Store  # noqa: E402
-from actors.store.inserts import insert_new_sync as insert_new  # noqa: E402
+from actors.store.inline import Inline, run_inline  # noqa: E402
+from actors.store.inserts import insert_new  # noqa: E402
 from actors.store.summaries import Summaries  # noqa: E402
 from benchmarks.common import check, mongo_uri  # noqa: E402
 from contracts import settings  # noqa: E402
@@ -68,7 +68,7 @@ def seed(store: Store, n: int) -> None:
              "message_ids": [f"m{i}"], "status": "pending_review" if i % 3 else "sent",
              "created_at": now - step * i} for i in range(n)]
     for k in range(0, n, 2000):     # duplicate-tolerant: a retried batch may have landed already
-        insert_new(store.drafts.coll, docs[k:k + 2000])
+        run_inline(insert_new(Inline(store.drafts.coll), docs[k:k + 2000]))
 
 
 FIRST = ["Alice", "Bob", "Chloe", "Dmitri", "Eva", "Farid", "Greta", "Hugo", "Ines", "Jonas"]
@@ -92,16 +92,13 @@ def seed_conversations(store: Store, n: int) -> None:
                      "last_at": now - step * i, "words": index_words(contact, text)})
     store.summaries.coll.drop_index("words_last")   # built once at the end: faster than per insert
     for k in range(0, n, 5000):
-        insert_new(store.summaries.coll, docs[k:k + 5000])
+        run_inline(insert_new(Inline(store.summaries.coll), docs[k:k + 5000]))
     t0 = time.perf_counter()
-
-    async def build() -> None:
-        slow = AsyncMongoClient(store.uri, socketTimeoutMS=None, tz_aware=True)   # a long index build
-        try:
-            await Summaries(slow[store.db_name]).ensure_indexes()
-        finally:
-            await slow.close()
-    asyncio.run(build())
+    slow = MongoClient(store.uri, socketTimeoutMS=None, tz_aware=True)   # a long index build
+    try:
+        run_inline(Summaries(Inline(slow[store.db_name])).ensure_indexes())
+    finally:
+        slow.close()
     print(f"words index built in {time.perf_counter() - t0:.1f} s")
 
 

@@ -30,7 +30,8 @@ from pymongo.database import Database
 
 from actors.store.sync import Store
 from actors.store.client import close_client
-from actors.store.inserts import insert_new_sync as insert_new
+from actors.store.inline import Inline, run_inline
+from actors.store.inserts import insert_new
 from contracts.settings import ConfigError, load_settings
 
 FORMAT = "replydesk-dump/1"
@@ -132,7 +133,8 @@ def restore(db: Database, src: Path, drop: bool = False) -> dict[str, dict[str, 
             spec = dict(spec)
             keys = [tuple(k) for k in spec.pop("key")]
             coll.create_index(keys, **spec)
-        inserted = sum(len(insert_new(coll, docs)) for docs in _documents(src / f"{name}.jsonl"))
+        inserted = sum(len(run_inline(insert_new(Inline(coll), docs)))
+                       for docs in _documents(src / f"{name}.jsonl"))
         present = coll.count_documents({})
         if present < info["count"]:
             raise BackupError(f"{name}: {present} documents after restore, dump has {info['count']}")

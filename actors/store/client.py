@@ -28,6 +28,9 @@ from actors.store.sends import Sends
 from actors.store.sheetrows import SheetRows
 from actors.store.summaries import Summaries
 
+# the repositories of a store, by attribute name (AsyncStore's properties; Store's same names)
+REPOSITORIES = ("accounts", "conversations", "messages", "drafts", "outbox", "processed", "sends",
+                "sheet_rows", "dead_letters", "summaries", "ai_failures")
 # Writes whose loss would lose data wait for the journal.
 JOURNALED = WriteConcern(w=1, j=True)
 OPTIONS: dict[str, Any] = dict(maxPoolSize=32, minPoolSize=0, connectTimeoutMS=5000,
@@ -184,9 +187,8 @@ class AsyncStore(OneDatabase):
 
     async def ensure_indexes(self) -> None:
         """Create every index the queries need; idempotent, run at start-up."""
-        for repo in (self.accounts, self.conversations, self.messages, self.drafts, self.outbox, self.processed,
-                     self.sends, self.sheet_rows, self.dead_letters, self.summaries, self.ai_failures):
-            await repo.ensure_indexes()
+        for name in REPOSITORIES:
+            await getattr(self, name).ensure_indexes()
 
     async def ping(self) -> bool:
         await self.db.client.admin.command("ping")

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from pymongo.collection import Collection
 from pymongo.database import Database
 
-from actors.store.client import JOURNALED, AsyncStore, OneDatabase, sync_client_for
+from actors.store.client import JOURNALED, REPOSITORIES, AsyncStore, OneDatabase, sync_client_for
 from actors.store.inline import Inline, InlineStore, run_inline
 
 T = TypeVar("T")
@@ -39,7 +39,7 @@ def _asyncish(cls: type) -> bool:
         getattr(cls, n, None)) for n in dir(cls) if not n.startswith("__")) or hasattr(cls, "__aiter__")
 
 
-class Bridged:
+class SyncView:
     """A synchronous view of an object whose methods are coroutines over Inline objects (see the
     module doc); its calls are driven with `run_inline`."""
 
@@ -60,9 +60,9 @@ class Bridged:
 
     def __setattr__(self, name: str, value: Any) -> None:
         """Set on the target (a test replacing a repository method). Setting back what this
-        view gave out (the bridged method) removes the replacement."""
+        view gave out (its synchronous method) removes the replacement."""
         owner = getattr(getattr(value, "func", None), "__self__", None)
-        if isinstance(owner, Bridged) and owner._target is self._target:
+        if isinstance(owner, SyncView) and owner._target is self._target:
             vars(self._target).pop(name, None)
         else:
             setattr(self._target, name, value)
@@ -71,37 +71,33 @@ class Bridged:
         vars(self._target).pop(name, None)     # a replacement removed: the method shows again
 
     def __repr__(self) -> str:
-        return f"Bridged({self._target!r})"
+        return f"SyncView({self._target!r})"
 
     def _wrap(self, value: Any) -> Any:
         if isinstance(value, Inline):     # a repository's collection (raw use) or its cursor/stream
             t = value.target
-            return t if isinstance(t, (Collection, Database)) else Bridged(value)
-        return Bridged(value) if _asyncish(type(value)) else value
+            return t if isinstance(t, (Collection, Database)) else SyncView(value)
+        return SyncView(value) if _asyncish(type(value)) else value
 
     def _unwrap(self, value: Any) -> Any:
         """A synchronous Collection argument is given to the repository inline."""
         if isinstance(value, Collection):
             return Inline(value)
-        return value._target if isinstance(value, Bridged) else value
+        return value._target if isinstance(value, SyncView) else value
 
     def _args(self, args: tuple, kwargs: dict) -> tuple[list, dict]:
         return [self._unwrap(a) for a in args], {k: self._unwrap(v) for k, v in kwargs.items()}
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        async def call() -> Any:
-            a, k = self._args(args, kwargs)
-            return await fn(*a, **k)
-        return self._wrap(run_inline(call()))
+        a, k = self._args(args, kwargs)
+        return self._wrap(run_inline(fn(*a, **k)))
 
     def _plain(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return self._wrap(fn(*args, **kwargs))
 
     def _iterate_call(self, fn: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
-        async def start() -> Any:
-            a, k = self._args(args, kwargs)
-            return fn(*a, **k)
-        return self._iterate(run_inline(start()))
+        a, k = self._args(args, kwargs)
+        return self._iterate(fn(*a, **k))
 
     def _iterate(self, iterable: Any) -> Iterator[Any]:
         it = iterable.__aiter__()
@@ -128,22 +124,19 @@ class Store(OneDatabase):
     the synchronous Database (raw use); `inline` the InlineStore the repositories are made over;
     `aio` an AsyncStore of the same database (for coroutines on a loop); picklable."""
 
-    REPOSITORIES = ("accounts", "conversations", "messages", "drafts", "outbox", "ai_failures",
-                    "dead_letters", "processed", "sends", "sheet_rows", "summaries")
-
     def __init__(self, uri: str, db_name: str):
         super().__init__(uri, db_name)
         self.db: Database = sync_client_for(uri).get_database(db_name, write_concern=JOURNALED)
         self.aio = AsyncStore(uri, db_name)
         self.inline = InlineStore(uri, db_name, self.db)
-        self._repos: dict[str, Bridged] = {}
+        self._repos: dict[str, SyncView] = {}
 
     def __getattr__(self, name: str) -> Any:
-        if name not in Store.REPOSITORIES:
+        if name not in REPOSITORIES:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
         repo = self._repos.get(name)
         if repo is None:
-            repo = self._repos[name] = Bridged(getattr(self.inline, name))
+            repo = self._repos[name] = SyncView(getattr(self.inline, name))
         return repo
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -153,7 +146,7 @@ class Store(OneDatabase):
     def sync(self, obj: Any) -> Any:
         """A synchronous view of `obj`, an object with coroutine methods made over `self.inline`
         (e.g. a desk Reviewer in a test): its calls are driven in this thread."""
-        return Bridged(obj)
+        return SyncView(obj)
 
     def ensure_indexes(self) -> None:
         run_inline(self.inline.ensure_indexes())
